@@ -1,0 +1,79 @@
+// Package subject declares every NATS subject the gateway uses. Subjects have the form
+// gw.v1.<kind>.<area>.<name>[.<id>] with kind req (request-reply), evt (events) or ctl
+// (internal control). No other package spells a subject as a string literal.
+package subject
+
+import (
+	"fmt"
+	"strings"
+)
+
+// Prefix is the root of every gateway subject.
+const Prefix = "gw.v1"
+
+// Request subjects (request-reply).
+const (
+	PresenceList    = "gw.v1.req.presence.list"   // -> {"presence":[PresenceEntry]}
+	PresenceEvent   = "gw.v1.req.presence.event"  // system-event params -> {"ok":true}
+	PresenceClient  = "gw.v1.req.presence.client" // wire.ClientPresence -> {"ok":true}
+	PresenceQueue   = "gw.v1.req.presence.queue"  // {} -> wire.SystemEventQueue (peek)
+	PresenceDrain   = "gw.v1.req.presence.drain"  // {} -> wire.SystemEventQueue (take all)
+	HealthGet       = "gw.v1.req.health.get"      // {} -> HealthSummary
+	HealthStatus    = "gw.v1.req.health.status"   // {} -> StatusSummary
+	SessionsSummary = "gw.v1.req.sessions.summary"
+)
+
+// Event subjects (publish-subscribe).
+const (
+	PresenceChanged = "gw.v1.evt.presence.changed" // {"presence":[PresenceEntry]}
+	HealthChanged   = "gw.v1.evt.health.changed"   // HealthSummary
+	// ProviderStateAll matches the state events of every provider.
+	ProviderStateAll = "gw.v1.evt.provider.*.state"
+)
+
+// Service names, as registered with nats micro. $SRV.PING.<name> reaches them.
+const (
+	ServicePresence = "presence"
+	ServiceHealth   = "health"
+)
+
+// ValidToken reports whether s can be used as one subject token: non-empty and free of
+// '.', '*', '>' and whitespace.
+func ValidToken(s string) bool {
+	if s == "" {
+		return false
+	}
+	return !strings.ContainsAny(s, ".*> \t\r\n")
+}
+
+// ProviderState is the state event subject of one provider, e.g.
+// gw.v1.evt.provider.whatsapp.state.
+func ProviderState(provider string) (string, error) {
+	return join("evt.provider", provider, "state")
+}
+
+// ProviderSend is the send request subject of one provider.
+func ProviderSend(provider string) (string, error) {
+	return join("req.provider", provider, "send")
+}
+
+// ProviderInbound is the inbound message event subject of one provider.
+func ProviderInbound(provider string) (string, error) {
+	return join("evt.provider", provider, "inbound")
+}
+
+// AgentRun is the event subject of one agent run.
+func AgentRun(runID string) (string, error) {
+	return join("evt.agent.run", runID, "")
+}
+
+func join(area, id, name string) (string, error) {
+	if !ValidToken(id) {
+		return "", fmt.Errorf("subject: invalid token %q for %s", id, area)
+	}
+	s := Prefix + "." + area + "." + id
+	if name != "" {
+		s += "." + name
+	}
+	return s, nil
+}
