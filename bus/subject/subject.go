@@ -13,14 +13,14 @@ const Prefix = "gw.v1"
 
 // Request subjects (request-reply).
 const (
-	PresenceList    = "gw.v1.req.presence.list"   // -> {"presence":[PresenceEntry]}
-	PresenceEvent   = "gw.v1.req.presence.event"  // system-event params -> {"ok":true}
-	PresenceClient  = "gw.v1.req.presence.client" // wire.ClientPresence -> {"ok":true}
-	PresenceQueue   = "gw.v1.req.presence.queue"  // {} -> wire.SystemEventQueue (peek)
-	PresenceDrain   = "gw.v1.req.presence.drain"  // {} -> wire.SystemEventQueue (take all)
-	HealthGet       = "gw.v1.req.health.get"      // {} -> HealthSummary
-	HealthStatus    = "gw.v1.req.health.status"   // {} -> StatusSummary
-	SessionsSummary = "gw.v1.req.sessions.summary"
+	PresenceList    = "gw.v1.req.presence.list"    // -> {"presence":[PresenceEntry]}
+	PresenceEvent   = "gw.v1.req.presence.event"   // system-event params -> {"ok":true}
+	PresenceClient  = "gw.v1.req.presence.client"  // wire.ClientPresence -> {"ok":true}
+	PresenceQueue   = "gw.v1.req.presence.queue"   // {} -> wire.SystemEventQueue (peek)
+	PresenceDrain   = "gw.v1.req.presence.drain"   // {} -> wire.SystemEventQueue (take all)
+	HealthGet       = "gw.v1.req.health.get"       // {} -> HealthSummary
+	HealthStatus    = "gw.v1.req.health.status"    // {} -> StatusSummary
+	SessionsSummary = "gw.v1.req.sessions.summary" // {"limit":N} -> wire.SessionsSummary
 )
 
 // Event subjects (publish-subscribe).

@@ -85,3 +85,19 @@ type ProviderState struct {
 	LastError string `json:"lastError,omitempty"`
 	Ts        int64  `json:"ts"`
 }
+
+// SessionsSummary answers subject.SessionsSummary: the session store's path, its size and
+// its most recently updated sessions, newest first.
+type SessionsSummary struct {
+	Path     string        `json:"path"`
+	Count    int           `json:"count"`
+	Sessions []SessionInfo `json:"sessions"`
+}
+
+// SessionInfo is one session of the store.
+type SessionInfo struct {
+	Key           string `json:"key"`
+	SessionID     string `json:"sessionId"`
+	UpdatedAt     int64  `json:"updatedAt"` // unix ms, 0 if unknown
+	ThinkingLevel string `json:"thinkingLevel,omitempty"`
+}
