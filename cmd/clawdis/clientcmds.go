@@ -1,0 +1,227 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"runtime"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/clawdis/clawdis/cmd/clawdis/internal/config"
+	"github.com/clawdis/clawdis/edge/client"
+	"github.com/clawdis/clawdis/schemas"
+)
+
+// clientToken is --token, else $CLAWDIS_GATEWAY_TOKEN, else the config file's gateway.token.
+func clientToken(flag string) string {
+	if flag != "" {
+		return flag
+	}
+	if t := os.Getenv("CLAWDIS_GATEWAY_TOKEN"); t != "" {
+		return t
+	}
+	home, _ := os.UserHomeDir()
+	paths := config.ResolvePaths("", "", os.Getenv, home)
+	if cfg, _, err := config.Load(paths.ConfigPath); err == nil {
+		return cfg.Gateway.Token
+	}
+	return ""
+}
+
+// callGateway connects as a cli client, makes one request and closes.
+func callGateway(ctx context.Context, cf *clientFlags, method string, params any) (json.RawMessage, error) {
+	ctx, cancel := context.WithTimeout(ctx, cf.timeout)
+	defer cancel()
+	c, err := client.Dial(ctx, client.Options{
+		URL:         cf.url,
+		Token:       clientToken(cf.token),
+		Client:      schemas.ClientInfo{Name: "clawdis-cli", Version: version, Platform: runtime.GOOS, Mode: "cli"},
+		DialTimeout: cf.timeout,
+	})
+	if err != nil {
+		return nil, err
+	}
+	defer c.Close()
+	payload, err := c.Request(ctx, method, params)
+	if err != nil {
+		var re *client.ResponseError
+		if errors.As(err, &re) {
+			return nil, fmt.Errorf("%s failed: %s", method, re.Error())
+		}
+		if errors.Is(err, context.DeadlineExceeded) {
+			return nil, fmt.Errorf("%s: no answer within %s", method, cf.timeout)
+		}
+		return nil, fmt.Errorf("%s: %w", method, err)
+	}
+	return payload, nil
+}
+
+func printJSON(w io.Writer, raw json.RawMessage) error {
+	var v any
+	if err := json.Unmarshal(raw, &v); err != nil {
+		return fmt.Errorf("gateway sent invalid JSON: %w", err)
+	}
+	out, _ := json.MarshalIndent(v, "", "  ")
+	_, err := fmt.Fprintln(w, string(out))
+	return err
+}
+
+func newHealthCmd(cf *clientFlags, stdout io.Writer) *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "health",
+		Short: "Show the running gateway's health",
+		Args:  noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			raw, err := callGateway(cmd.Context(), cf, schemas.MethodHealth, nil)
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				return printJSON(stdout, raw)
+			}
+			var h schemas.HealthSummary
+			if err := json.Unmarshal(raw, &h); err != nil {
+				return fmt.Errorf("health: unexpected payload: %w", err)
+			}
+			fmt.Fprint(stdout, formatHealth(cf.url, h))
+			if !h.OK {
+				return errors.New("gateway is not healthy")
+			}
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the payload as JSON")
+	return cmd
+}
+
+func newStatusCmd(cf *clientFlags, stdout io.Writer) *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "status",
+		Short: "Show the running gateway's status summary",
+		Args:  noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			raw, err := callGateway(cmd.Context(), cf, schemas.MethodStatus, nil)
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				return printJSON(stdout, raw)
+			}
+			var st schemas.StatusSummary
+			if err := json.Unmarshal(raw, &st); err != nil {
+				return fmt.Errorf("status: unexpected payload: %w", err)
+			}
+			fmt.Fprint(stdout, formatStatus(st))
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the payload as JSON")
+	return cmd
+}
+
+func newCallCmd(cf *clientFlags, stdout io.Writer) *cobra.Command {
+	var params string
+	cmd := &cobra.Command{
+		Use:   "call METHOD",
+		Short: "Call a gateway method and print its payload as JSON",
+		Args: func(cmd *cobra.Command, args []string) error {
+			if len(args) != 1 {
+				return usageError{fmt.Errorf("%s takes exactly one METHOD argument", cmd.CommandPath())}
+			}
+			return nil
+		},
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var p any
+			if params != "" {
+				if !json.Valid([]byte(params)) {
+					return fmt.Errorf("--params is not valid JSON: %s", params)
+				}
+				p = json.RawMessage(params)
+			}
+			raw, err := callGateway(cmd.Context(), cf, args[0], p)
+			if err != nil {
+				return err
+			}
+			return printJSON(stdout, raw)
+		},
+	}
+	cmd.Flags().StringVar(&params, "params", "", "method params as a JSON object")
+	return cmd
+}
+
+func formatHealth(url string, h schemas.HealthSummary) string {
+	var b strings.Builder
+	state := "ok"
+	if !h.OK {
+		state = "NOT OK"
+	}
+	fmt.Fprintf(&b, "Gateway: %s (%s)\n", state, url)
+	web := "WhatsApp: " + h.Web.State
+	if h.Web.Linked && h.Web.AuthAgeMs != nil {
+		web += fmt.Sprintf(" (linked, auth %s ago)", humanMs(*h.Web.AuthAgeMs))
+	}
+	if h.Web.LastError != "" {
+		web += " — " + h.Web.LastError
+	}
+	fmt.Fprintln(&b, web)
+	tg := "Telegram: " + h.Telegram.State
+	if p := h.Telegram.Probe; p != nil && p.Bot != nil {
+		tg += " (@" + p.Bot.Username + ")"
+	}
+	fmt.Fprintln(&b, tg)
+	fmt.Fprintf(&b, "Sessions: %d (%s)\n", h.Sessions.Count, h.Sessions.Path)
+	var svcs []string
+	for _, s := range h.Services {
+		st := "ok"
+		if !s.OK {
+			st = "DOWN"
+		}
+		svcs = append(svcs, fmt.Sprintf("%s %s (%dms)", s.Name, st, s.LatencyMs))
+	}
+	fmt.Fprintf(&b, "Services: %s\n", strings.Join(svcs, ", "))
+	return b.String()
+}
+
+func formatStatus(st schemas.StatusSummary) string {
+	var b strings.Builder
+	for _, l := range st.ProviderSummary {
+		fmt.Fprintln(&b, l)
+	}
+	backend := st.Sessions.Defaults.Backend
+	if st.Sessions.Defaults.Model != "" {
+		backend += " (" + st.Sessions.Defaults.Model + ")"
+	}
+	fmt.Fprintf(&b, "Agent: %s\n", backend)
+	fmt.Fprintf(&b, "Sessions: %d (%s)\n", st.Sessions.Count, st.Sessions.Path)
+	for _, s := range st.Sessions.Recent {
+		fmt.Fprintf(&b, "  %s [%s] %s ago\n", s.Key, s.Kind, humanMs(s.Age))
+	}
+	if len(st.QueuedSystemEvents) > 0 {
+		fmt.Fprintf(&b, "Queued system events: %d\n", len(st.QueuedSystemEvents))
+		for _, e := range st.QueuedSystemEvents {
+			fmt.Fprintf(&b, "  %s\n", e)
+		}
+	}
+	return b.String()
+}
+
+func humanMs(ms int64) string {
+	s := ms / 1000
+	switch {
+	case s < 60:
+		return fmt.Sprintf("%ds", s)
+	case s < 3600:
+		return fmt.Sprintf("%dm", s/60)
+	case s < 86400:
+		return fmt.Sprintf("%dh", s/3600)
+	default:
+		return fmt.Sprintf("%dd", s/86400)
+	}
+}

@@ -1,0 +1,322 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/spf13/cobra"
+
+	"github.com/clawdis/clawdis/bus"
+	"github.com/clawdis/clawdis/bus/subject"
+	"github.com/clawdis/clawdis/cmd/clawdis/internal/config"
+	"github.com/clawdis/clawdis/cmd/clawdis/internal/force"
+	"github.com/clawdis/clawdis/edge"
+	"github.com/clawdis/clawdis/schemas"
+	"github.com/clawdis/clawdis/services/health"
+	"github.com/clawdis/clawdis/services/presence"
+)
+
+// daemonFlags are the flags of `clawdis gateway` itself.
+type daemonFlags struct {
+	port, webchatPort       int
+	bind, token, configPath string
+	stateDir, logFormat     string
+	force, verbose          bool
+	noWebchat, noProviders  bool
+}
+
+// clientFlags are shared by the client subcommands of `clawdis gateway`.
+type clientFlags struct {
+	url, token string
+	timeout    time.Duration
+}
+
+func newGatewayCmd(stdout, stderr io.Writer) *cobra.Command {
+	var df daemonFlags
+	var cf clientFlags
+	cmd := &cobra.Command{
+		Use:   "gateway",
+		Short: "Run the gateway daemon, or talk to a running one (health, status, call)",
+		Args:  noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			df.token = cf.token
+			return runDaemonCmd(cmd, df, stdout)
+		},
+	}
+	f := cmd.Flags()
+	f.IntVar(&df.port, "port", 0, "WebSocket port (default 18789, or gateway.port)")
+	f.StringVar(&df.bind, "bind", "", "listen address (default 127.0.0.1, or gateway.bind)")
+	f.BoolVar(&df.force, "force", false, "stop whatever listens on the port first")
+	f.BoolVar(&df.verbose, "verbose", false, "log every frame in and out (never tokens)")
+	f.IntVar(&df.webchatPort, "webchat-port", 0, "WebChat port (default 18788, or webchat.port)")
+	f.BoolVar(&df.noWebchat, "no-webchat", false, "do not start the WebChat server")
+	f.StringVar(&df.configPath, "config", "", "config file (default $CLAWDIS_CONFIG_PATH, else <state dir>/clawdis.json)")
+	f.StringVar(&df.stateDir, "state-dir", "", "state directory (default $CLAWDIS_STATE_DIR, else ~/.clawdis)")
+	f.BoolVar(&df.noProviders, "no-providers", false, "do not start the WhatsApp and Telegram providers")
+	f.StringVar(&df.logFormat, "log-format", "auto", "log format: auto (text on a terminal, else JSON), text or json")
+
+	pf := cmd.PersistentFlags()
+	pf.StringVar(&cf.url, "url", "ws://127.0.0.1:18789", "gateway WebSocket URL (client commands)")
+	pf.StringVar(&cf.token, "token", "", "gateway token (default $CLAWDIS_GATEWAY_TOKEN, then gateway.token)")
+	pf.DurationVar(&cf.timeout, "timeout", 10*time.Second, "connection and call timeout (client commands)")
+
+	cmd.AddCommand(newHealthCmd(&cf, stdout), newStatusCmd(&cf, stdout), newCallCmd(&cf, stdout))
+	return cmd
+}
+
+// runDaemonCmd installs the signal handling and runs the daemon: the first SIGINT/SIGTERM
+// starts a graceful shutdown, a second one exits at once with status 1.
+func runDaemonCmd(cmd *cobra.Command, df daemonFlags, stdout io.Writer) error {
+	log, err := newLogger(stdout, df.logFormat, df.verbose)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithCancel(cmd.Context())
+	defer cancel()
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
+	defer signal.Stop(sigs)
+	go func() {
+		select {
+		case sig := <-sigs:
+			log.Info("signal received; shutting down", "signal", sig.String())
+			cancel()
+		case <-ctx.Done():
+			return
+		}
+		if sig, ok := <-sigs; ok {
+			log.Error("second signal during shutdown; exiting now", "signal", sig.String())
+			os.Exit(1)
+		}
+	}()
+	if err := runGateway(ctx, df, log); err != nil {
+		log.Error("gateway failed", "err", err)
+		return err
+	}
+	return nil
+}
+
+// settings is the daemon's configuration after merging flags, environment and file.
+type settings struct {
+	cfg     config.Config
+	paths   config.Paths
+	port    int
+	bind    string
+	token   string
+	webchat bool
+	wcPort  int
+	verbose bool
+	force   bool
+	noProv  bool
+}
+
+func resolveSettings(df daemonFlags, getenv func(string) string, log *slog.Logger) (settings, error) {
+	home, _ := os.UserHomeDir()
+	paths := config.ResolvePaths(df.stateDir, df.configPath, getenv, home)
+	cfg, warnings, err := config.Load(paths.ConfigPath)
+	if err != nil {
+		return settings{}, err
+	}
+	for _, w := range warnings {
+		log.Warn(w, "file", paths.ConfigPath)
+	}
+	cfg.ApplyEnv(getenv)
+	s := settings{cfg: cfg, paths: paths, port: cfg.Gateway.Port, bind: cfg.Gateway.Bind, token: cfg.Gateway.Token,
+		webchat: cfg.WebChat.Enabled && !df.noWebchat, wcPort: cfg.WebChat.Port, verbose: df.verbose, force: df.force, noProv: df.noProviders}
+	if df.port != 0 {
+		s.port = df.port
+	}
+	if df.bind != "" {
+		s.bind = df.bind
+	}
+	if t := getenv("CLAWDIS_GATEWAY_TOKEN"); t != "" {
+		s.token = t
+	}
+	if df.token != "" {
+		s.token = df.token
+	}
+	if df.webchatPort != 0 {
+		s.wcPort = df.webchatPort
+	}
+	if s.port < 0 || s.port > 65535 {
+		return settings{}, usageError{fmt.Errorf("--port %d out of range", s.port)}
+	}
+	if !edge.IsLoopbackHost(s.bind) && s.token == "" {
+		return settings{}, fmt.Errorf("refusing to bind %s without a token: set --token, CLAWDIS_GATEWAY_TOKEN or gateway.token", s.bind)
+	}
+	return s, nil
+}
+
+// runGateway is the daemon: take the lock, bind the port, start the bus and the services,
+// serve; on ctx end stop in reverse order: edge, services, bus, lock.
+func runGateway(ctx context.Context, df daemonFlags, log *slog.Logger) error {
+	start := time.Now()
+	s, err := resolveSettings(df, os.Getenv, log)
+	if err != nil {
+		return err
+	}
+	if err := config.EnsureStateDir(s.paths.StateDir); err != nil {
+		return err
+	}
+	lock, err := edge.AcquireLock(s.paths.StateDir)
+	if err != nil {
+		return err
+	}
+	defer lock.Release()
+	if s.force {
+		if err := force.FreePort(ctx, s.port, log, 5*time.Second); err != nil {
+			return fmt.Errorf("--force: %w", err)
+		}
+	}
+	ln, err := edge.Listen(s.bind, s.port)
+	if err != nil {
+		return err
+	}
+	defer ln.Close()
+	set, err := schemas.Load()
+	if err != nil {
+		return fmt.Errorf("protocol schemas: %w", err)
+	}
+
+	b := bus.New(bus.Config{}, log)
+	if err := b.Start(); err != nil {
+		return err
+	}
+	defer b.Shutdown()
+
+	host, _ := os.Hostname()
+	services := []string{subject.ServicePresence, subject.ServiceHealth}
+	svcCtx, stopServices := context.WithCancel(context.Background())
+	defer stopServices()
+	var conns []*nats.Conn
+	defer func() {
+		for _, nc := range conns {
+			nc.Close()
+		}
+	}()
+	connect := func(name string) (*nats.Conn, error) {
+		nc, err := b.Connect(name)
+		if err == nil {
+			conns = append(conns, nc)
+		}
+		return nc, err
+	}
+	runners, err := buildServices(s, host, services, connect, log)
+	if err != nil {
+		return err
+	}
+	var wg sync.WaitGroup
+	svcErr := make(chan error, len(runners))
+	for _, r := range runners {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := r.Run(svcCtx); err != nil {
+				svcErr <- err
+			}
+		}()
+	}
+	defer wg.Wait()
+	defer stopServices()
+
+	enc, err := connect("edge")
+	if err != nil {
+		return err
+	}
+	ed, err := edge.New(edge.Config{
+		Listener: ln, Schemas: set, Version: version, Commit: buildCommit(), Host: host,
+		Token: s.token, AllowedOrigins: s.cfg.Gateway.AllowedOrigins,
+		MaxPayload: int64(s.cfg.Gateway.MaxPayload), MaxBufferedBytes: int64(s.cfg.Gateway.MaxBufferedBytes),
+		TickInterval: s.cfg.Gateway.TickInterval(), HandshakeTimeout: s.cfg.Gateway.HandshakeTimeout(),
+		Routes: edge.RoutesFor(edge.DefaultRoutes(), services), Verbose: s.verbose,
+	}, enc, log)
+	if err != nil {
+		return err
+	}
+	edgeCtx, stopEdge := context.WithCancel(ctx)
+	defer stopEdge()
+	edgeDone := make(chan error, 1)
+	go func() { edgeDone <- ed.Run(edgeCtx) }()
+	log.Info("gateway listening", "url", "ws://"+ln.Addr().String(), "state_dir", s.paths.StateDir,
+		"startup_ms", time.Since(start).Milliseconds(), "version", version)
+
+	var runErr error
+	select {
+	case runErr = <-edgeDone:
+	case runErr = <-svcErr:
+		stopEdge()
+		<-edgeDone
+	}
+	if runErr == nil && ctx.Err() == nil {
+		runErr = errors.New("edge stopped unexpectedly")
+	}
+	log.Info("gateway stopped")
+	return runErr
+}
+
+// runner is a component with the conventional Run(ctx) lifecycle.
+type runner interface{ Run(context.Context) error }
+
+func buildServices(s settings, host string, names []string, connect func(string) (*nats.Conn, error), log *slog.Logger) ([]runner, error) {
+	var out []runner
+	for _, name := range names {
+		nc, err := connect(name)
+		if err != nil {
+			return nil, err
+		}
+		var r runner
+		switch name {
+		case subject.ServicePresence:
+			r, err = presence.New(presence.Config{Host: host, IP: primaryIP(), Version: version}, nc, log)
+		case subject.ServiceHealth:
+			r, err = health.New(health.Config{
+				Services: names, HeartbeatSeconds: s.cfg.Web.HeartbeatSeconds,
+				SessionsPath: filepath.Join(s.paths.StateDir, "sessions", "sessions.json"),
+				AgentBackend: s.cfg.Agent.Backend, AgentModel: s.cfg.Agent.OpenAI.Model,
+				WebChatEnabled: s.webchat, WebChatPort: s.wcPort,
+				ProvidersDisabled: s.noProv, TelegramConfigured: s.cfg.Telegram.BotToken != "",
+			}, nc, log)
+		default:
+			err = fmt.Errorf("unknown service %q", name)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("service %s: %w", name, err)
+		}
+		out = append(out, r)
+	}
+	return out, nil
+}
+
+// primaryIP is the first non-loopback IPv4 address of an up interface, or "".
+func primaryIP() string {
+	ifaces, err := net.Interfaces()
+	if err != nil {
+		return ""
+	}
+	for _, ifc := range ifaces {
+		if ifc.Flags&net.FlagUp == 0 || ifc.Flags&net.FlagLoopback != 0 {
+			continue
+		}
+		addrs, _ := ifc.Addrs()
+		for _, a := range addrs {
+			if ipn, ok := a.(*net.IPNet); ok && ipn.IP.To4() != nil && !ipn.IP.IsLoopback() {
+				return ipn.IP.String()
+			}
+		}
+	}
+	return ""
+}
+
+var _ = strconv.Itoa

@@ -1,0 +1,336 @@
+package client
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/coder/websocket"
+
+	"github.com/clawdis/clawdis/schemas"
+)
+
+// Read limits. Until hello-ok tells the policy, a snapshot of up to 1 MiB is accepted;
+// afterwards the limit is max(policy.maxPayload·2, 1 MiB).
+const (
+	handshakeReadLimit = 1 << 20
+	minReadLimit       = 1 << 20
+)
+
+// session is one WebSocket connection after a successful handshake.
+type session struct {
+	conn    *websocket.Conn
+	hello   schemas.HelloOK
+	pending map[string]*call // guarded by Client.mu; nil once the session dropped
+	ticks   chan struct{}    // capacity 1; the reader saw a tick
+	lastSeq int64            // reader goroutine only
+}
+
+// connect dials the gateway and completes the handshake within DialTimeout.
+func (c *Client) connect(ctx context.Context) (*session, error) {
+	ctx, cancel := context.WithTimeout(ctx, c.opts.DialTimeout)
+	defer cancel()
+	conn, _, err := websocket.Dial(ctx, c.opts.URL, &websocket.DialOptions{HTTPHeader: c.opts.HTTPHeader})
+	if err != nil {
+		return nil, unreachable(c.opts.URL, err)
+	}
+	conn.SetReadLimit(handshakeReadLimit)
+	hello, err := c.handshake(ctx, conn)
+	if err != nil {
+		_ = conn.CloseNow()
+		return nil, err
+	}
+	conn.SetReadLimit(max(hello.Policy.MaxPayload*2, minReadLimit))
+	return &session{
+		conn:    conn,
+		hello:   hello,
+		pending: make(map[string]*call),
+		ticks:   make(chan struct{}, 1),
+	}, nil
+}
+
+func (c *Client) helloFrame() schemas.Hello {
+	h := schemas.Hello{
+		Type:        schemas.TypeHello,
+		MinProtocol: schemas.ProtocolVersion,
+		MaxProtocol: schemas.ProtocolVersion,
+		Client:      c.opts.Client,
+		Caps:        c.opts.Caps,
+	}
+	if c.opts.Token != "" {
+		h.Auth = &schemas.HelloAuth{Token: c.opts.Token}
+	}
+	return h
+}
+
+// handshake sends hello and reads the gateway's answer.
+func (c *Client) handshake(ctx context.Context, conn *websocket.Conn) (schemas.HelloOK, error) {
+	frame, err := json.Marshal(c.helloFrame())
+	if err != nil {
+		return schemas.HelloOK{}, fmt.Errorf("encode hello: %w", err)
+	}
+	if err := conn.Write(ctx, websocket.MessageText, frame); err != nil {
+		return schemas.HelloOK{}, c.handshakeErr("send hello", err)
+	}
+	_, data, err := conn.Read(ctx)
+	if err != nil {
+		return schemas.HelloOK{}, c.handshakeErr("read hello answer", err)
+	}
+	if c.opts.FrameHook != nil {
+		c.opts.FrameHook(data)
+	}
+	var head struct {
+		Type string `json:"type"`
+	}
+	if err := json.Unmarshal(data, &head); err != nil {
+		return schemas.HelloOK{}, c.handshakeErr("decode hello answer", err)
+	}
+	switch head.Type {
+	case schemas.TypeHelloOK:
+		var ok schemas.HelloOK
+		if err := json.Unmarshal(data, &ok); err != nil {
+			return schemas.HelloOK{}, c.handshakeErr("decode hello-ok", err)
+		}
+		if ok.Protocol != schemas.ProtocolVersion {
+			_ = conn.Close(websocket.StatusProtocolError, "protocol mismatch")
+			return schemas.HelloOK{}, fmt.Errorf("gateway handshake at %s: gateway chose protocol %d, client speaks %d",
+				c.opts.URL, ok.Protocol, schemas.ProtocolVersion)
+		}
+		return ok, nil
+	case schemas.TypeHelloError:
+		var he schemas.HelloError
+		if err := json.Unmarshal(data, &he); err != nil {
+			return schemas.HelloOK{}, c.handshakeErr("decode hello-error", err)
+		}
+		return schemas.HelloOK{}, &HelloError{Reason: he.Reason, ExpectedProtocol: he.ExpectedProtocol, MinClient: he.MinClient}
+	default:
+		return schemas.HelloOK{}, fmt.Errorf("gateway handshake at %s: unexpected %q frame before hello-ok", c.opts.URL, head.Type)
+	}
+}
+
+func (c *Client) handshakeErr(op string, err error) error {
+	if ce := asCloseError(err); ce != nil {
+		return ce
+	}
+	return fmt.Errorf("gateway handshake at %s: %s: %w", c.opts.URL, op, err)
+}
+
+// install makes s the current connection.
+func (c *Client) install(s *session) {
+	c.mu.Lock()
+	c.cur = s
+	c.hello = s.hello
+	c.mu.Unlock()
+	c.log.Info("connected", "url", c.opts.URL, "conn_id", s.hello.Server.ConnID,
+		"server_version", s.hello.Server.Version, "tick_interval_ms", s.hello.Policy.TickIntervalMs)
+	if f := c.opts.OnConnect; f != nil {
+		hello := s.hello
+		c.disp.push(func() { f(hello) })
+	}
+}
+
+// supervise serves connections one after another until the client is finally closed.
+func (c *Client) supervise(s *session) {
+	defer c.wg.Done()
+	for {
+		cause := c.serve(s)
+		c.drop(s, cause)
+		if c.ctx.Err() != nil {
+			c.finish(ErrClosed)
+			return
+		}
+		if !c.opts.Reconnect {
+			c.finish(cause)
+			return
+		}
+		if s = c.reconnect(); s == nil {
+			c.finish(ErrClosed)
+			return
+		}
+		c.install(s)
+	}
+}
+
+// serve reads s until it drops, the tick watchdog fires or the client is closed, and
+// returns the cause. It returns only after its reader goroutine has stopped.
+func (c *Client) serve(s *session) error {
+	readErr := make(chan error, 1)
+	go func() { readErr <- c.readLoop(s) }()
+
+	window := 2 * time.Duration(s.hello.Policy.TickIntervalMs) * time.Millisecond
+	var timer *time.Timer
+	var expired <-chan time.Time
+	if window > 0 {
+		timer = time.NewTimer(window)
+		defer timer.Stop()
+		expired = timer.C
+	}
+	for {
+		select {
+		case err := <-readErr:
+			if ce := asCloseError(err); ce != nil {
+				return ce
+			}
+			return fmt.Errorf("read: %w", err)
+		case <-s.ticks:
+			if timer != nil {
+				timer.Reset(window)
+			}
+		case <-expired:
+			c.log.Warn("no tick from the gateway, closing the connection", "window", window)
+			c.closeConn(s, CloseCodeTickTimeout, "tick timeout")
+			<-readErr
+			return ErrTickTimeout
+		case <-c.ctx.Done():
+			c.closeConn(s, websocket.StatusNormalClosure, "client closed")
+			<-readErr
+			return ErrClosed
+		}
+	}
+}
+
+func (c *Client) closeConn(s *session, code websocket.StatusCode, reason string) {
+	if err := s.conn.Close(code, reason); err != nil {
+		c.log.Debug("close handshake incomplete", "code", int(code), "err", err)
+	}
+}
+
+func (c *Client) readLoop(s *session) error {
+	for {
+		// Never a cancellable context here: cancelling it would tear the connection down.
+		_, data, err := s.conn.Read(context.Background())
+		if err != nil {
+			return err
+		}
+		c.handleFrame(s, data)
+	}
+}
+
+// inFrame is the union of the frames a client receives after the handshake, so each frame
+// is decoded once.
+type inFrame struct {
+	Type         string                `json:"type"`
+	ID           string                `json:"id"`
+	OK           bool                  `json:"ok"`
+	Payload      json.RawMessage       `json:"payload"`
+	Error        *schemas.ErrorShape   `json:"error"`
+	Event        string                `json:"event"`
+	Seq          *int64                `json:"seq"`
+	StateVersion *schemas.StateVersion `json:"stateVersion"`
+}
+
+func (c *Client) handleFrame(s *session, data []byte) {
+	if c.opts.FrameHook != nil {
+		c.opts.FrameHook(data)
+	}
+	var f inFrame
+	if err := json.Unmarshal(data, &f); err != nil {
+		c.log.Warn("malformed frame from the gateway", "bytes", len(data), "err", err)
+		return
+	}
+	switch f.Type {
+	case schemas.TypeRes:
+		c.resolve(s, schemas.Response{Type: f.Type, ID: f.ID, OK: f.OK, Payload: f.Payload, Error: f.Error})
+	case schemas.TypeEvent:
+		c.event(s, schemas.Event{Type: f.Type, Event: f.Event, Payload: f.Payload, Seq: f.Seq, StateVersion: f.StateVersion})
+	default:
+		c.log.Warn("unexpected frame from the gateway", "type", f.Type)
+	}
+}
+
+// resolve hands a res to its pending call. A two-stage call stays pending after an ok ack.
+func (c *Client) resolve(s *session, res schemas.Response) {
+	c.mu.Lock()
+	cl := s.pending[res.ID]
+	if cl != nil {
+		if cl.twoStage && res.OK && !cl.acked {
+			cl.acked = true
+		} else {
+			delete(s.pending, res.ID)
+		}
+	}
+	c.mu.Unlock()
+	if cl == nil {
+		c.log.Debug("response for no pending request", "id", res.ID)
+		return
+	}
+	cl.res <- res // never blocks: capacity 2, at most two sends per call
+}
+
+func (c *Client) event(s *session, ev schemas.Event) {
+	if ev.Seq != nil {
+		seq := *ev.Seq
+		if seq > s.lastSeq+1 {
+			expected := s.lastSeq + 1
+			c.log.Info("event seq gap", "expected", expected, "got", seq)
+			if f := c.opts.OnGap; f != nil {
+				c.disp.push(func() { f(expected, seq) })
+			}
+		}
+		if seq > s.lastSeq {
+			s.lastSeq = seq
+		}
+	}
+	if ev.Event == schemas.EventTick {
+		select {
+		case s.ticks <- struct{}{}:
+		default:
+		}
+	}
+	if f := c.opts.OnEvent; f != nil {
+		c.disp.push(func() { f(ev) })
+	}
+}
+
+// drop ends s: it is no longer current and its pending calls fail with ErrDisconnected.
+func (c *Client) drop(s *session, cause error) {
+	c.mu.Lock()
+	if c.cur == s {
+		c.cur = nil
+	}
+	pending := s.pending
+	s.pending = nil
+	c.mu.Unlock()
+	err := fmt.Errorf("%w: %w", ErrDisconnected, cause)
+	for _, cl := range pending {
+		cl.err = err
+		close(cl.failed)
+	}
+	c.log.Info("disconnected", "conn_id", s.hello.Server.ConnID, "pending_failed", len(pending), "cause", cause)
+	if f := c.opts.OnDisconnect; f != nil {
+		c.disp.push(func() { f(cause) })
+	}
+}
+
+// reconnect dials with backoff until it succeeds or the client is closed (then nil).
+func (c *Client) reconnect() *session {
+	for attempt := 0; ; attempt++ {
+		d := c.opts.Backoff.Delay(attempt, nil)
+		c.log.Debug("reconnecting", "attempt", attempt+1, "delay", d)
+		t := time.NewTimer(d)
+		select {
+		case <-c.ctx.Done():
+			t.Stop()
+			return nil
+		case <-t.C:
+		}
+		s, err := c.connect(c.ctx)
+		if err == nil {
+			return s
+		}
+		if c.ctx.Err() != nil {
+			return nil
+		}
+		c.log.Warn("reconnect failed", "attempt", attempt+1, "err", err)
+	}
+}
+
+// finish marks the client finally closed and lets the callback goroutine end.
+func (c *Client) finish(cause error) {
+	c.mu.Lock()
+	c.finished = true
+	c.finalErr = cause
+	c.mu.Unlock()
+	c.disp.stop()
+}

@@ -1,0 +1,342 @@
+package edge
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/micro"
+
+	"github.com/clawdis/clawdis/bus/bustest"
+	"github.com/clawdis/clawdis/bus/subject"
+	"github.com/clawdis/clawdis/bus/wire"
+	"github.com/clawdis/clawdis/schemas"
+)
+
+var (
+	schemaOnce sync.Once
+	schemaSet  *schemas.Set
+	schemaErr  error
+)
+
+func testSchemas(t testing.TB) *schemas.Set {
+	t.Helper()
+	schemaOnce.Do(func() { schemaSet, schemaErr = schemas.Load() })
+	if schemaErr != nil {
+		t.Fatalf("load schemas: %v", schemaErr)
+	}
+	return schemaSet
+}
+
+// gw is an edge under test on 127.0.0.1:0 over a real in-process bus.
+type gw struct {
+	t      testing.TB
+	url    string
+	addr   string
+	bus    *bustest.Bus
+	nc     *nats.Conn
+	srv    *Server
+	cancel context.CancelFunc
+	done   chan error
+}
+
+// fakeServices registers minimal presence and health responders on the real bus. They are
+// stand-ins for the services (which edge may not import); the full gateway with the real
+// services is tested in cmd/clawdis.
+type fakeServices struct {
+	presence micro.Service
+	health   micro.Service
+	clients  chan wire.ClientPresence
+}
+
+func startFakeServices(t testing.TB, nc *nats.Conn) *fakeServices {
+	t.Helper()
+	fs := &fakeServices{clients: make(chan wire.ClientPresence, 64)}
+	var err error
+	fs.presence, err = micro.AddService(nc, micro.Config{Name: subject.ServicePresence, Version: "1.0.0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	list := schemas.PresencePayload{Presence: []schemas.PresenceEntry{{Host: "gw", Mode: "gateway", Reason: "self", Ts: 1}}}
+	add := func(svc micro.Service, name, subj string, fn wire.HandlerFunc) {
+		if err := svc.AddEndpoint(name, wire.Handler(name, fn), micro.WithEndpointSubject(subj)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	add(fs.presence, "list", subject.PresenceList, func(context.Context, []byte, nats.Header) (any, error) { return list, nil })
+	add(fs.presence, "event", subject.PresenceEvent, func(_ context.Context, data []byte, _ nats.Header) (any, error) {
+		var p schemas.SystemEventParams
+		_ = json.Unmarshal(data, &p)
+		if strings.TrimSpace(p.Text) == "" {
+			return nil, wire.Invalid("text required")
+		}
+		return schemas.OKPayload{OK: true}, nil
+	})
+	add(fs.presence, "client", subject.PresenceClient, func(_ context.Context, data []byte, _ nats.Header) (any, error) {
+		var cp wire.ClientPresence
+		_ = json.Unmarshal(data, &cp)
+		select {
+		case fs.clients <- cp:
+		default:
+		}
+		return schemas.OKPayload{OK: true}, nil
+	})
+	fs.health, err = micro.AddService(nc, micro.Config{Name: subject.ServiceHealth, Version: "1.0.0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	add(fs.health, "get", subject.HealthGet, func(context.Context, []byte, nats.Header) (any, error) { return sampleHealth(true), nil })
+	add(fs.health, "status", subject.HealthStatus, func(context.Context, []byte, nats.Header) (any, error) {
+		return schemas.StatusSummary{ProviderSummary: []string{"WebChat: disabled"}, QueuedSystemEvents: []string{},
+			Sessions: schemas.StatusSessions{Defaults: schemas.SessionDefaults{Backend: "none"}, Recent: []schemas.StatusSession{}}}, nil
+	})
+	t.Cleanup(func() { _ = fs.presence.Stop(); _ = fs.health.Stop() })
+	return fs
+}
+
+func sampleHealth(ok bool) schemas.HealthSummary {
+	return schemas.HealthSummary{
+		OK: ok, Ts: 1, Web: schemas.WebHealth{State: schemas.WebUnlinked},
+		Telegram: schemas.TelegramHealth{State: schemas.TelegramUnconfigured}, HeartbeatSeconds: 60,
+		Sessions: schemas.SessionsHealth{Path: "/x", Recent: []schemas.SessionRecent{}},
+		Services: []schemas.ServiceHealth{{Name: "health", OK: ok}},
+	}
+}
+
+func startEdge(t testing.TB, mod func(*Config)) *gw {
+	t.Helper()
+	b := bustest.New(t)
+	nc := b.Conn("edge")
+	ln, err := Listen("127.0.0.1", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := Config{Listener: ln, Schemas: testSchemas(t), Version: "test", Host: "testhost",
+		HandshakeTimeout: 5 * time.Second, TickInterval: time.Hour}
+	if mod != nil {
+		mod(&cfg)
+	}
+	srv, err := New(cfg, nc, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	g := &gw{t: t, addr: ln.Addr().String(), url: "ws://" + ln.Addr().String(), bus: b, nc: nc, srv: srv,
+		cancel: cancel, done: make(chan error, 1)}
+	go func() { g.done <- srv.Run(ctx) }()
+	t.Cleanup(g.stop)
+	return g
+}
+
+func (g *gw) stop() {
+	g.cancel()
+	select {
+	case <-g.done:
+	case <-time.After(30 * time.Second):
+		g.t.Error("edge did not stop")
+	}
+}
+
+// wsc is a raw protocol client that validates every frame the server sends.
+type wsc struct {
+	t  testing.TB
+	ws *websocket.Conn
+}
+
+func dialRaw(t testing.TB, url string, hdr http.Header) *wsc {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	ws, _, err := websocket.Dial(ctx, url, &websocket.DialOptions{HTTPHeader: hdr})
+	if err != nil {
+		t.Fatalf("dial %s: %v", url, err)
+	}
+	ws.SetReadLimit(8 << 20)
+	t.Cleanup(func() { _ = ws.CloseNow() })
+	return &wsc{t: t, ws: ws}
+}
+
+func (c *wsc) send(v any) {
+	c.t.Helper()
+	var b []byte
+	switch x := v.(type) {
+	case string:
+		b = []byte(x)
+	case []byte:
+		b = x
+	default:
+		var err error
+		if b, err = json.Marshal(v); err != nil {
+			c.t.Fatal(err)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := c.ws.Write(ctx, websocket.MessageText, b); err != nil {
+		c.t.Fatalf("write: %v", err)
+	}
+}
+
+// next reads one frame, validates it against the schemas and returns it decoded.
+func (c *wsc) next() map[string]any {
+	c.t.Helper()
+	m, err := c.read()
+	if err != nil {
+		c.t.Fatalf("read: %v", err)
+	}
+	return m
+}
+
+func (c *wsc) read() (map[string]any, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	_, b, err := c.ws.Read(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if err := testSchemas(c.t).ServerFrame(b); err != nil {
+		c.t.Errorf("server frame fails schema: %v\n%s", err, b)
+	}
+	var m map[string]any
+	if err := json.Unmarshal(b, &m); err != nil {
+		c.t.Fatalf("server sent non-JSON: %s", b)
+	}
+	return m, nil
+}
+
+// closed reads until the connection closes and returns the close status and reason.
+func (c *wsc) closed() (websocket.StatusCode, string) {
+	c.t.Helper()
+	for {
+		_, err := c.read()
+		if err != nil {
+			var ce websocket.CloseError
+			if errors.As(err, &ce) {
+				return ce.Code, ce.Reason
+			}
+			c.t.Fatalf("connection ended without a close frame: %v", err)
+		}
+	}
+}
+
+// nextType skips frames until one of the given type (and event name, for events) arrives.
+func (c *wsc) nextRes(id string) map[string]any {
+	c.t.Helper()
+	for {
+		m := c.next()
+		if m["type"] == "res" && m["id"] == id {
+			return m
+		}
+	}
+}
+
+func (c *wsc) nextEvent(name string) map[string]any {
+	c.t.Helper()
+	for {
+		m := c.next()
+		if m["type"] == "event" && m["event"] == name {
+			return m
+		}
+	}
+}
+
+func hello(mode string) map[string]any {
+	return map[string]any{
+		"type": "hello", "minProtocol": 1, "maxProtocol": 1,
+		"client": map[string]any{"name": "test-" + mode, "version": "1.2.3", "platform": "linux", "mode": mode, "instanceId": "inst-" + mode},
+	}
+}
+
+// connect dials and completes the handshake; it returns the client and the hello-ok.
+func (g *gw) connect(mode string) (*wsc, map[string]any) {
+	g.t.Helper()
+	c := dialRaw(g.t, g.url, nil)
+	c.send(hello(mode))
+	ok := c.next()
+	if ok["type"] != "hello-ok" {
+		g.t.Fatalf("want hello-ok, got %v", ok)
+	}
+	return c, ok
+}
+
+func errCode(m map[string]any) (code, msg string, retryable bool) {
+	e, _ := m["error"].(map[string]any)
+	code, _ = e["code"].(string)
+	msg, _ = e["message"].(string)
+	retryable, _ = e["retryable"].(bool)
+	return
+}
+
+func newPanicService(t testing.TB, nc *nats.Conn) micro.Service {
+	t.Helper()
+	svc, err := micro.AddService(nc, micro.Config{Name: "health", Version: "1.0.0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = svc.AddEndpoint("get", wire.Handler("health.get", func(context.Context, []byte, nats.Header) (any, error) {
+		panic("boom")
+	}), micro.WithEndpointSubject(subject.HealthGet))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = svc.Stop() })
+	return svc
+}
+
+// dialSmallBuffer connects with a tiny socket receive buffer so that a client which stops
+// reading backs up the server quickly.
+func dialSmallBuffer(t testing.TB, url string) *wsc {
+	t.Helper()
+	tr := &http.Transport{DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+		var d net.Dialer
+		conn, err := d.DialContext(ctx, network, addr)
+		if err == nil {
+			_ = conn.(*net.TCPConn).SetReadBuffer(4096)
+		}
+		return conn, err
+	}}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	ws, _, err := websocket.Dial(ctx, url, &websocket.DialOptions{HTTPClient: &http.Client{Transport: tr}})
+	if err != nil {
+		t.Fatalf("dial: %v", err)
+	}
+	ws.SetReadLimit(8 << 20)
+	t.Cleanup(func() { _ = ws.CloseNow() })
+	return &wsc{t: t, ws: ws}
+}
+
+// onlyConn returns the server's single open connection.
+func onlyConn(t testing.TB, s *Server) *conn {
+	t.Helper()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.all) != 1 {
+		t.Fatalf("%d connections, want 1", len(s.all))
+	}
+	for c := range s.all {
+		return c
+	}
+	return nil
+}
+
+// smallSendBufListener gives accepted connections a small kernel send buffer.
+type smallSendBufListener struct{ net.Listener }
+
+func (l smallSendBufListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err == nil {
+		_ = c.(*net.TCPConn).SetWriteBuffer(4096)
+	}
+	return c, err
+}

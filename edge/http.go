@@ -1,0 +1,111 @@
+package edge
+
+import (
+	"net"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+
+	"github.com/coder/websocket"
+)
+
+func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
+	if !isUpgrade(r) {
+		if r.URL.Path == "/healthz" && (r.Method == http.MethodGet || r.Method == http.MethodHead) {
+			s.serveHealthz(w)
+			return
+		}
+		w.Header().Set("Upgrade", "websocket")
+		http.Error(w, "426 upgrade required: this is the clawdis gateway's WebSocket port", http.StatusUpgradeRequired)
+		return
+	}
+	if origin := r.Header.Get("Origin"); origin != "" && !s.originAllowed(origin) {
+		s.log.Warn("refused WebSocket upgrade from foreign origin", "origin", origin, "remote", r.RemoteAddr)
+		http.Error(w, "403 forbidden: origin not allowed", http.StatusForbidden)
+		return
+	}
+	if s.stopping.Load() {
+		http.Error(w, "503 gateway stopping", http.StatusServiceUnavailable)
+		return
+	}
+	opts := &websocket.AcceptOptions{CompressionMode: websocket.CompressionDisabled}
+	if origin := r.Header.Get("Origin"); origin != "" {
+		// Already checked above, more strictly than the library does (it always accepts
+		// same-host origins, which DNS rebinding abuses); let exactly this origin through.
+		if u, err := url.Parse(origin); err == nil {
+			opts.OriginPatterns = []string{escapeGlob(u.Scheme + "://" + u.Host)}
+		}
+	}
+	ws, err := websocket.Accept(w, r, opts)
+	if err != nil {
+		s.log.Debug("websocket accept failed", "remote", r.RemoteAddr, "err", err)
+		return
+	}
+	s.connWG.Add(1)
+	go func() {
+		defer s.connWG.Done()
+		s.serveConn(ws, r)
+	}()
+}
+
+func (s *Server) serveHealthz(w http.ResponseWriter) {
+	s.mu.Lock()
+	n := len(s.conns)
+	s.mu.Unlock()
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	body := `{"ok":true,"connections":` + strconv.Itoa(n) +
+		`,"uptimeMs":` + strconv.FormatInt(s.cfg.Now().Sub(s.started).Milliseconds(), 10) + "}\n"
+	_, _ = w.Write([]byte(body))
+}
+
+func isUpgrade(r *http.Request) bool {
+	return headerHasToken(r.Header, "Connection", "upgrade") && headerHasToken(r.Header, "Upgrade", "websocket")
+}
+
+func headerHasToken(h http.Header, key, token string) bool {
+	for _, v := range h.Values(key) {
+		for _, part := range strings.Split(v, ",") {
+			if strings.EqualFold(strings.TrimSpace(part), token) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// originAllowed accepts loopback http(s) origins on any port and the configured extra origins.
+func (s *Server) originAllowed(origin string) bool {
+	u, err := url.Parse(origin)
+	if err != nil || u.Host == "" {
+		return false
+	}
+	norm := strings.ToLower(u.Scheme + "://" + u.Host)
+	for _, a := range s.cfg.AllowedOrigins {
+		if strings.ToLower(strings.TrimRight(a, "/")) == norm {
+			return true
+		}
+	}
+	if u.Scheme != "http" && u.Scheme != "https" {
+		return false
+	}
+	host := u.Hostname()
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && (ip.Equal(net.IPv4(127, 0, 0, 1)) || ip.Equal(net.IPv6loopback))
+}
+
+// escapeGlob quotes path.Match metacharacters so a pattern matches only s itself.
+func escapeGlob(s string) string {
+	var b strings.Builder
+	for _, r := range s {
+		if strings.ContainsRune(`*?[]\`, r) {
+			b.WriteByte('\\')
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
+}

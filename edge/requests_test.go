@@ -1,0 +1,152 @@
+package edge
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/clawdis/clawdis/bus/subject"
+	"github.com/clawdis/clawdis/schemas"
+)
+
+func TestMethodsAndInvalidRequests(t *testing.T) {
+	g := startEdge(t, nil)
+	startFakeServices(t, g.nc)
+	c, _ := g.connect("cli")
+
+	for _, m := range []string{"health", "status", "system-presence"} {
+		c.send(map[string]any{"type": "req", "id": "r-" + m, "method": m})
+		if res := c.nextRes("r-" + m); res["ok"] != true || res["payload"] == nil {
+			t.Errorf("%s: %v", m, res)
+		}
+	}
+	c.send(map[string]any{"type": "req", "id": "se", "method": "system-event", "params": map[string]any{"text": "hi"}})
+	if res := c.nextRes("se"); res["ok"] != true {
+		t.Errorf("system-event: %v", res)
+	}
+
+	tests := []struct {
+		name, frame, id, code, msg string
+	}{
+		{"unknown method", `{"type":"req","id":"u1","method":"nope"}`, "u1", "INVALID_REQUEST", "unknown method: nope"},
+		{"invalid params", `{"type":"req","id":"p1","method":"system-event","params":{"text":5}}`, "p1", "INVALID_REQUEST", "invalid system-event params: text must be a string"},
+		{"params for a method without params", `{"type":"req","id":"p2","method":"health","params":{"x":1}}`, "p2", "INVALID_REQUEST", `invalid health params: unexpected property "x"`},
+		{"service-level validation", `{"type":"req","id":"p3","method":"system-event","params":{"text":"  "}}`, "p3", "INVALID_REQUEST", "text required"},
+		{"missing id", `{"type":"req","method":"health"}`, "invalid", "INVALID_REQUEST", `invalid request frame: missing property "id"`},
+		{"numeric id", `{"type":"req","id":7,"method":"health"}`, "invalid", "INVALID_REQUEST", "invalid request frame: id must be a string"},
+		{"second hello", `{"type":"hello","minProtocol":1,"maxProtocol":1,"client":{"name":"a","version":"1","platform":"p","mode":"cli"}}`, "invalid", "INVALID_REQUEST", `invalid request frame: type must be "req"`},
+		{"id kept when valid", `{"type":"req","id":"k1","method":"health","extra":true}`, "k1", "INVALID_REQUEST", `invalid request frame: unexpected property "extra"`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c.send(tt.frame)
+			res := c.nextRes(tt.id)
+			code, msg, _ := errCode(res)
+			if res["ok"] != false || code != tt.code || msg != tt.msg {
+				t.Errorf("got %v, want %s %q", res, tt.code, tt.msg)
+			}
+		})
+	}
+	// The connection is still usable after all of that.
+	c.send(`{"type":"req","id":"after","method":"health"}`)
+	if res := c.nextRes("after"); res["ok"] != true {
+		t.Errorf("after errors: %v", res)
+	}
+}
+
+func TestMalformedJSONAfterHandshakeCloses(t *testing.T) {
+	g := startEdge(t, nil)
+	c, _ := g.connect("cli")
+	c.send(`{"type":"req",`)
+	if code, reason := c.closed(); code != 1008 || reason != "malformed JSON" {
+		t.Errorf("closed %d %q", code, reason)
+	}
+}
+
+func TestInFlightLimit(t *testing.T) {
+	g := startEdge(t, nil)
+	release := make(chan struct{})
+	arrived := make(chan struct{}, 64)
+	sub, err := g.nc.Subscribe(subject.HealthGet, func(m *nats.Msg) {
+		arrived <- struct{}{}
+		go func() { <-release; _ = m.Respond([]byte(`{}`)) }()
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Unsubscribe()
+	c, _ := g.connect("cli")
+	for i := range 32 {
+		c.send(fmt.Sprintf(`{"type":"req","id":"slow-%d","method":"health"}`, i))
+	}
+	for range 32 {
+		<-arrived // all 32 are in flight at the service
+	}
+	c.send(`{"type":"req","id":"33rd","method":"health"}`)
+	res := c.nextRes("33rd")
+	code, msg, retryable := errCode(res)
+	e := res["error"].(map[string]any)
+	if code != "UNAVAILABLE" || msg != "too many requests in flight" || !retryable || e["retryAfterMs"] == nil {
+		t.Fatalf("33rd: %v", res)
+	}
+	close(release)
+	seen := map[string]bool{}
+	for len(seen) < 32 {
+		m := c.next()
+		if m["type"] == "res" {
+			seen[m["id"].(string)] = true
+		}
+	}
+	c.send(`{"type":"req","id":"again","method":"health"}`)
+	go func() { <-arrived }()
+	if res := c.nextRes("again"); res["ok"] != true {
+		t.Errorf("after the burst: %v", res)
+	}
+}
+
+func TestStoppedServiceAnswersUnavailable(t *testing.T) {
+	g := startEdge(t, nil)
+	fs := startFakeServices(t, g.nc)
+	c, _ := g.connect("cli")
+	if err := fs.presence.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	c.send(`{"type":"req","id":"p","method":"system-presence"}`)
+	res := c.nextRes("p")
+	if code, _, retryable := errCode(res); code != "UNAVAILABLE" || !retryable {
+		t.Errorf("stopped service: %v", res)
+	}
+}
+
+func TestHungServiceAnswersWithinDeadline(t *testing.T) {
+	g := startEdge(t, func(c *Config) {
+		c.Routes = []Route{{Method: schemas.MethodHealth, Subject: subject.HealthGet, Service: subject.ServiceHealth, Deadline: 100 * time.Millisecond}}
+	})
+	sub, err := g.nc.Subscribe(subject.HealthGet, func(*nats.Msg) {}) // never answers
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Unsubscribe()
+	c, _ := g.connect("cli")
+	c.send(`{"type":"req","id":"h","method":"health"}`)
+	res := c.nextRes("h")
+	if code, msg, retryable := errCode(res); code != "UNAVAILABLE" || !retryable {
+		t.Errorf("hung service: %v %s", res, msg)
+	}
+}
+
+func TestPanickingServiceAnswersUnavailable(t *testing.T) {
+	g := startEdge(t, nil)
+	fs := startFakeServices(t, g.nc)
+	_ = fs.health.Stop()
+	svc := newPanicService(t, g.nc)
+	_ = svc
+	c, _ := g.connect("cli")
+	c.send(`{"type":"req","id":"x","method":"health"}`)
+	res := c.nextRes("x")
+	if code, msg, _ := errCode(res); code != "UNAVAILABLE" || msg != "internal error in health.get: panic: boom" {
+		t.Errorf("panicking handler: %v", res)
+	}
+}

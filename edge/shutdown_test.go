@@ -1,0 +1,91 @@
+package edge
+
+import (
+	"net"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+	"github.com/nats-io/nats.go"
+
+	"github.com/clawdis/clawdis/bus/subject"
+	"github.com/clawdis/clawdis/bus/wire"
+)
+
+func TestShutdownSequence(t *testing.T) {
+	g := startEdge(t, func(c *Config) { c.ShutdownTimeout = 200 * time.Millisecond })
+	startFakeServices(t, g.nc)
+	var clients []*wsc
+	for range 3 {
+		c, _ := g.connect("cli")
+		clients = append(clients, c)
+	}
+	g.cancel()
+	for i, c := range clients {
+		ev := c.nextEvent("shutdown")
+		if ev["payload"].(map[string]any)["reason"] != "gateway stopping" {
+			t.Errorf("client %d shutdown payload = %v", i, ev["payload"])
+		}
+		if code, reason := c.closed(); code != websocket.StatusServiceRestart || reason != "service restart" {
+			t.Errorf("client %d closed %d %q", i, code, reason)
+		}
+	}
+	select {
+	case err := <-g.done:
+		if err != nil {
+			t.Errorf("Run returned %v", err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("Run did not return")
+	}
+	// The port is free at once.
+	ln, err := net.Listen("tcp", g.addr)
+	if err != nil {
+		t.Fatalf("port still taken after stop: %v", err)
+	}
+	ln.Close()
+	g.done <- nil // for the cleanup's stop
+}
+
+func TestShutdownFailsInFlightRequestsWithinBudget(t *testing.T) {
+	g := startEdge(t, func(c *Config) { c.ShutdownTimeout = 100 * time.Millisecond })
+	arrived := make(chan struct{}, 1)
+	sub, err := g.nc.Subscribe(subject.HealthGet, func(m *nats.Msg) { // never answers
+		if m.Header.Get(wire.HeaderRequestID) == "stuck" {
+			arrived <- struct{}{}
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Unsubscribe()
+	c, _ := g.connect("cli")
+	c.send(`{"type":"req","id":"stuck","method":"health"}`)
+	<-arrived
+	g.cancel()
+	res := c.nextRes("stuck")
+	if code, msg, retryable := errCode(res); code != "UNAVAILABLE" || !retryable || msg != "gateway shutting down" {
+		t.Errorf("in-flight at shutdown: %v", res)
+	}
+	if code, _ := c.closed(); code != websocket.StatusServiceRestart {
+		t.Errorf("closed %d", code)
+	}
+	<-g.done
+	g.done <- nil
+}
+
+func TestShutdownClosesConnectionsStillInHandshake(t *testing.T) {
+	g := startEdge(t, func(c *Config) { c.HandshakeTimeout = time.Hour })
+	c := dialRaw(t, g.url, nil)
+	onlyConn(t, g.srv) // the server has the connection
+	g.cancel()
+	if code, _ := c.closed(); code != websocket.StatusServiceRestart {
+		t.Errorf("closed %d", code)
+	}
+	select {
+	case <-g.done:
+	case <-time.After(20 * time.Second):
+		t.Fatal("Run did not return")
+	}
+	g.done <- nil
+}

@@ -1,0 +1,379 @@
+package presence
+
+import (
+	"cmp"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/clawdis/clawdis/bus/wire"
+	"github.com/clawdis/clawdis/schemas"
+)
+
+// Reasons and modes the registry sets itself.
+const (
+	reasonSelf       = "self"
+	reasonConnect    = "connect"
+	reasonDisconnect = "disconnect"
+	modeGateway      = "gateway"
+)
+
+// Client presence events (wire.ClientPresence.Event).
+const (
+	eventConnect    = "connect"
+	eventDisconnect = "disconnect"
+)
+
+// registry is the presence list and the system-event queue. It is pure logic: every method
+// takes the current time, nothing runs in the background, and it is not safe for concurrent
+// use (Service guards it with a mutex).
+type registry struct {
+	ttl        time.Duration
+	maxEntries int
+	maxQueue   int
+
+	selfKey string // lower-cased
+	self    schemas.PresenceEntry
+
+	entries map[string]*record // by lower-cased key, self not included
+	seq     uint64             // update counter; orders entries with equal ts
+	queue   []string           // system-event texts, oldest first
+}
+
+// record is one entry and when it was last updated relative to the others.
+type record struct {
+	entry schemas.PresenceEntry
+	seq   uint64
+}
+
+// newRegistry builds a registry from a Config whose defaults have been applied.
+func newRegistry(cfg Config) *registry {
+	self := schemas.PresenceEntry{
+		Host:    cfg.Host,
+		IP:      cfg.IP,
+		Version: cfg.Version,
+		Mode:    modeGateway,
+		Reason:  reasonSelf,
+		Text:    selfText(cfg.Host, cfg.IP, cfg.Version),
+	}
+	return &registry{
+		ttl:        cfg.TTL,
+		maxEntries: cfg.MaxEntries,
+		maxQueue:   cfg.MaxQueue,
+		selfKey:    strings.ToLower(cfg.SelfKey),
+		self:       self,
+		entries:    make(map[string]*record),
+	}
+}
+
+// selfText describes the gateway in the same shape as a node beacon, leaving out what is
+// unknown.
+func selfText(host, ip, version string) string {
+	var b strings.Builder
+	b.WriteString("Gateway:")
+	if host != "" {
+		b.WriteString(" " + host)
+	}
+	if ip != "" {
+		b.WriteString(" (" + ip + ")")
+	}
+	if version != "" {
+		b.WriteString(" · app " + version)
+	}
+	b.WriteString(" · mode " + modeGateway + " · reason " + reasonSelf)
+	return b.String()
+}
+
+// systemEvent applies a system-event: it validates the params, upserts the entry the event
+// describes and queues its text. It returns a *wire.Error for invalid params.
+func (r *registry) systemEvent(p schemas.SystemEventParams, now time.Time) error {
+	text := strings.TrimSpace(p.Text)
+	if text == "" {
+		return wire.Invalid("text required")
+	}
+	if p.LastInputSeconds != nil && *p.LastInputSeconds < 0 {
+		return wire.Invalid("lastInputSeconds must be >= 0")
+	}
+	for _, tag := range p.Tags {
+		if strings.TrimSpace(tag) == "" {
+			return wire.Invalid("tags must be non-empty strings")
+		}
+	}
+
+	parsed := parseText(text)
+	upd := schemas.PresenceEntry{
+		Host:             firstNonEmpty(p.Host, parsed.Host),
+		IP:               firstNonEmpty(p.IP, parsed.IP),
+		Version:          firstNonEmpty(p.Version, parsed.Version),
+		Mode:             firstNonEmpty(p.Mode, parsed.Mode),
+		Reason:           firstNonEmpty(p.Reason, parsed.Reason),
+		LastInputSeconds: parsed.LastInputSeconds,
+		Tags:             slices.Clone(p.Tags),
+		Text:             text,
+		InstanceID:       strings.TrimSpace(p.InstanceID),
+	}
+	if p.LastInputSeconds != nil {
+		v := *p.LastInputSeconds
+		upd.LastInputSeconds = &v
+	}
+	key := firstNonEmpty(upd.InstanceID, upd.Host, text)
+	r.upsert(key, upd, now)
+	r.enqueue(text)
+	return nil
+}
+
+// client applies a client connect or disconnect reported by the edge. It returns a
+// *wire.Error for an invalid report.
+func (r *registry) client(cp wire.ClientPresence, now time.Time) error {
+	var reason string
+	switch cp.Event {
+	case eventConnect:
+		reason = reasonConnect
+	case eventDisconnect:
+		reason = reasonDisconnect
+	default:
+		return wire.Invalid("event must be %q or %q, got %q", eventConnect, eventDisconnect, cp.Event)
+	}
+	key := firstNonEmpty(strings.TrimSpace(cp.Key), strings.TrimSpace(cp.InstanceID))
+	if key == "" {
+		return wire.Invalid("key required")
+	}
+	r.upsert(key, schemas.PresenceEntry{
+		Host:       cp.Host,
+		IP:         cp.IP,
+		Version:    cp.Version,
+		Mode:       cp.Mode,
+		Reason:     reason,
+		InstanceID: strings.TrimSpace(cp.InstanceID),
+	}, now)
+	return nil
+}
+
+// upsert merges upd into the entry under key (case-insensitive), stamps it with now, and
+// drops the oldest entries beyond the cap. Empty fields of upd keep the known values. An
+// update for the gateway's own key only refreshes the fields that do not identify the
+// gateway (text, tags, lastInputSeconds, instanceId): the self entry stays the gateway's.
+func (r *registry) upsert(key string, upd schemas.PresenceEntry, now time.Time) {
+	k := strings.ToLower(key)
+	upd.Ts = now.UnixMilli()
+	if k == r.selfKey {
+		upd.Host, upd.IP, upd.Version, upd.Mode, upd.Reason = "", "", "", "", ""
+		merge(&r.self, upd)
+		return
+	}
+	r.seq++
+	rec, ok := r.entries[k]
+	if !ok {
+		rec = &record{}
+		r.entries[k] = rec
+	}
+	merge(&rec.entry, upd)
+	rec.seq = r.seq
+	for len(r.entries) > r.maxEntries {
+		r.dropOldest()
+	}
+}
+
+// merge copies the set fields of src over dst; ts always.
+func merge(dst *schemas.PresenceEntry, src schemas.PresenceEntry) {
+	set := func(d *string, s string) {
+		if s != "" {
+			*d = s
+		}
+	}
+	set(&dst.Host, src.Host)
+	set(&dst.IP, src.IP)
+	set(&dst.Version, src.Version)
+	set(&dst.Mode, src.Mode)
+	set(&dst.Reason, src.Reason)
+	set(&dst.Text, src.Text)
+	set(&dst.InstanceID, src.InstanceID)
+	if src.LastInputSeconds != nil {
+		v := *src.LastInputSeconds
+		dst.LastInputSeconds = &v
+	}
+	if len(src.Tags) > 0 {
+		dst.Tags = slices.Clone(src.Tags)
+	}
+	dst.Ts = src.Ts
+}
+
+// dropOldest removes the entry with the oldest ts (the least recently updated on a tie).
+func (r *registry) dropOldest() {
+	var (
+		oldestKey string
+		oldest    *record
+	)
+	for k, rec := range r.entries {
+		if oldest == nil || older(rec, oldest) {
+			oldestKey, oldest = k, rec
+		}
+	}
+	delete(r.entries, oldestKey)
+}
+
+func older(a, b *record) bool {
+	if a.entry.Ts != b.entry.Ts {
+		return a.entry.Ts < b.entry.Ts
+	}
+	return a.seq < b.seq
+}
+
+// expire removes the entries last updated more than the TTL before now and reports whether
+// it removed any. The self entry never expires.
+func (r *registry) expire(now time.Time) bool {
+	cutoff := now.Add(-r.ttl).UnixMilli()
+	changed := false
+	for k, rec := range r.entries {
+		if rec.entry.Ts < cutoff {
+			delete(r.entries, k)
+			changed = true
+		}
+	}
+	return changed
+}
+
+// list returns copies of the entries, newest first, the self entry stamped with now (the
+// gateway is present right now). Callers expire first.
+func (r *registry) list(now time.Time) []schemas.PresenceEntry {
+	recs := make([]*record, 0, len(r.entries)+1)
+	self := &record{entry: r.self, seq: r.seq + 1}
+	self.entry.Ts = now.UnixMilli()
+	recs = append(recs, self)
+	for _, rec := range r.entries {
+		recs = append(recs, rec)
+	}
+	slices.SortFunc(recs, func(a, b *record) int {
+		if c := cmp.Compare(b.entry.Ts, a.entry.Ts); c != 0 {
+			return c
+		}
+		return cmp.Compare(b.seq, a.seq)
+	})
+	out := make([]schemas.PresenceEntry, len(recs))
+	for i, rec := range recs {
+		out[i] = clone(rec.entry)
+	}
+	return out
+}
+
+func clone(e schemas.PresenceEntry) schemas.PresenceEntry {
+	if e.LastInputSeconds != nil {
+		v := *e.LastInputSeconds
+		e.LastInputSeconds = &v
+	}
+	e.Tags = slices.Clone(e.Tags)
+	return e
+}
+
+// enqueue appends text to the system-event queue unless it equals the last queued text,
+// dropping the oldest texts beyond the cap.
+func (r *registry) enqueue(text string) {
+	if n := len(r.queue); n > 0 && r.queue[n-1] == text {
+		return
+	}
+	r.queue = append(r.queue, text)
+	if over := len(r.queue) - r.maxQueue; over > 0 {
+		r.queue = slices.Delete(r.queue, 0, over)
+	}
+}
+
+// peekQueue returns a copy of the queued texts, oldest first (never nil).
+func (r *registry) peekQueue() []string {
+	return append([]string{}, r.queue...)
+}
+
+// drainQueue returns the queued texts, oldest first (never nil), and empties the queue.
+func (r *registry) drainQueue() []string {
+	out := r.peekQueue()
+	r.queue = nil
+	return out
+}
+
+// parsedText is what parseText recognised in a system-event text.
+type parsedText struct {
+	Host, IP, Version, Mode, Reason string
+	LastInputSeconds                *int64
+}
+
+// textSep separates the parts of a node beacon text.
+const textSep = "·"
+
+// parseText reads a node beacon of the form
+//
+//	Node: <host> (<ip>) · app <version> · last input <N>s ago · mode <mode> · reason <reason>
+//
+// leniently: any subset of the parts in any order, the "(<ip>)" optional, keywords matched
+// case-insensitively, surrounding whitespace ignored. Parts that do not match are skipped.
+// A text is read as a beacon only when it starts with "Node:" or contains the "·"
+// separator, so plain sentences ("reason unknown") are never mistaken for one.
+func parseText(text string) parsedText {
+	var p parsedText
+	text = strings.TrimSpace(text)
+	if !hasPrefixFold(text, "node:") && !strings.Contains(text, textSep) {
+		return p
+	}
+	for part := range strings.SplitSeq(text, textSep) {
+		part = strings.TrimSpace(part)
+		switch {
+		case hasPrefixFold(part, "node:"):
+			p.Host, p.IP = parseNode(strings.TrimSpace(part[len("node:"):]))
+		case hasPrefixFold(part, "app "):
+			p.Version = strings.TrimSpace(part[len("app "):])
+		case hasPrefixFold(part, "last input "):
+			if n, ok := parseLastInput(part[len("last input "):]); ok {
+				p.LastInputSeconds = &n
+			}
+		case hasPrefixFold(part, "mode "):
+			p.Mode = strings.TrimSpace(part[len("mode "):])
+		case hasPrefixFold(part, "reason "):
+			p.Reason = strings.TrimSpace(part[len("reason "):])
+		}
+	}
+	return p
+}
+
+// parseNode splits "<host> (<ip>)" or "<host>".
+func parseNode(s string) (host, ip string) {
+	if strings.HasSuffix(s, ")") {
+		if open := strings.LastIndex(s, "("); open >= 0 {
+			return strings.TrimSpace(s[:open]), strings.TrimSpace(s[open+1 : len(s)-1])
+		}
+	}
+	return s, ""
+}
+
+// parseLastInput reads "<N>s ago", "<N>s", "<N> s ago" or "<N>".
+func parseLastInput(s string) (int64, bool) {
+	s = strings.TrimSpace(s)
+	end := 0
+	for end < len(s) && s[end] >= '0' && s[end] <= '9' {
+		end++
+	}
+	if end == 0 {
+		return 0, false
+	}
+	n, err := strconv.ParseInt(s[:end], 10, 64)
+	if err != nil {
+		return 0, false
+	}
+	rest := strings.ToLower(strings.TrimSpace(s[end:]))
+	switch rest {
+	case "", "s", "s ago", "ago":
+		return n, true
+	}
+	return 0, false
+}
+
+func hasPrefixFold(s, prefix string) bool {
+	return len(s) >= len(prefix) && strings.EqualFold(s[:len(prefix)], prefix)
+}
+
+func firstNonEmpty(vals ...string) string {
+	for _, v := range vals {
+		if v = strings.TrimSpace(v); v != "" {
+			return v
+		}
+	}
+	return ""
+}
