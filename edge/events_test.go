@@ -1,6 +1,7 @@
 package edge
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"strings"
@@ -187,15 +188,29 @@ func TestSlowConsumerClosedOnResponses(t *testing.T) {
 	other, _ := g.connect("cli")
 
 	// The slow client sends requests and never reads; responses are not droppable, so once
-	// its queue is over the bound the server closes it. Stop sending as soon as it did.
-	for i := 0; !slowConn.queue.isClosed(); i++ {
-		if i == 100000 {
-			t.Fatal("slow client never closed")
+	// its queue is over the bound the server closes it. The sender stops when the server
+	// has shut the queue or its write fails.
+	stop := make(chan struct{})
+	sent := make(chan struct{})
+	go func() {
+		defer close(sent)
+		for i := 0; i < 100000; i++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			if err := slow.ws.Write(context.Background(), websocket.MessageText, fmt.Appendf(nil, `{"type":"req","id":"s%d","method":"system-presence"}`, i)); err != nil {
+				return
+			}
 		}
-		if err := slow.ws.Write(t.Context(), websocket.MessageText, fmt.Appendf(nil, `{"type":"req","id":"s%d","method":"system-presence"}`, i)); err != nil {
-			break
-		}
+	}()
+	select {
+	case <-slowConn.queue.shutCh:
+	case <-sent:
+		t.Fatal("slow client never closed")
 	}
+	close(stop)
 	other.send(`{"type":"req","id":"during","method":"health"}`)
 	if res := other.nextRes("during"); res["ok"] != true {
 		t.Errorf("other client: %v", res)

@@ -13,6 +13,7 @@ type outQueue struct {
 	// closeAfter, when set, is sent by the writer once the frames queued before it are written.
 	closeAfter *closeReq
 	wake       chan struct{}
+	shutCh     chan struct{} // closed by shut
 }
 
 type closeReq struct {
@@ -30,7 +31,7 @@ const (
 )
 
 func newOutQueue(max int64) *outQueue {
-	return &outQueue{max: max, wake: make(chan struct{}, 1)}
+	return &outQueue{max: max, wake: make(chan struct{}, 1), shutCh: make(chan struct{})}
 }
 
 // push appends a frame unless that would put more than max bytes in the queue.
@@ -68,6 +69,9 @@ func (q *outQueue) closeAfterFlush(code int, reason string) {
 func (q *outQueue) shut() {
 	q.mu.Lock()
 	defer q.mu.Unlock()
+	if !q.closed {
+		close(q.shutCh)
+	}
 	q.closed = true
 	q.frames = nil
 	q.bytes = 0
@@ -98,11 +102,4 @@ func (q *outQueue) signal() {
 	case q.wake <- struct{}{}:
 	default:
 	}
-}
-
-// isClosed reports whether the queue was shut.
-func (q *outQueue) isClosed() bool {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	return q.closed
 }

@@ -135,12 +135,6 @@ func (s *fakeServer) stop(code websocket.StatusCode, reason string) {
 	s.handlers.Wait()
 }
 
-func (s *fakeServer) setConfig(f func(*fakeConfig)) {
-	s.mu.Lock()
-	f(&s.cfg)
-	s.mu.Unlock()
-}
-
 func (s *fakeServer) connections() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
