@@ -10,7 +10,6 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
-	"strconv"
 	"sync"
 	"syscall"
 	"time"
@@ -35,6 +34,8 @@ type daemonFlags struct {
 	stateDir, logFormat     string
 	force, verbose          bool
 	noWebchat, noProviders  bool
+	// listening, when set, is called with the bound address once the edge serves (tests).
+	listening func(addr string)
 }
 
 // clientFlags are shared by the client subcommands of `clawdis gateway`.
@@ -249,6 +250,9 @@ func runGateway(ctx context.Context, df daemonFlags, log *slog.Logger) error {
 	defer stopEdge()
 	edgeDone := make(chan error, 1)
 	go func() { edgeDone <- ed.Run(edgeCtx) }()
+	if df.listening != nil {
+		df.listening(ln.Addr().String())
+	}
 	log.Info("gateway listening", "url", "ws://"+ln.Addr().String(), "state_dir", s.paths.StateDir,
 		"startup_ms", time.Since(start).Milliseconds(), "version", version)
 
@@ -318,5 +322,3 @@ func primaryIP() string {
 	}
 	return ""
 }
-
-var _ = strconv.Itoa
