@@ -293,29 +293,6 @@ func newPanicService(t testing.TB, nc *nats.Conn) micro.Service {
 	return svc
 }
 
-// dialSmallBuffer connects with a tiny socket receive buffer so that a client which stops
-// reading backs up the server quickly.
-func dialSmallBuffer(t testing.TB, url string) *wsc {
-	t.Helper()
-	tr := &http.Transport{DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
-		var d net.Dialer
-		conn, err := d.DialContext(ctx, network, addr)
-		if err == nil {
-			_ = conn.(*net.TCPConn).SetReadBuffer(4096)
-		}
-		return conn, err
-	}}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	ws, _, err := websocket.Dial(ctx, url, &websocket.DialOptions{HTTPClient: &http.Client{Transport: tr}})
-	if err != nil {
-		t.Fatalf("dial: %v", err)
-	}
-	ws.SetReadLimit(8 << 20)
-	t.Cleanup(func() { _ = ws.CloseNow() })
-	return &wsc{t: t, ws: ws}
-}
-
 // onlyConn returns the server's single open connection.
 func onlyConn(t testing.TB, s *Server) *conn {
 	t.Helper()
