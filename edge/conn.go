@@ -82,7 +82,7 @@ func (s *Server) serveConn(ws *websocket.Conn, r *http.Request) {
 		s.mu.Lock()
 		delete(s.conns, c)
 		s.mu.Unlock()
-		c.announce("disconnect")
+		c.announce(wire.ClientDisconnect)
 	}
 	c.reqWG.Wait()
 	c.queue.shut()
@@ -267,7 +267,7 @@ func (c *conn) handshake(data []byte) bool {
 		return false
 	}
 	c.log.Info("client connected", "client", h.Client.Name, "mode", h.Client.Mode, "version", h.Client.Version)
-	c.announce("connect")
+	c.announce(wire.ClientConnect)
 	return true
 }
 

@@ -2,6 +2,7 @@ package edge
 
 import (
 	"encoding/json"
+	"strconv"
 	"strings"
 )
 
@@ -20,7 +21,7 @@ func truncate(b []byte) string {
 func redactedPreview(b []byte) string {
 	var v any
 	if err := json.Unmarshal(b, &v); err != nil {
-		return "<not JSON, " + itoa(len(b)) + " bytes>"
+		return "<not JSON, " + strconv.Itoa(len(b)) + " bytes>"
 	}
 	out, err := json.Marshal(redact(v))
 	if err != nil {
@@ -47,9 +48,4 @@ func redact(v any) any {
 		}
 	}
 	return v
-}
-
-func itoa(n int) string {
-	b, _ := json.Marshal(n)
-	return string(b)
 }

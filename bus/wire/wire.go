@@ -53,12 +53,18 @@ func Unavailable(retryable bool, format string, args ...any) *Error {
 	return &Error{Code: CodeUnavailable, Message: fmt.Sprintf(format, args...), Retryable: retryable}
 }
 
+// ClientPresence events.
+const (
+	ClientConnect    = "connect"
+	ClientDisconnect = "disconnect"
+)
+
 // ClientPresence is what the edge tells the presence service when a non-cli client connects
 // or disconnects (subject.PresenceClient).
 type ClientPresence struct {
 	// Key identifies the entry: the client's instanceId, else its connId.
 	Key        string `json:"key"`
-	Event      string `json:"event"` // "connect" or "disconnect"
+	Event      string `json:"event"` // ClientConnect or ClientDisconnect
 	InstanceID string `json:"instanceId,omitempty"`
 	Host       string `json:"host,omitempty"`
 	IP         string `json:"ip,omitempty"`

@@ -9,12 +9,14 @@ import (
 	"os"
 	"runtime"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/clawdis/clawdis/cmd/clawdis/internal/config"
 	"github.com/clawdis/clawdis/edge/client"
 	"github.com/clawdis/clawdis/schemas"
+	"github.com/clawdis/clawdis/services/health"
 )
 
 // clientToken is --token, else $CLAWDIS_GATEWAY_TOKEN, else the config file's gateway.token.
@@ -212,16 +214,5 @@ func formatStatus(st schemas.StatusSummary) string {
 	return b.String()
 }
 
-func humanMs(ms int64) string {
-	s := ms / 1000
-	switch {
-	case s < 60:
-		return fmt.Sprintf("%ds", s)
-	case s < 3600:
-		return fmt.Sprintf("%dm", s/60)
-	case s < 86400:
-		return fmt.Sprintf("%dh", s/3600)
-	default:
-		return fmt.Sprintf("%dd", s/86400)
-	}
-}
+// humanMs renders a millisecond age the way the health service's status lines do.
+func humanMs(ms int64) string { return health.HumanAge(time.Duration(ms) * time.Millisecond) }

@@ -84,7 +84,7 @@ func whatsAppLine(linked bool, state, self, lastError string, authAgeMs *int64) 
 			b.WriteString(" as " + self)
 		}
 		if authAgeMs != nil {
-			b.WriteString(" (auth " + humanAge(time.Duration(*authAgeMs)*time.Millisecond) + " ago)")
+			b.WriteString(" (auth " + HumanAge(time.Duration(*authAgeMs)*time.Millisecond) + " ago)")
 		}
 	} else {
 		b.WriteString("not linked")
@@ -125,9 +125,9 @@ func webChatLine(enabled bool, port int) string {
 	return "WebChat: enabled (port " + strconv.Itoa(port) + ")"
 }
 
-// humanAge renders d in its largest whole unit: "42s", "5m", "3h", "2d". Negative durations
+// HumanAge renders d in its largest whole unit: "42s", "5m", "3h", "2d". Negative durations
 // count as zero.
-func humanAge(d time.Duration) string {
+func HumanAge(d time.Duration) string {
 	switch {
 	case d < time.Minute:
 		return strconv.FormatInt(int64(max(d, 0)/time.Second), 10) + "s"

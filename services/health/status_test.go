@@ -28,8 +28,8 @@ func TestHumanAge(t *testing.T) {
 		{400 * 24 * time.Hour, "400d"},
 	}
 	for _, tt := range tests {
-		if got := humanAge(tt.d); got != tt.want {
-			t.Errorf("humanAge(%s) = %q, want %q", tt.d, got, tt.want)
+		if got := HumanAge(tt.d); got != tt.want {
+			t.Errorf("HumanAge(%s) = %q, want %q", tt.d, got, tt.want)
 		}
 	}
 }

@@ -21,8 +21,8 @@ const (
 
 // Client presence events (wire.ClientPresence.Event).
 const (
-	eventConnect    = "connect"
-	eventDisconnect = "disconnect"
+	eventConnect    = wire.ClientConnect
+	eventDisconnect = wire.ClientDisconnect
 )
 
 // registry is the presence list and the system-event queue. It is pure logic: every method
