@@ -231,6 +231,12 @@ func runGateway(ctx context.Context, df daemonFlags, log *slog.Logger) error {
 	}
 	defer wg.Wait()
 	defer stopServices()
+	if err := awaitReady(ctx, runners, svcErr); err != nil {
+		if ctx.Err() != nil {
+			return nil // stopped while starting
+		}
+		return err
+	}
 
 	enc, err := connect("edge")
 	if err != nil {
@@ -272,6 +278,33 @@ func runGateway(ctx context.Context, df daemonFlags, log *slog.Logger) error {
 
 // runner is a component with the conventional Run(ctx) lifecycle.
 type runner interface{ Run(context.Context) error }
+
+// readyTimeout bounds how long startup waits for the services to subscribe.
+const readyTimeout = 10 * time.Second
+
+// awaitReady waits until every runner that reports readiness (a Ready channel closed once its
+// endpoints are subscribed) is ready, so that the first client request after "listening" is
+// answered rather than failing with "no service answers".
+func awaitReady(ctx context.Context, runners []runner, svcErr <-chan error) error {
+	timeout := time.NewTimer(readyTimeout)
+	defer timeout.Stop()
+	for _, r := range runners {
+		rd, ok := r.(interface{ Ready() <-chan struct{} })
+		if !ok {
+			continue
+		}
+		select {
+		case <-rd.Ready():
+		case err := <-svcErr:
+			return err
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-timeout.C:
+			return fmt.Errorf("services not ready after %s", readyTimeout)
+		}
+	}
+	return nil
+}
 
 func buildServices(s settings, host string, names []string, connect func(string) (*nats.Conn, error), log *slog.Logger) ([]runner, error) {
 	var out []runner

@@ -127,6 +127,7 @@ type Service struct {
 	state   *state
 	prober  *prober
 	changed chan struct{} // poked (never blocking) whenever the state may have changed
+	ready   chan struct{} // closed once the endpoints are subscribed on the server
 }
 
 // New prepares the service; it does no I/O. A nil log discards logging.
@@ -162,8 +163,13 @@ func New(cfg Config, nc *nats.Conn, log *slog.Logger) (*Service, error) {
 		state:   newState(cfg),
 		prober:  p,
 		changed: make(chan struct{}, 1),
+		ready:   make(chan struct{}),
 	}, nil
 }
+
+// Ready is closed once Run has subscribed every endpoint on the server, so that a request
+// sent after it is answered.
+func (s *Service) Ready() <-chan struct{} { return s.ready }
 
 // Run serves the health and status requests, probes and publishes health events until ctx
 // ends, then stops everything it started and returns nil. It returns an error only when the
@@ -212,6 +218,7 @@ func (s *Service) Run(ctx context.Context) error {
 	if err := s.nc.Flush(); err != nil {
 		return fmt.Errorf("health: flush subscriptions: %w", err)
 	}
+	close(s.ready)
 	s.log.Info("health service started", "services", strings.Join(s.cfg.Services, ","),
 		"probe_interval", s.cfg.ProbeInterval)
 

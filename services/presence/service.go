@@ -90,6 +90,7 @@ type Service struct {
 
 	mu      sync.Mutex // guards reg and stopped; held while a change is published
 	reg     *registry
+	ready   chan struct{} // closed once the endpoints are subscribed on the server
 	stopped bool
 
 	// ticks replaces the sweep ticker when set (tests).
@@ -117,12 +118,17 @@ func New(cfg Config, nc *nats.Conn, log *slog.Logger) (*Service, error) {
 		log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
 	return &Service{
-		cfg: cfg,
-		nc:  nc,
-		log: log.With("component", "presence"),
-		reg: newRegistry(cfg),
+		cfg:   cfg,
+		nc:    nc,
+		log:   log.With("component", "presence"),
+		reg:   newRegistry(cfg),
+		ready: make(chan struct{}),
 	}, nil
 }
+
+// Ready is closed once Run has subscribed every endpoint on the server, so that a request
+// sent after it is answered.
+func (s *Service) Ready() <-chan struct{} { return s.ready }
 
 // Run registers the service with nats micro, publishes the current list once (so
 // subscribers that outlived an earlier copy of the service catch up), sweeps expired
@@ -154,6 +160,11 @@ func (s *Service) Run(ctx context.Context) error {
 			return fmt.Errorf("presence: add endpoint %s: %w", ep.subj, err)
 		}
 	}
+	if err := s.nc.Flush(); err != nil {
+		_ = svc.Stop()
+		return fmt.Errorf("presence: flush subscriptions: %w", err)
+	}
+	close(s.ready)
 	s.log.Info("presence service started", "self_key", s.cfg.SelfKey, "host", s.cfg.Host)
 
 	s.mu.Lock()
