@@ -54,8 +54,8 @@ func violation(pkg, imp, irel string, internal bool) string {
 		return ""
 	}
 	if s := service(pkg); s != "" {
-		if is := service(irel); is != "" && is != s && !(s != "provider" && is == "provider") {
-			return "services never import each other (only the provider core)"
+		if is := service(irel); is != "" && is != s && is != "internal" && !(s != "provider" && is == "provider") {
+			return "services never import each other (only the provider core and services/internal)"
 		}
 		if irel == "edge" || strings.HasPrefix(irel, "edge/") {
 			return "services never import the edge"
@@ -83,6 +83,8 @@ func TestViolationRules(t *testing.T) {
 		{"bus/subject", "fmt", false},
 		{"bus/subject", "github.com/nats-io/nats.go", true},
 		{"cmd/clawdis", module + "/services/health", false},
+		{"services/agent", module + "/services/internal/idem", false},
+		{"services/agent", module + "/services/sessions", true},
 	} {
 		irel, internal := strings.CutPrefix(tt.imp, module+"/")
 		if got := violation(tt.pkg, tt.imp, irel, internal) != ""; got != tt.bad {

@@ -21,20 +21,34 @@ const (
 	HealthGet       = "gw.v1.req.health.get"       // {} -> HealthSummary
 	HealthStatus    = "gw.v1.req.health.status"    // {} -> StatusSummary
 	SessionsSummary = "gw.v1.req.sessions.summary" // {"limit":N} -> wire.SessionsSummary
+	SessionsResolve = "gw.v1.req.sessions.resolve" // wire.SessionResolve -> wire.Session
+	SessionsUpdate  = "gw.v1.req.sessions.update"  // wire.SessionUpdate -> wire.Session
+	SessionsAppend  = "gw.v1.req.sessions.append"  // wire.TranscriptAppend -> wire.Session
+	SessionsHistory = "gw.v1.req.sessions.history" // wire.HistoryRequest -> ChatHistoryResult
+	AgentRun        = "gw.v1.req.agent.run"        // agent params -> AgentResult{status:"accepted"}
+	AgentWait       = "gw.v1.req.agent.wait"       // wire.AgentWait -> wire.AgentFinal
+	ChatSend        = "gw.v1.req.chat.send"        // chat.send params -> ChatSendResult
 )
 
 // Event subjects (publish-subscribe).
 const (
 	PresenceChanged = "gw.v1.evt.presence.changed" // {"presence":[PresenceEntry]}
 	HealthChanged   = "gw.v1.evt.health.changed"   // HealthSummary
+	AgentEvent      = "gw.v1.evt.agent.event"      // AgentEventPayload, broadcast as "agent"
+	ChatEvent       = "gw.v1.evt.chat.event"       // ChatEventPayload, broadcast as "chat"
 	// ProviderStateAll matches the state events of every provider.
 	ProviderStateAll = "gw.v1.evt.provider.*.state"
 )
 
 // Service names, as registered with nats micro. $SRV.PING.<name> reaches them.
 const (
-	ServicePresence = "presence"
-	ServiceHealth   = "health"
+	ServicePresence  = "presence"
+	ServiceHealth    = "health"
+	ServiceSessions  = "sessions"
+	ServiceAgent     = "agent"
+	ServiceAutoreply = "autoreply"
+	ServiceWhatsApp  = "whatsapp"
+	ServiceTelegram  = "telegram"
 )
 
 // ValidToken reports whether s can be used as one subject token: non-empty and free of
@@ -62,9 +76,9 @@ func ProviderInbound(provider string) (string, error) {
 	return join("evt.provider", provider, "inbound")
 }
 
-// AgentRun is the event subject of one agent run.
-func AgentRun(runID string) (string, error) {
-	return join("evt.agent.run", runID, "")
+// ProviderStatus is the status request subject of one provider (-> wire.ProviderState).
+func ProviderStatus(provider string) (string, error) {
+	return join("req.provider", provider, "status")
 }
 
 func join(area, id, name string) (string, error) {
@@ -76,4 +90,10 @@ func join(area, id, name string) (string, error) {
 		s += "." + name
 	}
 	return s, nil
+}
+
+// ProviderTyping is the typing-indicator request subject of one provider
+// (wire.TypingRequest -> {"ok":true}).
+func ProviderTyping(provider string) (string, error) {
+	return join("req.provider", provider, "typing")
 }

@@ -1,0 +1,48 @@
+package wire
+
+import "github.com/clawdis/clawdis/schemas"
+
+// Session is one entry of the session store as the sessions service returns it.
+type Session struct {
+	SessionKey    string `json:"sessionKey"`
+	SessionID     string `json:"sessionId"`
+	UpdatedAt     int64  `json:"updatedAt"` // unix ms
+	ThinkingLevel string `json:"thinkingLevel,omitempty"`
+	LastChannel   string `json:"lastChannel,omitempty"`
+	LastTo        string `json:"lastTo,omitempty"`
+	// Created is true when this request created the entry.
+	Created bool `json:"created,omitempty"`
+}
+
+// SessionResolve asks for the session of SessionKey, creating it (with a new random
+// session id, or SessionID when given) when it does not exist. A SessionID that differs
+// from the stored one points the key at that session from now on.
+type SessionResolve struct {
+	SessionKey string `json:"sessionKey"`
+	SessionID  string `json:"sessionId,omitempty"`
+}
+
+// SessionUpdate changes the fields that are not nil, creating the session when missing.
+type SessionUpdate struct {
+	SessionKey    string  `json:"sessionKey"`
+	ThinkingLevel *string `json:"thinkingLevel,omitempty"`
+	LastChannel   *string `json:"lastChannel,omitempty"`
+	LastTo        *string `json:"lastTo,omitempty"`
+}
+
+// TranscriptAppend appends messages, in order, to the transcript of the session of
+// SessionKey (resolved or created as with SessionResolve) and bumps its updatedAt.
+type TranscriptAppend struct {
+	SessionKey string                `json:"sessionKey"`
+	SessionID  string                `json:"sessionId,omitempty"`
+	Messages   []schemas.ChatMessage `json:"messages"`
+}
+
+// HistoryRequest reads the newest Limit messages of a session's transcript, oldest first,
+// trimmed from the oldest end so the encoded result stays under MaxBytes (0: no byte bound).
+// Limit 0 means the default 200; more than 1000 is an INVALID_REQUEST.
+type HistoryRequest struct {
+	SessionKey string `json:"sessionKey"`
+	Limit      int    `json:"limit,omitempty"`
+	MaxBytes   int    `json:"maxBytes,omitempty"`
+}

@@ -1,0 +1,233 @@
+// Package idem remembers the results of idempotent requests (SPEC §6.5): a repeat of a
+// finished request gets the remembered result, a repeat of a running one waits for it, and
+// nothing runs twice. Results are kept for a TTL (5 minutes by default) and persisted to a
+// JSON file so they survive a restart. Retryable failures are not remembered.
+package idem
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/clawdis/clawdis/bus/wire"
+)
+
+// Result is a remembered outcome: OK with Payload, or Error (with an optional Payload).
+type Result struct {
+	OK      bool            `json:"ok"`
+	Payload json.RawMessage `json:"payload,omitempty"`
+	Error   *wire.Error     `json:"error,omitempty"`
+	At      int64           `json:"at"` // unix ms when it finished
+}
+
+// Remembered reports whether r is worth remembering: everything but retryable failures.
+func (r Result) Remembered() bool { return r.OK || r.Error == nil || !r.Error.Retryable }
+
+// Config configures a Store; zero values work.
+type Config struct {
+	// Path of the persisted records; empty keeps them in memory only.
+	Path string
+	// TTL is how long a result is remembered; default 5 minutes.
+	TTL time.Duration
+	// MaxKeys caps the records kept (oldest dropped first); default 10000, never below 1000.
+	MaxKeys int
+	// Now is the clock; default time.Now.
+	Now func() time.Time
+}
+
+// Store holds remembered results and the runs in progress.
+type Store struct {
+	cfg     Config
+	mu      sync.Mutex
+	done    map[string]Result
+	running map[string]chan struct{}
+}
+
+// ErrCorrupt is returned by Open when the records file cannot be decoded.
+var ErrCorrupt = errors.New("idempotency records unreadable")
+
+// Open loads the records at cfg.Path (a missing file is empty). A corrupt file is moved
+// aside to <path>.corrupt-<unix> so that it is kept for inspection, and Open starts empty
+// with an error wrapping ErrCorrupt that the caller should log.
+func Open(cfg Config) (*Store, error) {
+	if cfg.TTL <= 0 {
+		cfg.TTL = 5 * time.Minute
+	}
+	if cfg.MaxKeys <= 0 {
+		cfg.MaxKeys = 10000
+	}
+	cfg.MaxKeys = max(cfg.MaxKeys, 1000)
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	s := &Store{cfg: cfg, done: map[string]Result{}, running: map[string]chan struct{}{}}
+	if cfg.Path == "" {
+		return s, nil
+	}
+	b, err := os.ReadFile(cfg.Path)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		return s, nil
+	case err != nil:
+		return nil, fmt.Errorf("idem: read %s: %w", cfg.Path, err)
+	}
+	if err := json.Unmarshal(b, &s.done); err != nil {
+		s.done = map[string]Result{}
+		aside := fmt.Sprintf("%s.corrupt-%d", cfg.Path, cfg.Now().Unix())
+		_ = os.Rename(cfg.Path, aside)
+		return s, fmt.Errorf("%w: %s (moved to %s): %w", ErrCorrupt, cfg.Path, aside, err)
+	}
+	s.mu.Lock()
+	s.pruneLocked()
+	s.mu.Unlock()
+	return s, nil
+}
+
+// Get returns the remembered result of key.
+func (s *Store) Get(key string) (Result, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	r, ok := s.done[key]
+	if ok && s.expired(r) {
+		delete(s.done, key)
+		return Result{}, false
+	}
+	return r, ok
+}
+
+// Begin claims key. When a result is remembered it returns it with state Done. When another
+// caller runs key it returns Running and a channel closed when that run ends (then call
+// Get, or Begin again when the run was not remembered). Otherwise the caller owns the run
+// (state Owner) and must call Finish exactly once.
+func (s *Store) Begin(key string) (State, Result, <-chan struct{}) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if r, ok := s.done[key]; ok && !s.expired(r) {
+		return Done, r, nil
+	}
+	if ch, ok := s.running[key]; ok {
+		return Running, Result{}, ch
+	}
+	s.running[key] = make(chan struct{})
+	return Owner, Result{}, nil
+}
+
+// State is what Begin found for a key.
+type State int
+
+// States returned by Begin.
+const (
+	Owner State = iota
+	Running
+	Done
+)
+
+// Finish ends the owner's run of key: the result is remembered (unless it is a retryable
+// failure) and persisted, and waiters are released. A persistence failure is returned but
+// the result stays remembered in memory.
+func (s *Store) Finish(key string, r Result) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if ch, ok := s.running[key]; ok {
+		close(ch)
+		delete(s.running, key)
+	}
+	if !r.Remembered() {
+		return nil
+	}
+	if r.At == 0 {
+		r.At = s.cfg.Now().UnixMilli()
+	}
+	s.done[key] = r
+	s.pruneLocked()
+	return s.saveLocked()
+}
+
+// Do runs fn once per key: a remembered result is returned at once, a running one is waited
+// for (until ctx ends), else fn runs and its result is remembered.
+func (s *Store) Do(ctx context.Context, key string, fn func() Result) (Result, error) {
+	for {
+		st, r, wait := s.Begin(key)
+		switch st {
+		case Done:
+			return r, nil
+		case Owner:
+			r := fn()
+			return r, s.Finish(key, r)
+		}
+		select {
+		case <-wait:
+		case <-ctx.Done():
+			return Result{}, ctx.Err()
+		}
+	}
+}
+
+func (s *Store) expired(r Result) bool {
+	return s.cfg.Now().Sub(time.UnixMilli(r.At)) > s.cfg.TTL
+}
+
+func (s *Store) pruneLocked() {
+	for k, r := range s.done {
+		if s.expired(r) {
+			delete(s.done, k)
+		}
+	}
+	for len(s.done) > s.cfg.MaxKeys {
+		oldest, at := "", int64(0)
+		for k, r := range s.done {
+			if oldest == "" || r.At < at {
+				oldest, at = k, r.At
+			}
+		}
+		delete(s.done, oldest)
+	}
+}
+
+func (s *Store) saveLocked() error {
+	if s.cfg.Path == "" {
+		return nil
+	}
+	b, err := json.Marshal(s.done)
+	if err != nil {
+		return fmt.Errorf("idem: encode: %w", err)
+	}
+	return WriteFileAtomic(s.cfg.Path, b)
+}
+
+// WriteFileAtomic writes b to path through a temp file in the same directory (mode 0600,
+// fsynced) and a rename, creating the directory (0700) when missing.
+func WriteFileAtomic(path string, b []byte) error {
+	dir := filepath.Dir(path)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
+	if err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	tmp := f.Name()
+	_, err = f.Write(b)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Chmod(tmp, 0o600)
+	}
+	if err == nil {
+		err = os.Rename(tmp, path)
+	}
+	if err != nil {
+		_ = os.Remove(tmp)
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	return nil
+}
