@@ -389,7 +389,8 @@ func (c *conn) handleFrame(data []byte) bool {
 	return true
 }
 
-// call forwards one request to the bus and answers it exactly once.
+// call forwards one request to the bus and answers it exactly once (twice for a two-stage
+// method: the ack, then the final).
 func (c *conn) call(id string, route Route, params []byte) {
 	defer func() {
 		if p := recover(); p != nil {
@@ -397,13 +398,41 @@ func (c *conn) call(id string, route Route, params []byte) {
 			c.sendError(id, wire.Unavailable(false, "internal error handling %s", route.Method))
 		}
 	}()
-	ctx, cancel := context.WithTimeout(c.s.reqCtx, route.Deadline)
+	subj, body := route.Subject, params
+	var err error
+	if route.SubjectFor != nil {
+		if subj, err = route.SubjectFor(params); err != nil {
+			c.sendError(id, wire.Invalid("invalid %s params: %s", route.Method, err.Error()))
+			return
+		}
+	}
+	if route.Rewrite != nil {
+		if body, err = route.Rewrite(params, c.s.cfg.MaxPayload); err != nil {
+			c.sendError(id, wire.Invalid("invalid %s params: %s", route.Method, err.Error()))
+			return
+		}
+	}
+	payload, we := c.request(route, subj, body, id, route.Deadline)
+	if we != nil {
+		c.sendError(id, we)
+		return
+	}
+	c.sendRes(schemas.Response{Type: schemas.TypeRes, ID: id, OK: true, Payload: payload})
+	if route.Final != "" {
+		c.awaitFinal(id, route, payload)
+	}
+}
+
+// request sends one bus request with the connection's headers and maps every failure to a
+// wire error.
+func (c *conn) request(route Route, subj string, body []byte, id string, deadline time.Duration) ([]byte, *wire.Error) {
+	ctx, cancel := context.WithTimeout(c.s.reqCtx, deadline)
 	defer cancel()
 	hdr := nats.Header{}
 	hdr.Set(wire.HeaderConnID, c.id)
 	hdr.Set(wire.HeaderRequestID, id)
 	hdr.Set(wire.HeaderClientMode, c.hello.Client.Mode)
-	payload, err := wire.Request(ctx, c.s.nc, route.Subject, params, hdr)
+	payload, err := wire.Request(ctx, c.s.nc, subj, body, hdr)
 	if err != nil {
 		var we *wire.Error
 		if !errors.As(err, &we) {
@@ -412,13 +441,79 @@ func (c *conn) call(id string, route Route, params []byte) {
 		if c.s.stopping.Load() && errors.Is(ctx.Err(), context.Canceled) {
 			we = wire.Unavailable(true, "gateway shutting down")
 		}
-		c.sendError(id, we)
-		return
+		return nil, we
 	}
 	if len(payload) == 0 {
 		payload = []byte("null")
 	}
-	c.sendRes(schemas.Response{Type: schemas.TypeRes, ID: id, OK: true, Payload: payload})
+	return payload, nil
+}
+
+// finalPoll is how long the service holds one wait request of a two-stage method.
+const finalPoll = 20 * time.Second
+
+// awaitFinal long-polls the route's Final subject for the run acknowledged by ack and sends
+// the second res. A service that stays unreachable longer than Config.RunLostAfter ends the run
+// for the client with UNAVAILABLE, so a crashed service never leaves it waiting forever.
+func (c *conn) awaitFinal(id string, route Route, ack []byte) {
+	var a struct {
+		RunID string `json:"runId"`
+	}
+	if json.Unmarshal(ack, &a) != nil || a.RunID == "" {
+		c.sendError(id, wire.Unavailable(false, "%s: the service acknowledged without a runId", route.Method))
+		return
+	}
+	body, _ := json.Marshal(wire.AgentWait{RunID: a.RunID, WaitMs: finalPoll.Milliseconds()})
+	var unreachableSince time.Time
+	backoff := 100 * time.Millisecond
+	for {
+		payload, we := c.request(route, route.Final, body, id, finalPoll+5*time.Second)
+		if we != nil {
+			if c.s.reqCtx.Err() != nil {
+				c.sendError(id, wire.Unavailable(true, "gateway shutting down"))
+				return
+			}
+			if !we.Retryable {
+				c.sendError(id, we)
+				return
+			}
+			now := time.Now()
+			if unreachableSince.IsZero() {
+				unreachableSince = now
+			}
+			if now.Sub(unreachableSince) > c.s.cfg.RunLostAfter {
+				c.sendError(id, wire.Unavailable(true, "%s run %s: the service stopped answering (%s); the outcome is unknown", route.Method, a.RunID, we.Message))
+				return
+			}
+			select {
+			case <-time.After(backoff):
+			case <-c.s.reqCtx.Done():
+			}
+			backoff = min(backoff*2, 2*time.Second)
+			continue
+		}
+		unreachableSince, backoff = time.Time{}, 100*time.Millisecond
+		var fin wire.AgentFinal
+		if err := json.Unmarshal(payload, &fin); err != nil {
+			c.sendError(id, wire.Unavailable(false, "%s: malformed final from the service: %s", route.Method, err.Error()))
+			return
+		}
+		if !fin.Done {
+			continue
+		}
+		res := schemas.Response{Type: schemas.TypeRes, ID: id, OK: fin.OK, Payload: fin.Payload}
+		if fin.OK && len(res.Payload) == 0 {
+			res.Payload = []byte("null")
+		}
+		if !fin.OK {
+			if fin.Error == nil {
+				fin.Error = wire.Unavailable(false, "%s run %s failed", route.Method, a.RunID)
+			}
+			res.Error = errorShape(fin.Error)
+		}
+		c.sendRes(res)
+		return
+	}
 }
 
 func errorShape(e *wire.Error) *schemas.ErrorShape {

@@ -122,7 +122,8 @@ func startEdge(t testing.TB, mod func(*Config)) *gw {
 		t.Fatal(err)
 	}
 	cfg := Config{Listener: ln, Schemas: testSchemas(t), Version: "test", Host: "testhost",
-		HandshakeTimeout: 5 * time.Second, TickInterval: time.Hour}
+		HandshakeTimeout: 5 * time.Second, TickInterval: time.Hour,
+		Routes: RoutesFor(DefaultRoutes(), []string{subject.ServicePresence, subject.ServiceHealth})}
 	if mod != nil {
 		mod(&cfg)
 	}

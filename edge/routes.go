@@ -1,9 +1,12 @@
 package edge
 
 import (
+	"encoding/json"
+	"fmt"
 	"time"
 
 	"github.com/clawdis/clawdis/bus/subject"
+	"github.com/clawdis/clawdis/bus/wire"
 	"github.com/clawdis/clawdis/schemas"
 )
 
@@ -17,24 +20,44 @@ type Route struct {
 	Service string
 	// Deadline bounds the bus request; past it the client gets UNAVAILABLE retryable.
 	Deadline time.Duration
+	// Final, when set, makes the method two-stage (SPEC §6.6): after the first answer the
+	// edge long-polls Final with wire.AgentWait until the run is done and sends a second res.
+	Final string
+	// SubjectFor, when set, picks the subject from the params (the send method's provider).
+	SubjectFor func(params []byte) (string, error)
+	// Rewrite, when set, turns the client's params into the bus request body; maxPayload is
+	// the connection's frame limit.
+	Rewrite func(params []byte, maxPayload int64) ([]byte, error)
+}
+
+// Events a route's service publishes, broadcast by the edge under these names.
+var serviceEvents = map[string][]string{
+	subject.ServiceAgent: {schemas.EventAgent, schemas.EventChat},
 }
 
 // DefaultRoutes is the full route table of this gateway.
 func DefaultRoutes() []Route {
+	const quick = 5 * time.Second
 	return []Route{
-		{Method: schemas.MethodHealth, Subject: subject.HealthGet, Service: subject.ServiceHealth, Deadline: 5 * time.Second},
-		{Method: schemas.MethodStatus, Subject: subject.HealthStatus, Service: subject.ServiceHealth, Deadline: 5 * time.Second},
-		{Method: schemas.MethodSystemPresence, Subject: subject.PresenceList, Service: subject.ServicePresence, Deadline: 5 * time.Second},
-		{Method: schemas.MethodSystemEvent, Subject: subject.PresenceEvent, Service: subject.ServicePresence, Deadline: 5 * time.Second},
+		{Method: schemas.MethodHealth, Subject: subject.HealthGet, Service: subject.ServiceHealth, Deadline: quick},
+		{Method: schemas.MethodStatus, Subject: subject.HealthStatus, Service: subject.ServiceHealth, Deadline: quick},
+		{Method: schemas.MethodSystemPresence, Subject: subject.PresenceList, Service: subject.ServicePresence, Deadline: quick},
+		{Method: schemas.MethodSystemEvent, Subject: subject.PresenceEvent, Service: subject.ServicePresence, Deadline: quick},
+		{Method: schemas.MethodSend, Service: "provider", SubjectFor: sendSubject, Deadline: 60 * time.Second},
+		{Method: schemas.MethodAgent, Subject: subject.AgentRun, Final: subject.AgentWait, Service: subject.ServiceAgent, Deadline: 10 * time.Second},
+		{Method: schemas.MethodChatSend, Subject: subject.ChatSend, Service: subject.ServiceAgent, Deadline: 10 * time.Second},
+		{Method: schemas.MethodChatHistory, Subject: subject.SessionsHistory, Service: subject.ServiceSessions, Deadline: quick, Rewrite: historyRequest},
 	}
 }
 
-// RoutesFor keeps the routes whose service is in services.
+// RoutesFor keeps the routes whose service is in services. The pseudo-service "provider"
+// (the send method) is kept when either provider runs.
 func RoutesFor(routes []Route, services []string) []Route {
 	have := make(map[string]bool, len(services))
 	for _, s := range services {
 		have[s] = true
 	}
+	have["provider"] = have[subject.ServiceWhatsApp] || have[subject.ServiceTelegram]
 	var out []Route
 	for _, r := range routes {
 		if have[r.Service] {
@@ -42,4 +65,30 @@ func RoutesFor(routes []Route, services []string) []Route {
 		}
 	}
 	return out
+}
+
+// sendSubject routes send to the chosen provider (whatsapp by default).
+func sendSubject(params []byte) (string, error) {
+	var p struct {
+		Provider string `json:"provider"`
+	}
+	_ = json.Unmarshal(params, &p) // validated by the schema already
+	if p.Provider == "" {
+		p.Provider = subject.ServiceWhatsApp
+	}
+	return subject.ProviderSend(p.Provider)
+}
+
+// historyRequest adds the byte bound of the frame to chat.history params: the answer must
+// fit in one frame, with room for the res envelope.
+func historyRequest(params []byte, maxPayload int64) ([]byte, error) {
+	var p schemas.ChatHistoryParams
+	if err := json.Unmarshal(params, &p); err != nil {
+		return nil, fmt.Errorf("chat.history params: %w", err)
+	}
+	req := wire.HistoryRequest{SessionKey: p.SessionKey, MaxBytes: int(maxPayload) - 1024}
+	if p.Limit != nil {
+		req.Limit = *p.Limit
+	}
+	return json.Marshal(req)
 }

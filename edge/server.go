@@ -47,6 +47,9 @@ type Config struct {
 	Routes []Route
 	// Events lists the event names announced in hello-ok; default tick, presence, health, shutdown.
 	Events []string
+	// RunLostAfter is how long the service of a two-stage method (agent) may stay unreachable
+	// while the edge waits for a run's final before the client gets UNAVAILABLE; default 15s.
+	RunLostAfter time.Duration
 	// Verbose logs every frame in and out at Debug level (never tokens).
 	Verbose bool
 	// Now is the clock; default time.Now.
@@ -80,6 +83,16 @@ func (c *Config) setDefaults() {
 	}
 	if c.Events == nil {
 		c.Events = []string{schemas.EventTick, schemas.EventPresence, schemas.EventHealth, schemas.EventShutdown}
+		seen := map[string]bool{}
+		for _, r := range c.Routes {
+			if !seen[r.Service] {
+				seen[r.Service] = true
+				c.Events = append(c.Events, serviceEvents[r.Service]...)
+			}
+		}
+	}
+	if c.RunLostAfter <= 0 {
+		c.RunLostAfter = 15 * time.Second
 	}
 	if c.Now == nil {
 		c.Now = time.Now
@@ -248,6 +261,8 @@ func (s *Server) subscribe() ([]*nats.Subscription, error) {
 	}{
 		{subject.PresenceChanged, s.onPresence},
 		{subject.HealthChanged, s.onHealth},
+		{subject.AgentEvent, s.onAgent},
+		{subject.ChatEvent, s.onChat},
 	} {
 		fn := sp.fn
 		sub, err := s.nc.Subscribe(sp.subj, func(m *nats.Msg) { fn(m.Data) })
@@ -290,6 +305,29 @@ func (s *Server) onHealth(data []byte) {
 	s.stateVersion.Health++
 	s.fanOutLocked(schemas.EventHealth, s.health, true, true)
 	s.mu.Unlock()
+}
+
+// onAgent broadcasts an agent run event. It is not droppable: a client that cannot keep up
+// with a run it watches is closed as a slow consumer rather than shown a gap in the reply.
+func (s *Server) onAgent(data []byte) {
+	if !json.Valid(data) {
+		s.log.Warn("ignoring malformed agent event")
+		return
+	}
+	s.broadcast(schemas.EventAgent, data, false, false)
+}
+
+// onChat broadcasts a chat event; deltas are droppable (each carries the whole text so far),
+// final and error are not.
+func (s *Server) onChat(data []byte) {
+	var ev struct {
+		State string `json:"state"`
+	}
+	if json.Unmarshal(data, &ev) != nil {
+		s.log.Warn("ignoring malformed chat event")
+		return
+	}
+	s.broadcast(schemas.EventChat, data, ev.State == schemas.ChatStateDelta, false)
 }
 
 func (s *Server) tickLoop(ctx context.Context) {

@@ -25,6 +25,22 @@ const (
 	EventShutdown = "shutdown"
 )
 
+// Chat event states (SPEC §6.8).
+const (
+	ChatStateDelta = "delta"
+	ChatStateFinal = "final"
+	ChatStateError = "error"
+)
+
+// Agent run statuses (SPEC §6.6) and the chat.send status.
+const (
+	RunAccepted = "accepted"
+	RunStarted  = "started"
+	RunOK       = "ok"
+	RunTimeout  = "timeout"
+	RunError    = "error"
+)
+
 // Method names.
 const (
 	MethodHealth         = "health"
