@@ -147,6 +147,18 @@ func newCallCmd(cf *clientFlags, stdout io.Writer) *cobra.Command {
 				}
 				p = json.RawMessage(params)
 			}
+			if args[0] == schemas.MethodAgent { // two-stage: print the final, not the ack
+				c, err := dialGateway(cmd.Context(), cf, nil)
+				if err != nil {
+					return err
+				}
+				defer c.Close()
+				raw, err := c.RequestFinal(cmd.Context(), args[0], p, nil)
+				if err != nil {
+					return methodError(args[0], err, 0)
+				}
+				return printJSON(stdout, raw)
+			}
 			raw, err := callGateway(cmd.Context(), cf, args[0], p)
 			if err != nil {
 				return err

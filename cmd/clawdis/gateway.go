@@ -73,7 +73,8 @@ func newGatewayCmd(stdout, stderr io.Writer) *cobra.Command {
 	pf.StringVar(&cf.token, "token", "", "gateway token (default $CLAWDIS_GATEWAY_TOKEN, then gateway.token)")
 	pf.DurationVar(&cf.timeout, "timeout", 10*time.Second, "connection and call timeout (client commands)")
 
-	cmd.AddCommand(newHealthCmd(&cf, stdout), newStatusCmd(&cf, stdout), newCallCmd(&cf, stdout))
+	cmd.AddCommand(newHealthCmd(&cf, stdout), newStatusCmd(&cf, stdout), newCallCmd(&cf, stdout),
+		newSendCmd(&cf, stdout), newAgentCmd(&cf, stdout))
 	return cmd
 }
 

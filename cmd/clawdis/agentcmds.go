@@ -1,0 +1,219 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"runtime"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/clawdis/clawdis/edge/client"
+	"github.com/clawdis/clawdis/schemas"
+)
+
+// randomKey is an idempotency key for a command run without --idempotency-key.
+func randomKey() string {
+	b := make([]byte, 12)
+	_, _ = rand.Read(b)
+	return "cli-" + hex.EncodeToString(b)
+}
+
+// dialGateway connects as a cli client within the connection timeout.
+func dialGateway(ctx context.Context, cf *clientFlags, onEvent func(schemas.Event)) (*client.Client, error) {
+	dctx, cancel := context.WithTimeout(ctx, cf.timeout)
+	defer cancel()
+	return client.Dial(dctx, client.Options{
+		URL:         cf.url,
+		Token:       clientToken(cf.token),
+		Client:      schemas.ClientInfo{Name: "clawdis-cli", Version: version, Platform: runtime.GOOS, Mode: "cli"},
+		DialTimeout: cf.timeout,
+		OnEvent:     onEvent,
+	})
+}
+
+// methodError turns a request error into the CLI's one line.
+func methodError(method string, err error, timeout time.Duration) error {
+	var re *client.ResponseError
+	switch {
+	case errors.As(err, &re):
+		return fmt.Errorf("%s failed: %s", method, re.Error())
+	case errors.Is(err, context.DeadlineExceeded):
+		return fmt.Errorf("%s: no answer within %s", method, timeout)
+	}
+	return fmt.Errorf("%s: %w", method, err)
+}
+
+func newSendCmd(cf *clientFlags, stdout io.Writer) *cobra.Command {
+	var p schemas.SendParams
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "send",
+		Short: "Send a message through WhatsApp or Telegram",
+		Args:  noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if p.To == "" || p.Message == "" {
+				return usageError{errors.New("send needs --to and --message")}
+			}
+			if p.IdempotencyKey == "" {
+				p.IdempotencyKey = randomKey()
+			}
+			raw, err := callGateway(cmd.Context(), cf, schemas.MethodSend, p)
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				return printJSON(stdout, raw)
+			}
+			var r schemas.SendResult
+			if err := json.Unmarshal(raw, &r); err != nil {
+				return fmt.Errorf("send: unexpected payload: %w", err)
+			}
+			to := r.ToJID
+			if to == "" {
+				to = r.ChatID
+			}
+			_, err = fmt.Fprintf(stdout, "sent via %s to %s (message %s)\n", r.Provider, to, r.MessageID)
+			return err
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&p.To, "to", "", "recipient: E.164 number or group JID (WhatsApp), chat id or @channel (Telegram)")
+	f.StringVar(&p.Message, "message", "", "message text (the caption when --media-url is set)")
+	f.StringVar(&p.MediaURL, "media-url", "", "http(s) URL or local path of an image, video, audio or document")
+	f.StringVar(&p.Provider, "provider", "", "whatsapp (default) or telegram")
+	f.StringVar(&p.IdempotencyKey, "idempotency-key", "", "key that makes a repeat harmless (random when empty)")
+	f.BoolVar(&asJSON, "json", false, "print the payload as JSON")
+	return cmd
+}
+
+func newAgentCmd(cf *clientFlags, stdout io.Writer) *cobra.Command {
+	var p schemas.AgentParams
+	var timeoutSeconds int64
+	var asJSON, noWait bool
+	cmd := &cobra.Command{
+		Use:   "agent",
+		Short: "Run an agent turn and stream its reply",
+		Args:  noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if p.Message == "" {
+				return usageError{errors.New("agent needs --message")}
+			}
+			if p.IdempotencyKey == "" {
+				p.IdempotencyKey = randomKey()
+			}
+			if timeoutSeconds > 0 {
+				p.Timeout = &timeoutSeconds
+			}
+			return runAgent(cmd.Context(), cf, p, stdout, asJSON, noWait)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&p.Message, "message", "", "the prompt")
+	f.StringVar(&p.To, "to", "", "recipient for --deliver")
+	f.StringVar(&p.SessionKey, "session-key", "", "conversation key (default the main session)")
+	f.StringVar(&p.SessionID, "session-id", "", "use this session id")
+	f.StringVar(&p.Thinking, "thinking", "", "off|minimal|low|medium|high (or an alias)")
+	f.BoolVar(&p.Deliver, "deliver", false, "send the reply through the channel's provider")
+	f.StringVar(&p.Channel, "channel", "", "last (default), whatsapp, telegram or webchat")
+	f.Int64Var(&timeoutSeconds, "timeout-seconds", 0, "the run's deadline (default agent.timeoutSeconds)")
+	f.StringVar(&p.IdempotencyKey, "idempotency-key", "", "run id; a repeat gets the same result (random when empty)")
+	f.BoolVar(&noWait, "no-wait", false, "print the acknowledgement and exit without waiting")
+	f.BoolVar(&asJSON, "json", false, "print the final payload as JSON instead of streaming text")
+	return cmd
+}
+
+// runAgent streams the assistant text of the run to stdout as it arrives and waits for the
+// final result.
+func runAgent(ctx context.Context, cf *clientFlags, p schemas.AgentParams, stdout io.Writer, asJSON, noWait bool) error {
+	streamed := make(chan string, 256)
+	onEvent := func(ev schemas.Event) {
+		if ev.Event != schemas.EventAgent || asJSON {
+			return
+		}
+		var ae schemas.AgentEventPayload
+		if json.Unmarshal(ev.Payload, &ae) != nil || ae.RunID != p.IdempotencyKey || ae.Stream != "assistant" {
+			return
+		}
+		var d struct {
+			Text string `json:"text"`
+		}
+		if json.Unmarshal(ae.Data, &d) == nil && d.Text != "" {
+			select {
+			case streamed <- d.Text:
+			default: // the final text below fills in whatever was not printed
+			}
+		}
+	}
+	c, err := dialGateway(ctx, cf, onEvent)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	if noWait {
+		rctx, cancel := context.WithTimeout(ctx, cf.timeout)
+		defer cancel()
+		raw, err := c.Request(rctx, schemas.MethodAgent, p)
+		if err != nil {
+			return methodError(schemas.MethodAgent, err, cf.timeout)
+		}
+		return printJSON(stdout, raw)
+	}
+	// The run's own deadline is enforced by the gateway; this only guards against a gateway
+	// that stops answering altogether.
+	budget := 10 * time.Minute
+	if p.Timeout != nil {
+		budget = time.Duration(*p.Timeout) * time.Second
+	}
+	rctx, cancel := context.WithTimeout(ctx, budget+time.Minute)
+	defer cancel()
+	done := make(chan struct{})
+	var raw json.RawMessage
+	go func() {
+		defer close(done)
+		raw, err = c.RequestFinal(rctx, schemas.MethodAgent, p, nil)
+	}()
+	var written strings.Builder
+	show := func(s string) {
+		_, _ = io.WriteString(stdout, s)
+		written.WriteString(s)
+	}
+	for {
+		select {
+		case s := <-streamed:
+			show(s)
+			continue
+		case <-done:
+		}
+		break
+	}
+	for len(streamed) > 0 { // events that arrived just before the final
+		show(<-streamed)
+	}
+	if err != nil {
+		if written.Len() > 0 {
+			_, _ = fmt.Fprintln(stdout)
+		}
+		return methodError(schemas.MethodAgent, err, budget)
+	}
+	if asJSON {
+		return printJSON(stdout, raw)
+	}
+	// Print what the stream did not show: all of it for a remembered result, the tail when
+	// the last events were still queued behind the final.
+	var res schemas.AgentResult
+	if json.Unmarshal(raw, &res) == nil {
+		shown := strings.TrimSpace(written.String())
+		if rest, ok := strings.CutPrefix(res.Text, shown); ok {
+			_, _ = io.WriteString(stdout, rest)
+		}
+	}
+	_, err = fmt.Fprintln(stdout)
+	return err
+}
