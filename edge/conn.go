@@ -57,6 +57,9 @@ func (s *Server) serveConn(ws *websocket.Conn, r *http.Request) {
 	s.mu.Lock()
 	s.all[c] = struct{}{}
 	s.mu.Unlock()
+	if f := s.connAdded.Load(); f != nil {
+		(*f)()
+	}
 	defer func() {
 		s.mu.Lock()
 		delete(s.all, c)

@@ -107,6 +107,8 @@ type Server struct {
 	routes  map[string]Route
 	methods []string
 	started time.Time
+	// connAdded, when set (tests), is called with each connection once it is registered.
+	connAdded atomic.Pointer[func()]
 
 	mu           sync.Mutex         // guards conns and the cached state below, and orders fan-out
 	conns        map[*conn]struct{} // connections past hello-ok (receive events)

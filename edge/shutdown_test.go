@@ -76,8 +76,11 @@ func TestShutdownFailsInFlightRequestsWithinBudget(t *testing.T) {
 
 func TestShutdownClosesConnectionsStillInHandshake(t *testing.T) {
 	g := startEdge(t, func(c *Config) { c.HandshakeTimeout = time.Hour })
+	added := make(chan struct{}, 1)
+	hook := func() { added <- struct{}{} }
+	g.srv.connAdded.Store(&hook)
 	c := dialRaw(t, g.url, nil)
-	onlyConn(t, g.srv) // the server has the connection
+	<-added // the server has the connection
 	g.cancel()
 	if code, _ := c.closed(); code != websocket.StatusServiceRestart {
 		t.Errorf("closed %d", code)

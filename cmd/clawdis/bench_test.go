@@ -1,0 +1,126 @@
+package main
+
+import (
+	"context"
+	"log/slog"
+	"math"
+	"slices"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/clawdis/clawdis/edge/client"
+	"github.com/clawdis/clawdis/schemas"
+)
+
+// benchGateway runs the whole daemon in-process (bus, real presence and health services,
+// edge) on a free port and returns its URL; it stops with the benchmark.
+func benchGateway(b *testing.B) string {
+	b.Helper()
+	b.Setenv("HOME", b.TempDir())
+	b.Setenv("CLAWDIS_GATEWAY_TOKEN", "")
+	b.Setenv("CLAWDIS_CONFIG_PATH", "")
+	port := freePort(b)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	listening := make(chan struct{})
+	go func() {
+		done <- runGateway(ctx, daemonFlags{port: port, stateDir: b.TempDir(), token: "tok", noProviders: true, noWebchat: true,
+			listening: func(string) { close(listening) }}, slog.New(slog.DiscardHandler))
+	}()
+	select {
+	case <-listening:
+	case err := <-done:
+		b.Fatalf("gateway exited: %v", err)
+	}
+	b.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				b.Errorf("runGateway: %v", err)
+			}
+		case <-time.After(procTimeout):
+			b.Error("gateway did not stop")
+		}
+	})
+	return "ws://127.0.0.1:" + strconv.Itoa(port)
+}
+
+func benchOptions(url string) client.Options {
+	return client.Options{URL: url, Token: "tok", Client: schemas.ClientInfo{Name: "bench", Mode: "cli"}}
+}
+
+// BenchmarkHealthRoundTrip: one connected client, b.N sequential health requests through
+// the WebSocket, the edge, the bus and the real health service.
+func BenchmarkHealthRoundTrip(b *testing.B) {
+	url := benchGateway(b)
+	ctx := context.Background()
+	opts := benchOptions(url)
+	opts.FrameHook = validatingHook(b)
+	warm, err := client.Dial(ctx, opts) // warm up with a validating client
+	if err != nil {
+		b.Fatal(err)
+	}
+	_, err = warm.Request(ctx, schemas.MethodHealth, nil)
+	warm.Close()
+	if err != nil {
+		b.Fatal(err)
+	}
+	c, err := client.Dial(ctx, benchOptions(url)) // the timed client does not validate
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer c.Close()
+	lat := make([]time.Duration, b.N)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := range b.N {
+		t0 := time.Now()
+		if _, err := c.Request(ctx, schemas.MethodHealth, nil); err != nil {
+			b.Fatal(err)
+		}
+		lat[i] = time.Since(t0)
+	}
+	b.StopTimer()
+	reportLatency(b, lat)
+}
+
+// BenchmarkHelloHandshake: per op, dial, hello / hello-ok and close (real services behind).
+func BenchmarkHelloHandshake(b *testing.B) {
+	url := benchGateway(b)
+	ctx := context.Background()
+	opts := benchOptions(url)
+	opts.FrameHook = validatingHook(b)
+	c, err := client.Dial(ctx, opts) // warm up, validated
+	if err != nil {
+		b.Fatal(err)
+	}
+	c.Close()
+	opts = benchOptions(url)
+	lat := make([]time.Duration, b.N)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := range b.N {
+		t0 := time.Now()
+		c, err := client.Dial(ctx, opts)
+		if err != nil {
+			b.Fatal(err)
+		}
+		c.Close()
+		lat[i] = time.Since(t0)
+	}
+	b.StopTimer()
+	reportLatency(b, lat)
+}
+
+// reportLatency reports the median and the 99th percentile of lat in microseconds.
+func reportLatency(b *testing.B, lat []time.Duration) {
+	slices.Sort(lat)
+	pct := func(p float64) float64 { // nearest rank
+		i := int(math.Ceil(p*float64(len(lat)))) - 1
+		return float64(lat[max(i, 0)].Nanoseconds()) / 1e3
+	}
+	b.ReportMetric(pct(0.50), "p50-µs")
+	b.ReportMetric(pct(0.99), "p99-µs")
+}
