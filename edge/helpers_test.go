@@ -294,20 +294,6 @@ func newPanicService(t testing.TB, nc *nats.Conn) micro.Service {
 	return svc
 }
 
-// onlyConn returns the server's single open connection.
-func onlyConn(t testing.TB, s *Server) *conn {
-	t.Helper()
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if len(s.all) != 1 {
-		t.Fatalf("%d connections, want 1", len(s.all))
-	}
-	for c := range s.all {
-		return c
-	}
-	return nil
-}
-
 // smallSendBufListener gives accepted connections a small kernel send buffer.
 type smallSendBufListener struct{ net.Listener }
 

@@ -2,16 +2,13 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"net"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
-	"time"
 )
 
 func TestExitCodes(t *testing.T) {
@@ -57,27 +54,8 @@ func TestGatewayEndToEnd(t *testing.T) {
 	state := t.TempDir()
 	t.Setenv("HOME", t.TempDir())
 	t.Setenv("CLAWDIS_GATEWAY_TOKEN", "")
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := ln.Addr().(*net.TCPAddr).Port
-	ln.Close()
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	logs := &syncBuf{}
-	log, _ := newLogger(logs, "json", false)
-	listening := make(chan string, 1)
-	go func() {
-		done <- runGateway(ctx, daemonFlags{port: port, stateDir: state, token: "tok", noProviders: true,
-			listening: func(addr string) { listening <- addr }}, log)
-	}()
-	select {
-	case <-listening:
-	case err := <-done:
-		t.Fatalf("gateway exited: %v\nlogs: %s", err, logs.String())
-	}
-	url := "ws://127.0.0.1:" + strconv.Itoa(port)
+	d := startDaemon(t, state, "", func(df *daemonFlags) { df.token = "tok" })
+	url := d.url
 	var out, errb bytes.Buffer
 	if code := execute([]string{"gateway", "health", "--json", "--url", url, "--token", "tok"}, &out, &errb); code != 0 {
 		// health exits 1 until the first liveness probe; its JSON still has every field.
@@ -104,15 +82,7 @@ func TestGatewayEndToEnd(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(state, "gateway.lock")); err != nil {
 		t.Errorf("lock file: %v", err)
 	}
-	cancel()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Errorf("runGateway: %v", err)
-		}
-	case <-time.After(30 * time.Second):
-		t.Fatal("gateway did not stop")
-	}
+	d.stop()
 }
 
 type syncBuf struct {
