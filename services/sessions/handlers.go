@@ -1,0 +1,238 @@
+package sessions
+
+import (
+	"cmp"
+	"context"
+	"encoding/json"
+	"fmt"
+	"slices"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/clawdis/clawdis/bus/wire"
+	"github.com/clawdis/clawdis/schemas"
+)
+
+// summaryRequest is the body of a subject.SessionsSummary request.
+type summaryRequest struct {
+	Limit int `json:"limit"`
+}
+
+// handleSummary answers subject.SessionsSummary: the store's path, its size and its most
+// recently updated sessions, newest first (ties by key).
+func (s *Service) handleSummary(_ context.Context, data []byte, _ nats.Header) (any, error) {
+	var req summaryRequest
+	if err := decode(data, &req); err != nil {
+		return nil, err
+	}
+	if req.Limit < 0 || req.Limit > MaxSummaryLimit {
+		return nil, wire.Invalid("limit %d out of range 1..%d (0 for %d)", req.Limit, MaxSummaryLimit, DefaultSummaryLimit)
+	}
+	if req.Limit == 0 {
+		req.Limit = DefaultSummaryLimit
+	}
+	s.mu.Lock()
+	if err := s.loadLocked(); err != nil {
+		s.mu.Unlock()
+		return nil, err
+	}
+	all := make([]wire.SessionInfo, 0, len(s.st.entries))
+	for key, e := range s.st.entries {
+		all = append(all, wire.SessionInfo{
+			Key:           key,
+			SessionID:     e.SessionID,
+			UpdatedAt:     e.UpdatedAt,
+			ThinkingLevel: e.ThinkingLevel,
+		})
+	}
+	s.mu.Unlock()
+	slices.SortFunc(all, func(a, b wire.SessionInfo) int {
+		if c := cmp.Compare(b.UpdatedAt, a.UpdatedAt); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.Key, b.Key)
+	})
+	n := len(all)
+	return wire.SessionsSummary{Path: s.st.path, Count: n, Sessions: all[:min(n, req.Limit)]}, nil
+}
+
+// handleResolve answers subject.SessionsResolve: the session of the key, created when
+// missing; a different requested session id re-points the key.
+func (s *Service) handleResolve(_ context.Context, data []byte, _ nats.Header) (any, error) {
+	var req wire.SessionResolve
+	if err := decode(data, &req); err != nil {
+		return nil, err
+	}
+	key, err := sessionKey(req.SessionKey)
+	if err != nil {
+		return nil, err
+	}
+	if err := requestedID(req.SessionID); err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.loadLocked(); err != nil {
+		return nil, err
+	}
+	e, created, err := s.mutate(key, func(e *entry) (bool, error) {
+		return s.assignID(e, req.SessionID)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return e.session(key, created), nil
+}
+
+// handleUpdate answers subject.SessionsUpdate: the fields that are not nil are set (an
+// empty string removes an optional field), updatedAt is bumped.
+func (s *Service) handleUpdate(_ context.Context, data []byte, _ nats.Header) (any, error) {
+	var req wire.SessionUpdate
+	if err := decode(data, &req); err != nil {
+		return nil, err
+	}
+	key, err := sessionKey(req.SessionKey)
+	if err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.loadLocked(); err != nil {
+		return nil, err
+	}
+	e, created, err := s.mutate(key, func(e *entry) (bool, error) {
+		if _, err := s.assignID(e, ""); err != nil {
+			return false, err
+		}
+		for _, f := range []struct{ src, dst *string }{
+			{req.ThinkingLevel, &e.ThinkingLevel},
+			{req.LastChannel, &e.LastChannel},
+			{req.LastTo, &e.LastTo},
+		} {
+			if f.src != nil {
+				*f.dst = *f.src
+			}
+		}
+		return true, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	s.log.Debug("session updated", "session_key", key)
+	return e.session(key, created), nil
+}
+
+// handleAppend answers subject.SessionsAppend: the messages are appended, in order, to the
+// transcript of the key's session (resolved or created as by resolve), whose updatedAt is
+// bumped.
+func (s *Service) handleAppend(_ context.Context, data []byte, _ nats.Header) (any, error) {
+	var req wire.TranscriptAppend
+	if err := decode(data, &req); err != nil {
+		return nil, err
+	}
+	key, err := sessionKey(req.SessionKey)
+	if err != nil {
+		return nil, err
+	}
+	if err := requestedID(req.SessionID); err != nil {
+		return nil, err
+	}
+	if err := validateMessages(req.Messages, s.cfg.Now()); err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.loadLocked(); err != nil {
+		return nil, err
+	}
+	e, created, err := s.mutate(key, func(e *entry) (bool, error) {
+		if _, err := s.assignID(e, req.SessionID); err != nil {
+			return false, err
+		}
+		return true, usableID(key, e)
+	})
+	if err != nil {
+		return nil, err
+	}
+	if err := appendTranscript(transcriptPath(s.cfg.Dir, e.SessionID), req.Messages); err != nil {
+		s.log.Error("appending to transcript failed", "session_key", key, "session_id", e.SessionID, "err", err)
+		return nil, wire.Unavailable(false, "session %q: %s", key, err.Error())
+	}
+	s.log.Debug("transcript appended", "session_key", key, "messages", len(req.Messages))
+	return e.session(key, created), nil
+}
+
+// handleHistory answers subject.SessionsHistory: the newest Limit messages of the key's
+// transcript, oldest first, trimmed from the oldest end to MaxBytes. A key without a session
+// has no messages; nothing is created.
+func (s *Service) handleHistory(_ context.Context, data []byte, _ nats.Header) (any, error) {
+	var req wire.HistoryRequest
+	if err := decode(data, &req); err != nil {
+		return nil, err
+	}
+	key, err := sessionKey(req.SessionKey)
+	if err != nil {
+		return nil, err
+	}
+	if req.Limit < 0 || req.Limit > MaxHistoryLimit {
+		return nil, wire.Invalid("limit %d out of range 1..%d (0 for %d)", req.Limit, MaxHistoryLimit, DefaultHistoryLimit)
+	}
+	if req.Limit == 0 {
+		req.Limit = DefaultHistoryLimit
+	}
+	if req.MaxBytes < 0 {
+		return nil, wire.Invalid("maxBytes %d is negative", req.MaxBytes)
+	}
+	s.mu.Lock()
+	if err := s.loadLocked(); err != nil {
+		s.mu.Unlock()
+		return nil, err
+	}
+	var e *entry
+	if stored := s.st.entries[key]; stored != nil {
+		e = stored.clone()
+	}
+	s.mu.Unlock()
+
+	res := schemas.ChatHistoryResult{
+		SessionKey:    key,
+		Messages:      []schemas.ChatMessage{},
+		ThinkingLevel: DefaultThinkingLevel,
+	}
+	if e == nil {
+		return res, nil
+	}
+	res.SessionID = e.SessionID
+	if e.ThinkingLevel != "" {
+		res.ThinkingLevel = e.ThinkingLevel
+	}
+	if e.SessionID == "" {
+		return res, nil
+	}
+	if err := usableID(key, e); err != nil {
+		return nil, err
+	}
+	// Bound the reply by MaxBytes and by what the bus can carry: the budget for the messages
+	// is what is left after the rest of the result.
+	maxBytes := int(s.nc.MaxPayload())
+	if req.MaxBytes > 0 && (maxBytes <= 0 || req.MaxBytes < maxBytes) {
+		maxBytes = req.MaxBytes
+	}
+	budget := unbounded
+	if maxBytes > 0 {
+		base, err := json.Marshal(res)
+		if err != nil {
+			return nil, fmt.Errorf("encode history: %w", err)
+		}
+		budget = maxBytes - len(base)
+	}
+	// Read without the lock: appends are single writes per line, and a line still being
+	// written is skipped as broken.
+	msgs, err := readTranscript(transcriptPath(s.cfg.Dir, e.SessionID), req.Limit, budget)
+	if err != nil {
+		s.log.Error("reading transcript failed", "session_key", key, "session_id", e.SessionID, "err", err)
+		return nil, wire.Unavailable(false, "session %q: %s", key, err.Error())
+	}
+	res.Messages = msgs
+	return res, nil
+}

@@ -1,0 +1,269 @@
+package sessions
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"math"
+	"os"
+	"path/filepath"
+	"slices"
+	"time"
+
+	"github.com/clawdis/clawdis/bus/wire"
+	"github.com/clawdis/clawdis/schemas"
+)
+
+// Roles and content types of transcript messages.
+const (
+	roleUser      = "user"
+	roleAssistant = "assistant"
+	contentText   = "text"
+	contentImage  = "image"
+)
+
+// transcriptPath is the transcript file of session id, which must be valid.
+func transcriptPath(dir, id string) string { return filepath.Join(dir, id+".jsonl") }
+
+// transcriptLine is one line of a transcript as this service writes it.
+type transcriptLine struct {
+	Message schemas.ChatMessage `json:"message"`
+}
+
+// validateMessages checks messages to append and fills in a zero timestamp with now.
+func validateMessages(msgs []schemas.ChatMessage, now time.Time) error {
+	if len(msgs) == 0 {
+		return wire.Invalid("messages required")
+	}
+	for i := range msgs {
+		m := &msgs[i]
+		if m.Role != roleUser && m.Role != roleAssistant {
+			return wire.Invalid("messages[%d].role %q must be user or assistant", i, m.Role)
+		}
+		if len(m.Content) == 0 {
+			return wire.Invalid("messages[%d].content must not be empty", i)
+		}
+		for j, c := range m.Content {
+			switch {
+			case c.Type == contentText && c.Text == "":
+				return wire.Invalid("messages[%d].content[%d].text must not be empty", i, j)
+			case c.Type == contentImage && (c.MimeType == "" || c.Data == ""):
+				return wire.Invalid("messages[%d].content[%d]: an image needs mimeType and data", i, j)
+			case c.Type != contentText && c.Type != contentImage:
+				return wire.Invalid("messages[%d].content[%d].type %q must be text or image", i, j, c.Type)
+			}
+		}
+		if m.Timestamp < 0 {
+			return wire.Invalid("messages[%d].timestamp %d is negative", i, m.Timestamp)
+		}
+		if m.Timestamp == 0 {
+			m.Timestamp = now.UnixMilli()
+		}
+	}
+	return nil
+}
+
+// appendTranscript appends one line per message to path, in order, opening it with
+// O_APPEND (0600) and writing each line with a single write.
+func appendTranscript(path string, msgs []schemas.ChatMessage) error {
+	lines := make([][]byte, len(msgs))
+	for i, m := range msgs {
+		b, err := json.Marshal(transcriptLine{Message: m})
+		if err != nil {
+			return fmt.Errorf("encode transcript line: %w", err)
+		}
+		lines[i] = append(b, '\n')
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+	if err != nil {
+		return fmt.Errorf("open transcript: %w", err)
+	}
+	for _, line := range lines {
+		if _, err := f.Write(line); err != nil {
+			_ = f.Close()
+			return fmt.Errorf("append to transcript: %w", err)
+		}
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("append to transcript: %w", err)
+	}
+	return nil
+}
+
+// tailBlock is how much of a transcript is read at a time, from its end.
+const tailBlock = 64 << 10
+
+// unbounded is the byte budget of readTranscript that never runs out.
+const unbounded = math.MaxInt
+
+// readTranscript returns the newest messages of the transcript at path, oldest first: at
+// most limit of them, and only as many of the newest as fit in budget bytes when encoded as
+// the elements of a JSON array (commas included; unbounded for no bound). A missing file has
+// no messages; lines that are not user or assistant messages (the earlier gateway's session
+// headers, tool results, …) and broken lines are skipped. The file is read backwards from
+// its end, so long transcripts cost only what is returned.
+func readTranscript(path string, limit, budget int) ([]schemas.ChatMessage, error) {
+	return readTail(path, limit, budget, tailBlock)
+}
+
+func readTail(path string, limit, budget, block int) ([]schemas.ChatMessage, error) {
+	if limit <= 0 || budget <= 0 {
+		return []schemas.ChatMessage{}, nil
+	}
+	f, err := os.Open(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return []schemas.ChatMessage{}, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("open transcript: %w", err)
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, fmt.Errorf("read transcript: %w", err)
+	}
+	msgs := make([]schemas.ChatMessage, 0, min(limit, 64)) // newest first
+	used := 0                                              // bytes of msgs encoded, with commas
+	// take parses one line and reports whether reading is over: limit messages were
+	// collected, or the line's message does not fit in what is left of the budget.
+	take := func(line []byte) bool {
+		m, ok := parseLine(line)
+		if !ok {
+			return false
+		}
+		if budget != unbounded {
+			b, err := json.Marshal(m)
+			if err != nil {
+				return true
+			}
+			size := len(b)
+			if len(msgs) > 0 {
+				size++ // the comma
+			}
+			if size > budget-used {
+				return true
+			}
+			used += size
+		}
+		msgs = append(msgs, m)
+		return len(msgs) >= limit
+	}
+	var carry []byte // the beginning of the file not yet split: ends inside a line
+	end := fi.Size()
+	done := false
+	for end > 0 && !done {
+		// Read at least as much as is carried, so a long line costs linear time.
+		n := min(int64(max(block, len(carry))), end)
+		chunk := make([]byte, int(n)+len(carry))
+		if _, err := f.ReadAt(chunk[:n], end-n); err != nil {
+			return nil, fmt.Errorf("read transcript: %w", err)
+		}
+		copy(chunk[n:], carry)
+		end -= n
+		i := len(chunk)
+		for !done {
+			j := bytes.LastIndexByte(chunk[:i], '\n')
+			if j < 0 {
+				break
+			}
+			done = take(chunk[j+1 : i])
+			i = j
+		}
+		carry = chunk[:i]
+	}
+	if !done && len(carry) > 0 {
+		take(carry) // the first line
+	}
+	slices.Reverse(msgs)
+	return msgs, nil
+}
+
+// parseLine decodes one transcript line {"message":{role, content, timestamp}}. It accepts
+// the earlier gateway's variants: content given as a plain string, parts other than text and
+// image (dropped), and a timestamp only on the line (unix ms or an RFC 3339 string).
+func parseLine(line []byte) (schemas.ChatMessage, bool) {
+	if !bytes.Contains(line, []byte(`"message"`)) {
+		return schemas.ChatMessage{}, false
+	}
+	var l struct {
+		Message *struct {
+			Role      string          `json:"role"`
+			Content   json.RawMessage `json:"content"`
+			Timestamp json.RawMessage `json:"timestamp"`
+		} `json:"message"`
+		Timestamp json.RawMessage `json:"timestamp"`
+	}
+	if err := json.Unmarshal(line, &l); err != nil || l.Message == nil {
+		return schemas.ChatMessage{}, false
+	}
+	m := l.Message
+	if m.Role != roleUser && m.Role != roleAssistant {
+		return schemas.ChatMessage{}, false
+	}
+	content, ok := parseContent(m.Content)
+	if !ok {
+		return schemas.ChatMessage{}, false
+	}
+	ts, ok := parseTimestamp(m.Timestamp)
+	if !ok {
+		ts, _ = parseTimestamp(l.Timestamp)
+	}
+	return schemas.ChatMessage{Role: m.Role, Content: content, Timestamp: ts}, true
+}
+
+// parseContent returns the text and image parts of a message's content, false when none.
+func parseContent(raw json.RawMessage) ([]schemas.ChatContent, bool) {
+	raw = bytes.TrimSpace(raw)
+	if len(raw) == 0 {
+		return nil, false
+	}
+	if raw[0] == '"' {
+		var text string
+		if json.Unmarshal(raw, &text) != nil || text == "" {
+			return nil, false
+		}
+		return []schemas.ChatContent{{Type: contentText, Text: text}}, true
+	}
+	var parts []schemas.ChatContent
+	if json.Unmarshal(raw, &parts) != nil {
+		// A part with an unexpected shape: keep the others.
+		var raws []json.RawMessage
+		if json.Unmarshal(raw, &raws) != nil {
+			return nil, false
+		}
+		parts = make([]schemas.ChatContent, len(raws))
+		for i, p := range raws {
+			_ = json.Unmarshal(p, &parts[i]) // a broken part stays zero and is dropped
+		}
+	}
+	out := parts[:0]
+	for _, c := range parts {
+		switch {
+		case c.Type == contentText && c.Text != "":
+			out = append(out, schemas.ChatContent{Type: contentText, Text: c.Text})
+		case c.Type == contentImage && c.MimeType != "" && c.Data != "":
+			out = append(out, schemas.ChatContent{Type: contentImage, MimeType: c.MimeType, Data: c.Data})
+		}
+	}
+	return out, len(out) > 0
+}
+
+// parseTimestamp reads unix ms from a JSON number or an RFC 3339 string.
+func parseTimestamp(raw json.RawMessage) (int64, bool) {
+	if len(raw) == 0 {
+		return 0, false
+	}
+	var ms float64
+	if json.Unmarshal(raw, &ms) == nil {
+		return int64(ms), ms >= 0 && ms < 1<<53
+	}
+	var s string
+	if json.Unmarshal(raw, &s) == nil {
+		if t, err := time.Parse(time.RFC3339Nano, s); err == nil && t.UnixMilli() >= 0 {
+			return t.UnixMilli(), true
+		}
+	}
+	return 0, false
+}
