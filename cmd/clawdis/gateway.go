@@ -25,6 +25,7 @@ import (
 	"github.com/clawdis/clawdis/schemas"
 	"github.com/clawdis/clawdis/services/health"
 	"github.com/clawdis/clawdis/services/presence"
+	"github.com/clawdis/clawdis/services/sessions"
 )
 
 // daemonFlags are the flags of `clawdis gateway` itself.
@@ -199,7 +200,7 @@ func runGateway(ctx context.Context, df daemonFlags, log *slog.Logger) error {
 	defer b.Shutdown()
 
 	host, _ := os.Hostname()
-	services := []string{subject.ServicePresence, subject.ServiceHealth}
+	services := []string{subject.ServicePresence, subject.ServiceHealth, subject.ServiceSessions}
 	svcCtx, stopServices := context.WithCancel(context.Background())
 	defer stopServices()
 	var conns []*nats.Conn
@@ -326,6 +327,8 @@ func buildServices(s settings, host string, names []string, connect func(string)
 				WebChatEnabled: s.webchat, WebChatPort: s.wcPort,
 				ProvidersDisabled: s.noProv, TelegramConfigured: s.cfg.Telegram.BotToken != "",
 			}, nc, log)
+		case subject.ServiceSessions:
+			r, err = sessions.New(sessions.Config{Dir: filepath.Join(s.paths.StateDir, "sessions"), MainKey: s.cfg.Sessions.MainKey}, nc, log)
 		default:
 			err = fmt.Errorf("unknown service %q", name)
 		}
