@@ -1,0 +1,253 @@
+package autoreply
+
+import (
+	"cmp"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/clawdis/clawdis/bus/subject"
+	"github.com/clawdis/clawdis/bus/wire"
+	"github.com/clawdis/clawdis/schemas"
+)
+
+// Bus request timeouts.
+const (
+	ackTimeout      = 10 * time.Second // agent run acknowledgement
+	waitPoll        = 20 * time.Second // how long the agent holds one wait request
+	sendTimeout     = time.Minute      // one provider send
+	typingTimeout   = 5 * time.Second
+	sessionsTimeout = 5 * time.Second
+)
+
+// errRunFailed marks a run the agent finished with an error (or timeout): logged as a
+// warning, nothing is sent to the chat.
+var errRunFailed = errors.New("agent run failed")
+
+// process answers one journaled message and removes it from the journal, unless ctx ends
+// first (the service stops): then it stays journaled for the next start.
+func (s *Service) process(ctx context.Context, log *slog.Logger, e entry) {
+	msg := e.Msg
+	if msg.ChatType == chatDirect && e.Resumes == 0 {
+		// A resumed message is older than what may have arrived since: its route is stale.
+		s.updateRoute(ctx, log, msg)
+	}
+	t := &typer{s: s, log: log, provider: msg.Provider, chat: msg.ChatID}
+	res, err := s.runAgent(ctx, log, e, t)
+	t.stop()
+	if err != nil && ctx.Err() != nil {
+		log.Debug("stopping; message stays pending")
+		return
+	}
+	switch {
+	case errors.Is(err, errRunFailed):
+		log.Warn("agent run failed; no reply sent", "err", err)
+	case err != nil:
+		log.Error("message dropped: agent unavailable", "err", err)
+	case strings.TrimSpace(res.Text) == "":
+		log.Info("agent reply is empty; nothing sent")
+	default:
+		err := s.sendReply(ctx, log, msg, e.Key, strings.TrimSpace(res.Text))
+		if err != nil && ctx.Err() != nil {
+			log.Debug("stopping; message stays pending")
+			return
+		}
+		if err != nil {
+			log.Error("reply not delivered; message dropped", "err", err)
+		}
+	}
+	if err := s.journal.remove(e.Key); err != nil {
+		log.Error("journal update failed", "err", err)
+	}
+}
+
+// updateRoute records the chat as the main session's last route, so that a later
+// "agent --deliver" reaches it. Failures are logged and otherwise ignored.
+func (s *Service) updateRoute(ctx context.Context, log *slog.Logger, msg wire.InboundMessage) {
+	ctx, cancel := context.WithTimeout(ctx, sessionsTimeout)
+	defer cancel()
+	upd := wire.SessionUpdate{SessionKey: s.cfg.MainKey, LastChannel: &msg.Provider, LastTo: &msg.ChatID}
+	if err := wire.RequestJSON(ctx, s.nc, subject.SessionsUpdate, upd, nil); err != nil {
+		log.Warn("last route not updated", "err", err)
+	}
+}
+
+// runAgent starts the run of e and waits for its final. A final with a retryable error, or
+// one without a payload (a run the agent does not know, lost in its own restart), starts
+// the run again with the same key, up to RetryAttempts runs. Typing is shown from the acknowledgement on.
+func (s *Service) runAgent(ctx context.Context, log *slog.Logger, e entry, t *typer) (schemas.AgentResult, error) {
+	params := schemas.AgentParams{
+		Message:        s.cfg.envelope(e.Msg),
+		To:             e.Msg.ChatID,
+		SessionKey:     s.cfg.sessionKey(e.Msg),
+		Channel:        e.Msg.Provider,
+		Timeout:        s.cfg.runTimeoutSeconds(),
+		IdempotencyKey: e.Key,
+	}
+	for run := 1; ; run++ {
+		var ack schemas.AgentResult
+		if err := s.request(ctx, log, "agent run", subject.AgentRun, ackTimeout, params, &ack); err != nil {
+			return schemas.AgentResult{}, err
+		}
+		log.Debug("agent run accepted", "session_key", params.SessionKey)
+		t.start(ctx)
+		fin, err := s.waitFinal(ctx, log, cmp.Or(ack.RunID, e.Key))
+		if err != nil {
+			return schemas.AgentResult{}, err
+		}
+		var res schemas.AgentResult
+		if len(fin.Payload) > 0 {
+			if err := json.Unmarshal(fin.Payload, &res); err != nil && fin.OK {
+				return res, fmt.Errorf("%w: malformed final payload: %w", errRunFailed, err)
+			}
+		}
+		if fin.OK {
+			return res, nil
+		}
+		ferr := cmp.Or(fin.Error, wire.Unavailable(false, "the run ended without a result"))
+		// A final without a payload is a run the agent does not know (lost in its restart):
+		// nothing ran, so it is run again like a retryable failure.
+		if !ferr.Retryable && len(fin.Payload) > 0 {
+			return res, fmt.Errorf("%w: %w", errRunFailed, ferr)
+		}
+		if run >= s.cfg.RetryAttempts {
+			return res, fmt.Errorf("agent run: gave up after %d runs: %w", run, ferr)
+		}
+		wait := s.cfg.backoff(run)
+		log.Warn("agent run ended with a retryable error; running it again", "runs", run,
+			"retry_in", wait, "err", ferr)
+		if !sleep(ctx, wait) {
+			return res, ctx.Err()
+		}
+	}
+}
+
+// waitFinal long-polls the agent for the final of runID.
+func (s *Service) waitFinal(ctx context.Context, log *slog.Logger, runID string) (wire.AgentFinal, error) {
+	req := wire.AgentWait{RunID: runID, WaitMs: waitPoll.Milliseconds()}
+	for {
+		var fin wire.AgentFinal
+		if err := s.request(ctx, log, "agent wait", subject.AgentWait, waitPoll+5*time.Second, req, &fin); err != nil {
+			return fin, err
+		}
+		if fin.Done {
+			return fin, nil
+		}
+	}
+}
+
+// sendReply sends text to the message's chat with the run's reply key.
+func (s *Service) sendReply(ctx context.Context, log *slog.Logger, msg wire.InboundMessage, key, text string) error {
+	if msg.ToSelf {
+		s.echo.expectText(msg.Provider, msg.ChatID, text)
+	}
+	params := schemas.SendParams{To: msg.ChatID, Message: text, Provider: msg.Provider, IdempotencyKey: replyKey(key)}
+	var res schemas.SendResult
+	if err := s.request(ctx, log, "reply send", s.send[msg.Provider], sendTimeout, params, &res); err != nil {
+		return err
+	}
+	s.echo.sent(msg.Provider, msg.ChatID, res.MessageID)
+	log.Info("reply sent", "message_id", res.MessageID, "chars", len(text))
+	return nil
+}
+
+// request sends one bus request, retrying retryable failures (nobody answers, a deadline,
+// a provider not connected) with backoff up to RetryAttempts attempts. It returns ctx's
+// error when ctx ends.
+func (s *Service) request(ctx context.Context, log *slog.Logger, op, subj string, timeout time.Duration, in, out any) error {
+	for attempt := 1; ; attempt++ {
+		rctx, cancel := context.WithTimeout(ctx, timeout)
+		err := wire.RequestJSON(rctx, s.nc, subj, in, out)
+		cancel()
+		if err == nil {
+			return nil
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		var werr *wire.Error
+		if !errors.As(err, &werr) || !werr.Retryable {
+			return fmt.Errorf("%s: %w", op, err)
+		}
+		if attempt >= s.cfg.RetryAttempts {
+			return fmt.Errorf("%s: gave up after %d attempts: %w", op, attempt, err)
+		}
+		wait := s.cfg.backoff(attempt)
+		log.Warn(op+" failed; retrying", "attempt", attempt, "retry_in", wait, "err", err)
+		if !sleep(ctx, wait) {
+			return ctx.Err()
+		}
+	}
+}
+
+// sleep waits for d or until ctx ends; it reports whether d passed.
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// typer shows the typing indicator in a chat while a run goes on, refreshing it every
+// TypingInterval. It is owned by one worker: start and stop are called from it only.
+type typer struct {
+	s              *Service
+	log            *slog.Logger
+	provider, chat string
+	cancel         context.CancelFunc
+	done           chan struct{}
+}
+
+// start turns typing on and keeps it on until stop; later calls do nothing.
+func (t *typer) start(ctx context.Context) {
+	if t.done != nil {
+		return
+	}
+	ctx, t.cancel = context.WithCancel(ctx)
+	t.done = make(chan struct{})
+	go func() {
+		defer close(t.done)
+		tick := time.NewTicker(t.s.cfg.TypingInterval)
+		defer tick.Stop()
+		for {
+			t.set(ctx, true)
+			select {
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+			}
+		}
+	}()
+}
+
+// stop ends the refresh and turns typing off (when it was turned on).
+func (t *typer) stop() {
+	if t.done == nil {
+		return
+	}
+	t.cancel()
+	<-t.done
+	// Off is sent even when the service stops, so no chat is left "typing"; briefly, so a
+	// provider that does not answer cannot hold up the stop.
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	t.set(ctx, false)
+}
+
+// set sends one typing request; failures are only logged at debug level.
+func (t *typer) set(ctx context.Context, on bool) {
+	ctx, cancel := context.WithTimeout(ctx, typingTimeout)
+	defer cancel()
+	req := wire.TypingRequest{ChatID: t.chat, On: on}
+	if err := wire.RequestJSON(ctx, t.s.nc, t.s.typing[t.provider], req, nil); err != nil && ctx.Err() == nil {
+		t.log.Debug("typing request failed", "on", on, "err", err)
+	}
+}
