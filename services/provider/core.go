@@ -1,0 +1,312 @@
+package provider
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"path/filepath"
+	"regexp"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/micro"
+
+	"github.com/clawdis/clawdis/bus/subject"
+	"github.com/clawdis/clawdis/bus/wire"
+	"github.com/clawdis/clawdis/schemas"
+	"github.com/clawdis/clawdis/services/internal/idem"
+)
+
+// Version is the version the core registers with nats micro.
+const Version = "1.0.0"
+
+// Defaults of Config.
+const (
+	DefaultSendTimeout   = 2 * time.Minute
+	DefaultTypingTimeout = 15 * time.Second
+	// maxInFlight bounds the send and typing requests served at once; further requests
+	// wait in the bus subscription.
+	maxInFlight = 32
+)
+
+// StateNamer is implemented by a Network whose state names differ from WhatsApp's. The
+// core reports Initial (default schemas.WebConnecting) before the network reported
+// anything and Retrying (default schemas.WebReconnecting) while it waits to call Run again
+// or after it gave up.
+type StateNamer interface {
+	CoreStates() (initial, retrying string)
+}
+
+// Config configures a Core. Network is required; every other zero value works.
+type Config struct {
+	// Network is the adapter the core drives; its ID names the micro service and subjects.
+	Network Network
+	// DedupeDir holds <id>-send.json (idempotent send results) and <id>-inbound.json
+	// (inbound dedupe), normally <state>/dedupe. Default "": kept in memory only.
+	DedupeDir string
+	// Reconnect is the restart policy for transient failures of Network.Run.
+	Reconnect Policy
+	// SendTimeout bounds one Network.Send (retries and rate-limit waits included).
+	// Default 2 minutes.
+	SendTimeout time.Duration
+	// Now is the clock for timestamps and record ages. Default time.Now.
+	Now func() time.Time
+	// Rand returns the jitter fraction in [0,1). Default math/rand/v2.Float64.
+	Rand func() float64
+	// Sleep waits d or until ctx ends (returning ctx.Err()); the supervisor waits its
+	// backoff with it. Default a timer.
+	Sleep func(ctx context.Context, d time.Duration) error
+}
+
+var serviceName = regexp.MustCompile(`^[A-Za-z0-9_-]+$`)
+
+// Core supervises one Network and serves its bus endpoints.
+type Core struct {
+	cfg      Config
+	id       string
+	nc       *nats.Conn
+	log      *slog.Logger
+	retrying string
+	ready    chan struct{}
+
+	subjState, subjInbound, subjSend, subjStatus, subjTyping string
+
+	mu        sync.Mutex // guards state and connected; held while a state is published
+	state     wire.ProviderState
+	connected bool // a state with Connected arrived during the current run
+
+	seen  *seenStore
+	sends *idem.Store
+	dirty chan struct{} // poked when seen has unsaved records
+
+	workMu   sync.Mutex // guards stopping and the wg.Add calls
+	stopping bool
+	work     sync.WaitGroup
+	slots    chan struct{}
+}
+
+// New validates cfg and prepares a core; it does no I/O. A nil log discards.
+func New(cfg Config, nc *nats.Conn, log *slog.Logger) (*Core, error) {
+	if nc == nil {
+		return nil, errors.New("provider: nil bus connection")
+	}
+	if cfg.Network == nil {
+		return nil, errors.New("provider: nil Network")
+	}
+	id := cfg.Network.ID()
+	if !subject.ValidToken(id) || !serviceName.MatchString(id) {
+		return nil, fmt.Errorf("provider: invalid network id %q", id)
+	}
+	var err error
+	if cfg.Reconnect, err = cfg.Reconnect.withDefaults(); err != nil {
+		return nil, fmt.Errorf("provider %s: %w", id, err)
+	}
+	if cfg.SendTimeout < 0 {
+		return nil, fmt.Errorf("provider %s: SendTimeout %s is negative", id, cfg.SendTimeout)
+	}
+	if cfg.SendTimeout == 0 {
+		cfg.SendTimeout = DefaultSendTimeout
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Rand == nil {
+		cfg.Rand = rand.Float64
+	}
+	if cfg.Sleep == nil {
+		cfg.Sleep = sleep
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	initial, retrying := schemas.WebConnecting, schemas.WebReconnecting
+	if n, ok := cfg.Network.(StateNamer); ok {
+		initial, retrying = n.CoreStates()
+	}
+	c := &Core{
+		cfg:      cfg,
+		id:       id,
+		nc:       nc,
+		log:      log.With("component", id),
+		retrying: retrying,
+		ready:    make(chan struct{}),
+		state:    wire.ProviderState{Provider: id, State: initial},
+		dirty:    make(chan struct{}, 1),
+		slots:    make(chan struct{}, maxInFlight),
+	}
+	for _, s := range []struct {
+		dst *string
+		fn  func(string) (string, error)
+	}{
+		{&c.subjState, subject.ProviderState},
+		{&c.subjInbound, subject.ProviderInbound},
+		{&c.subjSend, subject.ProviderSend},
+		{&c.subjStatus, subject.ProviderStatus},
+		{&c.subjTyping, subject.ProviderTyping},
+	} {
+		if *s.dst, err = s.fn(id); err != nil {
+			return nil, fmt.Errorf("provider %s: %w", id, err)
+		}
+	}
+	return c, nil
+}
+
+// Ready is closed once Run has subscribed every endpoint on the server.
+func (c *Core) Ready() <-chan struct{} { return c.ready }
+
+// State returns the latest provider state.
+func (c *Core) State() wire.ProviderState {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.state
+}
+
+// Run loads the persisted records, serves the endpoints and supervises the network until
+// ctx ends; then it stops the network and every goroutine it started and returns nil. It
+// returns an error only when it cannot be set up. Run must not be called twice.
+func (c *Core) Run(ctx context.Context) error {
+	if err := c.open(); err != nil {
+		return err
+	}
+	svc, err := c.serve(ctx)
+	if err != nil {
+		return err
+	}
+	if err := c.nc.Flush(); err != nil {
+		_ = svc.Stop()
+		return fmt.Errorf("provider %s: flush subscriptions: %w", c.id, err)
+	}
+	close(c.ready)
+	c.log.Info("provider started")
+
+	superCtx, stopSuper := context.WithCancel(context.Background())
+	superDone := make(chan struct{})
+	go func() {
+		defer close(superDone)
+		c.supervise(superCtx)
+	}()
+	saverCtx, stopSaver := context.WithCancel(context.Background())
+	saverDone := make(chan struct{})
+	go func() {
+		defer close(saverDone)
+		c.saveLoop(saverCtx)
+	}()
+
+	<-ctx.Done()
+	if err := svc.Stop(); err != nil {
+		c.log.Warn("stopping micro service failed", "err", err)
+	}
+	c.workMu.Lock()
+	c.stopping = true
+	c.workMu.Unlock()
+	stopSuper()
+	<-superDone
+	c.work.Wait()
+	stopSaver()
+	<-saverDone
+	c.log.Info("provider stopped")
+	return nil
+}
+
+// open loads the idempotency and dedupe records. Unreadable files are moved aside and
+// logged; only a failing read stops the start.
+func (c *Core) open() error {
+	var sendPath, seenPath string
+	if c.cfg.DedupeDir != "" {
+		sendPath = filepath.Join(c.cfg.DedupeDir, c.id+"-send.json")
+		seenPath = filepath.Join(c.cfg.DedupeDir, c.id+"-inbound.json")
+	}
+	var err error
+	c.sends, err = idem.Open(idem.Config{Path: sendPath, Now: c.cfg.Now})
+	if errors.Is(err, idem.ErrCorrupt) {
+		c.log.Warn("send idempotency records reset", "err", err)
+	} else if err != nil {
+		return fmt.Errorf("provider %s: %w", c.id, err)
+	}
+	c.seen, err = openSeen(seenPath, c.cfg.Now)
+	if c.seen == nil {
+		return fmt.Errorf("provider %s: %w", c.id, err)
+	}
+	if err != nil {
+		c.log.Warn("inbound dedupe records reset", "err", err)
+	}
+	return nil
+}
+
+// serve registers the micro service and its endpoints.
+func (c *Core) serve(ctx context.Context) (micro.Service, error) {
+	svc, err := micro.AddService(c.nc, micro.Config{
+		Name:        c.id,
+		Version:     Version,
+		Description: c.id + " provider: send, status, typing",
+	})
+	if err != nil {
+		return nil, fmt.Errorf("provider %s: add micro service: %w", c.id, err)
+	}
+	endpoints := []struct {
+		name, subj string
+		h          micro.Handler
+	}{
+		{"send", c.subjSend, c.worker(ctx, wire.Handler(c.id+".send",
+			func(_ context.Context, data []byte, _ nats.Header) (any, error) { return c.handleSend(ctx, data) }))},
+		{"status", c.subjStatus, wire.Handler(c.id+".status",
+			func(context.Context, []byte, nats.Header) (any, error) { return c.State(), nil })},
+		{"typing", c.subjTyping, c.worker(ctx, wire.Handler(c.id+".typing",
+			func(_ context.Context, data []byte, _ nats.Header) (any, error) { return c.handleTyping(ctx, data) }))},
+	}
+	for _, e := range endpoints {
+		if err := svc.AddEndpoint(e.name, e.h, micro.WithEndpointSubject(e.subj)); err != nil {
+			_ = svc.Stop()
+			return nil, fmt.Errorf("provider %s: add endpoint %s: %w", c.id, e.subj, err)
+		}
+	}
+	return svc, nil
+}
+
+// worker runs h on its own goroutine so that slow network calls do not hold the bus
+// subscription; at most maxInFlight run at once.
+func (c *Core) worker(ctx context.Context, h micro.Handler) micro.Handler {
+	return micro.HandlerFunc(func(req micro.Request) {
+		select {
+		case c.slots <- struct{}{}:
+		case <-ctx.Done():
+			wire.RespondError(req, c.id, wire.Unavailable(true, "%s provider stopping", c.id))
+			return
+		}
+		c.workMu.Lock()
+		if c.stopping {
+			c.workMu.Unlock()
+			<-c.slots
+			wire.RespondError(req, c.id, wire.Unavailable(true, "%s provider stopping", c.id))
+			return
+		}
+		c.work.Add(1)
+		c.workMu.Unlock()
+		go func() {
+			defer c.work.Done()
+			defer func() { <-c.slots }()
+			h.Handle(req)
+		}()
+	})
+}
+
+// saveLoop persists the inbound dedupe records whenever they changed, and once more when
+// ctx ends.
+func (c *Core) saveLoop(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			if err := c.seen.save(); err != nil {
+				c.log.Warn("saving inbound dedupe records failed", "err", err)
+			}
+			return
+		case <-c.dirty:
+			if err := c.seen.save(); err != nil {
+				c.log.Warn("saving inbound dedupe records failed", "err", err)
+			}
+		}
+	}
+}

@@ -1,0 +1,152 @@
+package provider
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+
+	"github.com/clawdis/clawdis/bus/wire"
+)
+
+// errStopped is the failure of a Run that returned nil before its context ended.
+var errStopped = errors.New("network stopped unexpectedly")
+
+// supervise calls Network.Run until ctx ends, a *TerminalError arrives or the policy's
+// MaxAttempts consecutive failures happened, waiting the policy's backoff between runs.
+func (c *Core) supervise(ctx context.Context) {
+	p := c.cfg.Reconnect
+	failures := 0
+	for run := 1; ; run++ {
+		c.mu.Lock()
+		c.connected = false
+		c.mu.Unlock()
+		started := c.cfg.Now()
+		c.log.Debug("network run starting", "run", run)
+		err := c.runOnce(ctx)
+		if ctx.Err() != nil {
+			return
+		}
+		var term *TerminalError
+		if errors.As(err, &term) {
+			level := slog.LevelWarn
+			if errors.Is(err, ErrNotConfigured) {
+				level = slog.LevelInfo
+			}
+			c.log.Log(ctx, level, "network stopped for good", "state", term.State, "err", err)
+			why := term.State
+			if term.Err != nil {
+				why = term.Err.Error()
+			}
+			c.setState(func(st *wire.ProviderState) {
+				st.State, st.Connected, st.LastError = term.State, false, why
+			})
+			return
+		}
+		if err == nil {
+			err = errStopped
+		}
+		c.mu.Lock()
+		stable := c.connected
+		c.mu.Unlock()
+		if stable || c.cfg.Now().Sub(started) >= stableRun {
+			failures = 0
+		}
+		failures++
+		if p.MaxAttempts > 0 && failures >= p.MaxAttempts {
+			c.log.Error("network failed; giving up", "attempts", failures, "err", err)
+			c.setState(func(st *wire.ProviderState) {
+				st.State, st.Connected = c.retrying, false
+				st.LastError = fmt.Sprintf("gave up after %d attempts: %s", failures, err.Error())
+			})
+			return
+		}
+		d := p.Delay(failures, c.cfg.Rand())
+		c.log.Warn("network failed; restarting after backoff", "attempt", failures,
+			"backoff_ms", d.Milliseconds(), "err", err)
+		c.setState(func(st *wire.ProviderState) {
+			st.State, st.Connected, st.LastError = c.retrying, false, err.Error()
+		})
+		if c.cfg.Sleep(ctx, d) != nil {
+			return
+		}
+	}
+}
+
+// runOnce calls Network.Run, turning a panic into an error.
+func (c *Core) runOnce(ctx context.Context) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("network run panicked: %v", p)
+		}
+	}()
+	return c.cfg.Network.Run(ctx, sink{c})
+}
+
+// setState changes the latest state with fn, stamps it and publishes it.
+func (c *Core) setState(fn func(*wire.ProviderState)) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	st := c.state
+	fn(&st)
+	c.publishStateLocked(st)
+}
+
+// publishStateLocked keeps st as the latest state and publishes it; Ts never goes back.
+func (c *Core) publishStateLocked(st wire.ProviderState) {
+	st.Provider = c.id
+	st.Ts = max(c.cfg.Now().UnixMilli(), c.state.Ts)
+	if st.Connected {
+		c.connected = true
+	}
+	if st.State != c.state.State || st.LastError != c.state.LastError {
+		c.log.Info("provider state", "state", st.State, "connected", st.Connected,
+			"last_error", st.LastError)
+	}
+	c.state = st
+	data, err := json.Marshal(st)
+	if err == nil {
+		err = c.nc.Publish(c.subjState, data)
+	}
+	if err != nil {
+		c.log.Warn("publishing provider state failed", "err", err)
+	}
+}
+
+// sink is what the core hands to Network.Run.
+type sink struct{ c *Core }
+
+// State implements Sink.
+func (s sink) State(st wire.ProviderState) {
+	s.c.mu.Lock()
+	defer s.c.mu.Unlock()
+	s.c.publishStateLocked(st)
+}
+
+// Inbound implements Sink: it drops messages already published (also by an earlier run
+// of the gateway) and publishes the others.
+func (s sink) Inbound(msg wire.InboundMessage) {
+	c := s.c
+	msg.Provider = c.id
+	if msg.Ts == 0 {
+		msg.Ts = c.cfg.Now().UnixMilli()
+	}
+	if !c.seen.add(msg.ChatID, msg.MessageID) {
+		c.log.Debug("duplicate inbound message dropped", "chat_id", msg.ChatID, "message_id", msg.MessageID)
+		return
+	}
+	select {
+	case c.dirty <- struct{}{}:
+	default:
+	}
+	data, err := json.Marshal(msg)
+	if err == nil {
+		err = c.nc.Publish(c.subjInbound, data)
+	}
+	if err != nil {
+		c.log.Warn("publishing inbound message failed", "chat_id", msg.ChatID, "err", err)
+		return
+	}
+	c.log.Debug("inbound message", "chat_id", msg.ChatID, "message_id", msg.MessageID)
+}
