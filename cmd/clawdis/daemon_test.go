@@ -2,6 +2,10 @@ package main
 
 import (
 	"context"
+	"runtime"
+
+	"github.com/clawdis/clawdis/edge/client"
+	"github.com/clawdis/clawdis/schemas"
 	"net"
 	"os"
 	"path/filepath"
@@ -71,4 +75,34 @@ func (d *daemon) stop() {
 		d.t.Fatal("gateway did not stop")
 	}
 	d.done = nil
+}
+
+// dialTest connects a validating client that records every event.
+func dialTest(t *testing.T, url, mode string, events chan<- schemas.Event) *client.Client {
+	t.Helper()
+	set, err := schemas.Load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, err := client.Dial(ctx, client.Options{
+		URL:    url,
+		Client: schemas.ClientInfo{Name: "e2e", Version: "1", Platform: runtime.GOOS, Mode: mode},
+		OnEvent: func(ev schemas.Event) {
+			if events != nil {
+				events <- ev
+			}
+		},
+		FrameHook: func(b []byte) {
+			if err := set.ServerFrame(b); err != nil {
+				t.Errorf("server frame fails schema: %v\n%s", err, b)
+			}
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
 }

@@ -9,7 +9,6 @@ import (
 	"net"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"sync"
 	"syscall"
 	"time"
@@ -18,14 +17,10 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/clawdis/clawdis/bus"
-	"github.com/clawdis/clawdis/bus/subject"
 	"github.com/clawdis/clawdis/cmd/clawdis/internal/config"
 	"github.com/clawdis/clawdis/cmd/clawdis/internal/force"
 	"github.com/clawdis/clawdis/edge"
 	"github.com/clawdis/clawdis/schemas"
-	"github.com/clawdis/clawdis/services/health"
-	"github.com/clawdis/clawdis/services/presence"
-	"github.com/clawdis/clawdis/services/sessions"
 )
 
 // daemonFlags are the flags of `clawdis gateway` itself.
@@ -200,7 +195,7 @@ func runGateway(ctx context.Context, df daemonFlags, log *slog.Logger) error {
 	defer b.Shutdown()
 
 	host, _ := os.Hostname()
-	services := []string{subject.ServicePresence, subject.ServiceHealth, subject.ServiceSessions}
+	services := serviceNames(s)
 	svcCtx, stopServices := context.WithCancel(context.Background())
 	defer stopServices()
 	var conns []*nats.Conn
@@ -278,9 +273,6 @@ func runGateway(ctx context.Context, df daemonFlags, log *slog.Logger) error {
 	return runErr
 }
 
-// runner is a component with the conventional Run(ctx) lifecycle.
-type runner interface{ Run(context.Context) error }
-
 // readyTimeout bounds how long startup waits for the services to subscribe.
 const readyTimeout = 10 * time.Second
 
@@ -308,37 +300,6 @@ func awaitReady(ctx context.Context, runners []runner, svcErr <-chan error) erro
 	return nil
 }
 
-func buildServices(s settings, host string, names []string, connect func(string) (*nats.Conn, error), log *slog.Logger) ([]runner, error) {
-	var out []runner
-	for _, name := range names {
-		nc, err := connect(name)
-		if err != nil {
-			return nil, err
-		}
-		var r runner
-		switch name {
-		case subject.ServicePresence:
-			r, err = presence.New(presence.Config{Host: host, IP: primaryIP(), Version: version}, nc, log)
-		case subject.ServiceHealth:
-			r, err = health.New(health.Config{
-				Services: names, HeartbeatSeconds: s.cfg.Web.HeartbeatSeconds,
-				SessionsPath: filepath.Join(s.paths.StateDir, "sessions", "sessions.json"),
-				AgentBackend: s.cfg.Agent.Backend, AgentModel: s.cfg.Agent.OpenAI.Model,
-				WebChatEnabled: s.webchat, WebChatPort: s.wcPort,
-				ProvidersDisabled: s.noProv, TelegramConfigured: s.cfg.Telegram.BotToken != "",
-			}, nc, log)
-		case subject.ServiceSessions:
-			r, err = sessions.New(sessions.Config{Dir: filepath.Join(s.paths.StateDir, "sessions"), MainKey: s.cfg.Sessions.MainKey}, nc, log)
-		default:
-			err = fmt.Errorf("unknown service %q", name)
-		}
-		if err != nil {
-			return nil, fmt.Errorf("service %s: %w", name, err)
-		}
-		out = append(out, r)
-	}
-	return out, nil
-}
 
 // primaryIP is the first non-loopback IPv4 address of an up interface, or "".
 func primaryIP() string {

@@ -1,0 +1,113 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"path/filepath"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/clawdis/clawdis/bus/subject"
+	"github.com/clawdis/clawdis/services/autoreply"
+	"github.com/clawdis/clawdis/services/health"
+	"github.com/clawdis/clawdis/services/presence"
+	"github.com/clawdis/clawdis/services/provider"
+	"github.com/clawdis/clawdis/services/sessions"
+	"github.com/clawdis/clawdis/services/telegram"
+)
+
+// runner is a component with the conventional Run(ctx) lifecycle.
+type runner interface{ Run(context.Context) error }
+
+// serviceNames lists the services this gateway runs in-process, in start order.
+func serviceNames(s settings) []string {
+	names := []string{subject.ServicePresence, subject.ServiceHealth, subject.ServiceSessions}
+	if !s.noProv {
+		names = append(names, subject.ServiceTelegram, subject.ServiceAutoreply)
+	}
+	return names
+}
+
+// buildServices creates each named service on its own bus connection.
+func buildServices(s settings, host string, names []string, connect func(string) (*nats.Conn, error), log *slog.Logger) ([]runner, error) {
+	var out []runner
+	for _, name := range names {
+		nc, err := connect(name)
+		if err != nil {
+			return nil, err
+		}
+		r, err := buildService(s, host, names, name, nc, log)
+		if err != nil {
+			return nil, fmt.Errorf("service %s: %w", name, err)
+		}
+		out = append(out, r)
+	}
+	return out, nil
+}
+
+func buildService(s settings, host string, names []string, name string, nc *nats.Conn, log *slog.Logger) (runner, error) {
+	cfg, state := s.cfg, s.paths.StateDir
+	switch name {
+	case subject.ServicePresence:
+		return presence.New(presence.Config{Host: host, IP: primaryIP(), Version: version}, nc, log)
+	case subject.ServiceHealth:
+		return health.New(health.Config{
+			Services: names, HeartbeatSeconds: cfg.Web.HeartbeatSeconds,
+			SessionsPath: filepath.Join(state, "sessions", "sessions.json"),
+			AgentBackend: cfg.Agent.Backend, AgentModel: cfg.Agent.OpenAI.Model,
+			WebChatEnabled: s.webchat, WebChatPort: s.wcPort,
+			ProvidersDisabled: s.noProv, TelegramConfigured: cfg.Telegram.BotToken != "",
+		}, nc, log)
+	case subject.ServiceSessions:
+		return sessions.New(sessions.Config{Dir: filepath.Join(state, "sessions"), MainKey: cfg.Sessions.MainKey}, nc, log)
+	case subject.ServiceTelegram:
+		t := cfg.Telegram
+		bot, err := telegram.New(telegram.Config{
+			Token: t.BotToken, APIRoot: t.APIRoot, WebhookURL: t.WebhookURL, WebhookSecret: t.WebhookSecret,
+			WebhookListen: t.WebhookListen, WebhookPath: t.WebhookPath, Proxy: t.Proxy, MediaMaxMB: t.MediaMaxMb,
+			MediaDir: filepath.Join(state, "media", "inbound"), Log: log,
+		})
+		if err != nil {
+			return nil, err
+		}
+		return newProvider(s, bot, nc, log)
+	case subject.ServiceAutoreply:
+		groupMention, tgMention := cfg.Inbound.GroupChat.RequireMention, cfg.Telegram.RequireMention
+		return autoreply.New(autoreply.Config{
+			Providers: providerNames(names), MainKey: cfg.Sessions.MainKey,
+			WhatsAppAllowFrom: cfg.Inbound.AllowFrom, TelegramAllowFrom: cfg.Telegram.AllowFrom,
+			GroupRequireMention: &groupMention, TelegramRequireMention: &tgMention,
+			MentionPatterns: cfg.Inbound.GroupChat.MentionPatterns,
+			JournalPath:     filepath.Join(state, "autoreply", "pending.json"),
+		}, nc, log)
+	}
+	return nil, fmt.Errorf("unknown service %q", name)
+}
+
+// newProvider puts a network adapter under the provider core with the configured
+// reconnect policy.
+func newProvider(s settings, n provider.Network, nc *nats.Conn, log *slog.Logger) (runner, error) {
+	r := s.cfg.Web.Reconnect
+	jitter := r.Jitter
+	if jitter == 0 {
+		jitter = -1 // the core reads 0 as "default"; a configured 0 means no jitter
+	}
+	return provider.New(provider.Config{
+		Network:   n,
+		DedupeDir: filepath.Join(s.paths.StateDir, "dedupe"),
+		Reconnect: provider.Policy{InitialMs: r.InitialMs, MaxMs: r.MaxMs, Factor: r.Factor, Jitter: jitter, MaxAttempts: r.MaxAttempts},
+	}, nc, log)
+}
+
+// providerNames keeps the provider services of names.
+func providerNames(names []string) []string {
+	var out []string
+	for _, n := range names {
+		if n == subject.ServiceWhatsApp || n == subject.ServiceTelegram {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+

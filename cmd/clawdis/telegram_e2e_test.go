@@ -1,0 +1,92 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/clawdis/clawdis/schemas"
+	"github.com/clawdis/clawdis/services/telegram/telegramtest"
+)
+
+const testBotToken = "123456:TEST-token-never-logged"
+
+// telegramGateway runs a gateway whose Telegram provider talks to a fake Bot API.
+func telegramGateway(t *testing.T, extra string) (*daemon, *telegramtest.Server) {
+	t.Helper()
+	t.Setenv("HOME", t.TempDir())
+	t.Setenv("TELEGRAM_BOT_TOKEN", "")
+	api := telegramtest.New(testBotToken)
+	t.Cleanup(api.Close)
+	cfg := `{telegram: {botToken: "` + testBotToken + `", apiRoot: "` + api.URL + `", allowFrom: [4242]}` + extra + `}`
+	d := startDaemon(t, t.TempDir(), cfg, func(df *daemonFlags) { df.noProviders = false })
+	return d, api
+}
+
+// waitHealth polls nothing: it reads health events until ok returns true.
+func waitTelegramState(t *testing.T, url, want string) {
+	t.Helper()
+	events := make(chan schemas.Event, 64)
+	c := dialTest(t, url, "cli", events)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	raw, err := c.Request(ctx, schemas.MethodHealth, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for {
+		var h schemas.HealthSummary
+		if err := json.Unmarshal(raw, &h); err == nil && h.Telegram.State == want {
+			return
+		}
+		select {
+		case ev := <-events:
+			if ev.Event == schemas.EventHealth {
+				raw = ev.Payload
+			}
+		case <-ctx.Done():
+			t.Fatalf("telegram never reached state %q; last health %s", want, raw)
+		}
+	}
+}
+
+func TestTelegramSendThroughGateway(t *testing.T) {
+	d, api := telegramGateway(t, "")
+	waitTelegramState(t, d.url, schemas.TelegramPolling)
+
+	var out, errb bytes.Buffer
+	long := strings.Repeat("word ", 1000) // 5,000 characters: two messages
+	args := []string{"gateway", "send", "--provider", "telegram", "--to", "4242", "--message", long, "--url", d.url, "--json"}
+	if code := execute(args, &out, &errb); code != 0 {
+		t.Fatalf("send: exit %d, stderr %q", code, errb.String())
+	}
+	var res schemas.SendResult
+	if err := json.Unmarshal(out.Bytes(), &res); err != nil || res.Provider != "telegram" || res.ChatID != "4242" || res.MessageID == "" {
+		t.Fatalf("send payload %s (%v)", out.String(), err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	var got []string
+	for len(got) < 2 {
+		s, err := api.WaitSent(ctx)
+		if err != nil {
+			t.Fatalf("sent %d messages, want 2: %v", len(got), err)
+		}
+		got = append(got, s.Text)
+	}
+	if joined := strings.Join(got, " "); strings.Join(strings.Fields(joined), " ") != strings.TrimSpace(long) {
+		t.Errorf("the two messages do not add up to the text")
+	}
+	if strings.Contains(d.logs.String(), testBotToken) {
+		t.Error("the bot token appears in the gateway log")
+	}
+	// An unknown provider is refused by the schema before it reaches the bus.
+	errb.Reset()
+	args = []string{"gateway", "send", "--provider", "fax", "--to", "1", "--message", "m", "--url", d.url}
+	if code := execute(args, &out, &errb); code != 1 || !strings.Contains(errb.String(), "INVALID_REQUEST") {
+		t.Errorf("unknown provider: exit %d, %q", code, errb.String())
+	}
+}
