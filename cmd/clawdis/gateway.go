@@ -300,7 +300,6 @@ func awaitReady(ctx context.Context, runners []runner, svcErr <-chan error) erro
 	return nil
 }
 
-
 // primaryIP is the first non-loopback IPv4 address of an up interface, or "".
 func primaryIP() string {
 	ifaces, err := net.Interfaces()

@@ -110,4 +110,3 @@ func providerNames(names []string) []string {
 	}
 	return out
 }
-
