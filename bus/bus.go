@@ -49,7 +49,7 @@ func (b *Bus) Start() error {
 		DontListen: true,
 		NoSigs:     true, // otherwise the server's own SIGINT handler exits the process
 		NoLog:      false,
-		MaxPayload: 1 << 20,
+		MaxPayload: MaxPayload,
 	}
 	ns, err := server.NewServer(opts)
 	if err != nil {
@@ -110,3 +110,7 @@ func (l slogBridge) Fatalf(format string, v ...any)  { l.log.Error(fmt.Sprintf(f
 func (l slogBridge) Errorf(format string, v ...any)  { l.log.Error(fmt.Sprintf(format, v...)) }
 func (l slogBridge) Debugf(format string, v ...any)  { l.log.Debug(fmt.Sprintf(format, v...)) }
 func (l slogBridge) Tracef(format string, v ...any)  { l.log.Debug(fmt.Sprintf(format, v...)) }
+
+// MaxPayload is the largest bus message: room for a chat.send with a 5,000,000-byte image
+// (about 6.7 MB in base64) when gateway.maxPayload allows such a frame.
+const MaxPayload = 8 << 20

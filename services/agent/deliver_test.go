@@ -1,0 +1,181 @@
+package agent
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/clawdis/clawdis/bus/subject"
+	"github.com/clawdis/clawdis/bus/wire"
+	"github.com/clawdis/clawdis/schemas"
+)
+
+// TestDeliver: deliver:true sends the reply through the provider of the run's route.
+func TestDeliver(t *testing.T) {
+	tests := []struct {
+		name      string
+		session   *wire.Session
+		params    schemas.AgentParams
+		fail      *wire.Error // the provider's answer
+		wantTo    string      // "" = nothing sent
+		wantVia   string
+		wantErr   string // part of the final's error; "" = ok
+		wantRoute [2]string
+	}{
+		{
+			name:      "explicit channel and recipient; the route is remembered",
+			params:    schemas.AgentParams{Deliver: true, Channel: "telegram", To: "12345"},
+			wantVia:   "telegram",
+			wantTo:    "12345",
+			wantRoute: [2]string{"telegram", "12345"},
+		},
+		{
+			name:      "last route of the session",
+			session:   &wire.Session{SessionKey: "main", LastChannel: "whatsapp", LastTo: "+4366111"},
+			params:    schemas.AgentParams{Deliver: true},
+			wantVia:   "whatsapp",
+			wantTo:    "+4366111",
+			wantRoute: [2]string{"whatsapp", "+4366111"},
+		},
+		{
+			name:      "explicit recipient wins over the last one",
+			session:   &wire.Session{SessionKey: "main", LastChannel: "whatsapp", LastTo: "+4366111"},
+			params:    schemas.AgentParams{Deliver: true, Channel: "last", To: "+4366222"},
+			wantVia:   "whatsapp",
+			wantTo:    "+4366222",
+			wantRoute: [2]string{"whatsapp", "+4366111"},
+		},
+		{
+			name:      "webchat never delivers",
+			session:   &wire.Session{SessionKey: "main", LastChannel: "webchat"},
+			params:    schemas.AgentParams{Deliver: true},
+			wantRoute: [2]string{"webchat", ""},
+		},
+		{
+			name:   "nothing known never delivers",
+			params: schemas.AgentParams{Deliver: true, To: "+4366333"},
+		},
+		{
+			name:      "without deliver nothing is sent",
+			params:    schemas.AgentParams{Channel: "telegram", To: "777"},
+			wantRoute: [2]string{"telegram", "777"},
+		},
+		{
+			name:      "a failed delivery fails the run",
+			params:    schemas.AgentParams{Deliver: true, Channel: "telegram", To: "12345"},
+			fail:      wire.Unavailable(false, "chat not found"),
+			wantVia:   "telegram",
+			wantTo:    "12345",
+			wantErr:   "deliver via telegram: chat not found",
+			wantRoute: [2]string{"telegram", "12345"},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := start(t, commandConfig("sh", script(t, "args.sh"), "the reply"))
+			if tt.session != nil {
+				h.sessions.set(*tt.session)
+			}
+			providers := map[string]*fakeProvider{
+				"whatsapp": serveProvider(t, h.bus.Conn("whatsapp"), "whatsapp", tt.fail),
+				"telegram": serveProvider(t, h.bus.Conn("telegram"), "telegram", tt.fail),
+			}
+			tt.params.Message, tt.params.IdempotencyKey = "hi", "d1"
+			h.run(tt.params)
+			if tt.wantErr == "" {
+				h.finalOK("d1")
+			} else if werr, _ := h.finalErr("d1", wire.CodeUnavailable); !strings.Contains(werr.Message, tt.wantErr) {
+				t.Fatalf("error %q does not contain %q", werr.Message, tt.wantErr)
+			}
+			// Delivery happens before the final, so whatever was sent is here now.
+			for id, p := range providers {
+				select {
+				case sp := <-p.sent:
+					want := schemas.SendParams{To: tt.wantTo, Message: "the reply", Provider: tt.wantVia, IdempotencyKey: "d1:deliver"}
+					if id != tt.wantVia || sp != want {
+						t.Errorf("%s got %+v, want %+v via %q", id, sp, want, tt.wantVia)
+					}
+				default:
+					if id == tt.wantVia {
+						t.Errorf("nothing sent via %s", id)
+					}
+				}
+			}
+			s, _ := h.sessions.get("main")
+			if got := [2]string{s.LastChannel, s.LastTo}; got != tt.wantRoute {
+				t.Errorf("session route = %v, want %v", got, tt.wantRoute)
+			}
+		})
+	}
+}
+
+// TestInvalidRequests: bad params are rejected before the ack, and nothing runs.
+func TestInvalidRequests(t *testing.T) {
+	zero := int64(0)
+	png := "iVBORw0KGgo="
+	tests := []struct {
+		name string
+		subj string
+		req  any
+		want string
+	}{
+		{"thinking", subject.AgentRun, schemas.AgentParams{Message: "m", Thinking: "extreme"}, `invalid thinking level "extreme"`},
+		{"channel", subject.AgentRun, schemas.AgentParams{Message: "m", Channel: "sms"}, `invalid channel "sms"`},
+		{"timeout", subject.AgentRun, schemas.AgentParams{Message: "m", Timeout: &zero}, "timeout must be at least 1 second"},
+		{"blank message", subject.AgentRun, schemas.AgentParams{Message: "  "}, "message required"},
+		{"chat thinking", subject.ChatSend, schemas.ChatSendParams{SessionKey: "main", Message: "m", Thinking: "lots"}, `invalid thinking level "lots"`},
+		{"pdf", subject.ChatSend, schemas.ChatSendParams{SessionKey: "main", Message: "m", Attachments: []schemas.ChatAttachment{
+			{Type: "file", MimeType: "application/pdf", FileName: "cat.pdf", Content: "JVBERi0="}}},
+			"attachment 1 (cat.pdf): only images are supported"},
+		{"image type with a pdf", subject.ChatSend, schemas.ChatSendParams{SessionKey: "main", Message: "m", Attachments: []schemas.ChatAttachment{
+			{Type: "image", MimeType: "image/png", Content: png}, {Type: "image", MimeType: "application/pdf", Content: "JVBERi0="}}},
+			"attachment 2: only images are supported"},
+		{"bad base64", subject.ChatSend, schemas.ChatSendParams{SessionKey: "main", Message: "m", Attachments: []schemas.ChatAttachment{
+			{Type: "image", MimeType: "image/png", FileName: "x.png", Content: "not base64!"}}},
+			"attachment 1 (x.png): content is not valid base64"},
+		{"chat nothing to send", subject.ChatSend, schemas.ChatSendParams{SessionKey: "main", Message: " "}, "message or an attachment required"},
+	}
+	h := start(t, commandConfig("sh", script(t, "args.sh"), "x"))
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var key string
+			switch p := tt.req.(type) {
+			case schemas.AgentParams:
+				p.IdempotencyKey = "bad-" + tt.name
+				key, tt.req = p.IdempotencyKey, p
+			case schemas.ChatSendParams:
+				p.IdempotencyKey = "bad-" + tt.name
+				key, tt.req = p.IdempotencyKey, p
+			}
+			werr := h.requestErr(tt.subj, tt.req)
+			if werr.Code != wire.CodeInvalidRequest || !strings.Contains(werr.Message, tt.want) {
+				t.Fatalf("error = %+v, want INVALID_REQUEST containing %q", werr, tt.want)
+			}
+			if f := h.wait(key, 0); f.Error == nil || !strings.Contains(f.Error.Message, "unknown run") {
+				t.Fatalf("a rejected run is known: %+v", f)
+			}
+		})
+	}
+	if evs := h.events.snapshot(); len(evs) != 0 {
+		t.Fatalf("rejected requests published events: %s", describe(evs))
+	}
+}
+
+// TestStopEndsRuns: stopping the service ends a running turn UNAVAILABLE "stopping" and
+// Run returns once the command is gone.
+func TestStopEndsRuns(t *testing.T) {
+	h, _ := blockHarness(t, 4)
+	h.run(schemas.AgentParams{Message: "forever", IdempotencyKey: "forever"})
+	h.events.waitFor("started", started("forever"))
+	stopped := make(chan struct{})
+	go func() { h.stop(); close(stopped) }()
+	select {
+	case <-stopped:
+	case <-time.After(waitLimit):
+		t.Fatal("Run did not return")
+	}
+	evs := h.events.waitFor("job error", ended("forever"))
+	if i := index(evs, "forever", isJob("error")); i < 0 || !strings.Contains(string(evs[i].agent.Data), "agent service stopping") {
+		t.Fatalf("events: %s; want a job error saying the service stops", describe(evs))
+	}
+}

@@ -1,0 +1,208 @@
+package agent
+
+import (
+	"encoding/json"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/clawdis/clawdis/bus/subject"
+	"github.com/clawdis/clawdis/schemas"
+)
+
+// chatDeltaInterval is the least time between two chat delta events of one run.
+const chatDeltaInterval = 100 * time.Millisecond
+
+// Agent event streams and chat event states.
+const (
+	streamJob       = "job"
+	streamAssistant = "assistant"
+	streamTool      = "tool"
+
+	chatDelta = "delta"
+	chatFinal = "final"
+	chatError = "error"
+)
+
+// emitter publishes the events of one run. It is used by the run's goroutine only.
+type emitter struct {
+	s          *Service
+	runID      string
+	sessionKey string
+	chat       bool // also publish chat events
+
+	agentSeq int64
+	chatSeq  int64
+	text     strings.Builder // the whole assistant text so far
+	throttle throttle
+}
+
+func (s *Service) newEmitter(j *job) *emitter {
+	return &emitter{s: s, runID: j.runID, sessionKey: j.sessionKey, chat: j.kind == kindChat,
+		throttle: throttle{every: chatDeltaInterval}}
+}
+
+// agent publishes one agent event.
+func (e *emitter) agent(stream string, data any) {
+	raw, err := json.Marshal(data)
+	if err != nil {
+		e.s.log.Error("encode agent event", "run_id", e.runID, "err", err)
+		return
+	}
+	e.agentSeq++
+	e.publish(subject.AgentEvent, schemas.AgentEventPayload{
+		RunID:      e.runID,
+		SessionKey: e.sessionKey,
+		Seq:        e.agentSeq,
+		Stream:     stream,
+		Ts:         e.s.cfg.Now().UnixMilli(),
+		Data:       raw,
+	})
+}
+
+// Data of the agent event streams.
+type (
+	jobData struct {
+		State      string `json:"state"`
+		Error      string `json:"error,omitempty"`
+		DurationMs *int64 `json:"durationMs,omitempty"`
+	}
+	assistantData struct {
+		Text string `json:"text"`
+	}
+	toolData struct {
+		Phase string `json:"phase"`
+		Name  string `json:"name"`
+	}
+)
+
+// jobStarted, jobDone and jobError publish the job stream; durations count from the
+// run's acceptance.
+func (e *emitter) jobStarted() { e.agent(streamJob, jobData{State: "started"}) }
+
+func (e *emitter) jobDone(d time.Duration) {
+	ms := d.Milliseconds()
+	e.agent(streamJob, jobData{State: "done", DurationMs: &ms})
+}
+
+func (e *emitter) jobError(msg string, d time.Duration) {
+	ms := d.Milliseconds()
+	e.agent(streamJob, jobData{State: "error", Error: msg, DurationMs: &ms})
+}
+
+// output publishes a backend's progress. It returns how long until a held-back chat delta
+// may go out (0: nothing held back).
+func (e *emitter) output(o output, now time.Time) time.Duration {
+	if o.Tool != "" {
+		e.agent(streamTool, toolData{Phase: "call", Name: o.Tool})
+		return 0
+	}
+	if o.Text == "" {
+		return 0
+	}
+	e.text.WriteString(o.Text)
+	e.agent(streamAssistant, assistantData{Text: o.Text})
+	if !e.chat {
+		return 0
+	}
+	send, wait := e.throttle.offer(now)
+	if send {
+		e.chatDelta()
+	}
+	return wait
+}
+
+// flush publishes a held-back chat delta when its time has come; it returns the time
+// still to wait, as output does.
+func (e *emitter) flush(now time.Time) time.Duration {
+	send, wait := e.throttle.due(now)
+	if send {
+		e.chatDelta()
+	}
+	return wait
+}
+
+func (e *emitter) chatDelta() {
+	e.chatEvent(chatDelta, e.assistantMessage(e.text.String()), "")
+}
+
+// chatFinal publishes the final chat event with the complete reply.
+func (e *emitter) chatFinal(text string) {
+	if e.chat {
+		e.chatEvent(chatFinal, e.assistantMessage(text), "")
+	}
+}
+
+// chatError publishes the chat error event.
+func (e *emitter) chatError(msg string) {
+	if e.chat {
+		e.chatEvent(chatError, nil, msg)
+	}
+}
+
+func (e *emitter) chatEvent(state string, msg *schemas.ChatMessage, errMsg string) {
+	e.chatSeq++
+	e.publish(subject.ChatEvent, schemas.ChatEventPayload{
+		RunID:        e.runID,
+		SessionKey:   e.sessionKey,
+		Seq:          e.chatSeq,
+		State:        state,
+		Message:      msg,
+		ErrorMessage: errMsg,
+	})
+}
+
+func (e *emitter) assistantMessage(text string) *schemas.ChatMessage {
+	m := assistantMessage(text, e.s.cfg.Now())
+	return &m
+}
+
+// assistantMessage is a transcript message of the assistant; an empty text has no parts.
+func assistantMessage(text string, now time.Time) schemas.ChatMessage {
+	content := []schemas.ChatContent{}
+	if text != "" {
+		content = append(content, schemas.ChatContent{Type: "text", Text: text})
+	}
+	return schemas.ChatMessage{Role: "assistant", Content: content, Timestamp: now.UnixMilli()}
+}
+
+func (e *emitter) publish(subj string, v any) {
+	data, err := json.Marshal(v)
+	if err != nil {
+		e.s.log.Error("encode event", "subject", subj, "run_id", e.runID, "err", err)
+		return
+	}
+	if err := e.s.nc.PublishMsg(&nats.Msg{Subject: subj, Data: data}); err != nil {
+		e.s.log.Warn("publish event", "subject", subj, "run_id", e.runID, "err", err)
+	}
+}
+
+// throttle spaces chat deltas at least every apart: a delta offered too early is held
+// back and sent when due (unless a later offer or the final makes it moot).
+type throttle struct {
+	every   time.Duration
+	last    time.Time // when the last delta went out; zero before the first
+	pending bool
+}
+
+// offer is called when the text changed. send reports whether a delta goes out now; wait,
+// when positive, is how long until the held-back delta is due.
+func (t *throttle) offer(now time.Time) (send bool, wait time.Duration) {
+	t.pending = true
+	return t.due(now)
+}
+
+// due sends a pending delta when at least every has passed since the last one.
+func (t *throttle) due(now time.Time) (send bool, wait time.Duration) {
+	if !t.pending {
+		return false, 0
+	}
+	if !t.last.IsZero() {
+		if since := now.Sub(t.last); since < t.every {
+			return false, t.every - since
+		}
+	}
+	t.last, t.pending = now, false
+	return true, 0
+}

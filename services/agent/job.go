@@ -1,0 +1,261 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"time"
+
+	"github.com/clawdis/clawdis/bus/wire"
+	"github.com/clawdis/clawdis/schemas"
+	"github.com/clawdis/clawdis/services/internal/idem"
+)
+
+// kind tells agent runs from chat.send turns; they have separate idempotency keys.
+type kind int
+
+const (
+	kindAgent kind = iota
+	kindChat
+)
+
+// Idempotency key prefixes of the two kinds.
+const (
+	agentKeyPrefix = "agent:"
+	chatKeyPrefix  = "chat:"
+)
+
+// Delivery channels.
+const (
+	channelLast     = "last"
+	channelWhatsApp = "whatsapp"
+	channelTelegram = "telegram"
+	channelWebChat  = "webchat"
+)
+
+// errRunTimeout is the cause of a run context whose deadline passed.
+var errRunTimeout = errors.New("agent run deadline exceeded")
+
+// job is one accepted run.
+type job struct {
+	kind       kind
+	key        string // idempotency key: kind prefix + runID
+	runID      string
+	sessionKey string
+	sessionID  string // requested session id, or ""
+	message    string
+	images     []schemas.ChatContent
+	thinking   string // requested level; "" when not given
+	deliver    bool
+	channel    string
+	to         string
+	timeout    time.Duration
+	accepted   time.Time
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	prev   <-chan struct{} // closed when the previous run of the session left its turn
+	turn   chan struct{}   // closed when this run left its turn
+	done   chan struct{}   // closed once final is set
+	final  idem.Result
+}
+
+// agentJob validates agent params into a job.
+func (s *Service) agentJob(p schemas.AgentParams) (*job, error) {
+	if p.IdempotencyKey == "" {
+		return nil, wire.Invalid("idempotencyKey required")
+	}
+	if strings.TrimSpace(p.Message) == "" {
+		return nil, wire.Invalid("message required")
+	}
+	level, _, ok := normalizeThinking(p.Thinking)
+	if !ok {
+		return nil, wire.Invalid("invalid thinking level %q (use %s)", p.Thinking, levelList)
+	}
+	switch p.Channel {
+	case "", channelLast, channelWhatsApp, channelTelegram, channelWebChat:
+	default:
+		return nil, wire.Invalid("invalid channel %q (use last, whatsapp, telegram or webchat)", p.Channel)
+	}
+	timeout := s.cfg.Timeout
+	if p.Timeout != nil {
+		if *p.Timeout < 1 {
+			return nil, wire.Invalid("timeout must be at least 1 second")
+		}
+		timeout = time.Duration(*p.Timeout) * time.Second
+	}
+	key := p.SessionKey
+	if key == "" {
+		key = s.cfg.MainKey
+	}
+	return &job{
+		kind: kindAgent, key: agentKeyPrefix + p.IdempotencyKey, runID: p.IdempotencyKey,
+		sessionKey: key, sessionID: p.SessionID, message: p.Message, thinking: level,
+		deliver: p.Deliver, channel: p.Channel, to: strings.TrimSpace(p.To), timeout: timeout,
+	}, nil
+}
+
+// chatJob validates chat.send params into a job.
+func (s *Service) chatJob(p schemas.ChatSendParams) (*job, error) {
+	if p.IdempotencyKey == "" {
+		return nil, wire.Invalid("idempotencyKey required")
+	}
+	if p.SessionKey == "" {
+		return nil, wire.Invalid("sessionKey required")
+	}
+	level, _, ok := normalizeThinking(p.Thinking)
+	if !ok {
+		return nil, wire.Invalid("invalid thinking level %q (use %s)", p.Thinking, levelList)
+	}
+	images, err := imageParts(p.Attachments)
+	if err != nil {
+		return nil, err
+	}
+	if strings.TrimSpace(p.Message) == "" && len(images) == 0 {
+		return nil, wire.Invalid("message or an attachment required")
+	}
+	timeout := s.cfg.Timeout
+	if p.TimeoutMs != nil {
+		if *p.TimeoutMs < 1 {
+			return nil, wire.Invalid("timeoutMs must be at least 1")
+		}
+		timeout = time.Duration(*p.TimeoutMs) * time.Millisecond
+	}
+	return &job{
+		kind: kindChat, key: chatKeyPrefix + p.IdempotencyKey, runID: p.IdempotencyKey,
+		sessionKey: p.SessionKey, message: p.Message, images: images, thinking: level,
+		timeout: timeout,
+	}, nil
+}
+
+// startLocked queues j behind the newest run of its session and starts its goroutine.
+// s.mu must be held and the service not stopped.
+func (s *Service) startLocked(j *job) {
+	j.accepted = time.Now()
+	j.ctx, j.cancel = context.WithDeadlineCause(s.runCtx, j.accepted.Add(j.timeout), errRunTimeout)
+	j.turn, j.done = make(chan struct{}), make(chan struct{})
+	if prev, ok := s.lanes[j.sessionKey]; ok {
+		j.prev = prev
+	} else {
+		closed := make(chan struct{})
+		close(closed)
+		j.prev = closed
+	}
+	s.lanes[j.sessionKey] = j.turn
+	s.runs[j.key] = j
+	s.wg.Add(1)
+	go s.execute(j)
+	s.log.Debug("run accepted", "run_id", j.runID, "session_key", j.sessionKey, "timeout", j.timeout)
+}
+
+// execute runs j to its final, then leaves its session's turn once the previous run did,
+// so that a later run never overtakes an earlier one of the same session.
+func (s *Service) execute(j *job) {
+	defer s.wg.Done()
+	s.finish(j, s.perform(j))
+	j.cancel()
+	<-j.prev
+	s.mu.Lock()
+	close(j.turn)
+	if s.lanes[j.sessionKey] == (<-chan struct{})(j.turn) {
+		delete(s.lanes, j.sessionKey)
+	}
+	s.mu.Unlock()
+}
+
+// perform waits for j's turn and a free slot, runs it and returns its final.
+func (s *Service) perform(j *job) idem.Result {
+	ev := s.newEmitter(j)
+	select {
+	case <-j.prev:
+	case <-j.ctx.Done():
+		return s.conclude(j, ev, "", j.ctx.Err())
+	}
+	select {
+	case s.sem <- struct{}{}:
+	case <-j.ctx.Done():
+		return s.conclude(j, ev, "", j.ctx.Err())
+	}
+	defer func() { <-s.sem }()
+	ev.jobStarted()
+	text, err := s.pipeline(j, ev)
+	return s.conclude(j, ev, text, err)
+}
+
+// conclude turns the outcome of a run into its final and publishes the closing events.
+func (s *Service) conclude(j *job, ev *emitter, text string, err error) idem.Result {
+	d := time.Since(j.accepted)
+	if err == nil {
+		ev.chatFinal(text)
+		ev.jobDone(d) // the job event is always a run's last
+		s.log.Info("run done", "run_id", j.runID, "session_key", j.sessionKey, "duration_ms", d.Milliseconds())
+		return okResult(j.runID, text)
+	}
+	var r idem.Result
+	switch {
+	case errors.Is(context.Cause(j.ctx), errRunTimeout):
+		r = timeoutResult(j.runID, j.timeout)
+	case j.ctx.Err() != nil:
+		r = errorResult(j.runID, errStopping)
+	default:
+		// Every other failure is UNAVAILABLE (SPEC §6.6), retryable when its cause was.
+		werr := wire.Unavailable(false, "%s", err.Error())
+		var cause *wire.Error
+		if errors.As(err, &cause) {
+			werr = wire.Unavailable(cause.Retryable, "%s", cause.Message)
+		}
+		r = errorResult(j.runID, werr)
+	}
+	ev.chatError(r.Error.Message)
+	ev.jobError(r.Error.Message, d)
+	s.log.Warn("run failed", "run_id", j.runID, "session_key", j.sessionKey, "code", r.Error.Code,
+		"err", r.Error.Message, "duration_ms", d.Milliseconds())
+	return r
+}
+
+// maxRecent caps the finals kept in memory that idem does not remember.
+const maxRecent = 1000
+
+// finish records j's final: in idem (persisted unless it is a retryable failure), else in
+// memory for the waits still to come, and releases the waits.
+func (s *Service) finish(j *job, r idem.Result) {
+	if r.At == 0 {
+		r.At = s.cfg.Now().UnixMilli()
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.idem.Finish(j.key, r); err != nil {
+		s.log.Warn("persist idempotency record", "run_id", j.runID, "err", err)
+	}
+	if s.runs[j.key] == j {
+		delete(s.runs, j.key)
+	}
+	if !r.Remembered() {
+		s.rememberLocked(j.key, r)
+	}
+	j.final = r
+	close(j.done)
+}
+
+// rememberLocked keeps a final idem does not remember, for recentTTL.
+func (s *Service) rememberLocked(key string, r idem.Result) {
+	now := s.cfg.Now().UnixMilli()
+	for k, old := range s.recent {
+		if now-old.At > recentTTL.Milliseconds() {
+			delete(s.recent, k)
+		}
+	}
+	if len(s.recent) >= maxRecent {
+		oldest, at := "", int64(0)
+		for k, old := range s.recent {
+			if oldest == "" || old.At < at {
+				oldest, at = k, old.At
+			}
+		}
+		delete(s.recent, oldest)
+	}
+	s.recent[key] = r
+}
+
+// recentTTL is how long a final idem does not remember stays available to waits.
+const recentTTL = 5 * time.Minute

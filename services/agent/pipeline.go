@@ -1,0 +1,236 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"time"
+
+	"github.com/clawdis/clawdis/bus/subject"
+	"github.com/clawdis/clawdis/bus/wire"
+	"github.com/clawdis/clawdis/schemas"
+)
+
+// Bounds of the bus requests a run makes (within the run's own deadline).
+const (
+	sessionsTimeout = 10 * time.Second
+	drainTimeout    = 2 * time.Second
+	deliverTimeout  = 60 * time.Second
+	// historyMaxBytes keeps the history reply under the bus's 1 MiB payload limit.
+	historyMaxBytes = 900 << 10
+)
+
+// pipeline runs one turn: session, settings, system events, history, transcript, the
+// backend, and delivery. It returns the reply text.
+func (s *Service) pipeline(j *job, ev *emitter) (string, error) {
+	ctx := j.ctx
+	var sess wire.Session
+	err := s.request(ctx, sessionsTimeout, subject.SessionsResolve,
+		wire.SessionResolve{SessionKey: j.sessionKey, SessionID: j.sessionID}, &sess, "resolve session "+j.sessionKey)
+	if err != nil {
+		return "", err
+	}
+	level := j.thinking
+	if level == "" {
+		if l, explicit, ok := normalizeThinking(sess.ThinkingLevel); ok && explicit {
+			level = l
+		} else {
+			level = s.cfg.ThinkingDefault
+		}
+	}
+	s.updateSession(ctx, j, sess)
+
+	prompt := s.systemLines(ctx, j) + j.message
+	t := &turn{RunID: j.runID, SessionKey: j.sessionKey, SessionID: sess.SessionID, Prompt: prompt,
+		Images: j.images, From: j.to, Thinking: level}
+	if s.backend.wantsHistory() {
+		var h schemas.ChatHistoryResult
+		req := wire.HistoryRequest{SessionKey: j.sessionKey, Limit: s.cfg.HistoryLimit, MaxBytes: historyMaxBytes}
+		if err := s.request(ctx, sessionsTimeout, subject.SessionsHistory, req, &h, "read history of "+j.sessionKey); err != nil {
+			return "", err
+		}
+		t.History = h.Messages
+	}
+	if err := s.appendTranscript(ctx, j, sess, inputMessage(j, s.cfg.Now())); err != nil {
+		return "", err
+	}
+
+	text, err := s.stream(ctx, t, ev)
+	if err != nil {
+		return "", err
+	}
+	if text != "" {
+		if err := s.appendTranscript(ctx, j, sess, assistantMessage(text, s.cfg.Now())); err != nil {
+			s.log.Warn("reply not added to the transcript", "run_id", j.runID, "err", err)
+		}
+	}
+	if j.kind == kindAgent && j.deliver {
+		if err := s.deliver(ctx, j, sess, text); err != nil {
+			return "", err
+		}
+	}
+	return text, nil
+}
+
+// inputMessage is the transcript message of the turn's input (without system lines).
+func inputMessage(j *job, now time.Time) schemas.ChatMessage {
+	content := []schemas.ChatContent{}
+	if j.message != "" {
+		content = append(content, schemas.ChatContent{Type: "text", Text: j.message})
+	}
+	content = append(content, j.images...)
+	return schemas.ChatMessage{Role: "user", Content: content, Timestamp: now.UnixMilli()}
+}
+
+// updateSession stores a requested thinking level and the session's last route: for a
+// direct agent turn with a provider channel and recipient, that route; for chat.send on
+// the main key, webchat. A failure is logged; the run goes on.
+func (s *Service) updateSession(ctx context.Context, j *job, sess wire.Session) {
+	upd := wire.SessionUpdate{SessionKey: j.sessionKey}
+	changed := false
+	if j.thinking != "" && j.thinking != sess.ThinkingLevel {
+		upd.ThinkingLevel, changed = &j.thinking, true
+	}
+	switch {
+	case j.kind == kindAgent && (j.channel == channelWhatsApp || j.channel == channelTelegram) && j.to != "":
+		if sess.LastChannel != j.channel || sess.LastTo != j.to {
+			upd.LastChannel, upd.LastTo, changed = &j.channel, &j.to, true
+		}
+	case j.kind == kindChat && j.sessionKey == s.cfg.MainKey && sess.LastChannel != channelWebChat:
+		ch := channelWebChat
+		upd.LastChannel, changed = &ch, true
+	}
+	if !changed {
+		return
+	}
+	if err := s.request(ctx, sessionsTimeout, subject.SessionsUpdate, upd, nil, "update session "+j.sessionKey); err != nil {
+		s.log.Warn("session not updated", "run_id", j.runID, "session_key", j.sessionKey, "err", err)
+	}
+}
+
+// systemLines drains the queued system events for a main-session turn and returns one
+// "System: <text>" line each. Without a presence service there are none.
+func (s *Service) systemLines(ctx context.Context, j *job) string {
+	if j.sessionKey != s.cfg.MainKey {
+		return ""
+	}
+	var q wire.SystemEventQueue
+	if err := s.request(ctx, drainTimeout, subject.PresenceDrain, struct{}{}, &q, "drain system events"); err != nil {
+		s.log.Debug("no system events drained", "run_id", j.runID, "err", err)
+		return ""
+	}
+	var b strings.Builder
+	for _, e := range q.Events {
+		e = strings.Join(strings.Fields(e), " ")
+		if e != "" {
+			b.WriteString("System: " + e + "\n")
+		}
+	}
+	return b.String()
+}
+
+func (s *Service) appendTranscript(ctx context.Context, j *job, sess wire.Session, m schemas.ChatMessage) error {
+	req := wire.TranscriptAppend{SessionKey: j.sessionKey, SessionID: sess.SessionID, Messages: []schemas.ChatMessage{m}}
+	return s.request(ctx, sessionsTimeout, subject.SessionsAppend, req, nil, "append to the transcript of "+j.sessionKey)
+}
+
+// deliver sends the reply through the provider of the run's route; a run without a
+// provider route (webchat, or nothing known) delivers nothing.
+func (s *Service) deliver(ctx context.Context, j *job, sess wire.Session, text string) error {
+	provider, to := deliveryTarget(j.channel, j.to, sess)
+	if provider == "" || text == "" {
+		s.log.Info("reply not delivered: no provider route or no text", "run_id", j.runID,
+			"channel", j.channel, "last_channel", sess.LastChannel)
+		return nil
+	}
+	subj, err := subject.ProviderSend(provider)
+	if err != nil {
+		return wire.Unavailable(false, "deliver via %s: %s", provider, err.Error())
+	}
+	params := schemas.SendParams{To: to, Message: text, Provider: provider, IdempotencyKey: j.runID + ":deliver"}
+	var res schemas.SendResult
+	if err := s.request(ctx, deliverTimeout, subj, params, &res, "deliver via "+provider); err != nil {
+		return err
+	}
+	s.log.Info("reply delivered", "run_id", j.runID, "provider", provider, "message_id", res.MessageID)
+	return nil
+}
+
+// deliveryTarget picks the provider and recipient: the channel (the session's last one
+// for "last"), and the explicit recipient, else the session's last one on that provider.
+// It returns empty strings when there is nothing to deliver to.
+func deliveryTarget(channel, to string, sess wire.Session) (provider, recipient string) {
+	provider = channel
+	if channel == "" || channel == channelLast {
+		provider = sess.LastChannel
+	}
+	if provider != channelWhatsApp && provider != channelTelegram {
+		return "", ""
+	}
+	if to == "" && sess.LastChannel == provider {
+		to = sess.LastTo
+	}
+	if to == "" {
+		return "", ""
+	}
+	return provider, to
+}
+
+// request makes a bus request bounded by limit and returns a failure as a *wire.Error
+// whose message starts with op.
+func (s *Service) request(ctx context.Context, limit time.Duration, subj string, in, out any, op string) error {
+	ctx, cancel := context.WithTimeout(ctx, limit)
+	defer cancel()
+	err := wire.RequestJSON(ctx, s.nc, subj, in, out)
+	if err == nil {
+		return nil
+	}
+	var werr *wire.Error
+	if !errors.As(err, &werr) {
+		return wire.Unavailable(false, "%s: %s", op, err.Error())
+	}
+	return &wire.Error{Code: werr.Code, Message: op + ": " + werr.Message, Retryable: werr.Retryable}
+}
+
+// stream runs the backend and publishes its progress until it returns; held-back chat
+// deltas go out when due.
+func (s *Service) stream(ctx context.Context, t *turn, ev *emitter) (string, error) {
+	type result struct {
+		text string
+		err  error
+	}
+	out := make(chan output, 64)
+	res := make(chan result, 1)
+	go func() {
+		text, err := s.backend.run(ctx, t, out)
+		res <- result{text, err}
+	}()
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
+	defer timer.Stop()
+	var due <-chan time.Time // timer.C while a chat delta is held back
+	arm := func(wait time.Duration) {
+		if wait > 0 && due == nil {
+			timer.Reset(wait)
+			due = timer.C
+		}
+	}
+	for {
+		select {
+		case o := <-out:
+			arm(ev.output(o, time.Now()))
+		case <-due:
+			due = nil
+			arm(ev.flush(time.Now()))
+		case r := <-res:
+			for {
+				select {
+				case o := <-out:
+					ev.output(o, time.Now())
+				default:
+					return r.text, r.err
+				}
+			}
+		}
+	}
+}

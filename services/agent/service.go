@@ -1,0 +1,255 @@
+// Package agent is the agent service: it accepts agent runs (the two-stage agent method)
+// and chat.send turns over the bus, queues them per session (one turn of a session at a
+// time, at most Config.MaxConcurrent runs at once), runs them on a backend (a local command
+// or an OpenAI-compatible chat completions server), streams their progress as agent and
+// chat events, keeps the session store and transcript current through the sessions
+// service, delivers replies through the providers, and remembers finished runs for
+// idempotency.
+package agent
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/micro"
+
+	"github.com/clawdis/clawdis/bus/subject"
+	"github.com/clawdis/clawdis/bus/wire"
+	"github.com/clawdis/clawdis/schemas"
+	"github.com/clawdis/clawdis/services/internal/idem"
+)
+
+// Version is the version the service registers with nats micro.
+const Version = "1.0.0"
+
+// errStopping answers requests that arrive while the service stops.
+var errStopping = wire.Unavailable(true, "agent service stopping")
+
+// Service is the agent service. Create it with New and serve with Run.
+type Service struct {
+	cfg     Config
+	nc      *nats.Conn
+	log     *slog.Logger
+	backend backend // nil when none is configured
+	ready   chan struct{}
+	sem     chan struct{} // one token per executing run
+
+	mu      sync.Mutex
+	stopped bool
+	runCtx  context.Context // parent of every run; ends when Run stops
+	idem    *idem.Store
+	runs    map[string]*job            // runs in progress by idempotency key
+	recent  map[string]idem.Result     // finals idem does not remember (retryable failures)
+	lanes   map[string]<-chan struct{} // session key -> turn of its newest run
+	wg      sync.WaitGroup             // runs and pending waits
+}
+
+// New validates cfg and returns a service ready to Run. It does no I/O. A nil log discards.
+func New(cfg Config, nc *nats.Conn, log *slog.Logger) (*Service, error) {
+	if nc == nil {
+		return nil, errors.New("agent: nil bus connection")
+	}
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	s := &Service{
+		cfg:    cfg,
+		nc:     nc,
+		log:    log.With("component", subject.ServiceAgent),
+		ready:  make(chan struct{}),
+		sem:    make(chan struct{}, cfg.MaxConcurrent),
+		runs:   map[string]*job{},
+		recent: map[string]idem.Result{},
+		lanes:  map[string]<-chan struct{}{},
+	}
+	switch cfg.Backend {
+	case BackendCommand:
+		s.backend = &commandBackend{argv: cfg.Command}
+	case BackendOpenAI:
+		s.backend = newOpenAIBackend(cfg)
+	}
+	return s, nil
+}
+
+// Ready is closed once Run has subscribed every endpoint on the server, so that a request
+// sent after it is answered.
+func (s *Service) Ready() <-chan struct{} { return s.ready }
+
+// Run loads the idempotency records, serves the agent.run, agent.wait and chat.send
+// requests until ctx ends, then stops accepting, cancels the runs in progress (they end
+// UNAVAILABLE, retryable), waits for them and returns nil. It returns an error only when
+// the service cannot be set up. Run must not be called twice.
+func (s *Service) Run(ctx context.Context) error {
+	store, err := idem.Open(idem.Config{Path: s.cfg.DedupePath, Now: s.cfg.Now})
+	if errors.Is(err, idem.ErrCorrupt) {
+		s.log.Warn("idempotency records were unreadable; starting empty", "err", err)
+	} else if err != nil {
+		return fmt.Errorf("agent: %w", err)
+	}
+	runCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	s.mu.Lock()
+	s.idem, s.runCtx = store, runCtx
+	s.mu.Unlock()
+
+	svc, err := micro.AddService(s.nc, micro.Config{
+		Name:        subject.ServiceAgent,
+		Version:     Version,
+		Description: "agent runs and chat turns",
+	})
+	if err != nil {
+		return fmt.Errorf("agent: add micro service: %w", err)
+	}
+	endpoints := []struct {
+		name, subj string
+		h          micro.Handler
+	}{
+		{"run", subject.AgentRun, wire.Handler("agent.run", s.handleRun)},
+		{"wait", subject.AgentWait, micro.HandlerFunc(s.handleWait)},
+		{"chat_send", subject.ChatSend, wire.Handler("chat.send", s.handleChatSend)},
+	}
+	for _, e := range endpoints {
+		if err := svc.AddEndpoint(e.name, e.h, micro.WithEndpointSubject(e.subj)); err != nil {
+			_ = svc.Stop()
+			return fmt.Errorf("agent: add endpoint %s: %w", e.subj, err)
+		}
+	}
+	if err := s.nc.Flush(); err != nil {
+		_ = svc.Stop()
+		return fmt.Errorf("agent: flush subscriptions: %w", err)
+	}
+	close(s.ready)
+	s.log.Info("agent service started", "backend", backendName(s.cfg.Backend),
+		"max_concurrent", s.cfg.MaxConcurrent, "timeout", s.cfg.Timeout)
+
+	<-ctx.Done()
+	if err := svc.Stop(); err != nil {
+		s.log.Warn("stopping micro service failed", "err", err)
+	}
+	s.mu.Lock()
+	s.stopped = true
+	n := len(s.runs)
+	s.mu.Unlock()
+	cancel()
+	s.wg.Wait()
+	s.log.Info("agent service stopped", "runs_cancelled", n)
+	return nil
+}
+
+func backendName(b string) string {
+	if b == BackendNone {
+		return "none"
+	}
+	return b
+}
+
+// handleRun accepts an agent run: it answers {runId, status:"accepted"} at once (also for
+// a key that is running or remembered, without a second run) or INVALID_REQUEST.
+func (s *Service) handleRun(_ context.Context, data []byte, _ nats.Header) (any, error) {
+	var p schemas.AgentParams
+	if err := decode(data, &p); err != nil {
+		return nil, err
+	}
+	j, err := s.agentJob(p)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.accept(j); err != nil {
+		return nil, err
+	}
+	return schemas.AgentResult{RunID: j.runID, Status: "accepted"}, nil
+}
+
+// handleChatSend accepts a chat turn: it answers {runId, status:"started"} at once (also
+// for a key that is running or remembered, without a second run) or an error.
+func (s *Service) handleChatSend(_ context.Context, data []byte, _ nats.Header) (any, error) {
+	var p schemas.ChatSendParams
+	if err := decode(data, &p); err != nil {
+		return nil, err
+	}
+	j, err := s.chatJob(p)
+	if err != nil {
+		return nil, err
+	}
+	if s.backend == nil {
+		return nil, wire.Unavailable(false, "%s", noBackendMessage)
+	}
+	if err := s.accept(j); err != nil {
+		return nil, err
+	}
+	return schemas.ChatSendResult{RunID: j.runID, Status: "started"}, nil
+}
+
+// accept claims the run's idempotency key and starts it, unless it is running or
+// remembered. Without a backend the run ends at once with the no-backend error.
+func (s *Service) accept(j *job) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.stopped || s.runCtx == nil {
+		return errStopping
+	}
+	st, _, _ := s.idem.Begin(j.key)
+	if st != idem.Owner {
+		s.log.Debug("repeated run key", "run_id", j.runID, "running", st == idem.Running)
+		return nil
+	}
+	delete(s.recent, j.key)
+	if s.backend == nil {
+		r := errorResult(j.runID, wire.Unavailable(false, "%s", noBackendMessage))
+		if err := s.idem.Finish(j.key, r); err != nil {
+			s.log.Warn("persist idempotency record", "run_id", j.runID, "err", err)
+		}
+		return nil
+	}
+	s.startLocked(j)
+	return nil
+}
+
+// decode unmarshals request params into v.
+func decode(data []byte, v any) error {
+	if len(data) == 0 {
+		return wire.Invalid("params required")
+	}
+	if err := json.Unmarshal(data, v); err != nil {
+		return wire.Invalid("invalid params: %s", err.Error())
+	}
+	return nil
+}
+
+// Results of a run, as remembered and as the agent method's final res.
+
+func okResult(runID, text string) idem.Result {
+	return idem.Result{OK: true, Payload: mustJSON(schemas.AgentResult{RunID: runID, Status: "ok", Summary: "completed", Text: text})}
+}
+
+func timeoutResult(runID string, d time.Duration) idem.Result {
+	return idem.Result{
+		Payload: mustJSON(schemas.AgentResult{RunID: runID, Status: "timeout"}),
+		Error:   &wire.Error{Code: wire.CodeAgentTimeout, Message: fmt.Sprintf("agent run timed out after %s", d)},
+	}
+}
+
+func errorResult(runID string, werr *wire.Error) idem.Result {
+	return idem.Result{
+		Payload: mustJSON(schemas.AgentResult{RunID: runID, Status: "error", Summary: werr.Message}),
+		Error:   werr,
+	}
+}
+
+func mustJSON(v any) json.RawMessage {
+	b, err := json.Marshal(v)
+	if err != nil {
+		panic(fmt.Sprintf("agent: encode %T: %v", v, err))
+	}
+	return b
+}
