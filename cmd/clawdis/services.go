@@ -5,10 +5,12 @@ import (
 	"fmt"
 	"log/slog"
 	"path/filepath"
+	"time"
 
 	"github.com/nats-io/nats.go"
 
 	"github.com/clawdis/clawdis/bus/subject"
+	"github.com/clawdis/clawdis/services/agent"
 	"github.com/clawdis/clawdis/services/autoreply"
 	"github.com/clawdis/clawdis/services/health"
 	"github.com/clawdis/clawdis/services/presence"
@@ -22,7 +24,7 @@ type runner interface{ Run(context.Context) error }
 
 // serviceNames lists the services this gateway runs in-process, in start order.
 func serviceNames(s settings) []string {
-	names := []string{subject.ServicePresence, subject.ServiceHealth, subject.ServiceSessions}
+	names := []string{subject.ServicePresence, subject.ServiceHealth, subject.ServiceSessions, subject.ServiceAgent}
 	if !s.noProv {
 		names = append(names, subject.ServiceTelegram, subject.ServiceAutoreply)
 	}
@@ -61,6 +63,16 @@ func buildService(s settings, host string, names []string, name string, nc *nats
 		}, nc, log)
 	case subject.ServiceSessions:
 		return sessions.New(sessions.Config{Dir: filepath.Join(state, "sessions"), MainKey: cfg.Sessions.MainKey}, nc, log)
+	case subject.ServiceAgent:
+		a := cfg.Agent
+		return agent.New(agent.Config{
+			Backend: a.Backend, Command: a.Command,
+			OpenAI: agent.OpenAIConfig{BaseURL: a.OpenAI.BaseURL, Model: a.OpenAI.Model, APIKeyEnv: a.OpenAI.APIKeyEnv,
+				SystemPrompt: a.OpenAI.SystemPrompt},
+			Timeout: time.Duration(a.TimeoutSeconds) * time.Second, MaxConcurrent: a.MaxConcurrent,
+			ThinkingDefault: a.ThinkingDefault, MainKey: cfg.Sessions.MainKey, HistoryLimit: historyLimit(cfg.Sessions.HistoryLimit),
+			DedupePath: filepath.Join(state, "dedupe", "agent.json"),
+		}, nc, log)
 	case subject.ServiceTelegram:
 		t := cfg.Telegram
 		bot, err := telegram.New(telegram.Config{
@@ -98,6 +110,15 @@ func newProvider(s settings, n provider.Network, nc *nats.Conn, log *slog.Logger
 		DedupeDir: filepath.Join(s.paths.StateDir, "dedupe"),
 		Reconnect: provider.Policy{InitialMs: r.InitialMs, MaxMs: r.MaxMs, Factor: r.Factor, Jitter: jitter, MaxAttempts: r.MaxAttempts},
 	}, nc, log)
+}
+
+// historyLimit maps sessions.historyLimit to the agent's: there 0 means the default and a
+// negative value none, while a configured 0 means no history.
+func historyLimit(n int) int {
+	if n == 0 {
+		return -1
+	}
+	return n
 }
 
 // providerNames keeps the provider services of names.
