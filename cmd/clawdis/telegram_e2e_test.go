@@ -90,3 +90,33 @@ func TestTelegramSendThroughGateway(t *testing.T) {
 		t.Errorf("unknown provider: exit %d, %q", code, errb.String())
 	}
 }
+
+// TestTelegramDMAnsweredByAgent: a DM from an allowed chat becomes an agent turn whose reply
+// goes back to that chat; an unlisted sender and an unmentioned group get nothing.
+func TestTelegramDMAnsweredByAgent(t *testing.T) {
+	script := agentConfig(t)
+	// agentConfig is a whole object; splice its agent key into the telegram config.
+	d, api := telegramGateway(t, ", "+strings.TrimSuffix(strings.TrimPrefix(script, "{"), "}"))
+	waitTelegramState(t, d.url, schemas.TelegramPolling)
+
+	api.InjectMessage(telegramtest.DirectText(777, "from a stranger"))
+	api.InjectMessage(telegramtest.GroupText(-100, 4242, "no mention here"))
+	api.InjectMessage(telegramtest.DirectText(4242, "hi bot"))
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	sent, err := api.WaitSent(ctx)
+	if err != nil {
+		t.Fatalf("no reply: %v\nlogs: %s", err, d.logs.String())
+	}
+	if sent.Chat != 4242 || !strings.HasPrefix(sent.Text, "echo: [Telegram") || !strings.HasSuffix(sent.Text, "hi bot") {
+		t.Fatalf("reply %+v", sent)
+	}
+	// Direct chats share the main session, whose turns run in arrival order: had the
+	// stranger been answered, that reply would have come first.
+	if n := len(api.SentMessages()); n != 1 {
+		t.Errorf("%d messages sent, want 1: %+v", n, api.SentMessages())
+	}
+	if strings.Contains(d.logs.String(), testBotToken) {
+		t.Error("the bot token appears in the gateway log")
+	}
+}
