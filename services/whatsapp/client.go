@@ -1,0 +1,344 @@
+// Package whatsapp is the WhatsApp adapter: it drives whatsmeow (the only package that
+// imports it) behind provider.Network — the linked-device store on the pure-Go SQLite
+// driver, one connection per Run with whatsmeow's own reconnects disabled (the provider core
+// supervises), inbound message conversion with media downloads, sends with media, typing and
+// read receipts — and provides the QR login and the logout for the CLI.
+package whatsapp
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/clawdis/clawdis/bus/subject"
+	"github.com/clawdis/clawdis/bus/wire"
+	"github.com/clawdis/clawdis/schemas"
+	"github.com/clawdis/clawdis/services/provider"
+	"go.mau.fi/whatsmeow"
+	"go.mau.fi/whatsmeow/store"
+	"go.mau.fi/whatsmeow/types"
+	"go.mau.fi/whatsmeow/types/events"
+)
+
+// ID is the provider id.
+const ID = subject.ServiceWhatsApp
+
+// Queue bounds: events beyond them are dropped (and logged) rather than blocking whatsmeow.
+const (
+	maxQueuedEvents   = 1024
+	maxQueuedMessages = 10000
+)
+
+// Config configures the adapter. The zero value of every field but StoreDir works.
+type Config struct {
+	// StoreDir holds the whatsmeow SQLite store (whatsmeow.db), created 0700:
+	// <state>/whatsapp. Without it Run reports "disabled" and ends with
+	// provider.ErrNotConfigured.
+	StoreDir string
+	// MediaDir receives inbound media (mode 0600 files): <state>/media/inbound. Default ""
+	// = attachments are reported without a path.
+	MediaDir string
+	// Log is the logger; nil discards logs.
+	Log *slog.Logger
+	// Now is the clock for read receipts and keepalive ages. Default time.Now.
+	Now func() time.Time
+	// MediaFetchTimeout bounds reading one outbound media URL or file. Default 60s.
+	MediaFetchTimeout time.Duration
+	// HTTPClient fetches outbound media URLs. Default a client without a global timeout
+	// (MediaFetchTimeout applies).
+	HTTPClient *http.Client
+}
+
+// linkState is what the last look at the store said.
+type linkState int
+
+const (
+	linkUnknown linkState = iota // Run has not looked yet
+	linkNo
+	linkYes
+)
+
+// Client is the WhatsApp provider.Network.
+type Client struct {
+	cfg    Config
+	log    *slog.Logger
+	loader *mediaLoader
+
+	mu      sync.Mutex
+	running bool
+	linked  linkState
+	wa      *whatsmeow.Client // the connection while Run serves, else nil
+	reads   *readTracker
+	typing  map[string]bool // chats with the typing indicator on
+	selfLID types.JID       // the account's LID, set on Connected
+
+	configure func(*whatsmeow.Client) // test hook: adjusts the connection before it dials
+}
+
+var _ provider.Network = (*Client)(nil)
+
+// New validates cfg and returns a client; it does no I/O.
+func New(cfg Config) (*Client, error) {
+	if cfg.MediaFetchTimeout < 0 {
+		return nil, fmt.Errorf("whatsapp: MediaFetchTimeout %s is negative", cfg.MediaFetchTimeout)
+	}
+	if cfg.MediaFetchTimeout == 0 {
+		cfg.MediaFetchTimeout = 60 * time.Second
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.HTTPClient == nil {
+		cfg.HTTPClient = &http.Client{}
+	}
+	log := cfg.Log
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Client{
+		cfg:    cfg,
+		log:    log.With("component", ID),
+		loader: &mediaLoader{http: cfg.HTTPClient, timeout: cfg.MediaFetchTimeout},
+		reads:  newReadTracker(),
+		typing: make(map[string]bool),
+	}, nil
+}
+
+// ID is "whatsapp".
+func (c *Client) ID() string { return ID }
+
+// Run opens the store, connects and serves until ctx ends (nil) or the connection fails:
+// a *provider.TerminalError when retrying cannot help (unlinked, logged out, replaced,
+// banned, client outdated), any other error when the supervisor should reconnect.
+func (c *Client) Run(ctx context.Context, sink provider.Sink) error {
+	c.mu.Lock()
+	if c.running {
+		c.mu.Unlock()
+		return errors.New("whatsapp: Run called while already running")
+	}
+	c.running = true
+	c.mu.Unlock()
+	defer func() {
+		c.mu.Lock()
+		c.running = false
+		clear(c.typing)
+		c.selfLID = types.EmptyJID
+		c.mu.Unlock()
+	}()
+
+	if c.cfg.StoreDir == "" {
+		sink.State(wire.ProviderState{State: schemas.WebDisabled, LastError: "no WhatsApp store directory configured"})
+		return &provider.TerminalError{State: schemas.WebDisabled, Err: provider.ErrNotConfigured}
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+
+	container, err := openStore(ctx, c.cfg.StoreDir, c.log)
+	if err != nil {
+		return c.transientStart(ctx, sink, err)
+	}
+	defer func() {
+		if err := container.Close(); err != nil {
+			c.log.Warn("closing whatsapp store failed", "err", err)
+		}
+	}()
+	dev, err := linkedDevice(ctx, container)
+	if err != nil {
+		return c.transientStart(ctx, sink, err)
+	}
+	if dev == nil {
+		c.setLinked(linkNo)
+		sink.State(wire.ProviderState{State: schemas.WebUnlinked, LastError: "not linked: run `clawdis login`"})
+		return &provider.TerminalError{State: schemas.WebUnlinked, Err: provider.ErrNotLinked}
+	}
+	c.setLinked(linkYes)
+	base := wire.ProviderState{Linked: true, Self: e164(dev.ID.ToNonAD())}
+	if at := authTime(dev); !at.IsZero() {
+		base.AuthAtMs = at.UnixMilli()
+	}
+
+	wa := whatsmeow.NewClient(dev, newWALogger(c.log, "client"))
+	wa.EnableAutoReconnect = false // the provider core reconnects with the configured policy
+	wa.InitialAutoReconnect = false
+	wa.BackgroundEventCtx = ctx
+	if c.configure != nil {
+		c.configure(wa)
+	}
+
+	ctrl := newQueue[any](maxQueuedEvents)
+	msgs := newQueue[*events.Message](maxQueuedMessages)
+	handlerID := wa.AddEventHandler(func(evt any) { c.enqueue(ctrl, msgs, evt) })
+	defer wa.RemoveEventHandler(handlerID)
+
+	var wg sync.WaitGroup
+	defer func() {
+		cancel()
+		c.mu.Lock()
+		c.wa = nil
+		c.mu.Unlock()
+		wa.Disconnect() // stop whatsmeow first, then the inbound worker
+		wg.Wait()
+	}()
+
+	conv := c.newConverter(wa, dev)
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		c.inboundLoop(ctx, msgs, conv, sink)
+	}()
+
+	st := base
+	st.State = schemas.WebConnecting
+	sink.State(st)
+	if err := wa.ConnectContext(ctx); err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
+		if errors.Is(err, store.ErrDeviceDeleted) {
+			c.setLinked(linkNo)
+			sink.State(wire.ProviderState{State: schemas.WebUnlinked, LastError: "not linked: run `clawdis login`"})
+			return &provider.TerminalError{State: schemas.WebUnlinked, Err: provider.ErrNotLinked}
+		}
+		st.State, st.LastError = schemas.WebReconnecting, "connect: "+err.Error()
+		sink.State(st)
+		return fmt.Errorf("whatsapp connect: %w", err)
+	}
+	c.mu.Lock()
+	c.wa = wa
+	c.mu.Unlock()
+
+	return c.serve(ctx, ctrl, base, sink, func() types.JID { return wa.Store.GetLID() })
+}
+
+// serve follows the connection events until one ends the connection or ctx ends (nil),
+// reporting every state change. ownLID reads the account's LID; whatsmeow stores it before
+// it reports Connected.
+func (c *Client) serve(ctx context.Context, ctrl *queue[any], base wire.ProviderState, sink provider.Sink, ownLID func() types.JID) error {
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-ctrl.wait():
+		}
+		for _, evt := range ctrl.drain() {
+			if ctx.Err() != nil {
+				return nil
+			}
+			o := classify(evt, c.cfg.Now())
+			if o.State == "" {
+				continue
+			}
+			if _, ok := evt.(*events.Connected); ok {
+				lid := ownLID().ToNonAD()
+				c.mu.Lock()
+				c.selfLID = lid
+				c.mu.Unlock()
+			}
+			st := base
+			st.State, st.Connected, st.LastError = o.State, o.Connected, o.LastError
+			if o.Unlinked {
+				c.setLinked(linkNo)
+				st.Linked, st.AuthAtMs = false, 0
+			}
+			sink.State(st)
+			switch {
+			case o.Terminal:
+				c.log.Warn("whatsapp stopped", "state", o.State, "err", o.Err)
+				return &provider.TerminalError{State: o.State, Err: o.Err}
+			case o.Transient:
+				c.log.Info("whatsapp connection lost", "err", o.Err)
+				return o.Err
+			}
+		}
+	}
+}
+
+// transientStart reports a failure to open the store and returns it as transient.
+func (c *Client) transientStart(ctx context.Context, sink provider.Sink, err error) error {
+	if ctx.Err() != nil {
+		return nil
+	}
+	sink.State(wire.ProviderState{State: schemas.WebReconnecting, LastError: err.Error()})
+	return fmt.Errorf("whatsapp: %w", err)
+}
+
+// enqueue is the whatsmeow event handler: it only queues.
+func (c *Client) enqueue(ctrl *queue[any], msgs *queue[*events.Message], evt any) {
+	if m, ok := evt.(*events.Message); ok {
+		if !msgs.push(m) {
+			c.log.Error("inbound queue full, message dropped", "message_id", m.Info.ID)
+		}
+		return
+	}
+	if !ctrl.push(evt) {
+		c.log.Error("event queue full, event dropped", "event", fmt.Sprintf("%T", evt))
+	}
+}
+
+// newConverter builds the inbound converter for a connection.
+func (c *Client) newConverter(wa *whatsmeow.Client, dev *store.Device) *converter {
+	return &converter{
+		self:  self{PN: dev.ID.ToNonAD(), LID: dev.LID.ToNonAD()},
+		lids:  dev.LIDs,
+		media: &mediaDir{dir: c.cfg.MediaDir, dl: wa},
+		warn:  func(msg string, args ...any) { c.log.Warn(msg, args...) },
+	}
+}
+
+// inboundLoop converts queued messages (downloading media) and reports them until ctx ends.
+func (c *Client) inboundLoop(ctx context.Context, msgs *queue[*events.Message], conv *converter, sink provider.Sink) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-msgs.wait():
+		}
+		for _, evt := range msgs.drain() {
+			if ctx.Err() != nil {
+				return
+			}
+			if lid := c.ownLID(); !lid.IsEmpty() {
+				conv.self.LID = lid // learnt at connect when the store did not have it
+			}
+			msg, ok := conv.convert(ctx, evt)
+			if !ok {
+				continue
+			}
+			if !evt.Info.IsFromMe {
+				c.reads.note(msg.ChatID, evt.Info.Chat, evt.Info.Sender, evt.Info.ID)
+			}
+			sink.Inbound(msg)
+		}
+	}
+}
+
+// ownLID is the linked account's LID as the last Connected event left it.
+func (c *Client) ownLID() types.JID {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.selfLID
+}
+
+func (c *Client) setLinked(s linkState) {
+	c.mu.Lock()
+	c.linked = s
+	c.mu.Unlock()
+}
+
+// conn returns the connection when it can send: ErrNotLinked when the store has no linked
+// device, ErrNotConnected when it is not logged in (yet).
+func (c *Client) conn() (*whatsmeow.Client, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.linked == linkNo {
+		return nil, provider.ErrNotLinked
+	}
+	if c.wa == nil || !c.wa.IsLoggedIn() {
+		return nil, provider.ErrNotConnected
+	}
+	return c.wa, nil
+}

@@ -1,0 +1,98 @@
+package whatsapp
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/clawdis/clawdis/bus/wire"
+	"go.mau.fi/whatsmeow/proto/waAdv"
+	"go.mau.fi/whatsmeow/types"
+	"google.golang.org/protobuf/proto"
+)
+
+// waitTimeout bounds every wait on an event in tests; reaching it fails the test.
+const waitTimeout = 10 * time.Second
+
+// fakeSink records what a Network reports and signals each report.
+type fakeSink struct {
+	mu      sync.Mutex
+	states  []wire.ProviderState
+	inbound []wire.InboundMessage
+	poke    chan struct{}
+}
+
+func newFakeSink() *fakeSink { return &fakeSink{poke: make(chan struct{}, 1000)} }
+
+func (s *fakeSink) State(st wire.ProviderState) {
+	s.mu.Lock()
+	s.states = append(s.states, st)
+	s.mu.Unlock()
+	s.poke <- struct{}{}
+}
+
+func (s *fakeSink) Inbound(m wire.InboundMessage) {
+	s.mu.Lock()
+	s.inbound = append(s.inbound, m)
+	s.mu.Unlock()
+	s.poke <- struct{}{}
+}
+
+func (s *fakeSink) snapshot() ([]wire.ProviderState, []wire.InboundMessage) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]wire.ProviderState(nil), s.states...), append([]wire.InboundMessage(nil), s.inbound...)
+}
+
+// waitFor waits until cond holds for the recorded reports.
+func (s *fakeSink) waitFor(t *testing.T, what string, cond func([]wire.ProviderState, []wire.InboundMessage) bool) {
+	t.Helper()
+	deadline := time.After(waitTimeout)
+	for {
+		if cond(s.snapshot()) {
+			return
+		}
+		select {
+		case <-s.poke:
+		case <-deadline:
+			st, in := s.snapshot()
+			t.Fatalf("timed out waiting for %s; states %+v, inbound %+v", what, st, in)
+		}
+	}
+}
+
+func stateNames(states []wire.ProviderState) []string {
+	names := make([]string, len(states))
+	for i, st := range states {
+		names[i] = st.State
+	}
+	return names
+}
+
+// linkTestDevice stores a device that looks linked (an ID and a signed identity with a
+// pairing timestamp) in dir's store, as a finished `clawdis login` leaves it.
+func linkTestDevice(t *testing.T, dir, number string, pairedAt time.Time) {
+	t.Helper()
+	ctx := context.Background()
+	c, err := openStore(ctx, dir, nil)
+	if err != nil {
+		t.Fatalf("openStore: %v", err)
+	}
+	defer func() { _ = c.Close() }()
+	dev := c.NewDevice()
+	jid := types.NewADJID(number, 0, 7)
+	dev.ID = &jid
+	dev.LID = types.NewJID("99887766", types.HiddenUserServer)
+	details, err := proto.Marshal(&waAdv.ADVDeviceIdentity{Timestamp: proto.Uint64(uint64(pairedAt.Unix()))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dev.Account = &waAdv.ADVSignedDeviceIdentity{
+		Details: details, AccountSignatureKey: make([]byte, 32), AccountSignature: make([]byte, 64),
+		DeviceSignature: make([]byte, 64),
+	}
+	if err := dev.Save(ctx); err != nil {
+		t.Fatalf("save device: %v", err)
+	}
+}

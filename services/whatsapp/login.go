@@ -1,0 +1,305 @@
+package whatsapp
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"time"
+
+	"github.com/clawdis/clawdis/services/provider"
+	"github.com/mdp/qrterminal/v3"
+	"go.mau.fi/whatsmeow"
+	"go.mau.fi/whatsmeow/store"
+	"go.mau.fi/whatsmeow/types/events"
+)
+
+// Login errors.
+var (
+	// ErrAlreadyLinked: the store already holds a linked device.
+	ErrAlreadyLinked = errors.New("whatsapp is already linked")
+	// ErrLoginTimeout: no QR code was scanned in time.
+	ErrLoginTimeout = errors.New("no QR code scanned")
+)
+
+// DefaultLoginTimeout bounds a login when LoginOptions.Timeout is zero. WhatsApp offers six
+// QR codes over about 160 s before it closes the connection.
+const DefaultLoginTimeout = 3 * time.Minute
+
+// LoginOptions configures Login.
+type LoginOptions struct {
+	StoreDir string        // <state>/whatsapp; required
+	Out      io.Writer     // where QR codes and progress go; nil discards
+	Timeout  time.Duration // default DefaultLoginTimeout
+	Log      *slog.Logger  // nil discards
+}
+
+// LoginResult is the linked account.
+type LoginResult struct {
+	Number string // E.164
+}
+
+// Login links this machine as a WhatsApp device: it shows QR codes on Out (refreshed as
+// they rotate) with a progress line until the phone scans one, waits for the connection
+// that follows pairing, and returns the linked number.
+func Login(ctx context.Context, opts LoginOptions) (LoginResult, error) {
+	if opts.Out == nil {
+		opts.Out = io.Discard
+	}
+	if opts.Timeout < 0 {
+		return LoginResult{}, fmt.Errorf("whatsapp login: negative timeout %s", opts.Timeout)
+	}
+	if opts.Timeout == 0 {
+		opts.Timeout = DefaultLoginTimeout
+	}
+	log := opts.Log
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	log = log.With("component", ID)
+
+	container, err := openStore(ctx, opts.StoreDir, log)
+	if err != nil {
+		return LoginResult{}, fmt.Errorf("whatsapp login: %w", err)
+	}
+	defer func() { _ = container.Close() }()
+	if dev, err := linkedDevice(ctx, container); err != nil {
+		return LoginResult{}, fmt.Errorf("whatsapp login: %w", err)
+	} else if dev != nil {
+		return LoginResult{}, fmt.Errorf("%w as %s: run `clawdis logout` first to link another account",
+			ErrAlreadyLinked, e164(dev.ID.ToNonAD()))
+	}
+
+	ctx, cancel := context.WithTimeout(ctx, opts.Timeout)
+	defer cancel()
+	wa := whatsmeow.NewClient(container.NewDevice(), newWALogger(log, "login"))
+	wa.EnableAutoReconnect = false
+	wa.BackgroundEventCtx = ctx
+	connected := make(chan struct{}, 1)
+	handlerID := wa.AddEventHandler(func(evt any) {
+		if _, ok := evt.(*events.Connected); ok {
+			select {
+			case connected <- struct{}{}:
+			default:
+			}
+		}
+	})
+	defer wa.RemoveEventHandler(handlerID)
+	qrs, err := wa.GetQRChannel(ctx) // before Connect, or the first codes are missed
+	if err != nil {
+		return LoginResult{}, fmt.Errorf("whatsapp login: QR channel: %w", err)
+	}
+	if err := wa.ConnectContext(ctx); err != nil {
+		return LoginResult{}, loginCtxErr(ctx, opts.Timeout, fmt.Errorf("whatsapp login: connect: %w", err))
+	}
+	defer wa.Disconnect()
+
+	p := &progress{out: opts.Out, deadline: time.Now().Add(opts.Timeout)}
+	tick := time.NewTicker(250 * time.Millisecond)
+	defer tick.Stop()
+	paired := false
+	for !paired {
+		select {
+		case <-ctx.Done():
+			p.done()
+			return LoginResult{}, loginCtxErr(ctx, opts.Timeout, ctx.Err())
+		case <-tick.C:
+			p.tick("waiting for the QR code to be scanned")
+		case item, ok := <-qrs:
+			if !ok {
+				p.done()
+				return LoginResult{}, fmt.Errorf("whatsapp login: QR channel closed")
+			}
+			if item.Event == whatsmeow.QRChannelEventCode {
+				p.done()
+				showQR(opts.Out, item.Code)
+				continue
+			}
+			p.done()
+			if err := qrResult(item); err != nil {
+				return LoginResult{}, err
+			}
+			paired = true
+		}
+	}
+	// Pairing is followed by a server-requested restart of the connection (whatsmeow
+	// reconnects by itself); the device is usable once Connected arrives.
+	fmt.Fprintln(opts.Out, "QR code scanned; finishing the link…")
+	for {
+		select {
+		case <-ctx.Done():
+			p.done()
+			return LoginResult{}, fmt.Errorf("whatsapp login: paired, but the connection did not come up within %s; "+
+				"run `clawdis gateway health` to check or `clawdis logout` and try again: %w", opts.Timeout, ctx.Err())
+		case <-tick.C:
+			p.tick("connecting")
+		case <-connected:
+			p.done()
+			number := e164(wa.Store.GetJID().ToNonAD())
+			fmt.Fprintf(opts.Out, "Linked as %s\n", number)
+			return LoginResult{Number: number}, nil
+		}
+	}
+}
+
+// qrResult turns a final QR channel item into nil (paired) or an error.
+func qrResult(item whatsmeow.QRChannelItem) error {
+	switch item.Event {
+	case whatsmeow.QRChannelSuccess.Event:
+		return nil
+	case whatsmeow.QRChannelTimeout.Event:
+		return fmt.Errorf("%w before WhatsApp stopped offering codes: run `clawdis login` again", ErrLoginTimeout)
+	case whatsmeow.QRChannelClientOutdated.Event:
+		return fmt.Errorf("whatsapp login: %w", ErrClientOutdated)
+	case whatsmeow.QRChannelScannedWithoutMultidevice.Event:
+		return errors.New("whatsapp login: the phone has multi-device disabled; enable linked devices and try again")
+	case whatsmeow.QRChannelErrUnexpectedEvent.Event:
+		return errors.New("whatsapp login: unexpected connection state (already linked, logged out or banned)")
+	case whatsmeow.QRChannelEventError:
+		return fmt.Errorf("whatsapp login: pairing failed: %w", item.Error)
+	}
+	return fmt.Errorf("whatsapp login: unexpected QR event %q", item.Event)
+}
+
+// loginCtxErr names the timeout when ctx's deadline passed, else returns err.
+func loginCtxErr(ctx context.Context, timeout time.Duration, err error) error {
+	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		return fmt.Errorf("%w within %s", ErrLoginTimeout, timeout)
+	}
+	return err
+}
+
+// showQR renders a code as half-block characters.
+func showQR(out io.Writer, code string) {
+	fmt.Fprintln(out, "\nScan this QR code in WhatsApp → Settings → Linked devices → Link a device:")
+	qrterminal.GenerateWithConfig(code, qrterminal.Config{
+		Level:          qrterminal.L,
+		Writer:         out,
+		HalfBlocks:     true,
+		BlackChar:      qrterminal.BLACK_BLACK,
+		WhiteChar:      qrterminal.WHITE_WHITE,
+		WhiteBlackChar: qrterminal.WHITE_BLACK,
+		BlackWhiteChar: qrterminal.BLACK_WHITE,
+		QuietZone:      1,
+	})
+}
+
+// progress draws a spinner line that is rewritten in place.
+type progress struct {
+	out      io.Writer
+	deadline time.Time
+	frame    int
+	shown    bool
+}
+
+func (p *progress) tick(what string) {
+	fmt.Fprint(p.out, "\r"+spinnerLine(p.frame, what, time.Until(p.deadline)))
+	p.frame++
+	p.shown = true
+}
+
+// done ends the spinner line so the next output starts on a fresh line.
+func (p *progress) done() {
+	if p.shown {
+		fmt.Fprint(p.out, "\r\033[K")
+		p.shown = false
+	}
+}
+
+var spinnerFrames = []string{"⠋", "⠙", "⠹", "⠸", "⠼", "⠴", "⠦", "⠧", "⠇", "⠏"}
+
+// spinnerLine is one frame of the progress line, e.g. "⠋ waiting … (2m10s left)".
+func spinnerLine(frame int, what string, left time.Duration) string {
+	if left < 0 {
+		left = 0
+	}
+	return fmt.Sprintf("%s %s… (%s left)\033[K", spinnerFrames[frame%len(spinnerFrames)], what, left.Round(time.Second))
+}
+
+// LogoutResult says what Logout did.
+type LogoutResult struct {
+	Number string // the account that was linked
+	// Remote is true when WhatsApp confirmed the unlink; false when only the local session
+	// was deleted (the phone may still list the device until it is removed there).
+	Remote bool
+}
+
+// logoutConnectTimeout bounds connecting to tell WhatsApp about the logout.
+const logoutConnectTimeout = 15 * time.Second
+
+// Logout unlinks the device: it connects and tells WhatsApp when it can, and otherwise
+// deletes the local session. provider.ErrNotLinked when nothing is linked. It must not run
+// while a gateway uses the same store.
+func Logout(ctx context.Context, storeDir string) (LogoutResult, error) {
+	return logout(ctx, storeDir, remoteLogout)
+}
+
+// logout is Logout with the remote unlink as a parameter (tests never contact WhatsApp).
+func logout(ctx context.Context, storeDir string, remote func(context.Context, *store.Device) bool) (LogoutResult, error) {
+	container, err := openStore(ctx, storeDir, nil)
+	if err != nil {
+		return LogoutResult{}, fmt.Errorf("whatsapp logout: %w", err)
+	}
+	defer func() { _ = container.Close() }()
+	dev, err := linkedDevice(ctx, container)
+	if err != nil {
+		return LogoutResult{}, fmt.Errorf("whatsapp logout: %w", err)
+	}
+	if dev == nil {
+		return LogoutResult{}, fmt.Errorf("whatsapp logout: %w: nothing to log out", provider.ErrNotLinked)
+	}
+	res := LogoutResult{Number: e164(dev.ID.ToNonAD())}
+	if remote(ctx, dev) {
+		res.Remote = true
+		return res, nil
+	}
+	if dev.Deleted { // WhatsApp had already logged it out; whatsmeow deleted it
+		return res, nil
+	}
+	if err := dev.Delete(ctx); err != nil {
+		return res, fmt.Errorf("whatsapp logout: delete local session: %w", err)
+	}
+	return res, nil
+}
+
+// remoteLogout connects with dev and asks WhatsApp to remove it (which also deletes the
+// local session); false when that was not possible.
+func remoteLogout(ctx context.Context, dev *store.Device) bool {
+	ctx, cancel := context.WithTimeout(ctx, logoutConnectTimeout)
+	defer cancel()
+	wa := whatsmeow.NewClient(dev, nil)
+	wa.EnableAutoReconnect = false
+	wa.BackgroundEventCtx = ctx
+	ready := make(chan bool, 1)
+	handlerID := wa.AddEventHandler(func(evt any) {
+		var ok, final bool
+		switch evt.(type) {
+		case *events.Connected:
+			ok, final = true, true
+		case *events.LoggedOut, *events.StreamReplaced, *events.TemporaryBan, *events.ClientOutdated,
+			*events.ConnectFailure, *events.Disconnected:
+			final = true
+		}
+		if final {
+			select {
+			case ready <- ok:
+			default:
+			}
+		}
+	})
+	defer wa.RemoveEventHandler(handlerID)
+	if err := wa.ConnectContext(ctx); err != nil {
+		return false
+	}
+	defer wa.Disconnect()
+	select {
+	case ok := <-ready:
+		if !ok {
+			return false
+		}
+	case <-ctx.Done():
+		return false
+	}
+	return wa.Logout(ctx) == nil
+}

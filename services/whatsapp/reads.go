@@ -1,0 +1,96 @@
+package whatsapp
+
+import (
+	"sync"
+
+	"go.mau.fi/whatsmeow/types"
+)
+
+// Bounds of the read tracker.
+const (
+	maxUnreadPerChat = 50
+	maxTrackedChats  = 1000
+)
+
+// readTracker remembers the inbound messages of each chat not yet marked read, so that
+// Typing(on) can mark them read.
+type readTracker struct {
+	mu    sync.Mutex
+	chats map[string]*unread // by reported ChatID
+	order []string           // ChatIDs, oldest first, for eviction
+}
+
+// unread is one chat's unread messages.
+type unread struct {
+	chat types.JID // the chat as whatsmeow addressed it
+	msgs []unreadMsg
+}
+
+type unreadMsg struct {
+	id     types.MessageID
+	sender types.JID
+}
+
+// readBatch is what one read receipt covers: messages of one sender in one chat.
+type readBatch struct {
+	chat   types.JID
+	sender types.JID
+	ids    []types.MessageID
+}
+
+func newReadTracker() *readTracker {
+	return &readTracker{chats: make(map[string]*unread)}
+}
+
+// note records an inbound message.
+func (t *readTracker) note(chatID string, chat, sender types.JID, id types.MessageID) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	u, ok := t.chats[chatID]
+	if !ok {
+		if len(t.order) >= maxTrackedChats {
+			delete(t.chats, t.order[0])
+			t.order = t.order[1:]
+		}
+		u = &unread{}
+		t.chats[chatID] = u
+		t.order = append(t.order, chatID)
+	}
+	u.chat = chat
+	u.msgs = append(u.msgs, unreadMsg{id: id, sender: sender})
+	if len(u.msgs) > maxUnreadPerChat {
+		u.msgs = u.msgs[len(u.msgs)-maxUnreadPerChat:]
+	}
+}
+
+// take removes a chat's unread messages and groups them into receipts, one per sender in
+// order of first appearance.
+func (t *readTracker) take(chatID string) []readBatch {
+	t.mu.Lock()
+	u, ok := t.chats[chatID]
+	if ok {
+		delete(t.chats, chatID)
+		for i, id := range t.order {
+			if id == chatID {
+				t.order = append(t.order[:i], t.order[i+1:]...)
+				break
+			}
+		}
+	}
+	t.mu.Unlock()
+	if !ok {
+		return nil
+	}
+	var batches []readBatch
+	index := make(map[types.JID]int)
+	for _, m := range u.msgs {
+		i, seen := index[m.sender]
+		if !seen {
+			i = len(batches)
+			index[m.sender] = i
+			batches = append(batches, readBatch{chat: u.chat, sender: m.sender})
+		}
+		batches[i].ids = append(batches[i].ids, m.id)
+	}
+	return batches
+}
