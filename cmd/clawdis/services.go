@@ -17,6 +17,7 @@ import (
 	"github.com/clawdis/clawdis/services/provider"
 	"github.com/clawdis/clawdis/services/sessions"
 	"github.com/clawdis/clawdis/services/telegram"
+	"github.com/clawdis/clawdis/services/whatsapp"
 )
 
 // runner is a component with the conventional Run(ctx) lifecycle.
@@ -26,7 +27,7 @@ type runner interface{ Run(context.Context) error }
 func serviceNames(s settings) []string {
 	names := []string{subject.ServicePresence, subject.ServiceHealth, subject.ServiceSessions, subject.ServiceAgent}
 	if !s.noProv {
-		names = append(names, subject.ServiceTelegram, subject.ServiceAutoreply)
+		names = append(names, subject.ServiceWhatsApp, subject.ServiceTelegram, subject.ServiceAutoreply)
 	}
 	return names
 }
@@ -73,6 +74,13 @@ func buildService(s settings, host string, names []string, name string, nc *nats
 			ThinkingDefault: a.ThinkingDefault, MainKey: cfg.Sessions.MainKey, HistoryLimit: historyLimit(cfg.Sessions.HistoryLimit),
 			DedupePath: filepath.Join(state, "dedupe", "agent.json"),
 		}, nc, log)
+	case subject.ServiceWhatsApp:
+		wa, err := whatsapp.New(whatsapp.Config{StoreDir: filepath.Join(state, "whatsapp"),
+			MediaDir: filepath.Join(state, "media", "inbound"), Log: log})
+		if err != nil {
+			return nil, err
+		}
+		return newProvider(s, wa, nc, log)
 	case subject.ServiceTelegram:
 		t := cfg.Telegram
 		bot, err := telegram.New(telegram.Config{
