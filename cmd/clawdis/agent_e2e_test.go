@@ -17,7 +17,7 @@ import (
 )
 
 // agentConfig is a config file that runs testdata/echo-agent.sh as the command backend.
-func agentConfig(t *testing.T) string {
+func agentConfig(t testing.TB) string {
 	t.Helper()
 	script, err := filepath.Abs("testdata/echo-agent.sh")
 	if err != nil {

@@ -2,10 +2,8 @@ package main
 
 import (
 	"context"
-	"log/slog"
 	"math"
 	"slices"
-	"strconv"
 	"testing"
 	"time"
 
@@ -13,38 +11,14 @@ import (
 	"github.com/clawdis/clawdis/schemas"
 )
 
-// benchGateway runs the whole daemon in-process (bus, real presence and health services,
-// edge) on a free port and returns its URL; it stops with the benchmark.
+// benchGateway runs the whole daemon in-process (bus, real services, edge) on a free port
+// with token "tok" and returns its URL; it stops with the benchmark.
 func benchGateway(b *testing.B) string {
 	b.Helper()
 	b.Setenv("HOME", b.TempDir())
 	b.Setenv("CLAWDIS_GATEWAY_TOKEN", "")
 	b.Setenv("CLAWDIS_CONFIG_PATH", "")
-	port := freePort(b)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	listening := make(chan struct{})
-	go func() {
-		done <- runGateway(ctx, daemonFlags{port: port, stateDir: b.TempDir(), token: "tok", noProviders: true, noWebchat: true,
-			listening: func(string) { close(listening) }}, slog.New(slog.DiscardHandler))
-	}()
-	select {
-	case <-listening:
-	case err := <-done:
-		b.Fatalf("gateway exited: %v", err)
-	}
-	b.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				b.Errorf("runGateway: %v", err)
-			}
-		case <-time.After(procTimeout):
-			b.Error("gateway did not stop")
-		}
-	})
-	return "ws://127.0.0.1:" + strconv.Itoa(port)
+	return startDaemon(b, b.TempDir(), "", func(df *daemonFlags) { df.token = "tok" }).url
 }
 
 func benchOptions(url string) client.Options {

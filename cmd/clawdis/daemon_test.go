@@ -16,7 +16,7 @@ import (
 
 // daemon is a gateway run in-process by runGateway, as `clawdis gateway` runs it.
 type daemon struct {
-	t      *testing.T
+	t      testing.TB
 	url    string
 	state  string
 	logs   *syncBuf
@@ -26,7 +26,7 @@ type daemon struct {
 
 // startDaemon runs a gateway on a free loopback port with state dir state, writing config
 // (JSON5 text, may be empty) to its config file first. It is stopped at cleanup.
-func startDaemon(t *testing.T, state, config string, mod func(*daemonFlags)) *daemon {
+func startDaemon(t testing.TB, state, config string, mod func(*daemonFlags)) *daemon {
 	t.Helper()
 	if config != "" {
 		if err := os.WriteFile(filepath.Join(state, "clawdis.json"), []byte(config), 0o600); err != nil {
@@ -78,7 +78,7 @@ func (d *daemon) stop() {
 }
 
 // dialTest connects a validating client that records every event.
-func dialTest(t *testing.T, url, mode string, events chan<- schemas.Event) *client.Client {
+func dialTest(t testing.TB, url, mode string, events chan<- schemas.Event) *client.Client {
 	t.Helper()
 	set, err := schemas.Load()
 	if err != nil {

@@ -27,7 +27,7 @@ func telegramGateway(t *testing.T, extra string) (*daemon, *telegramtest.Server)
 }
 
 // waitHealth polls nothing: it reads health events until ok returns true.
-func waitTelegramState(t *testing.T, url, want string) {
+func waitTelegramState(t testing.TB, url, want string) {
 	t.Helper()
 	events := make(chan schemas.Event, 64)
 	c := dialTest(t, url, "cli", events)
