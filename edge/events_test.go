@@ -176,3 +176,37 @@ func TestSlowConsumerSkipsDroppableEvents(t *testing.T) {
 		t.Errorf("slow client saw no seq gap although events were skipped for it (last seq %v)", prev)
 	}
 }
+
+// TestSlowConsumerClosed: a client that stops reading while non-droppable events (agent
+// events) pile up is closed with 1008 "slow consumer"; another client gets every event.
+func TestSlowConsumerClosed(t *testing.T) {
+	g := startEdge(t, func(c *Config) {
+		c.Listener = smallSendBufListener{c.Listener}
+		c.MaxBufferedBytes = 64 << 10
+		c.WriteTimeout = 5 * time.Minute
+		c.Routes = RoutesFor(DefaultRoutes(), allServices)
+	})
+	startFakeServices(t, g.nc)
+	slow, _ := g.connect("cli")
+	fast, _ := g.connect("cli")
+	text := strings.Repeat("a", 8<<10)
+	const n = 200 // 1.6 MB: far beyond the slow client's queue and socket buffers
+	for i := 1; i <= n; i++ {
+		data, _ := json.Marshal(map[string]string{"text": text})
+		body, _ := json.Marshal(schemas.AgentEventPayload{RunID: "r", Seq: int64(i), Stream: "assistant", Ts: 1, Data: data})
+		if err := g.nc.Publish(subject.AgentEvent, body); err != nil {
+			t.Fatal(err)
+		}
+		if ev := fast.nextEvent("agent"); ev["seq"] != float64(i) {
+			t.Fatalf("fast client seq %v, want %d", ev["seq"], i)
+		}
+	}
+	code, reason := slow.closed()
+	if code != websocket.StatusPolicyViolation || reason != "slow consumer" {
+		t.Fatalf("slow client closed with %d %q, want 1008 slow consumer", code, reason)
+	}
+	fast.send(`{"type":"req","id":"still","method":"health"}`)
+	if res := fast.nextRes("still"); res["ok"] != true {
+		t.Errorf("fast client after the slow one was closed: %v", res)
+	}
+}
