@@ -6,6 +6,8 @@ package wire
 import (
 	"encoding/json"
 	"fmt"
+
+	"github.com/clawdis/clawdis/schemas"
 )
 
 // Error codes of the wire protocol (SPEC §5.1). This is the only table of them.
@@ -89,7 +91,9 @@ type ProviderState struct {
 	AuthAtMs  int64  `json:"authAtMs,omitempty"`
 	Self      string `json:"self,omitempty"` // linked number or bot username
 	LastError string `json:"lastError,omitempty"`
-	Ts        int64  `json:"ts"`
+	// Probe is the last background identity check (Telegram getMe), nil before the first.
+	Probe *schemas.TelegramProbe `json:"probe,omitempty"`
+	Ts    int64                  `json:"ts"`
 }
 
 // SessionsSummary answers subject.SessionsSummary: the session store's path, its size and

@@ -26,8 +26,8 @@ func telegramGateway(t *testing.T, extra string) (*daemon, *telegramtest.Server)
 	return d, api
 }
 
-// waitHealth polls nothing: it reads health events until ok returns true.
-func waitTelegramState(t testing.TB, url, want string) {
+// waitTelegramState reads health (the answer, then events) until Telegram is in state want.
+func waitTelegramState(t testing.TB, url, want string) schemas.HealthSummary {
 	t.Helper()
 	events := make(chan schemas.Event, 64)
 	c := dialTest(t, url, "cli", events)
@@ -40,7 +40,7 @@ func waitTelegramState(t testing.TB, url, want string) {
 	for {
 		var h schemas.HealthSummary
 		if err := json.Unmarshal(raw, &h); err == nil && h.Telegram.State == want {
-			return
+			return h
 		}
 		select {
 		case ev := <-events:
@@ -55,7 +55,13 @@ func waitTelegramState(t testing.TB, url, want string) {
 
 func TestTelegramSendThroughGateway(t *testing.T) {
 	d, api := telegramGateway(t, "")
-	waitTelegramState(t, d.url, schemas.TelegramPolling)
+	h := waitTelegramState(t, d.url, schemas.TelegramPolling)
+	if p := h.Telegram.Probe; p == nil || !p.OK || p.Bot == nil || p.Bot.Username != api.Bot().Username {
+		t.Errorf("health.telegram.probe = %+v, want the bot from getMe", p)
+	}
+	if !h.Telegram.Configured {
+		t.Error("health.telegram.configured is false with a token")
+	}
 
 	var out, errb bytes.Buffer
 	long := strings.Repeat("word ", 1000) // 5,000 characters: two messages

@@ -152,6 +152,7 @@ func (s snapshot) health(cfg Config, now time.Time) schemas.HealthSummary {
 		Telegram: schemas.TelegramHealth{
 			Configured: s.telegram.Configured,
 			State:      s.telegram.State,
+			Probe:      s.telegram.Probe,
 		},
 		HeartbeatSeconds: int64(cfg.HeartbeatSeconds),
 		Sessions: schemas.SessionsHealth{

@@ -91,6 +91,7 @@ type Bot struct {
 	me          tele.User
 	state       wire.ProviderState // the mode's state, without the probe's error
 	probeErr    string
+	lastProbe   *schemas.TelegramProbe // last getMe outcome, reported as the state's Probe
 	webhookAddr string
 }
 
@@ -198,7 +199,7 @@ func (b *Bot) Run(ctx context.Context, sink provider.Sink) error {
 	b.setState(sink, func(st *wire.ProviderState) {
 		*st = wire.ProviderState{State: schemas.TelegramStarting, Configured: true}
 	})
-	me, err := b.getMe(ctx)
+	me, err := b.probe(ctx, sink)
 	switch {
 	case ctx.Err() != nil:
 		return nil
@@ -244,10 +245,36 @@ func (b *Bot) setState(sink provider.Sink, fn func(*wire.ProviderState)) {
 
 func (b *Bot) reportLocked(sink provider.Sink) {
 	st := b.state
+	st.Probe = b.lastProbe
 	if st.LastError == "" {
 		st.LastError = b.probeErr
 	}
 	sink.State(st)
+}
+
+// probe calls getMe, keeps the outcome as the state's Probe (shown in health) and reports
+// it when it changed.
+func (b *Bot) probe(ctx context.Context, sink provider.Sink) (tele.User, error) {
+	start := time.Now()
+	me, err := b.getMe(ctx)
+	if ctx.Err() != nil {
+		return me, err
+	}
+	p := &schemas.TelegramProbe{OK: err == nil, ElapsedMs: time.Since(start).Milliseconds()}
+	if err != nil {
+		msg := err.Error()
+		p.Error = &msg
+	} else {
+		p.Bot = &schemas.TelegramBot{ID: me.ID, Username: me.Username}
+	}
+	b.mu.Lock()
+	changed := b.lastProbe == nil || b.lastProbe.OK != p.OK
+	b.lastProbe = p
+	if changed {
+		b.reportLocked(sink)
+	}
+	b.mu.Unlock()
+	return me, err
 }
 
 // probeLoop calls getMe every ProbeInterval and reports a failing probe in LastError.
@@ -256,7 +283,7 @@ func (b *Bot) probeLoop(ctx context.Context, sink provider.Sink) {
 		if wait(ctx, b.cfg.ProbeInterval) != nil {
 			return
 		}
-		_, err := b.getMe(ctx)
+		_, err := b.probe(ctx, sink)
 		if ctx.Err() != nil {
 			return
 		}
