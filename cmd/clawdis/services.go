@@ -116,6 +116,7 @@ func newProvider(s settings, n provider.Network, nc *nats.Conn, log *slog.Logger
 	return provider.New(provider.Config{
 		Network:   n,
 		DedupeDir: filepath.Join(s.paths.StateDir, "dedupe"),
+		MediaDir:  filepath.Join(s.paths.StateDir, "media", "inbound"),
 		Reconnect: provider.Policy{InitialMs: r.InitialMs, MaxMs: r.MaxMs, Factor: r.Factor, Jitter: jitter, MaxAttempts: r.MaxAttempts},
 	}, nc, log)
 }

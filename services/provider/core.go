@@ -52,6 +52,11 @@ type Config struct {
 	// SendTimeout bounds one Network.Send (retries and rate-limit waits included).
 	// Default 2 minutes.
 	SendTimeout time.Duration
+	// MediaDir is where adapters save inbound media (<state>/media/inbound); files older than
+	// MediaMaxAge are removed at start and hourly. Default "": no pruning.
+	MediaDir string
+	// MediaMaxAge is how long inbound media is kept. Default DefaultMediaMaxAge (7 days).
+	MediaMaxAge time.Duration
 	// Now is the clock for timestamps and record ages. Default time.Now.
 	Now func() time.Time
 	// Rand returns the jitter fraction in [0,1). Default math/rand/v2.Float64.
@@ -109,6 +114,12 @@ func New(cfg Config, nc *nats.Conn, log *slog.Logger) (*Core, error) {
 	}
 	if cfg.SendTimeout == 0 {
 		cfg.SendTimeout = DefaultSendTimeout
+	}
+	if cfg.MediaMaxAge < 0 {
+		return nil, fmt.Errorf("provider %s: MediaMaxAge %s is negative", id, cfg.MediaMaxAge)
+	}
+	if cfg.MediaMaxAge == 0 {
+		cfg.MediaMaxAge = DefaultMediaMaxAge
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
@@ -195,6 +206,14 @@ func (c *Core) Run(ctx context.Context) error {
 		c.saveLoop(saverCtx)
 	}()
 
+	mediaDone := make(chan struct{})
+	go func() {
+		defer close(mediaDone)
+		if c.cfg.MediaDir != "" {
+			c.mediaLoop(saverCtx)
+		}
+	}()
+
 	<-ctx.Done()
 	if err := svc.Stop(); err != nil {
 		c.log.Warn("stopping micro service failed", "err", err)
@@ -207,6 +226,7 @@ func (c *Core) Run(ctx context.Context) error {
 	c.work.Wait()
 	stopSaver()
 	<-saverDone
+	<-mediaDone
 	c.log.Info("provider stopped")
 	return nil
 }
