@@ -7,6 +7,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
+	"net/url"
+	"strconv"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -19,6 +22,18 @@ type Config struct {
 	ServerName string
 	// ReadyTimeout bounds how long Start waits for the server. Default 10s.
 	ReadyTimeout time.Duration
+	// Listen, when set ("host:port", port 0 for any), also serves NATS clients on TCP so
+	// services can run in other processes. Default "": in-process only.
+	Listen string
+	// Token, when set, is required from TCP clients (in-process connections pass it too).
+	Token string
+	// ClusterListen, when set, accepts routes from other bus nodes; Routes are the nodes to
+	// connect to (nats://host:port). Clustering needs Listen.
+	ClusterListen string
+	Routes        []string
+	// ClusterName names the cluster; every node of one cluster uses the same. Default
+	// "clawdis".
+	ClusterName string
 }
 
 // Bus is the embedded NATS server.
@@ -44,12 +59,9 @@ func New(cfg Config, log *slog.Logger) *Bus {
 
 // Start starts the server and waits until it accepts connections.
 func (b *Bus) Start() error {
-	opts := &server.Options{
-		ServerName: b.cfg.ServerName,
-		DontListen: true,
-		NoSigs:     true, // otherwise the server's own SIGINT handler exits the process
-		NoLog:      false,
-		MaxPayload: MaxPayload,
+	opts, err := b.options()
+	if err != nil {
+		return err
 	}
 	ns, err := server.NewServer(opts)
 	if err != nil {
@@ -66,6 +78,96 @@ func (b *Bus) Start() error {
 	return nil
 }
 
+// options builds the server options from the config.
+func (b *Bus) options() (*server.Options, error) {
+	opts := &server.Options{
+		ServerName:    b.cfg.ServerName,
+		DontListen:    b.cfg.Listen == "",
+		NoSigs:        true, // otherwise the server's own SIGINT handler exits the process
+		MaxPayload:    MaxPayload,
+		Authorization: b.cfg.Token,
+	}
+	if b.cfg.Listen != "" {
+		host, port, err := splitHostPort(b.cfg.Listen, "bus listen")
+		if err != nil {
+			return nil, err
+		}
+		opts.Host, opts.Port = host, port
+		if port == 0 {
+			opts.Port = server.RANDOM_PORT
+		}
+	}
+	if b.cfg.ClusterListen != "" {
+		if b.cfg.Listen == "" {
+			return nil, errors.New("bus: a cluster listener needs a client listener (Listen)")
+		}
+		host, port, err := splitHostPort(b.cfg.ClusterListen, "cluster listen")
+		if err != nil {
+			return nil, err
+		}
+		if port == 0 {
+			port = server.RANDOM_PORT
+		}
+		name := b.cfg.ClusterName
+		if name == "" {
+			name = "clawdis"
+		}
+		opts.Cluster = server.ClusterOpts{Name: name, Host: host, Port: port}
+		for _, r := range b.cfg.Routes {
+			u, err := url.Parse(r)
+			if err != nil || u.Host == "" {
+				return nil, fmt.Errorf("bus: route %q is not a nats://host:port URL", r)
+			}
+			opts.Routes = append(opts.Routes, u)
+		}
+	} else if len(b.cfg.Routes) > 0 {
+		return nil, errors.New("bus: routes need a cluster listener (ClusterListen)")
+	}
+	return opts, nil
+}
+
+func splitHostPort(addr, what string) (string, int, error) {
+	host, p, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "", 0, fmt.Errorf("bus: %s %q: %w", what, addr, err)
+	}
+	port, err := strconv.Atoi(p)
+	if err != nil || port < 0 || port > 65535 {
+		return "", 0, fmt.Errorf("bus: %s %q: bad port", what, addr)
+	}
+	return host, port, nil
+}
+
+// ClientURL is the nats:// URL TCP clients use, or "" without a TCP listener.
+func (b *Bus) ClientURL() string {
+	if b.ns == nil || b.cfg.Listen == "" {
+		return ""
+	}
+	if a, ok := b.ns.Addr().(*net.TCPAddr); ok {
+		return "nats://" + net.JoinHostPort(a.IP.String(), strconv.Itoa(a.Port))
+	}
+	return ""
+}
+
+// ClusterURL is the nats:// URL other nodes route to, or "" without a cluster listener.
+func (b *Bus) ClusterURL() string {
+	if b.ns == nil || b.cfg.ClusterListen == "" {
+		return ""
+	}
+	if a := b.ns.ClusterAddr(); a != nil {
+		return "nats://" + net.JoinHostPort(a.IP.String(), strconv.Itoa(a.Port))
+	}
+	return ""
+}
+
+// NumRoutes is the number of routes to other bus nodes currently up.
+func (b *Bus) NumRoutes() int {
+	if b.ns == nil {
+		return 0
+	}
+	return b.ns.NumRoutes()
+}
+
 // Connect opens an in-process connection named name. Extra options are applied last.
 func (b *Bus) Connect(name string, extra ...nats.Option) (*nats.Conn, error) {
 	if b.ns == nil {
@@ -75,6 +177,7 @@ func (b *Bus) Connect(name string, extra ...nats.Option) (*nats.Conn, error) {
 	opts := append([]nats.Option{
 		nats.Name(name),
 		nats.InProcessServer(b.ns),
+		nats.Token(b.cfg.Token),
 		nats.MaxReconnects(-1),
 		nats.ErrorHandler(func(_ *nats.Conn, sub *nats.Subscription, err error) {
 			if sub != nil {

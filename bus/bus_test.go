@@ -1,0 +1,119 @@
+package bus
+
+import (
+	"errors"
+	"log/slog"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+)
+
+func startBus(t *testing.T, cfg Config) *Bus {
+	t.Helper()
+	b := New(cfg, slog.New(slog.DiscardHandler))
+	if err := b.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(b.Shutdown)
+	return b
+}
+
+func TestTCPListenerWithToken(t *testing.T) {
+	b := startBus(t, Config{Listen: "127.0.0.1:0", Token: "s3cret"})
+	url := b.ClientURL()
+	if !strings.HasPrefix(url, "nats://127.0.0.1:") {
+		t.Fatalf("ClientURL = %q", url)
+	}
+	if _, err := nats.Connect(url, nats.Token("wrong")); err == nil {
+		t.Fatal("a wrong token was accepted")
+	}
+	remote, err := NewRemote(url, "s3cret", slog.New(slog.DiscardHandler)).Connect("remote")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer remote.Close()
+	local, err := b.Connect("local")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer local.Close()
+	sub, err := local.Subscribe("gw.v1.req.test", func(m *nats.Msg) { _ = m.Respond([]byte("pong")) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = sub.Unsubscribe() }()
+	if err := local.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	msg, err := remote.Request("gw.v1.req.test", nil, 5*time.Second)
+	if err != nil || string(msg.Data) != "pong" {
+		t.Fatalf("request over TCP: %v %+v", err, msg)
+	}
+}
+
+func TestOptionErrors(t *testing.T) {
+	for _, tt := range []struct {
+		cfg  Config
+		want string
+	}{
+		{Config{Listen: "nope"}, "bus listen"},
+		{Config{Listen: "127.0.0.1:99999"}, "bad port"},
+		{Config{ClusterListen: "127.0.0.1:0"}, "needs a client listener"},
+		{Config{Routes: []string{"nats://127.0.0.1:1"}}, "need a cluster listener"},
+		{Config{Listen: "127.0.0.1:0", ClusterListen: "127.0.0.1:0", Routes: []string{"::"}}, "not a nats://host:port URL"},
+	} {
+		err := New(tt.cfg, slog.New(slog.DiscardHandler)).Start()
+		if err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("%+v: %v, want %q", tt.cfg, err, tt.want)
+		}
+	}
+}
+
+// TestClusterRoutesRequests: a client on node B reaches a responder on node A.
+func TestClusterRoutesRequests(t *testing.T) {
+	a := startBus(t, Config{ServerName: "a", Listen: "127.0.0.1:0", ClusterListen: "127.0.0.1:0"})
+	b := startBus(t, Config{ServerName: "b", Listen: "127.0.0.1:0", ClusterListen: "127.0.0.1:0", Routes: []string{a.ClusterURL()}})
+	onA, err := nats.Connect(a.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer onA.Close()
+	sub, err := onA.Subscribe("gw.v1.req.far", func(m *nats.Msg) { _ = m.Respond([]byte("from a")) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = sub.Unsubscribe() }()
+	if err := onA.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	onB, err := nats.Connect(b.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer onB.Close()
+	// The route, and the subscription interest it carries, form asynchronously and NATS
+	// offers clients no event for it: until then a request finds no responders, which NATS
+	// reports at once. Retry on exactly that, paced by a ticker, within a deadline.
+	deadline := time.After(10 * time.Second)
+	pace := time.NewTicker(20 * time.Millisecond)
+	defer pace.Stop()
+	for {
+		msg, err := onB.Request("gw.v1.req.far", nil, time.Second)
+		if err == nil {
+			if string(msg.Data) != "from a" {
+				t.Fatalf("answer %q", msg.Data)
+			}
+			break
+		}
+		if !errors.Is(err, nats.ErrNoResponders) {
+			t.Fatalf("request across the cluster: %v", err)
+		}
+		select {
+		case <-pace.C:
+		case <-deadline:
+			t.Fatalf("no route carried the request within 10s (routes a=%d b=%d)", a.NumRoutes(), b.NumRoutes())
+		}
+	}
+}
