@@ -18,8 +18,12 @@ func TestMethodsAndInvalidRequests(t *testing.T) {
 
 	for _, m := range []string{"health", "status", "system-presence"} {
 		c.send(map[string]any{"type": "req", "id": "r-" + m, "method": m})
-		if res := c.nextRes("r-" + m); res["ok"] != true || res["payload"] == nil {
+		res := c.nextRes("r-" + m)
+		if res["ok"] != true || res["payload"] == nil {
 			t.Errorf("%s: %v", m, res)
+		}
+		if err := testSchemas(t).Payload(m, res["payload"]); err != nil {
+			t.Errorf("%s payload fails its schema: %v (%v)", m, err, res["payload"])
 		}
 	}
 	c.send(map[string]any{"type": "req", "id": "se", "method": "system-event", "params": map[string]any{"text": "hi"}})

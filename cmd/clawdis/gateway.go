@@ -8,9 +8,8 @@ import (
 	"log/slog"
 	"net"
 	"os"
-	"os/signal"
+	"strconv"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -20,6 +19,7 @@ import (
 	"github.com/clawdis/clawdis/cmd/clawdis/internal/config"
 	"github.com/clawdis/clawdis/cmd/clawdis/internal/force"
 	"github.com/clawdis/clawdis/edge"
+	"github.com/clawdis/clawdis/edge/webchat"
 	"github.com/clawdis/clawdis/schemas"
 )
 
@@ -74,36 +74,16 @@ func newGatewayCmd(stdout, stderr io.Writer) *cobra.Command {
 	return cmd
 }
 
-// runDaemonCmd installs the signal handling and runs the daemon: the first SIGINT/SIGTERM
-// starts a graceful shutdown, a second one exits at once with status 1.
+// runDaemonCmd runs the daemon under runWithSignals: the first SIGINT/SIGTERM starts a
+// graceful shutdown, a second one exits at once with status 1.
 func runDaemonCmd(cmd *cobra.Command, df daemonFlags, stdout io.Writer) error {
 	log, err := newLogger(stdout, df.logFormat, df.verbose)
 	if err != nil {
 		return err
 	}
-	ctx, cancel := context.WithCancel(cmd.Context())
-	defer cancel()
-	sigs := make(chan os.Signal, 2)
-	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
-	defer signal.Stop(sigs)
-	go func() {
-		select {
-		case sig := <-sigs:
-			log.Info("signal received; shutting down", "signal", sig.String())
-			cancel()
-		case <-ctx.Done():
-			return
-		}
-		if sig, ok := <-sigs; ok {
-			log.Error("second signal during shutdown; exiting now", "signal", sig.String())
-			os.Exit(1)
-		}
-	}()
-	if err := runGateway(ctx, df, log); err != nil {
-		log.Error("gateway failed", "err", err)
-		return err
-	}
-	return nil
+	return runWithSignals(cmd.Context(), log, "gateway", func(ctx context.Context) error {
+		return runGateway(ctx, df, log)
+	})
 }
 
 // settings is the daemon's configuration after merging flags, environment and file.
@@ -183,6 +163,14 @@ func runGateway(ctx context.Context, df daemonFlags, log *slog.Logger) error {
 		return err
 	}
 	defer ln.Close()
+	var wcLn net.Listener
+	if s.webchat {
+		addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(s.wcPort))
+		if wcLn, err = net.Listen("tcp", addr); err != nil {
+			return fmt.Errorf("webchat: listen on %s: %w (use --webchat-port or --no-webchat)", addr, err)
+		}
+		defer wcLn.Close()
+	}
 	set, err := schemas.Load()
 	if err != nil {
 		return fmt.Errorf("protocol schemas: %w", err)
@@ -259,10 +247,31 @@ func runGateway(ctx context.Context, df daemonFlags, log *slog.Logger) error {
 	log.Info("gateway listening", "url", "ws://"+ln.Addr().String(), "state_dir", s.paths.StateDir,
 		"startup_ms", time.Since(start).Milliseconds(), "version", version)
 
+	var wcDone chan error // nil (never ready in the select below) without WebChat
+	if wcLn != nil {
+		wc, err := webchat.New(webchat.Config{Listener: wcLn, GatewayURL: "ws://" + dialAddr(ln.Addr()),
+			Token: s.token, Version: version, Log: log})
+		if err != nil {
+			return err
+		}
+		wcCtx, stopWebChat := context.WithCancel(context.Background())
+		wcDone = make(chan error, 1)
+		go func() { wcDone <- wc.Run(wcCtx) }()
+		defer func() { stopWebChat(); <-wcDone }() // before the edge stops: it relays to it
+		log.Info("webchat listening", "url", "http://"+wcLn.Addr().String())
+	}
+
 	var runErr error
 	select {
 	case runErr = <-edgeDone:
 	case runErr = <-svcErr:
+		stopEdge()
+		<-edgeDone
+	case runErr = <-wcDone:
+		wcDone <- nil // for the deferred wait
+		if runErr == nil && ctx.Err() == nil {
+			runErr = errors.New("webchat stopped unexpectedly")
+		}
 		stopEdge()
 		<-edgeDone
 	}
@@ -271,6 +280,20 @@ func runGateway(ctx context.Context, df daemonFlags, log *slog.Logger) error {
 	}
 	log.Info("gateway stopped")
 	return runErr
+}
+
+// dialAddr is the address local clients use for a listener: loopback when it listens on
+// all interfaces.
+func dialAddr(a net.Addr) string {
+	tcp, ok := a.(*net.TCPAddr)
+	if !ok {
+		return a.String()
+	}
+	ip := tcp.IP
+	if ip == nil || ip.IsUnspecified() {
+		ip = net.IPv4(127, 0, 0, 1)
+	}
+	return net.JoinHostPort(ip.String(), strconv.Itoa(tcp.Port))
 }
 
 // readyTimeout bounds how long startup waits for the services to subscribe.

@@ -56,7 +56,8 @@ func newRootCmd(stdout, stderr io.Writer) *cobra.Command {
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
-	root.AddCommand(newGatewayCmd(stdout, stderr), newVersionCmd(stdout), newLoginCmd(stdout), newLogoutCmd(stdout))
+	root.AddCommand(newGatewayCmd(stdout, stderr), newVersionCmd(stdout), newLoginCmd(stdout), newLogoutCmd(stdout),
+		newWebChatCmd(stdout))
 	return root
 }
 

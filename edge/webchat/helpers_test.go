@@ -1,0 +1,334 @@
+package webchat
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/micro"
+
+	"github.com/clawdis/clawdis/bus/bustest"
+	"github.com/clawdis/clawdis/bus/subject"
+	"github.com/clawdis/clawdis/bus/wire"
+	"github.com/clawdis/clawdis/edge"
+	"github.com/clawdis/clawdis/edge/client"
+	"github.com/clawdis/clawdis/schemas"
+)
+
+// waitLimit bounds every wait so that a bug fails the test instead of hanging it.
+const waitLimit = 15 * time.Second
+
+const testToken = "s3cret-gateway-token"
+
+var loadSchemas = sync.OnceValues(schemas.Load)
+
+func testSchemas(t testing.TB) *schemas.Set {
+	t.Helper()
+	set, err := loadSchemas()
+	if err != nil {
+		t.Fatalf("load schemas: %v", err)
+	}
+	return set
+}
+
+func discard() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+
+// gateway is a real edge on a bustest bus with small fake responders standing in for the
+// services; it can be stopped and started again on the same port.
+type gateway struct {
+	t      *testing.T
+	nc     *nats.Conn
+	port   int
+	cancel context.CancelFunc
+	done   chan error
+}
+
+func startGateway(t *testing.T) *gateway {
+	t.Helper()
+	b := bustest.New(t)
+	g := &gateway{t: t, nc: b.Conn("edge")}
+	startFakeServices(t, b.Conn("services"))
+	g.start()
+	t.Cleanup(g.stop)
+	return g
+}
+
+func (g *gateway) url() string { return "ws://127.0.0.1:" + strconv.Itoa(g.port) }
+
+// start runs the edge on g.port (a free port the first time).
+func (g *gateway) start() {
+	g.t.Helper()
+	ln, err := edge.Listen("127.0.0.1", g.port)
+	if err != nil {
+		g.t.Fatal(err)
+	}
+	g.port = ln.Addr().(*net.TCPAddr).Port
+	srv, err := edge.New(edge.Config{
+		Listener: ln, Schemas: testSchemas(g.t), Version: "test-gw", Host: "gwhost", Token: testToken,
+		TickInterval: time.Hour,
+		Routes: edge.RoutesFor(edge.DefaultRoutes(),
+			[]string{subject.ServicePresence, subject.ServiceHealth, subject.ServiceAgent}),
+	}, g.nc, discard())
+	if err != nil {
+		g.t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	g.cancel, g.done = cancel, make(chan error, 1)
+	go func() { g.done <- srv.Run(ctx) }()
+}
+
+func (g *gateway) stop() {
+	if g.done == nil {
+		return
+	}
+	g.cancel()
+	select {
+	case err := <-g.done:
+		if err != nil {
+			g.t.Errorf("edge: %v", err)
+		}
+	case <-time.After(waitLimit):
+		g.t.Error("edge did not stop")
+	}
+	g.done = nil
+}
+
+// startFakeServices registers presence, health and agent responders on the bus.
+func startFakeServices(t *testing.T, nc *nats.Conn) {
+	t.Helper()
+	svc := func(name string) micro.Service {
+		s, err := micro.AddService(nc, micro.Config{Name: name, Version: "1.0.0"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = s.Stop() })
+		return s
+	}
+	add := func(s micro.Service, name, subj string, fn wire.HandlerFunc) {
+		if err := s.AddEndpoint(name, wire.Handler(name, fn), micro.WithEndpointSubject(subj)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	presence := svc(subject.ServicePresence)
+	list := schemas.PresencePayload{Presence: []schemas.PresenceEntry{{Host: "gw", Mode: "gateway", Reason: "self", Ts: 1}}}
+	add(presence, "list", subject.PresenceList, func(context.Context, []byte, nats.Header) (any, error) { return list, nil })
+	add(presence, "client", subject.PresenceClient, func(context.Context, []byte, nats.Header) (any, error) {
+		return schemas.OKPayload{OK: true}, nil
+	})
+	health := svc(subject.ServiceHealth)
+	add(health, "get", subject.HealthGet, func(context.Context, []byte, nats.Header) (any, error) {
+		return schemas.HealthSummary{OK: true, Ts: 1, Web: schemas.WebHealth{State: schemas.WebDisabled},
+			Telegram: schemas.TelegramHealth{State: schemas.TelegramUnconfigured}, HeartbeatSeconds: 60,
+			Sessions: schemas.SessionsHealth{Path: "/x", Recent: []schemas.SessionRecent{}},
+			Services: []schemas.ServiceHealth{{Name: "health", OK: true}}}, nil
+	})
+	add(health, "status", subject.HealthStatus, func(context.Context, []byte, nats.Header) (any, error) {
+		return schemas.StatusSummary{ProviderSummary: []string{"WebChat: enabled"}, QueuedSystemEvents: []string{},
+			Sessions: schemas.StatusSessions{Defaults: schemas.SessionDefaults{Backend: "none"}, Recent: []schemas.StatusSession{}}}, nil
+	})
+	// agent: runs are accepted at once and finish on the first wait; a key starting with
+	// "late" times out.
+	agent := svc(subject.ServiceAgent)
+	add(agent, "run", subject.AgentRun, func(_ context.Context, data []byte, _ nats.Header) (any, error) {
+		var p schemas.AgentParams
+		_ = json.Unmarshal(data, &p)
+		return schemas.AgentResult{RunID: p.IdempotencyKey, Status: schemas.RunAccepted}, nil
+	})
+	add(agent, "wait", subject.AgentWait, func(_ context.Context, data []byte, _ nats.Header) (any, error) {
+		var w wire.AgentWait
+		_ = json.Unmarshal(data, &w)
+		if strings.HasPrefix(w.RunID, "late") {
+			payload, _ := json.Marshal(schemas.AgentResult{RunID: w.RunID, Status: schemas.RunTimeout})
+			return wire.AgentFinal{Done: true, Payload: payload, Error: &wire.Error{Code: wire.CodeAgentTimeout, Message: "agent timed out"}}, nil
+		}
+		payload, _ := json.Marshal(schemas.AgentResult{RunID: w.RunID, Status: schemas.RunOK, Summary: "done", Text: "reply to " + w.RunID})
+		return wire.AgentFinal{Done: true, OK: true, Payload: payload}, nil
+	})
+}
+
+// relay is a webchat server under test.
+type relay struct {
+	t      *testing.T
+	srv    *Server
+	addr   string
+	ups    chan bool // every upstream state change
+	cancel context.CancelFunc
+	done   chan error
+}
+
+func startRelay(t *testing.T, gatewayURL string, mod func(*Config)) *relay {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := Config{Listener: ln, GatewayURL: gatewayURL, Token: testToken, Version: "test-wc", Log: discard(),
+		Schemas: testSchemas(t), Backoff: client.Backoff{Initial: 20 * time.Millisecond, Max: 200 * time.Millisecond}}
+	if mod != nil {
+		mod(&cfg)
+	}
+	srv, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &relay{t: t, srv: srv, addr: ln.Addr().String(), ups: make(chan bool, 64), done: make(chan error, 1)}
+	srv.upHook = func(up bool) { r.ups <- up }
+	ctx, cancel := context.WithCancel(context.Background())
+	r.cancel = cancel
+	go func() { r.done <- srv.Run(ctx) }()
+	t.Cleanup(r.stop)
+	return r
+}
+
+// waitUp waits for the upstream connection to reach state up.
+func (r *relay) waitUp(up bool) {
+	r.t.Helper()
+	for {
+		select {
+		case got := <-r.ups:
+			if got == up {
+				return
+			}
+		case <-time.After(waitLimit):
+			r.t.Fatalf("upstream never became up=%v", up)
+		}
+	}
+}
+
+func (r *relay) stop() {
+	if r.done == nil {
+		return
+	}
+	r.cancel()
+	select {
+	case err := <-r.done:
+		if err != nil {
+			r.t.Errorf("webchat Run: %v", err)
+		}
+	case <-time.After(waitLimit):
+		r.t.Error("webchat did not stop")
+	}
+	r.done = nil
+}
+
+// tabConn is a browser tab speaking raw frames to the relay. Every frame it reads is
+// validated against the schemas and checked for the gateway token.
+type tabConn struct {
+	t  *testing.T
+	ws *websocket.Conn
+}
+
+func (r *relay) dial() *tabConn {
+	r.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), waitLimit)
+	defer cancel()
+	ws, _, err := websocket.Dial(ctx, "ws://"+r.addr+"/ws", nil)
+	if err != nil {
+		r.t.Fatalf("dial relay: %v", err)
+	}
+	ws.SetReadLimit(8 << 20)
+	r.t.Cleanup(func() { _ = ws.CloseNow() })
+	return &tabConn{t: r.t, ws: ws}
+}
+
+// open dials and completes the handshake; it returns the hello-ok.
+func (r *relay) open() (*tabConn, map[string]any) {
+	r.t.Helper()
+	c := r.dial()
+	c.send(helloFrame())
+	ok := c.next()
+	if ok["type"] != "hello-ok" {
+		r.t.Fatalf("want hello-ok, got %v", ok)
+	}
+	return c, ok
+}
+
+func helloFrame() map[string]any {
+	return map[string]any{"type": "hello", "minProtocol": 1, "maxProtocol": 1,
+		"client": map[string]any{"name": "page", "version": "1", "platform": "web", "mode": "webchat"}}
+}
+
+func (c *tabConn) send(v any) {
+	c.t.Helper()
+	b, ok := v.([]byte)
+	if !ok {
+		var err error
+		if b, err = json.Marshal(v); err != nil {
+			c.t.Fatal(err)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), waitLimit)
+	defer cancel()
+	if err := c.ws.Write(ctx, websocket.MessageText, b); err != nil {
+		c.t.Fatalf("write: %v", err)
+	}
+}
+
+func (c *tabConn) req(id, method string, params any) {
+	c.t.Helper()
+	f := map[string]any{"type": "req", "id": id, "method": method}
+	if params != nil {
+		f["params"] = params
+	}
+	c.send(f)
+}
+
+func (c *tabConn) read() (map[string]any, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), waitLimit)
+	defer cancel()
+	_, b, err := c.ws.Read(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if err := testSchemas(c.t).ServerFrame(b); err != nil {
+		c.t.Errorf("frame fails the schema: %v\n%s", err, b)
+	}
+	if strings.Contains(string(b), testToken) {
+		c.t.Errorf("the gateway token reached the browser: %s", b)
+	}
+	var m map[string]any
+	if err := json.Unmarshal(b, &m); err != nil {
+		c.t.Fatalf("non-JSON frame: %s", b)
+	}
+	return m, nil
+}
+
+func (c *tabConn) next() map[string]any {
+	c.t.Helper()
+	m, err := c.read()
+	if err != nil {
+		c.t.Fatalf("read: %v", err)
+	}
+	return m
+}
+
+// closed reads until the connection closes and returns the close status and reason.
+func (c *tabConn) closed() (websocket.StatusCode, string) {
+	c.t.Helper()
+	for {
+		if _, err := c.read(); err != nil {
+			var ce websocket.CloseError
+			if errors.As(err, &ce) {
+				return ce.Code, ce.Reason
+			}
+			c.t.Fatalf("connection ended without a close frame: %v", err)
+		}
+	}
+}
+
+func errCode(m map[string]any) (code string, retryable bool) {
+	e, _ := m["error"].(map[string]any)
+	code, _ = e["code"].(string)
+	retryable, _ = e["retryable"].(bool)
+	return code, retryable
+}

@@ -1,0 +1,306 @@
+// The WebChat page: transcript, sending with a streamed reply, image attachments, session
+// and thinking pickers, connection state, presence and provider health.
+import { Gateway } from './gateway.js';
+
+const $ = (id) => document.getElementById(id);
+const el = (tag, cls, text) => {
+  const e = document.createElement(tag);
+  if (cls) e.className = cls;
+  if (text !== undefined) e.textContent = text;
+  return e;
+};
+
+let session = new URLSearchParams(location.search).get('session') || 'main';
+let maxPayload = 524288;
+let offline = false;
+let historyGen = 0;
+let attachments = []; // {name, mimeType, data (base64), url}
+const runs = new Map(); // runId -> {li, foreign}
+
+const gw = new Gateway(`${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/ws`, {
+  onState: setConn,
+  onHello(h) {
+    maxPayload = h.policy.maxPayload;
+    offline = false;
+    renderPresence(h.snapshot.presence);
+    renderHealth(h.snapshot.health);
+    loadHistory();
+  },
+  onEvent,
+  onGap: refresh,
+});
+
+function setConn(state, detail) {
+  const c = $('conn');
+  c.dataset.state = state;
+  c.lastElementChild.textContent = {
+    connecting: 'connecting…', connected: 'connected',
+    offline: 'gateway offline, reconnecting…', disconnected: 'disconnected',
+  }[state] + (detail && state === 'disconnected' ? ` (${detail})` : '');
+  $('send').disabled = state !== 'connected';
+}
+
+function onEvent(ev) {
+  const p = ev.payload;
+  switch (ev.event) {
+    case 'presence': renderPresence(p.presence); back(); break;
+    case 'health': renderHealth(p); back(); break;
+    case 'tick': back(); break;
+    case 'chat': onChat(p); break;
+    case 'shutdown':
+      offline = true;
+      setConn('offline');
+      for (const [id, r] of runs) if (r.li.dataset.state !== 'done') finish(id, 'error', 'Connection to the gateway lost; the reply shows up here once it is back.');
+      break;
+  }
+}
+
+// back runs when an event shows the gateway is reachable again after a shutdown event.
+function back() {
+  if (!offline) return;
+  offline = false;
+  setConn('connected');
+  loadHistory();
+}
+
+async function refresh() {
+  try {
+    renderHealth(await gw.request('health'));
+    const p = await gw.request('system-presence');
+    renderPresence(Array.isArray(p) ? p : p.presence);
+  } catch { /* the next hello or event brings the state */ }
+  loadHistory();
+}
+
+// ---- transcript ----
+
+function textOf(msg) {
+  return (msg?.content || []).filter((c) => c.type === 'text').map((c) => c.text).join('');
+}
+
+function bubble(role, content, state) {
+  const li = el('li', `msg ${role}`);
+  li.dataset.state = state || 'done';
+  li.append(el('div', 'text', content.filter((c) => c.type === 'text').map((c) => c.text).join('')));
+  for (const c of content) {
+    if (c.type === 'image') {
+      const img = el('img');
+      img.alt = 'image';
+      img.src = c.url || `data:${c.mimeType};base64,${c.data}`;
+      li.append(img);
+    }
+  }
+  const log = $('log');
+  const atEnd = log.scrollHeight - log.scrollTop - log.clientHeight < 80;
+  log.append(li);
+  if (atEnd || role === 'user') log.scrollTop = log.scrollHeight;
+  return li;
+}
+
+async function loadHistory() {
+  const gen = ++historyGen;
+  try {
+    const h = await gw.request('chat.history', { sessionKey: session, limit: 200 });
+    if (gen !== historyGen) return;
+    runs.clear(); // history is the truth; runs still going re-attach on their next event
+    $('log').replaceChildren();
+    for (const m of h.messages) bubble(m.role, m.content);
+    if ([...$('thinking').options].some((o) => o.value === h.thinkingLevel)) $('thinking').value = h.thinkingLevel;
+  } catch (e) {
+    if (gen === historyGen) showError(`Could not load the history: ${e.message}`);
+  }
+}
+
+function onChat(p) {
+  if (p.sessionKey !== session) return;
+  let r = runs.get(p.runId);
+  if (!r) { // a run started elsewhere (another tab, or before a reload)
+    if (p.state !== 'delta') { loadHistory(); return; }
+    r = { li: bubble('assistant', [], 'pending'), foreign: true };
+    runs.set(p.runId, r);
+  }
+  if (p.state === 'delta') {
+    r.li.firstChild.textContent = textOf(p.message);
+    r.li.dataset.state = 'streaming';
+  } else if (p.state === 'final') {
+    finish(p.runId, 'done', textOf(p.message));
+    if (r.foreign) loadHistory();
+  } else {
+    finish(p.runId, 'error', `The agent failed: ${p.errorMessage || 'no reason given'}`);
+  }
+}
+
+function finish(runId, state, text) {
+  const r = runs.get(runId);
+  if (!r) return;
+  runs.delete(runId);
+  r.li.dataset.state = state;
+  if (state === 'error') r.li.classList.add('error');
+  r.li.firstChild.textContent = text;
+  $('log').scrollTop = $('log').scrollHeight;
+}
+
+// ---- sending ----
+
+function newKey() {
+  if (crypto.randomUUID) return crypto.randomUUID();
+  return [...crypto.getRandomValues(new Uint8Array(16))].map((b) => b.toString(16).padStart(2, '0')).join('');
+}
+
+async function send() {
+  const text = $('input').value.trim();
+  if ((!text && !attachments.length) || !gw.connected) return;
+  const params = {
+    sessionKey: session, message: text, thinking: $('thinking').value, idempotencyKey: newKey(),
+    attachments: attachments.map((a) => ({ type: 'image', mimeType: a.mimeType, fileName: a.name, content: a.data })),
+  };
+  const size = JSON.stringify(params).length + 200;
+  if (size > maxPayload) {
+    showError(`Too large to send: ${Math.round(size / 1024)} KiB, the limit is ${Math.round(maxPayload / 1024)} KiB. Remove an image.`);
+    return;
+  }
+  showError('');
+  bubble('user', [{ type: 'text', text }, ...attachments.map((a) => ({ type: 'image', url: a.url }))]);
+  runs.set(params.idempotencyKey, { li: bubble('assistant', [], 'pending') });
+  $('input').value = '';
+  attachments = [];
+  renderAttachments();
+  try {
+    await gw.request('chat.send', params);
+  } catch (e) {
+    finish(params.idempotencyKey, 'error', `Not sent: ${e.message}${e.retryable ? ' (try again)' : ''}`);
+  }
+}
+
+// ---- attachments ----
+
+async function addFiles(files) {
+  for (const f of files) {
+    if (!f.type.startsWith('image/')) { showError(`${f.name}: only images can be attached`); continue; }
+    try {
+      let url = await readURL(f);
+      if (url.length > maxPayload * 0.6) url = await shrink(f);
+      attachments.push({ name: f.name || 'pasted.png', mimeType: url.slice(5, url.indexOf(';')), data: url.slice(url.indexOf(',') + 1), url });
+    } catch (e) {
+      showError(`${f.name}: ${e.message}`);
+    }
+  }
+  renderAttachments();
+}
+
+function readURL(f) {
+  return new Promise((resolve, reject) => {
+    const r = new FileReader();
+    r.onload = () => resolve(r.result);
+    r.onerror = () => reject(new Error('could not read the file'));
+    r.readAsDataURL(f);
+  });
+}
+
+// shrink re-encodes a large image as JPEG, smaller each round, until it fits in a frame.
+async function shrink(f) {
+  const img = await createImageBitmap(f);
+  let scale = Math.min(1, 1600 / Math.max(img.width, img.height));
+  for (let i = 0; i < 8; i++, scale *= 0.7) {
+    const c = el('canvas');
+    c.width = Math.max(1, Math.round(img.width * scale));
+    c.height = Math.max(1, Math.round(img.height * scale));
+    c.getContext('2d').drawImage(img, 0, 0, c.width, c.height);
+    const url = c.toDataURL('image/jpeg', 0.85);
+    if (url.length <= maxPayload * 0.6) return url;
+  }
+  throw new Error('image too large');
+}
+
+function renderAttachments() {
+  const box = $('attachments');
+  box.replaceChildren(...attachments.map((a, i) => {
+    const fig = el('figure');
+    const img = el('img');
+    img.src = a.url;
+    img.alt = a.name;
+    const x = el('button', '', '×');
+    x.type = 'button';
+    x.title = `Remove ${a.name}`;
+    x.onclick = () => { attachments.splice(i, 1); renderAttachments(); };
+    fig.append(img, x);
+    return fig;
+  }));
+}
+
+// ---- sidebar ----
+
+function ago(ts) {
+  const s = Math.max(0, Math.round((Date.now() - ts) / 1000));
+  return s < 60 ? `${s}s ago` : s < 3600 ? `${Math.round(s / 60)}m ago` : `${Math.round(s / 3600)}h ago`;
+}
+
+function renderPresence(list) {
+  $('presence').replaceChildren(...(list || []).map((p) => {
+    const li = el('li');
+    li.dataset.mode = p.mode || '';
+    li.append(el('b', '', p.host || p.instanceId || p.text || '?'),
+      el('small', '', [p.mode, p.ip, p.version && `v${p.version}`, p.reason, ago(p.ts)].filter(Boolean).join(' · ')));
+    return li;
+  }));
+}
+
+function renderHealth(h) {
+  if (!h) return;
+  const tg = h.telegram.probe?.bot ? `${h.telegram.state} (@${h.telegram.probe.bot.username})` : h.telegram.state;
+  const off = (st) => ['disabled', 'unconfigured'].includes(st) ? 'off' : 'bad';
+  const rows = [
+    ['Gateway', h.ok ? 'ok' : 'degraded', h.ok ? 'good' : 'bad'],
+    ['WhatsApp', h.web.state + (h.web.lastError ? ` – ${h.web.lastError}` : ''), h.web.connected ? 'good' : off(h.web.state)],
+    ['Telegram', tg, ['polling', 'webhook'].includes(h.telegram.state) ? 'good' : off(h.telegram.state)],
+    ['Sessions', String(h.sessions.count), ''],
+    ['Services', h.services.map((s) => `${s.name} ${s.ok ? '✓' : '✗'}`).join(', ') || '–', h.services.every((s) => s.ok) ? 'good' : 'bad'],
+  ];
+  $('health').replaceChildren(...rows.flatMap(([k, v, cls]) => {
+    const dd = el('dd', cls, v);
+    dd.dataset.key = k.toLowerCase();
+    return [el('dt', '', k), dd];
+  }));
+  const keys = new Set([session, 'main', ...h.sessions.recent.map((r) => r.key)]);
+  $('sessions').replaceChildren(...[...keys].map((k) => { const o = el('option'); o.value = k; return o; }));
+}
+
+function showError(msg) {
+  $('error').textContent = msg;
+  $('error').hidden = !msg;
+}
+
+// ---- wiring ----
+
+$('session').value = session;
+$('session').addEventListener('change', () => {
+  session = $('session').value.trim() || 'main';
+  $('session').value = session;
+  const u = new URL(location.href);
+  u.searchParams.set('session', session);
+  history.replaceState(null, '', u);
+  runs.clear();
+  loadHistory();
+});
+$('composer').addEventListener('submit', (e) => { e.preventDefault(); send(); });
+$('input').addEventListener('keydown', (e) => {
+  if (e.key === 'Enter' && !e.shiftKey && !e.isComposing) { e.preventDefault(); send(); }
+});
+$('file').addEventListener('change', (e) => { addFiles([...e.target.files]); e.target.value = ''; });
+document.addEventListener('paste', (e) => {
+  const files = [...(e.clipboardData?.files || [])].filter((f) => f.type.startsWith('image/'));
+  if (files.length) { e.preventDefault(); addFiles(files); }
+});
+window.addEventListener('dragover', (e) => { e.preventDefault(); $('drop').hidden = false; });
+window.addEventListener('dragleave', (e) => { if (!e.relatedTarget) $('drop').hidden = true; });
+window.addEventListener('drop', (e) => {
+  e.preventDefault();
+  $('drop').hidden = true;
+  addFiles([...(e.dataTransfer?.files || [])]);
+});
+$('side-toggle').addEventListener('click', () => {
+  const open = document.body.classList.toggle('side-open');
+  $('side-toggle').setAttribute('aria-expanded', String(open));
+});
+setConn('connecting');
+gw.start();

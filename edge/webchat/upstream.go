@@ -1,0 +1,228 @@
+package webchat
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"runtime"
+	"time"
+
+	"github.com/clawdis/clawdis/edge/client"
+	"github.com/clawdis/clawdis/schemas"
+)
+
+// reasonGatewayLost is the shutdown event reason tabs get when the upstream connection drops.
+const reasonGatewayLost = "gateway connection lost"
+
+// upstream dials the gateway until the first connection succeeds (the client reconnects by
+// itself afterwards), then holds the client until ctx ends and closes it.
+func (s *Server) upstream(ctx context.Context) {
+	opts := client.Options{
+		URL:   s.cfg.GatewayURL,
+		Token: s.cfg.Token,
+		Client: schemas.ClientInfo{Name: ClientName, Version: s.cfg.Version, Platform: runtime.GOOS,
+			Mode: ClientMode, InstanceID: s.cfg.InstanceID},
+		DialTimeout:  s.cfg.DialTimeout,
+		Reconnect:    true,
+		Backoff:      s.cfg.Backoff,
+		OnEvent:      s.onEvent,
+		OnGap:        s.onGap,
+		OnConnect:    s.onConnect,
+		OnDisconnect: s.onDisconnect,
+		Logger:       s.cfg.Log,
+	}
+	var cl *client.Client
+	for attempt := 0; cl == nil; attempt++ {
+		c, err := client.Dial(ctx, opts)
+		if err == nil {
+			cl = c
+			break
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		d := s.cfg.Backoff.Delay(attempt, nil)
+		s.log.Warn("gateway not reachable; retrying", "url", s.cfg.GatewayURL, "attempt", attempt+1, "retry_in", d, "err", err)
+		t := time.NewTimer(d)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-t.C:
+		}
+	}
+	s.cl.Store(cl)
+	<-ctx.Done()
+	_ = cl.Close()
+	<-cl.Done()
+}
+
+// onConnect records the new upstream hello; after a reconnect it sends every tab fresh
+// presence and health so the page re-renders (and reloads what it shows).
+func (s *Server) onConnect(h schemas.HelloOK) {
+	presence, _ := json.Marshal(h.Snapshot.Presence)
+	if h.Snapshot.Presence == nil {
+		presence = []byte("[]")
+	}
+	health, _ := json.Marshal(h.Snapshot.Health)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	again := s.everUp
+	s.up, s.everUp, s.announced = true, true, false
+	s.hello, s.helloAt = h, time.Now()
+	s.presence, s.health, s.sv = presence, health, h.Snapshot.StateVersion
+	if s.upHook != nil {
+		s.upHook(true)
+	}
+	s.log.Info("gateway connected", "url", s.cfg.GatewayURL, "reconnect", again, "tabs", len(s.tabs))
+	if again {
+		sv := s.sv
+		s.fanOutLocked(schemas.EventPresence, presencePayload(presence), &sv, true)
+		s.fanOutLocked(schemas.EventHealth, health, &sv, true)
+	}
+}
+
+// onDisconnect tells the tabs that the gateway is gone, unless it said so itself.
+func (s *Server) onDisconnect(err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.up = false
+	if s.upHook != nil {
+		s.upHook(false)
+	}
+	if s.stopping {
+		return
+	}
+	s.log.Warn("gateway connection lost; reconnecting", "url", s.cfg.GatewayURL, "err", err)
+	if !s.announced {
+		s.announced = true
+		payload, _ := json.Marshal(schemas.ShutdownPayload{Reason: reasonGatewayLost})
+		s.fanOutLocked(schemas.EventShutdown, payload, nil, false)
+	}
+}
+
+// onGap passes an upstream seq gap on: every tab's seq skips as many numbers, so each tab
+// sees a gap on its next event and refreshes.
+func (s *Server) onGap(expected, got int64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for t := range s.tabs {
+		t.seq += got - expected
+	}
+}
+
+// onEvent keeps the snapshot current and fans the event out to every tab.
+func (s *Server) onEvent(ev schemas.Event) {
+	droppable := false
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch ev.Event {
+	case schemas.EventPresence:
+		var p struct {
+			Presence json.RawMessage `json:"presence"`
+		}
+		if json.Unmarshal(ev.Payload, &p) == nil && len(p.Presence) > 0 {
+			s.presence = p.Presence
+		}
+		droppable = true
+	case schemas.EventHealth:
+		if json.Valid(ev.Payload) && len(ev.Payload) > 0 {
+			s.health = ev.Payload
+		}
+		droppable = true
+	case schemas.EventTick:
+		droppable = true
+	case schemas.EventChat:
+		var c struct {
+			State string `json:"state"`
+		}
+		_ = json.Unmarshal(ev.Payload, &c)
+		droppable = c.State == schemas.ChatStateDelta
+	case schemas.EventShutdown:
+		s.announced = true
+	}
+	if ev.StateVersion != nil {
+		s.sv.Presence = max(s.sv.Presence, ev.StateVersion.Presence)
+		s.sv.Health = max(s.sv.Health, ev.StateVersion.Health)
+	}
+	s.fanOutLocked(ev.Event, ev.Payload, ev.StateVersion, droppable)
+}
+
+// fanOutLocked encodes an event once and queues it on every tab past its hello with that
+// tab's next seq. s.mu is held, so every tab sees events in the same order.
+func (s *Server) fanOutLocked(event string, payload json.RawMessage, sv *schemas.StateVersion, droppable bool) {
+	if len(s.tabs) == 0 {
+		return
+	}
+	name, _ := json.Marshal(event)
+	prefix := make([]byte, 0, len(payload)+128)
+	prefix = append(prefix, `{"type":"event","event":`...)
+	prefix = append(prefix, name...)
+	if len(payload) > 0 {
+		prefix = append(prefix, `,"payload":`...)
+		prefix = append(prefix, payload...)
+	}
+	if sv != nil {
+		prefix = fmt.Appendf(prefix, `,"stateVersion":{"presence":%d,"health":%d}`, sv.Presence, sv.Health)
+	}
+	prefix = append(prefix, `,"seq":`...)
+	for t := range s.tabs {
+		if t.registered {
+			t.sendEvent(event, prefix, droppable)
+		}
+	}
+}
+
+// helloOKLocked builds a tab's hello-ok from the upstream one and the current snapshot; s.mu
+// is held.
+func (s *Server) helloOKLocked(tabID string) schemas.HelloOK {
+	ok := schemas.HelloOK{
+		Type:     schemas.TypeHelloOK,
+		Protocol: schemas.ProtocolVersion,
+		Server: schemas.ServerInfo{Version: s.hello.Server.Version, Commit: s.hello.Server.Commit,
+			Host: s.hello.Server.Host, ConnID: tabID},
+		Features: s.hello.Features,
+		Snapshot: schemas.Snapshot{
+			StateVersion: s.sv,
+			UptimeMs:     s.hello.Snapshot.UptimeMs + time.Since(s.helloAt).Milliseconds(),
+		},
+		Policy: schemas.Policy{
+			MaxPayload:       s.maxPayloadLocked(),
+			MaxBufferedBytes: s.cfg.MaxBufferedBytes,
+			TickIntervalMs:   s.hello.Policy.TickIntervalMs,
+		},
+	}
+	if json.Unmarshal(s.presence, &ok.Snapshot.Presence) != nil || ok.Snapshot.Presence == nil {
+		ok.Snapshot.Presence = s.hello.Snapshot.Presence
+	}
+	if json.Unmarshal(s.health, &ok.Snapshot.Health) != nil {
+		ok.Snapshot.Health = s.hello.Snapshot.Health
+	}
+	if ok.Features.Methods == nil {
+		ok.Features.Methods = []string{}
+	}
+	if ok.Features.Events == nil {
+		ok.Features.Events = []string{}
+	}
+	if ok.Snapshot.Presence == nil {
+		ok.Snapshot.Presence = []schemas.PresenceEntry{}
+	}
+	return ok
+}
+
+// maxPayloadLocked is the largest frame a tab may send: the gateway's own limit, since every
+// request goes on to it unchanged. s.mu is held.
+func (s *Server) maxPayloadLocked() int64 {
+	if p := s.hello.Policy.MaxPayload; p > 0 {
+		return p
+	}
+	return DefaultMaxPayload
+}
+
+// presencePayload wraps a presence list as the presence event payload.
+func presencePayload(list json.RawMessage) json.RawMessage {
+	out := make([]byte, 0, len(list)+13)
+	out = append(out, `{"presence":`...)
+	out = append(out, list...)
+	return append(out, '}')
+}

@@ -1,0 +1,289 @@
+// Package webchat is the WebChat server (SPEC §10): it serves the embedded chat page on a
+// loopback port and relays the page's WebSocket (/ws, same origin) to the gateway over one
+// upstream connection made with edge/client as a mode "webchat" client. The server holds the
+// gateway token; browsers never see it. It answers each tab's hello itself from the upstream
+// hello-ok (features and a current snapshot), keeps request ids of different tabs apart by
+// sending every request upstream under the client's own ids, fans events out with a seq per
+// tab through a bounded queue, and turns a lost gateway into UNAVAILABLE answers plus a
+// shutdown event, followed by fresh presence and health events once it is back.
+package webchat
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/clawdis/clawdis/edge/client"
+	"github.com/clawdis/clawdis/schemas"
+)
+
+// Defaults of Config.
+const (
+	DefaultAddr             = "127.0.0.1:18788"
+	DefaultMaxBufferedBytes = 1572864
+	DefaultMaxPayload       = 524288
+	DefaultInstanceID       = "clawdis-webchat"
+	ClientName              = "clawdis-webchat"
+	ClientMode              = "webchat"
+)
+
+// ErrNotLoopback is returned by New when Addr or Listener is not a loopback address: the
+// page and its relay hold the gateway token's power and must only be reachable locally.
+var ErrNotLoopback = errors.New("webchat: listen address must be loopback")
+
+// Config configures the WebChat server. Zero values take the defaults noted per field.
+type Config struct {
+	// Listener is the bound HTTP listener. When nil, Run binds Addr.
+	Listener net.Listener
+	// Addr is bound by Run when Listener is nil. Default "127.0.0.1:18788". Must be loopback.
+	Addr string
+	// GatewayURL is the gateway's WebSocket URL. Default "ws://127.0.0.1:18789".
+	GatewayURL string
+	// Token is the gateway token sent in the upstream hello. Never logged, never sent to a
+	// browser.
+	Token string
+	// Version is reported as the upstream client version. Default "dev".
+	Version string
+	// InstanceID keys the upstream connection's presence entry, so reconnects update one
+	// entry. Default "clawdis-webchat".
+	InstanceID string
+	// Log receives the server's logs. Default discards them.
+	Log *slog.Logger
+	// Schemas are the compiled protocol schemas used to check browser frames. Default
+	// schemas.Load() in New.
+	Schemas *schemas.Set
+	// Backoff is the upstream reconnect policy (also used between failed first dials); see
+	// client.Backoff for its defaults.
+	Backoff client.Backoff
+	// DialTimeout bounds one upstream connect plus handshake. Default 10s.
+	DialTimeout time.Duration
+	// MaxBufferedBytes bounds each tab's outbound queue. Default 1572864.
+	MaxBufferedBytes int64
+	// MaxInFlight bounds the requests one tab may have in flight. Default 32.
+	MaxInFlight int
+	// HandshakeTimeout is how long a tab may take to send its hello. Default 10s.
+	HandshakeTimeout time.Duration
+	// WriteTimeout bounds one frame write to a tab. Default 10s.
+	WriteTimeout time.Duration
+	// ShutdownTimeout bounds how long Run waits for tabs to close on shutdown. Default 5s.
+	ShutdownTimeout time.Duration
+}
+
+func (c Config) withDefaults() (Config, error) {
+	if c.Addr == "" {
+		c.Addr = DefaultAddr
+	}
+	if c.GatewayURL == "" {
+		c.GatewayURL = client.DefaultURL
+	}
+	if c.Version == "" {
+		c.Version = "dev"
+	}
+	if c.InstanceID == "" {
+		c.InstanceID = DefaultInstanceID
+	}
+	if c.Log == nil {
+		c.Log = slog.New(slog.DiscardHandler)
+	}
+	if c.DialTimeout <= 0 {
+		c.DialTimeout = client.DefaultDialTimeout
+	}
+	if c.MaxBufferedBytes <= 0 {
+		c.MaxBufferedBytes = DefaultMaxBufferedBytes
+	}
+	if c.MaxInFlight <= 0 {
+		c.MaxInFlight = 32
+	}
+	if c.HandshakeTimeout <= 0 {
+		c.HandshakeTimeout = 10 * time.Second
+	}
+	if c.WriteTimeout <= 0 {
+		c.WriteTimeout = 10 * time.Second
+	}
+	if c.ShutdownTimeout <= 0 {
+		c.ShutdownTimeout = 5 * time.Second
+	}
+	addr := c.Addr
+	if c.Listener != nil {
+		addr = c.Listener.Addr().String()
+	}
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return c, fmt.Errorf("webchat: address %q: %w", addr, err)
+	}
+	if !loopbackHost(host) {
+		return c, fmt.Errorf("%w: %s", ErrNotLoopback, addr)
+	}
+	return c, nil
+}
+
+// Server is the WebChat HTTP server and relay.
+type Server struct {
+	cfg   Config
+	log   *slog.Logger
+	set   *schemas.Set
+	ready chan struct{}
+	addr  atomic.Pointer[net.Addr]
+	cl    atomic.Pointer[client.Client] // nil until the first upstream connection
+
+	reqCtx    context.Context // parent of every relayed request; canceled on shutdown
+	reqCancel context.CancelFunc
+
+	mu        sync.Mutex // guards everything below and orders the fan-out
+	tabs      map[*tab]struct{}
+	up        bool            // the upstream connection is established
+	everUp    bool            // some upstream connection was established before
+	announced bool            // tabs were told the gateway is gone (shutdown event)
+	stopping  bool            // Run is shutting down: no new tabs
+	hello     schemas.HelloOK // of the current (or last) upstream connection
+	helloAt   time.Time
+	presence  json.RawMessage // current presence list (JSON array)
+	health    json.RawMessage // current HealthSummary
+	sv        schemas.StateVersion
+	tabWG     sync.WaitGroup // tab handlers
+	// upHook, when set (tests), is called under mu with each change of the upstream state.
+	upHook  func(up bool)
+	nextTab atomic.Uint64
+	tabSalt string
+}
+
+// New validates cfg and prepares a server; it does no I/O.
+func New(cfg Config) (*Server, error) {
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	set := cfg.Schemas
+	if set == nil {
+		if set, err = schemas.Load(); err != nil {
+			return nil, fmt.Errorf("webchat: protocol schemas: %w", err)
+		}
+	}
+	var salt [4]byte
+	_, _ = rand.Read(salt[:])
+	s := &Server{
+		cfg:     cfg,
+		log:     cfg.Log.With("component", "webchat"),
+		set:     set,
+		ready:   make(chan struct{}),
+		tabs:    make(map[*tab]struct{}),
+		tabSalt: "wc" + hex.EncodeToString(salt[:]),
+	}
+	s.reqCtx, s.reqCancel = context.WithCancel(context.Background())
+	return s, nil
+}
+
+// Ready is closed once the HTTP listener is bound and served. The upstream connection may
+// still be coming up: until it is, tabs get a hello-error and retry.
+func (s *Server) Ready() <-chan struct{} { return s.ready }
+
+// Addr is the bound HTTP address; nil before Ready.
+func (s *Server) Addr() net.Addr {
+	if a := s.addr.Load(); a != nil {
+		return *a
+	}
+	return nil
+}
+
+// Run serves until ctx ends, then closes every tab (1012 service restart), closes the
+// upstream connection and returns nil once every goroutine it started has stopped. It
+// returns an error when the listener cannot be bound or fails.
+func (s *Server) Run(ctx context.Context) error {
+	defer s.reqCancel()
+	ln := s.cfg.Listener
+	if ln == nil {
+		var err error
+		if ln, err = net.Listen("tcp", s.cfg.Addr); err != nil {
+			return fmt.Errorf("webchat: listen on %s: %w", s.cfg.Addr, err)
+		}
+	}
+	addr := ln.Addr()
+	s.addr.Store(&addr)
+	hs := &http.Server{
+		Handler:           s,
+		ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
+	}
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- hs.Serve(ln) }()
+
+	upCtx, stopUpstream := context.WithCancel(ctx)
+	defer stopUpstream()
+	upDone := make(chan struct{})
+	go func() {
+		defer close(upDone)
+		s.upstream(upCtx)
+	}()
+	close(s.ready)
+	s.log.Info("webchat listening", "url", "http://"+addr.String(), "gateway", s.cfg.GatewayURL)
+
+	var runErr error
+	select {
+	case <-ctx.Done():
+	case err := <-serveErr:
+		if !errors.Is(err, http.ErrServerClosed) {
+			runErr = fmt.Errorf("webchat: serve: %w", err)
+		}
+	}
+	s.shutdown(hs)
+	stopUpstream()
+	<-upDone
+	s.log.Info("webchat stopped")
+	return runErr
+}
+
+// shutdown stops accepting, fails relayed requests, and closes every tab within
+// ShutdownTimeout.
+func (s *Server) shutdown(hs *http.Server) {
+	s.mu.Lock()
+	s.stopping = true
+	s.mu.Unlock()
+	shutCtx, cancel := context.WithTimeout(context.Background(), time.Second)
+	_ = hs.Shutdown(shutCtx) // closes the listener; upgraded connections are ours
+	cancel()
+	s.reqCancel()
+	for _, t := range s.allTabs() {
+		t.close(1012, "service restart")
+	}
+	waited := make(chan struct{})
+	go func() { s.tabWG.Wait(); close(waited) }()
+	select {
+	case <-waited:
+	case <-time.After(s.cfg.ShutdownTimeout):
+		for _, t := range s.allTabs() {
+			_ = t.ws.CloseNow()
+		}
+		<-waited
+	}
+}
+
+func (s *Server) allTabs() []*tab {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]*tab, 0, len(s.tabs))
+	for t := range s.tabs {
+		out = append(out, t)
+	}
+	return out
+}
+
+func (s *Server) newTabID() string {
+	return fmt.Sprintf("%s-%d", s.tabSalt, s.nextTab.Add(1))
+}
+
+func loopbackHost(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
