@@ -185,6 +185,10 @@ func (t *tab) drain() {
 
 // handshake answers the tab's hello from the upstream hello-ok. It returns false when the
 // tab is closing. Any auth in the hello is ignored: the relay holds the gateway token.
+// firstConnectWait bounds how long a hello waits for the first upstream connection (and at
+// most half the handshake timeout, so the tab gets its hello-error before that closes it).
+const firstConnectWait = 5 * time.Second
+
 func (t *tab) handshake(data []byte) bool {
 	v, err := schemas.Decode(data)
 	if err != nil {
@@ -206,6 +210,12 @@ func (t *tab) handshake(data []byte) bool {
 		return false
 	}
 	s := t.s
+	// Right after start the upstream connection may still be on its way: a tab that says
+	// hello then waits for it briefly rather than being turned away.
+	select {
+	case <-s.firstUp:
+	case <-time.After(min(firstConnectWait, s.cfg.HandshakeTimeout/2)):
+	}
 	s.mu.Lock()
 	if !s.up || s.stopping {
 		s.mu.Unlock()

@@ -68,6 +68,9 @@ func (s *Server) onConnect(h schemas.HelloOK) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	again := s.everUp
+	if !again {
+		close(s.firstUp)
+	}
 	s.up, s.everUp, s.announced = true, true, false
 	s.hello, s.helloAt = h, time.Now()
 	s.presence, s.health, s.sv = presence, health, h.Snapshot.StateVersion

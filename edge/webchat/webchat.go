@@ -141,6 +141,7 @@ type Server struct {
 	mu        sync.Mutex // guards everything below and orders the fan-out
 	tabs      map[*tab]struct{}
 	up        bool            // the upstream connection is established
+	firstUp   chan struct{}   // closed when the upstream connection is first established
 	everUp    bool            // some upstream connection was established before
 	announced bool            // tabs were told the gateway is gone (shutdown event)
 	stopping  bool            // Run is shutting down: no new tabs
@@ -175,6 +176,7 @@ func New(cfg Config) (*Server, error) {
 		log:     cfg.Log.With("component", "webchat"),
 		set:     set,
 		ready:   make(chan struct{}),
+		firstUp: make(chan struct{}),
 		tabs:    make(map[*tab]struct{}),
 		tabSalt: "wc" + hex.EncodeToString(salt[:]),
 	}

@@ -1,0 +1,60 @@
+package main
+
+import (
+	"context"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+)
+
+// TestGatewayServesWebChat: the daemon starts the WebChat server on its port; the page is
+// served and a browser-style WebSocket on /ws gets a hello-ok relayed from the gateway.
+func TestGatewayServesWebChat(t *testing.T) {
+	t.Setenv("HOME", t.TempDir())
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := ln.Addr().(*net.TCPAddr).Port
+	ln.Close()
+	startDaemon(t, t.TempDir(), "", func(df *daemonFlags) {
+		df.noWebchat = false
+		df.webchatPort = port
+		df.token = "gw-secret"
+	})
+	base := "http://" + net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+	resp, err := http.Get(base + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.Contains(string(body), "<html") {
+		t.Fatalf("GET / = %d %.200s", resp.StatusCode, body)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	ws, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(base, "http")+"/ws",
+		&websocket.DialOptions{HTTPHeader: http.Header{"Origin": {base}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ws.CloseNow()
+	hello := `{"type":"hello","minProtocol":1,"maxProtocol":1,"client":{"name":"browser","version":"1","platform":"web","mode":"webchat"}}`
+	if err := ws.Write(ctx, websocket.MessageText, []byte(hello)); err != nil {
+		t.Fatal(err)
+	}
+	_, b, err := ws.Read(ctx)
+	if err != nil || !strings.Contains(string(b), `"hello-ok"`) {
+		t.Fatalf("hello over /ws: %v %.200s", err, b)
+	}
+	if strings.Contains(string(b), "gw-secret") {
+		t.Error("the gateway token reached the browser")
+	}
+}
