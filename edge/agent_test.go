@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"slices"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -113,9 +114,11 @@ func TestAgentServiceLostMidRun(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The wait endpoint stops the whole service before answering: the edge then finds no
-	// responder on its next poll, like a crashed agent container.
+	// responder on its next poll, like a crashed agent container. A poll that arrives while
+	// the stop is under way is answered the same way.
+	var stopOnce sync.Once
 	err = svc.AddEndpoint("wait", wire.Handler("wait", func(context.Context, []byte, nats.Header) (any, error) {
-		go func() { _ = svc.Stop(); close(stopped) }()
+		stopOnce.Do(func() { go func() { _ = svc.Stop(); close(stopped) }() })
 		return wire.AgentFinal{Done: false}, nil
 	}), micro.WithEndpointSubject(subject.AgentWait))
 	if err != nil {
