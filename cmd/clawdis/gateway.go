@@ -15,7 +15,6 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/spf13/cobra"
 
-	"github.com/clawdis/clawdis/bus"
 	"github.com/clawdis/clawdis/cmd/clawdis/internal/config"
 	"github.com/clawdis/clawdis/cmd/clawdis/internal/force"
 	"github.com/clawdis/clawdis/edge"
@@ -30,6 +29,7 @@ type daemonFlags struct {
 	stateDir, logFormat     string
 	force, verbose          bool
 	noWebchat, noProviders  bool
+	bus                     busFlags
 	// listening, when set, is called with the bound address once the edge serves (tests).
 	listening func(addr string)
 }
@@ -63,6 +63,7 @@ func newGatewayCmd(stdout, stderr io.Writer) *cobra.Command {
 	f.StringVar(&df.stateDir, "state-dir", "", "state directory (default $CLAWDIS_STATE_DIR, else ~/.clawdis)")
 	f.BoolVar(&df.noProviders, "no-providers", false, "do not start the WhatsApp and Telegram providers")
 	f.StringVar(&df.logFormat, "log-format", "auto", "log format: auto (text on a terminal, else JSON), text or json")
+	df.bus.register(f)
 
 	pf := cmd.PersistentFlags()
 	pf.StringVar(&cf.url, "url", "ws://127.0.0.1:18789", "gateway WebSocket URL (client commands)")
@@ -98,6 +99,7 @@ type settings struct {
 	verbose bool
 	force   bool
 	noProv  bool
+	bus     busPlan
 }
 
 func resolveSettings(df daemonFlags, getenv func(string) string, log *slog.Logger) (settings, error) {
@@ -133,6 +135,9 @@ func resolveSettings(df daemonFlags, getenv func(string) string, log *slog.Logge
 	}
 	if !edge.IsLoopbackHost(s.bind) && s.token == "" {
 		return settings{}, fmt.Errorf("refusing to bind %s without a token: set --token, CLAWDIS_GATEWAY_TOKEN or gateway.token", s.bind)
+	}
+	if s.bus, err = planBus(df.bus, serviceNames(s), getenv); err != nil {
+		return settings{}, err
 	}
 	return s, nil
 }
@@ -176,14 +181,14 @@ func runGateway(ctx context.Context, df daemonFlags, log *slog.Logger) error {
 		return fmt.Errorf("protocol schemas: %w", err)
 	}
 
-	b := bus.New(bus.Config{}, log)
-	if err := b.Start(); err != nil {
+	b, stopBus, err := s.bus.connector(log)
+	if err != nil {
 		return err
 	}
-	defer b.Shutdown()
+	defer stopBus()
 
 	host, _ := os.Hostname()
-	services := serviceNames(s)
+	services := s.bus.inProcess
 	svcCtx, stopServices := context.WithCancel(context.Background())
 	defer stopServices()
 	var conns []*nats.Conn
@@ -232,7 +237,7 @@ func runGateway(ctx context.Context, df daemonFlags, log *slog.Logger) error {
 		Token: s.token, AllowedOrigins: s.cfg.Gateway.AllowedOrigins,
 		MaxPayload: int64(s.cfg.Gateway.MaxPayload), MaxBufferedBytes: int64(s.cfg.Gateway.MaxBufferedBytes),
 		TickInterval: s.cfg.Gateway.TickInterval(), HandshakeTimeout: s.cfg.Gateway.HandshakeTimeout(),
-		Routes: edge.RoutesFor(edge.DefaultRoutes(), services), Verbose: s.verbose,
+		Routes: edge.RoutesFor(edge.DefaultRoutes(), s.bus.expected), Verbose: s.verbose,
 	}, enc, log)
 	if err != nil {
 		return err

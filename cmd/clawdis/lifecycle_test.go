@@ -60,6 +60,13 @@ func startGateway(t *testing.T, home, stateDir string, port int, extra ...string
 	}
 	args := append([]string{"gateway", "--state-dir", stateDir, "--port", strconv.Itoa(port),
 		"--log-format", "json", "--no-providers", "--no-webchat"}, extra...)
+	return startProc(t, home, port, exe, args...)
+}
+
+// startProc runs this test binary as clawdis with args; port is the gateway port it serves
+// (0 for other commands).
+func startProc(t *testing.T, home string, port int, exe string, args ...string) *gatewayProc {
+	t.Helper()
 	cmd := exec.Command(exe, args...)
 	cmd.Env = append(cleanEnv(), childEnv+"=1", "HOME="+home)
 	if os.Getenv("GORACE") == "" {
@@ -71,7 +78,7 @@ func startGateway(t *testing.T, home, stateDir string, port int, extra ...string
 	cmd.Stderr = p.stderr
 	p.started = time.Now()
 	if err := cmd.Start(); err != nil {
-		t.Fatalf("start gateway: %v", err)
+		t.Fatalf("start %v: %v", args, err)
 	}
 	go func() {
 		_ = cmd.Wait()

@@ -57,7 +57,7 @@ func newRootCmd(stdout, stderr io.Writer) *cobra.Command {
 	root.SetErr(stderr)
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	root.AddCommand(newGatewayCmd(stdout, stderr), newVersionCmd(stdout), newLoginCmd(stdout), newLogoutCmd(stdout),
-		newWebChatCmd(stdout))
+		newWebChatCmd(stdout), newServiceCmd(stdout), newBusCmd(stdout))
 	return root
 }
 

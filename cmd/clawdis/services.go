@@ -33,9 +33,13 @@ func serviceNames(s settings) []string {
 }
 
 // buildServices creates each named service on its own bus connection.
-func buildServices(s settings, host string, names []string, connect func(string) (*nats.Conn, error), log *slog.Logger) ([]runner, error) {
+func buildServices(s settings, host string, run []string, connect func(string) (*nats.Conn, error), log *slog.Logger) ([]runner, error) {
+	names := s.bus.expected
+	if names == nil {
+		names = serviceNames(s)
+	}
 	var out []runner
-	for _, name := range names {
+	for _, name := range run {
 		nc, err := connect(name)
 		if err != nil {
 			return nil, err
