@@ -97,3 +97,9 @@ func join(area, id, name string) (string, error) {
 func ProviderTyping(provider string) (string, error) {
 	return join("req.provider", provider, "typing")
 }
+
+// ProviderOwner is the control subject the running copy of a provider answers, so that a
+// second copy for the same account refuses to start (-> wire.ProviderOwner).
+func ProviderOwner(provider string) (string, error) {
+	return join("ctl.provider", provider, "owner")
+}

@@ -34,3 +34,10 @@ type TypingRequest struct {
 	ChatID string `json:"chatId"`
 	On     bool   `json:"on"`
 }
+
+// ProviderOwner identifies the process that runs a provider.
+type ProviderOwner struct {
+	Host      string `json:"host"`
+	PID       int    `json:"pid"`
+	StartedAt int64  `json:"startedAt"` // unix ms
+}

@@ -182,6 +182,11 @@ func (c *Core) Run(ctx context.Context) error {
 	if err := c.open(); err != nil {
 		return err
 	}
+	owner, err := c.claimOwnership(ctx)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = owner.Unsubscribe() }()
 	svc, err := c.serve(ctx)
 	if err != nil {
 		return err
