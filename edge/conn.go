@@ -6,6 +6,7 @@ import (
 	"crypto/subtle"
 	"encoding/json"
 	"errors"
+	"github.com/clawdis/clawdis/edge/internal/outq"
 	"io"
 	"log/slog"
 	"net"
@@ -31,7 +32,7 @@ type conn struct {
 	id       string
 	remoteIP string // empty for loopback clients
 	log      *slog.Logger
-	queue    *outQueue
+	queue    *outq.Queue
 	inflight chan struct{}
 	reqWG    sync.WaitGroup
 
@@ -49,7 +50,7 @@ func (s *Server) serveConn(ws *websocket.Conn, r *http.Request) {
 		ws:        ws,
 		id:        s.newConnID(),
 		remoteIP:  remoteIP(r),
-		queue:     newOutQueue(s.cfg.MaxBufferedBytes),
+		queue:     outq.New(s.cfg.MaxBufferedBytes),
 		inflight:  make(chan struct{}, s.cfg.MaxInFlight),
 		closeDone: make(chan struct{}),
 	}
@@ -88,7 +89,7 @@ func (s *Server) serveConn(ws *websocket.Conn, r *http.Request) {
 		c.announce(wire.ClientDisconnect)
 	}
 	c.reqWG.Wait()
-	c.queue.shut()
+	c.queue.Shut()
 	<-writerDone
 	// Let a close handshake that is under way finish; otherwise drop the socket.
 	started := true
@@ -102,13 +103,13 @@ func (s *Server) serveConn(ws *websocket.Conn, r *http.Request) {
 
 // close closes the connection after what is already queued (hello-error, responses).
 func (c *conn) close(code websocket.StatusCode, reason string) {
-	c.queue.closeAfterFlush(int(code), reason)
+	c.queue.CloseAfterFlush(int(code), reason)
 }
 
 // closeNow closes at once, dropping what is queued (slow consumers).
 func (c *conn) closeNow(code websocket.StatusCode, reason string) {
 	c.closeOnce.Do(func() {
-		c.queue.shut()
+		c.queue.Shut()
 		go func() {
 			defer close(c.closeDone)
 			_ = c.ws.Close(code, reason)
@@ -118,8 +119,8 @@ func (c *conn) closeNow(code websocket.StatusCode, reason string) {
 
 func (c *conn) writeLoop() {
 	var buf [][]byte
-	for range c.queue.wake {
-		frames, cr, done := c.queue.take(buf)
+	for range c.queue.Wake() {
+		frames, cr, done := c.queue.Take(buf)
 		for _, f := range frames {
 			if done {
 				break
@@ -129,11 +130,11 @@ func (c *conn) writeLoop() {
 			cancel()
 			if err != nil {
 				c.log.Debug("write failed", "err", err)
-				c.queue.shut()
+				c.queue.Shut()
 				_ = c.ws.CloseNow()
 				return
 			}
-			c.queue.written(len(f))
+			c.queue.Written(len(f))
 			if c.s.cfg.Verbose {
 				c.log.Debug("frame out", "bytes", len(f), "frame", truncate(f))
 			}
@@ -145,7 +146,7 @@ func (c *conn) writeLoop() {
 		if cr != nil {
 			c.closeOnce.Do(func() {
 				defer close(c.closeDone)
-				_ = c.ws.Close(websocket.StatusCode(cr.code), cr.reason)
+				_ = c.ws.Close(websocket.StatusCode(cr.Code), cr.Reason)
 			})
 			return
 		}
@@ -259,13 +260,13 @@ func (c *conn) handshake(data []byte) bool {
 		ok.Snapshot.Health = s.fallbackHealth()
 	}
 	frame := mustJSON(ok)
-	res := c.queue.push(frame, false)
-	if res == pushed {
+	res := c.queue.Push(frame, false)
+	if res == outq.Pushed {
 		s.conns[c] = struct{}{}
 		c.registered.Store(true)
 	}
 	s.mu.Unlock()
-	if res != pushed {
+	if res != outq.Pushed {
 		c.closeNow(websocket.StatusPolicyViolation, "slow consumer")
 		return false
 	}
@@ -276,7 +277,7 @@ func (c *conn) handshake(data []byte) bool {
 
 func (c *conn) helloError(he schemas.HelloError, code websocket.StatusCode, reason string) {
 	he.Type = schemas.TypeHelloError
-	c.queue.push(mustJSON(he), false)
+	c.queue.Push(mustJSON(he), false)
 	c.close(code, reason)
 }
 
@@ -308,10 +309,10 @@ func (c *conn) sendEvent(event string, prefix []byte, droppable bool) {
 	frame = append(frame, prefix...)
 	frame = strconv.AppendInt(frame, c.seq, 10)
 	frame = append(frame, '}')
-	switch c.queue.push(frame, droppable) {
-	case dropped:
+	switch c.queue.Push(frame, droppable) {
+	case outq.Dropped:
 		c.log.Debug("slow consumer: event skipped", "event", event, "seq", c.seq)
-	case overflow:
+	case outq.Overflow:
 		c.log.Warn("slow consumer: closing", "event", event)
 		c.closeNow(websocket.StatusPolicyViolation, "slow consumer")
 	}
@@ -319,7 +320,7 @@ func (c *conn) sendEvent(event string, prefix []byte, droppable bool) {
 
 // sendRes queues a response; a full queue closes the connection as a slow consumer.
 func (c *conn) sendRes(res schemas.Response) {
-	if c.queue.push(mustJSON(res), false) == overflow {
+	if c.queue.Push(mustJSON(res), false) == outq.Overflow {
 		c.log.Warn("slow consumer: closing", "res", res.ID)
 		c.closeNow(websocket.StatusPolicyViolation, "slow consumer")
 	}

@@ -228,7 +228,7 @@ func (s *Server) shutdown(hs *http.Server) {
 
 	conns := s.snapshotConns()
 	for _, c := range conns {
-		c.queue.closeAfterFlush(1012, "service restart")
+		c.queue.CloseAfterFlush(1012, "service restart")
 	}
 	waited := make(chan struct{})
 	go func() { s.connWG.Wait(); close(waited) }()

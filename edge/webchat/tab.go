@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"github.com/clawdis/clawdis/edge/internal/outq"
 	"io"
 	"log/slog"
 	"strconv"
@@ -25,7 +26,7 @@ type tab struct {
 	ws       *websocket.Conn
 	id       string
 	log      *slog.Logger
-	queue    *outQueue
+	queue    *outq.Queue
 	inflight chan struct{}
 	reqWG    sync.WaitGroup
 	ctx      context.Context // canceled when the tab's reader ends
@@ -47,7 +48,7 @@ func (s *Server) serveTab(ws *websocket.Conn) {
 		s:          s,
 		ws:         ws,
 		id:         s.newTabID(),
-		queue:      newOutQueue(s.cfg.MaxBufferedBytes),
+		queue:      outq.New(s.cfg.MaxBufferedBytes),
 		inflight:   make(chan struct{}, s.cfg.MaxInFlight),
 		closeDone:  make(chan struct{}),
 		maxPayload: DefaultMaxPayload,
@@ -80,7 +81,7 @@ func (s *Server) serveTab(ws *websocket.Conn) {
 	s.mu.Unlock()
 	t.cancel()
 	t.reqWG.Wait()
-	t.queue.shut()
+	t.queue.Shut()
 	<-writerDone
 	started := true
 	t.closeOnce.Do(func() { started = false; close(t.closeDone) })
@@ -93,13 +94,13 @@ func (s *Server) serveTab(ws *websocket.Conn) {
 
 // close closes the tab after what is already queued.
 func (t *tab) close(code websocket.StatusCode, reason string) {
-	t.queue.closeAfterFlush(int(code), reason)
+	t.queue.CloseAfterFlush(int(code), reason)
 }
 
 // closeNow closes at once, dropping what is queued (slow tabs).
 func (t *tab) closeNow(code websocket.StatusCode, reason string) {
 	t.closeOnce.Do(func() {
-		t.queue.shut()
+		t.queue.Shut()
 		go func() {
 			defer close(t.closeDone)
 			_ = t.ws.Close(code, reason)
@@ -109,8 +110,8 @@ func (t *tab) closeNow(code websocket.StatusCode, reason string) {
 
 func (t *tab) writeLoop() {
 	var buf [][]byte
-	for range t.queue.wake {
-		frames, cr, done := t.queue.take(buf)
+	for range t.queue.Wake() {
+		frames, cr, done := t.queue.Take(buf)
 		for _, f := range frames {
 			if done {
 				break
@@ -120,11 +121,11 @@ func (t *tab) writeLoop() {
 			cancel()
 			if err != nil {
 				t.log.Debug("write failed", "err", err)
-				t.queue.shut()
+				t.queue.Shut()
 				_ = t.ws.CloseNow()
 				return
 			}
-			t.queue.written(len(f))
+			t.queue.Written(len(f))
 		}
 		buf = frames
 		if done {
@@ -133,7 +134,7 @@ func (t *tab) writeLoop() {
 		if cr != nil {
 			t.closeOnce.Do(func() {
 				defer close(t.closeDone)
-				_ = t.ws.Close(websocket.StatusCode(cr.code), cr.reason)
+				_ = t.ws.Close(websocket.StatusCode(cr.Code), cr.Reason)
 			})
 			return
 		}
@@ -225,13 +226,13 @@ func (t *tab) handshake(data []byte) bool {
 	ok := s.helloOKLocked(t.id)
 	t.maxPayload = ok.Policy.MaxPayload
 	frame, err := json.Marshal(ok)
-	res := closing
+	res := outq.Closing
 	if err == nil {
-		res = t.queue.push(frame, false)
+		res = t.queue.Push(frame, false)
 	}
-	t.registered = res == pushed
+	t.registered = res == outq.Pushed
 	s.mu.Unlock()
-	if res != pushed {
+	if res != outq.Pushed {
 		t.closeNow(websocket.StatusPolicyViolation, "slow consumer")
 		return false
 	}
@@ -242,7 +243,7 @@ func (t *tab) handshake(data []byte) bool {
 func (t *tab) helloError(he schemas.HelloError, code websocket.StatusCode, reason string) {
 	he.Type = schemas.TypeHelloError
 	if b, err := json.Marshal(he); err == nil {
-		t.queue.push(b, false)
+		t.queue.Push(b, false)
 	}
 	t.close(code, reason)
 }
@@ -254,10 +255,10 @@ func (t *tab) sendEvent(event string, prefix []byte, droppable bool) {
 	frame = append(frame, prefix...)
 	frame = strconv.AppendInt(frame, t.seq, 10)
 	frame = append(frame, '}')
-	switch t.queue.push(frame, droppable) {
-	case dropped:
+	switch t.queue.Push(frame, droppable) {
+	case outq.Dropped:
 		t.log.Debug("slow tab: event skipped", "event", event, "seq", t.seq)
-	case overflow:
+	case outq.Overflow:
 		t.log.Warn("slow tab: closing", "event", event)
 		t.closeNow(websocket.StatusPolicyViolation, "slow consumer")
 	}
@@ -271,7 +272,7 @@ func (t *tab) sendRes(res schemas.Response) {
 		t.log.Error("encode response", "id", res.ID, "err", err)
 		return
 	}
-	if t.queue.push(b, false) == overflow {
+	if t.queue.Push(b, false) == outq.Overflow {
 		t.log.Warn("slow tab: closing", "res", res.ID)
 		t.closeNow(websocket.StatusPolicyViolation, "slow consumer")
 	}
