@@ -5,14 +5,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
 	"slices"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/clawdis/clawdis/bus/wire"
-	"github.com/clawdis/clawdis/services/internal/idem"
+	"github.com/clawdis/clawdis/services/internal/statefile"
 )
 
 // ErrJournalCorrupt is returned (wrapped) when the journal file cannot be decoded; the file
@@ -55,21 +54,18 @@ func (j *journal) load(now time.Time) error {
 	if j.path == "" {
 		return nil
 	}
-	b, err := os.ReadFile(j.path)
-	switch {
-	case errors.Is(err, os.ErrNotExist):
-		return nil
-	case err != nil:
-		return fmt.Errorf("autoreply: read journal %s: %w", j.path, err)
-	}
 	var f journalFile
-	if err := json.Unmarshal(b, &f); err != nil || f.Version != journalVersion {
-		if err == nil {
-			err = fmt.Errorf("unknown version %d", f.Version)
+	err := statefile.ReadJSON(j.path, &f, now, func() error {
+		if f.Version != journalVersion {
+			return fmt.Errorf("unknown version %d", f.Version)
 		}
-		aside := fmt.Sprintf("%s.corrupt-%d", j.path, now.Unix())
-		_ = os.Rename(j.path, aside)
-		return fmt.Errorf("%w: %s (moved to %s): %w", ErrJournalCorrupt, j.path, aside, err)
+		return nil
+	})
+	if errors.Is(err, statefile.ErrCorrupt) {
+		return fmt.Errorf("%w: %w", ErrJournalCorrupt, err)
+	}
+	if err != nil {
+		return fmt.Errorf("autoreply: journal: %w", err)
 	}
 	j.mu.Lock()
 	defer j.mu.Unlock()
@@ -137,7 +133,7 @@ func (j *journal) saveLocked() error {
 	if err != nil {
 		return fmt.Errorf("autoreply: encode journal: %w", err)
 	}
-	if err := idem.WriteFileAtomic(j.path, b); err != nil {
+	if err := statefile.WriteAtomic(j.path, b); err != nil {
 		return fmt.Errorf("autoreply: save journal: %w", err)
 	}
 	return nil

@@ -5,12 +5,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
 	"slices"
 	"sync"
 	"time"
 
-	"github.com/clawdis/clawdis/services/internal/idem"
+	"github.com/clawdis/clawdis/services/internal/statefile"
 )
 
 // Bounds of the inbound dedupe records.
@@ -48,18 +47,12 @@ func openSeen(path string, now func() time.Time) (*seenStore, error) {
 	if path == "" {
 		return s, nil
 	}
-	b, err := os.ReadFile(path)
-	switch {
-	case errors.Is(err, os.ErrNotExist):
-		return s, nil
-	case err != nil:
-		return nil, fmt.Errorf("read inbound dedupe %s: %w", path, err)
-	}
 	var entries []seenEntry
-	if err := json.Unmarshal(b, &entries); err != nil {
-		aside := fmt.Sprintf("%s.corrupt-%d", path, now().Unix())
-		_ = os.Rename(path, aside)
-		return s, fmt.Errorf("inbound dedupe %s unreadable (moved to %s): %w", path, aside, err)
+	if err := statefile.ReadJSON(path, &entries, now(), nil); err != nil {
+		if !errors.Is(err, statefile.ErrCorrupt) {
+			return nil, fmt.Errorf("inbound dedupe: %w", err)
+		}
+		return s, fmt.Errorf("inbound dedupe: %w", err)
 	}
 	slices.SortStableFunc(entries, func(a, b seenEntry) int { return cmp.Compare(a.At, b.At) })
 	for _, e := range entries {
@@ -122,7 +115,7 @@ func (s *seenStore) save() error {
 	if err != nil {
 		return fmt.Errorf("encode inbound dedupe: %w", err)
 	}
-	if err := idem.WriteFileAtomic(s.path, b); err != nil {
+	if err := statefile.WriteAtomic(s.path, b); err != nil {
 		s.mu.Lock()
 		s.dirty = true
 		s.mu.Unlock()

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/clawdis/clawdis/bus/wire"
+	"github.com/clawdis/clawdis/services/internal/statefile"
 )
 
 // StoreFile is the name of the session store inside Config.Dir.
@@ -239,57 +240,19 @@ func decodeStore(data []byte) (map[string]*entry, error) {
 	return entries, nil
 }
 
-// save writes entries atomically: a temporary file in the same directory, fsynced, renamed
-// over the store, then the directory fsynced (best effort: not every file system supports
-// it). The directory is created (0700) when missing. After a failure the next load re-reads
-// the file, whichever version it holds.
+// save writes entries atomically (statefile.WriteAtomic). After a failure the next load
+// re-reads the file, whichever version it holds.
 func (s *store) save() error {
 	s.loaded = false
 	data, err := json.MarshalIndent(s.entries, "", "  ")
 	if err != nil {
 		return fmt.Errorf("encode session store: %w", err)
 	}
-	data = append(data, '\n')
-	if err := os.MkdirAll(s.dir, 0o700); err != nil {
-		return fmt.Errorf("create sessions dir: %w", err)
+	if err := statefile.WriteAtomic(s.path, append(data, '\n')); err != nil {
+		return fmt.Errorf("session store: %w", err)
 	}
-	tmp, err := os.CreateTemp(s.dir, StoreFile+".*.tmp") // mode 0600
-	if err != nil {
-		return fmt.Errorf("write session store: %w", err)
-	}
-	done := false
-	defer func() {
-		if !done {
-			_ = tmp.Close()
-			_ = os.Remove(tmp.Name())
-		}
-	}()
-	if _, err := tmp.Write(data); err != nil {
-		return fmt.Errorf("write session store: %w", err)
-	}
-	if err := tmp.Sync(); err != nil {
-		return fmt.Errorf("sync session store: %w", err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("write session store: %w", err)
-	}
-	if err := os.Rename(tmp.Name(), s.path); err != nil {
-		return fmt.Errorf("replace session store: %w", err)
-	}
-	done = true
-	syncDir(s.dir)
 	if fi, err := os.Stat(s.path); err == nil {
 		s.stamp, s.loaded = stampOf(fi), true
 	}
 	return nil
-}
-
-// syncDir makes a rename in dir durable, where the file system supports it.
-func syncDir(dir string) {
-	d, err := os.Open(dir)
-	if err != nil {
-		return
-	}
-	_ = d.Sync()
-	_ = d.Close()
 }

@@ -9,12 +9,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
 	"sync"
 	"time"
 
 	"github.com/clawdis/clawdis/bus/wire"
+	"github.com/clawdis/clawdis/services/internal/statefile"
 )
 
 // Result is a remembered outcome: OK with Payload, or Error (with an optional Payload).
@@ -48,8 +47,8 @@ type Store struct {
 	running map[string]chan struct{}
 }
 
-// ErrCorrupt is returned by Open when the records file cannot be decoded.
-var ErrCorrupt = errors.New("idempotency records unreadable")
+// ErrCorrupt is wrapped by Open's error when the records file cannot be decoded.
+var ErrCorrupt = statefile.ErrCorrupt
 
 // Open loads the records at cfg.Path (a missing file is empty). A corrupt file is moved
 // aside to <path>.corrupt-<unix> so that it is kept for inspection, and Open starts empty
@@ -69,18 +68,12 @@ func Open(cfg Config) (*Store, error) {
 	if cfg.Path == "" {
 		return s, nil
 	}
-	b, err := os.ReadFile(cfg.Path)
-	switch {
-	case errors.Is(err, os.ErrNotExist):
-		return s, nil
-	case err != nil:
-		return nil, fmt.Errorf("idem: read %s: %w", cfg.Path, err)
-	}
-	if err := json.Unmarshal(b, &s.done); err != nil {
+	if err := statefile.ReadJSON(cfg.Path, &s.done, cfg.Now(), nil); err != nil {
+		if !errors.Is(err, ErrCorrupt) {
+			return nil, fmt.Errorf("idem: %w", err)
+		}
 		s.done = map[string]Result{}
-		aside := fmt.Sprintf("%s.corrupt-%d", cfg.Path, cfg.Now().Unix())
-		_ = os.Rename(cfg.Path, aside)
-		return s, fmt.Errorf("%w: %s (moved to %s): %w", ErrCorrupt, cfg.Path, aside, err)
+		return s, fmt.Errorf("idempotency records: %w", err)
 	}
 	s.mu.Lock()
 	s.pruneLocked()
@@ -197,37 +190,5 @@ func (s *Store) saveLocked() error {
 	if err != nil {
 		return fmt.Errorf("idem: encode: %w", err)
 	}
-	return WriteFileAtomic(s.cfg.Path, b)
-}
-
-// WriteFileAtomic writes b to path through a temp file in the same directory (mode 0600,
-// fsynced) and a rename, creating the directory (0700) when missing.
-func WriteFileAtomic(path string, b []byte) error {
-	dir := filepath.Dir(path)
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	tmp := f.Name()
-	_, err = f.Write(b)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Chmod(tmp, 0o600)
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err != nil {
-		_ = os.Remove(tmp)
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	return nil
+	return statefile.WriteAtomic(s.cfg.Path, b)
 }
