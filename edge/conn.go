@@ -417,11 +417,6 @@ func (c *conn) call(id string, route Route, params []byte) {
 		}
 	}
 	payload, we := c.request(route, subj, body, id, route.Deadline)
-	if we == nil && route.Reply != nil {
-		if payload, err = route.Reply(payload); err != nil {
-			we = wire.Unavailable(false, "%s: %s", route.Method, err.Error())
-		}
-	}
 	if we != nil {
 		c.sendError(id, we)
 		return

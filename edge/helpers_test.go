@@ -67,7 +67,7 @@ func startFakeServices(t testing.TB, nc *nats.Conn) *fakeServices {
 	if err != nil {
 		t.Fatal(err)
 	}
-	list := schemas.PresencePayload{Presence: []schemas.PresenceEntry{{Host: "gw", Mode: "gateway", Reason: "self", Ts: 1}}}
+	list := []schemas.PresenceEntry{{Host: "gw", Mode: "gateway", Reason: "self", Ts: 1}}
 	add := func(svc micro.Service, name, subj string, fn wire.HandlerFunc) {
 		if err := svc.AddEndpoint(name, wire.Handler(name, fn), micro.WithEndpointSubject(subj)); err != nil {
 			t.Fatal(err)

@@ -28,8 +28,6 @@ type Route struct {
 	// Rewrite, when set, turns the client's params into the bus request body; maxPayload is
 	// the connection's frame limit.
 	Rewrite func(params []byte, maxPayload int64) ([]byte, error)
-	// Reply, when set, turns the service's answer into the method's payload.
-	Reply func(payload []byte) ([]byte, error)
 }
 
 // Events a route's service publishes, broadcast by the edge under these names.
@@ -43,7 +41,7 @@ func DefaultRoutes() []Route {
 	return []Route{
 		{Method: schemas.MethodHealth, Subject: subject.HealthGet, Service: subject.ServiceHealth, Deadline: quick},
 		{Method: schemas.MethodStatus, Subject: subject.HealthStatus, Service: subject.ServiceHealth, Deadline: quick},
-		{Method: schemas.MethodSystemPresence, Subject: subject.PresenceList, Service: subject.ServicePresence, Deadline: quick, Reply: presenceList},
+		{Method: schemas.MethodSystemPresence, Subject: subject.PresenceList, Service: subject.ServicePresence, Deadline: quick},
 		{Method: schemas.MethodSystemEvent, Subject: subject.PresenceEvent, Service: subject.ServicePresence, Deadline: quick},
 		{Method: schemas.MethodSend, Service: "provider", SubjectFor: sendSubject, Deadline: 60 * time.Second},
 		{Method: schemas.MethodAgent, Subject: subject.AgentRun, Final: subject.AgentWait, Service: subject.ServiceAgent, Deadline: 10 * time.Second},
@@ -79,18 +77,6 @@ func sendSubject(params []byte) (string, error) {
 		p.Provider = subject.ServiceWhatsApp
 	}
 	return subject.ProviderSend(p.Provider)
-}
-
-// presenceList unwraps the presence service's {"presence":[…]} into the bare list that
-// system-presence answers (SPEC §6.3).
-func presenceList(payload []byte) ([]byte, error) {
-	var p struct {
-		Presence json.RawMessage `json:"presence"`
-	}
-	if err := json.Unmarshal(payload, &p); err != nil || len(p.Presence) == 0 || p.Presence[0] != '[' {
-		return nil, fmt.Errorf("presence service answered without a list")
-	}
-	return p.Presence, nil
 }
 
 // historyRequest adds the byte bound of the frame to chat.history params: the answer must

@@ -399,10 +399,10 @@ func (s *Server) ensureState() {
 	needPresence, needHealth := s.presence == nil, s.health == nil
 	s.mu.Unlock()
 	if needPresence {
-		if data, err := wire.Request(ctx, s.nc, subject.PresenceList, nil, nil); err == nil {
+		if data, err := wire.Request(ctx, s.nc, subject.PresenceList, nil, nil); err == nil && len(data) > 0 && data[0] == '[' {
 			s.mu.Lock()
-			if s.presence == nil {
-				s.presence = data
+			if s.presence == nil { // kept in the presence event's shape
+				s.presence = append(append([]byte(`{"presence":`), data...), '}')
 			}
 			s.mu.Unlock()
 		}

@@ -13,7 +13,7 @@ const Prefix = "gw.v1"
 
 // Request subjects (request-reply).
 const (
-	PresenceList    = "gw.v1.req.presence.list"    // -> {"presence":[PresenceEntry]}
+	PresenceList    = "gw.v1.req.presence.list"    // -> [PresenceEntry], newest first
 	PresenceEvent   = "gw.v1.req.presence.event"   // system-event params -> {"ok":true}
 	PresenceClient  = "gw.v1.req.presence.client"  // wire.ClientPresence -> {"ok":true}
 	PresenceQueue   = "gw.v1.req.presence.queue"   // {} -> wire.SystemEventQueue (peek)

@@ -120,7 +120,7 @@ func startFakeServices(t *testing.T, nc *nats.Conn) {
 		}
 	}
 	presence := svc(subject.ServicePresence)
-	list := schemas.PresencePayload{Presence: []schemas.PresenceEntry{{Host: "gw", Mode: "gateway", Reason: "self", Ts: 1}}}
+	list := []schemas.PresenceEntry{{Host: "gw", Mode: "gateway", Reason: "self", Ts: 1}}
 	add(presence, "list", subject.PresenceList, func(context.Context, []byte, nats.Header) (any, error) { return list, nil })
 	add(presence, "client", subject.PresenceClient, func(context.Context, []byte, nats.Header) (any, error) {
 		return schemas.OKPayload{OK: true}, nil

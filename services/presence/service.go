@@ -254,7 +254,7 @@ func (s *Service) handleList(context.Context, []byte, nats.Header) (any, error) 
 	if s.reg.expire(now) {
 		s.publishLocked(now)
 	}
-	return schemas.PresencePayload{Presence: s.reg.list(now)}, nil
+	return s.reg.list(now), nil // system-presence answers the bare list (SPEC §6.3)
 }
 
 func (s *Service) handleEvent(_ context.Context, data []byte, _ nats.Header) (any, error) {

@@ -151,11 +151,11 @@ func (h *harness) list() []schemas.PresenceEntry {
 	if err != nil {
 		h.t.Fatalf("list: %v", err)
 	}
-	var p schemas.PresencePayload
-	if err := json.Unmarshal(reply, &p); err != nil {
+	var list []schemas.PresenceEntry
+	if err := json.Unmarshal(reply, &list); err != nil {
 		h.t.Fatalf("decode list %s: %v", reply, err)
 	}
-	return p.Presence
+	return list
 }
 
 func (h *harness) queue(subj string) []string {
