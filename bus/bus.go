@@ -179,19 +179,24 @@ func (b *Bus) Connect(name string, extra ...nats.Option) (*nats.Conn, error) {
 		nats.InProcessServer(b.ns),
 		nats.Token(b.cfg.Token),
 		nats.MaxReconnects(-1),
-		nats.ErrorHandler(func(_ *nats.Conn, sub *nats.Subscription, err error) {
-			if sub != nil {
-				log.Warn("bus subscription error", "subject", sub.Subject, "err", err)
-				return
-			}
-			log.Warn("bus connection error", "err", err)
-		}),
+		nats.ErrorHandler(logAsyncErrors(log)),
 	}, extra...)
 	nc, err := nats.Connect("", opts...)
 	if err != nil {
 		return nil, fmt.Errorf("bus: connect %s: %w", name, err)
 	}
 	return nc, nil
+}
+
+// logAsyncErrors reports the connection's asynchronous errors (slow consumers among them).
+func logAsyncErrors(log *slog.Logger) nats.ErrHandler {
+	return func(_ *nats.Conn, sub *nats.Subscription, err error) {
+		if sub != nil {
+			log.Warn("bus subscription error", "subject", sub.Subject, "err", err)
+			return
+		}
+		log.Warn("bus connection error", "err", err)
+	}
 }
 
 // Shutdown stops the server and waits for it to finish.

@@ -49,13 +49,7 @@ func (r *Remote) Connect(name string, extra ...nats.Option) (*nats.Conn, error) 
 			}
 		}),
 		nats.ReconnectHandler(func(*nats.Conn) { log.Info("bus reconnected") }),
-		nats.ErrorHandler(func(_ *nats.Conn, sub *nats.Subscription, err error) {
-			if sub != nil {
-				log.Warn("bus subscription error", "subject", sub.Subject, "err", err)
-				return
-			}
-			log.Warn("bus connection error", "err", err)
-		}),
+		nats.ErrorHandler(logAsyncErrors(log)),
 	}, extra...)
 	nc, err := nats.Connect(r.url, opts...)
 	if err != nil {

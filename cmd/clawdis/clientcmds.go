@@ -7,14 +7,12 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"runtime"
 	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/clawdis/clawdis/cmd/clawdis/internal/config"
-	"github.com/clawdis/clawdis/edge/client"
 	"github.com/clawdis/clawdis/schemas"
 	"github.com/clawdis/clawdis/services/health"
 )
@@ -35,30 +33,19 @@ func clientToken(flag string) string {
 	return ""
 }
 
-// callGateway connects as a cli client, makes one request and closes.
+// callGateway connects as a cli client, makes one request and closes; --timeout bounds
+// both.
 func callGateway(ctx context.Context, cf *clientFlags, method string, params any) (json.RawMessage, error) {
 	ctx, cancel := context.WithTimeout(ctx, cf.timeout)
 	defer cancel()
-	c, err := client.Dial(ctx, client.Options{
-		URL:         cf.url,
-		Token:       clientToken(cf.token),
-		Client:      schemas.ClientInfo{Name: "clawdis-cli", Version: version, Platform: runtime.GOOS, Mode: "cli"},
-		DialTimeout: cf.timeout,
-	})
+	c, err := dialGateway(ctx, cf, nil)
 	if err != nil {
 		return nil, err
 	}
 	defer c.Close()
 	payload, err := c.Request(ctx, method, params)
 	if err != nil {
-		var re *client.ResponseError
-		if errors.As(err, &re) {
-			return nil, fmt.Errorf("%s failed: %s", method, re.Error())
-		}
-		if errors.Is(err, context.DeadlineExceeded) {
-			return nil, fmt.Errorf("%s: no answer within %s", method, cf.timeout)
-		}
-		return nil, fmt.Errorf("%s: %w", method, err)
+		return nil, methodError(method, err, cf.timeout)
 	}
 	return payload, nil
 }
