@@ -134,3 +134,31 @@ func RespondError(req micro.Request, name string, err error) {
 	body, _ := json.Marshal(werr)
 	_ = req.Error(werr.Code, werr.Message, body)
 }
+
+// Endpoint is one request subject a service answers.
+type Endpoint struct {
+	Name    string // the micro endpoint name
+	Subject string
+	Handler micro.Handler // usually Handler(name, fn)
+}
+
+// AddService registers a nats micro service with its endpoints and returns once they are
+// subscribed on the server (so a request sent next is answered). When any step fails it
+// stops what it registered and returns an error naming the step.
+func AddService(nc *nats.Conn, cfg micro.Config, endpoints ...Endpoint) (micro.Service, error) {
+	svc, err := micro.AddService(nc, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("%s: add micro service: %w", cfg.Name, err)
+	}
+	for _, e := range endpoints {
+		if err := svc.AddEndpoint(e.Name, e.Handler, micro.WithEndpointSubject(e.Subject)); err != nil {
+			_ = svc.Stop()
+			return nil, fmt.Errorf("%s: add endpoint %s: %w", cfg.Name, e.Subject, err)
+		}
+	}
+	if err := nc.Flush(); err != nil {
+		_ = svc.Stop()
+		return nil, fmt.Errorf("%s: flush subscriptions: %w", cfg.Name, err)
+	}
+	return svc, nil
+}

@@ -102,31 +102,17 @@ func (s *Service) Run(ctx context.Context) error {
 	s.idem, s.runCtx = store, runCtx
 	s.mu.Unlock()
 
-	svc, err := micro.AddService(s.nc, micro.Config{
+	svc, err := wire.AddService(s.nc, micro.Config{
 		Name:        subject.ServiceAgent,
 		Version:     Version,
 		Description: "agent runs and chat turns",
-	})
+	},
+		wire.Endpoint{Name: "run", Subject: subject.AgentRun, Handler: wire.Handler("agent.run", s.handleRun)},
+		wire.Endpoint{Name: "wait", Subject: subject.AgentWait, Handler: micro.HandlerFunc(s.handleWait)},
+		wire.Endpoint{Name: "chat_send", Subject: subject.ChatSend, Handler: wire.Handler("chat.send", s.handleChatSend)},
+	)
 	if err != nil {
-		return fmt.Errorf("agent: add micro service: %w", err)
-	}
-	endpoints := []struct {
-		name, subj string
-		h          micro.Handler
-	}{
-		{"run", subject.AgentRun, wire.Handler("agent.run", s.handleRun)},
-		{"wait", subject.AgentWait, micro.HandlerFunc(s.handleWait)},
-		{"chat_send", subject.ChatSend, wire.Handler("chat.send", s.handleChatSend)},
-	}
-	for _, e := range endpoints {
-		if err := svc.AddEndpoint(e.name, e.h, micro.WithEndpointSubject(e.subj)); err != nil {
-			_ = svc.Stop()
-			return fmt.Errorf("agent: add endpoint %s: %w", e.subj, err)
-		}
-	}
-	if err := s.nc.Flush(); err != nil {
-		_ = svc.Stop()
-		return fmt.Errorf("agent: flush subscriptions: %w", err)
+		return err
 	}
 	close(s.ready)
 	s.log.Info("agent service started", "backend", backendName(s.cfg.Backend),

@@ -184,40 +184,26 @@ func (s *Service) Run(ctx context.Context) error {
 	}
 	defer func() { _ = sub.Unsubscribe() }()
 
-	svc, err := micro.AddService(s.nc, micro.Config{
+	get := func(context.Context, []byte, nats.Header) (any, error) {
+		return s.health(s.state.get(), time.Now()), nil
+	}
+	status := func(context.Context, []byte, nats.Header) (any, error) { return s.status(ctx), nil }
+	svc, err := wire.AddService(s.nc, micro.Config{
 		Name:        subject.ServiceHealth,
 		Version:     Version,
 		Description: "gateway health and status summaries",
-	})
+	},
+		wire.Endpoint{Name: "get", Subject: subject.HealthGet, Handler: wire.Handler("health.get", get)},
+		wire.Endpoint{Name: "status", Subject: subject.HealthStatus, Handler: wire.Handler("health.status", status)},
+	)
 	if err != nil {
-		return fmt.Errorf("health: add micro service: %w", err)
+		return err
 	}
 	defer func() {
 		if err := svc.Stop(); err != nil {
 			s.log.Warn("stopping micro service failed", "err", err)
 		}
 	}()
-	endpoints := []struct {
-		name, subj string
-		fn         wire.HandlerFunc
-	}{
-		{"get", subject.HealthGet, func(context.Context, []byte, nats.Header) (any, error) {
-			start := time.Now()
-			return s.health(s.state.get(), start), nil
-		}},
-		{"status", subject.HealthStatus, func(context.Context, []byte, nats.Header) (any, error) {
-			return s.status(ctx), nil
-		}},
-	}
-	for _, e := range endpoints {
-		h := wire.Handler("health."+e.name, e.fn)
-		if err := svc.AddEndpoint(e.name, h, micro.WithEndpointSubject(e.subj)); err != nil {
-			return fmt.Errorf("health: add endpoint %s: %w", e.subj, err)
-		}
-	}
-	if err := s.nc.Flush(); err != nil {
-		return fmt.Errorf("health: flush subscriptions: %w", err)
-	}
 	close(s.ready)
 	s.log.Info("health service started", "services", strings.Join(s.cfg.Services, ","),
 		"probe_interval", s.cfg.ProbeInterval)

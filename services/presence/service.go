@@ -135,34 +135,20 @@ func (s *Service) Ready() <-chan struct{} { return s.ready }
 // entries every SweepInterval, and serves until ctx ends. It then stops the micro service
 // and its own goroutines and returns nil. It returns an error only when registration fails.
 func (s *Service) Run(ctx context.Context) error {
-	svc, err := micro.AddService(s.nc, micro.Config{
+	h := func(name string, fn wire.HandlerFunc) micro.Handler { return wire.Handler("presence."+name, fn) }
+	svc, err := wire.AddService(s.nc, micro.Config{
 		Name:        subject.ServicePresence,
 		Version:     Version,
 		Description: "presence list and system-event queue",
-	})
+	},
+		wire.Endpoint{Name: "list", Subject: subject.PresenceList, Handler: h("list", s.handleList)},
+		wire.Endpoint{Name: "event", Subject: subject.PresenceEvent, Handler: h("event", s.handleEvent)},
+		wire.Endpoint{Name: "client", Subject: subject.PresenceClient, Handler: h("client", s.handleClient)},
+		wire.Endpoint{Name: "queue", Subject: subject.PresenceQueue, Handler: h("queue", s.handleQueue)},
+		wire.Endpoint{Name: "drain", Subject: subject.PresenceDrain, Handler: h("drain", s.handleDrain)},
+	)
 	if err != nil {
-		return fmt.Errorf("presence: add service: %w", err)
-	}
-	endpoints := []struct {
-		name, subj string
-		fn         wire.HandlerFunc
-	}{
-		{"list", subject.PresenceList, s.handleList},
-		{"event", subject.PresenceEvent, s.handleEvent},
-		{"client", subject.PresenceClient, s.handleClient},
-		{"queue", subject.PresenceQueue, s.handleQueue},
-		{"drain", subject.PresenceDrain, s.handleDrain},
-	}
-	for _, ep := range endpoints {
-		h := wire.Handler("presence."+ep.name, ep.fn)
-		if err := svc.AddEndpoint(ep.name, h, micro.WithEndpointSubject(ep.subj)); err != nil {
-			_ = svc.Stop()
-			return fmt.Errorf("presence: add endpoint %s: %w", ep.subj, err)
-		}
-	}
-	if err := s.nc.Flush(); err != nil {
-		_ = svc.Stop()
-		return fmt.Errorf("presence: flush subscriptions: %w", err)
+		return err
 	}
 	close(s.ready)
 	s.log.Info("presence service started", "self_key", s.cfg.SelfKey, "host", s.cfg.Host)

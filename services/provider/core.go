@@ -189,11 +189,7 @@ func (c *Core) Run(ctx context.Context) error {
 	defer func() { _ = owner.Unsubscribe() }()
 	svc, err := c.serve(ctx)
 	if err != nil {
-		return err
-	}
-	if err := c.nc.Flush(); err != nil {
-		_ = svc.Stop()
-		return fmt.Errorf("provider %s: flush subscriptions: %w", c.id, err)
+		return fmt.Errorf("provider %w", err)
 	}
 	close(c.ready)
 	c.log.Info("provider started")
@@ -263,32 +259,18 @@ func (c *Core) open() error {
 
 // serve registers the micro service and its endpoints.
 func (c *Core) serve(ctx context.Context) (micro.Service, error) {
-	svc, err := micro.AddService(c.nc, micro.Config{
+	send := func(_ context.Context, data []byte, _ nats.Header) (any, error) { return c.handleSend(ctx, data) }
+	status := func(context.Context, []byte, nats.Header) (any, error) { return c.State(), nil }
+	typing := func(_ context.Context, data []byte, _ nats.Header) (any, error) { return c.handleTyping(ctx, data) }
+	return wire.AddService(c.nc, micro.Config{
 		Name:        c.id,
 		Version:     Version,
 		Description: c.id + " provider: send, status, typing",
-	})
-	if err != nil {
-		return nil, fmt.Errorf("provider %s: add micro service: %w", c.id, err)
-	}
-	endpoints := []struct {
-		name, subj string
-		h          micro.Handler
-	}{
-		{"send", c.subjSend, c.worker(ctx, wire.Handler(c.id+".send",
-			func(_ context.Context, data []byte, _ nats.Header) (any, error) { return c.handleSend(ctx, data) }))},
-		{"status", c.subjStatus, wire.Handler(c.id+".status",
-			func(context.Context, []byte, nats.Header) (any, error) { return c.State(), nil })},
-		{"typing", c.subjTyping, c.worker(ctx, wire.Handler(c.id+".typing",
-			func(_ context.Context, data []byte, _ nats.Header) (any, error) { return c.handleTyping(ctx, data) }))},
-	}
-	for _, e := range endpoints {
-		if err := svc.AddEndpoint(e.name, e.h, micro.WithEndpointSubject(e.subj)); err != nil {
-			_ = svc.Stop()
-			return nil, fmt.Errorf("provider %s: add endpoint %s: %w", c.id, e.subj, err)
-		}
-	}
-	return svc, nil
+	},
+		wire.Endpoint{Name: "send", Subject: c.subjSend, Handler: c.worker(ctx, wire.Handler(c.id+".send", send))},
+		wire.Endpoint{Name: "status", Subject: c.subjStatus, Handler: wire.Handler(c.id+".status", status)},
+		wire.Endpoint{Name: "typing", Subject: c.subjTyping, Handler: c.worker(ctx, wire.Handler(c.id+".typing", typing))},
+	)
 }
 
 // worker runs h on its own goroutine so that slow network calls do not hold the bus

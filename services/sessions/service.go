@@ -120,34 +120,23 @@ func (s *Service) StorePath() string { return s.st.path }
 // requests still draining answer UNAVAILABLE without touching the files, and returns nil.
 // It returns an error only when the service cannot be set up. Run must not be called twice.
 func (s *Service) Run(ctx context.Context) error {
-	svc, err := micro.AddService(s.nc, micro.Config{
+	h := func(name string, fn wire.HandlerFunc) micro.Handler { return wire.Handler("sessions."+name, fn) }
+	svc, err := wire.AddService(s.nc, micro.Config{
 		Name:        subject.ServiceSessions,
 		Version:     Version,
 		Description: "session store and transcripts",
-	})
+	},
+		wire.Endpoint{Name: "summary", Subject: subject.SessionsSummary, Handler: h("summary", s.handleSummary)},
+		wire.Endpoint{Name: "resolve", Subject: subject.SessionsResolve, Handler: h("resolve", s.handleResolve)},
+		wire.Endpoint{Name: "update", Subject: subject.SessionsUpdate, Handler: h("update", s.handleUpdate)},
+		wire.Endpoint{Name: "append", Subject: subject.SessionsAppend, Handler: h("append", s.handleAppend)},
+		wire.Endpoint{Name: "history", Subject: subject.SessionsHistory, Handler: h("history", s.handleHistory)},
+	)
 	if err != nil {
-		return fmt.Errorf("sessions: add micro service: %w", err)
-	}
-	endpoints := []struct {
-		name, subj string
-		fn         wire.HandlerFunc
-	}{
-		{"summary", subject.SessionsSummary, s.handleSummary},
-		{"resolve", subject.SessionsResolve, s.handleResolve},
-		{"update", subject.SessionsUpdate, s.handleUpdate},
-		{"append", subject.SessionsAppend, s.handleAppend},
-		{"history", subject.SessionsHistory, s.handleHistory},
-	}
-	for _, ep := range endpoints {
-		h := wire.Handler("sessions."+ep.name, ep.fn)
-		if err := svc.AddEndpoint(ep.name, h, micro.WithEndpointSubject(ep.subj)); err != nil {
-			s.stop(svc)
-			return fmt.Errorf("sessions: add endpoint %s: %w", ep.subj, err)
-		}
-	}
-	if err := s.nc.Flush(); err != nil {
-		s.stop(svc)
-		return fmt.Errorf("sessions: flush subscriptions: %w", err)
+		s.mu.Lock()
+		s.stopped = true
+		s.mu.Unlock()
+		return err
 	}
 	close(s.ready)
 	s.log.Info("sessions service started", "path", s.st.path, "main_key", s.cfg.MainKey)
