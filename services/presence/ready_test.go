@@ -1,14 +1,11 @@
 package presence
 
 import (
-	"context"
 	"log/slog"
 	"testing"
-	"time"
 
 	"github.com/clawdis/clawdis/bus/bustest"
 	"github.com/clawdis/clawdis/bus/subject"
-	"github.com/clawdis/clawdis/bus/wire"
 )
 
 // TestReadyMeansAnswering: a request sent from another connection right after Ready is
@@ -19,30 +16,5 @@ func TestReadyMeansAnswering(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	select {
-	case <-s.Ready():
-		t.Fatal("Ready closed before Run")
-	default:
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- s.Run(ctx) }()
-	defer func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Run returned %v", err)
-		}
-	}()
-	select {
-	case <-s.Ready():
-	case err := <-done:
-		t.Fatalf("Run returned %v before Ready", err)
-	case <-time.After(waitLimit):
-		t.Fatalf("not Ready within %s", waitLimit)
-	}
-	rctx, rcancel := context.WithTimeout(context.Background(), time.Second)
-	defer rcancel()
-	if _, err := wire.Request(rctx, b.Conn("client"), subject.PresenceList, nil, nil); err != nil {
-		t.Fatalf("presence.list right after Ready: %v", err)
-	}
+	b.RequireAnswersAfterReady(s, subject.PresenceList, nil)
 }
