@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+
+	"github.com/clawdis/clawdis/edge"
 )
 
 //go:embed static
@@ -49,7 +51,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	// A page reached under a foreign host name (DNS rebinding) gets nothing.
-	if host, ok := hostOnly(r.Host); !ok || !loopbackHost(host) {
+	if host, ok := hostOnly(r.Host); !ok || !edge.IsLoopbackHost(host) {
 		http.Error(w, "403 forbidden: unexpected host", http.StatusForbidden)
 		return
 	}
@@ -119,11 +121,7 @@ func (s *Server) serveStatic(w http.ResponseWriter, r *http.Request) {
 // loopbackRemote reports whether a request's RemoteAddr is a loopback address.
 func loopbackRemote(remote string) bool {
 	host, _, err := net.SplitHostPort(remote)
-	if err != nil {
-		return false
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
+	return err == nil && edge.IsLoopbackHost(host)
 }
 
 // hostOnly strips the port from a Host header value.
@@ -147,5 +145,5 @@ func sameOrigin(origin, host string) bool {
 		return false
 	}
 	h, ok := hostOnly(u.Host)
-	return ok && loopbackHost(strings.ToLower(h))
+	return ok && edge.IsLoopbackHost(strings.ToLower(h))
 }

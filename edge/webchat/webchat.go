@@ -22,6 +22,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/clawdis/clawdis/edge"
 	"github.com/clawdis/clawdis/edge/client"
 	"github.com/clawdis/clawdis/schemas"
 )
@@ -120,7 +121,7 @@ func (c Config) withDefaults() (Config, error) {
 	if err != nil {
 		return c, fmt.Errorf("webchat: address %q: %w", addr, err)
 	}
-	if !loopbackHost(host) {
+	if !edge.IsLoopbackHost(host) {
 		return c, fmt.Errorf("%w: %s", ErrNotLoopback, addr)
 	}
 	return c, nil
@@ -280,12 +281,4 @@ func (s *Server) allTabs() []*tab {
 
 func (s *Server) newTabID() string {
 	return fmt.Sprintf("%s-%d", s.tabSalt, s.nextTab.Add(1))
-}
-
-func loopbackHost(host string) bool {
-	if host == "localhost" {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
 }
