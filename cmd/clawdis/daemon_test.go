@@ -80,29 +80,9 @@ func (d *daemon) stop() {
 // dialTest connects a validating client that records every event.
 func dialTest(t testing.TB, url, mode string, events chan<- schemas.Event) *client.Client {
 	t.Helper()
-	set, err := schemas.Load()
-	if err != nil {
-		t.Fatal(err)
+	opts := client.Options{URL: url, Client: schemas.ClientInfo{Name: "e2e", Version: "1", Platform: runtime.GOOS, Mode: mode}}
+	if events != nil {
+		opts.OnEvent = func(ev schemas.Event) { events <- ev }
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	c, err := client.Dial(ctx, client.Options{
-		URL:    url,
-		Client: schemas.ClientInfo{Name: "e2e", Version: "1", Platform: runtime.GOOS, Mode: mode},
-		OnEvent: func(ev schemas.Event) {
-			if events != nil {
-				events <- ev
-			}
-		},
-		FrameHook: func(b []byte) {
-			if err := set.ServerFrame(b); err != nil {
-				t.Errorf("server frame fails schema: %v\n%s", err, b)
-			}
-		},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
-	return c
+	return dialClient(t, opts)
 }

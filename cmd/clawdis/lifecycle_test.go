@@ -256,7 +256,7 @@ func validatingHook(t testing.TB) func([]byte) {
 }
 
 // dialClient connects a schema-validating client; it is closed in t.Cleanup.
-func dialClient(t *testing.T, opts client.Options) *client.Client {
+func dialClient(t testing.TB, opts client.Options) *client.Client {
 	t.Helper()
 	opts.FrameHook = validatingHook(t)
 	opts.DialTimeout = procTimeout
