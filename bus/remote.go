@@ -1,6 +1,7 @@
 package bus
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
 	"time"
@@ -56,4 +57,26 @@ func (r *Remote) Connect(name string, extra ...nats.Option) (*nats.Conn, error) 
 		return nil, fmt.Errorf("bus: connect %s to %s: %w", name, r.url, err)
 	}
 	return nc, nil
+}
+
+// WaitConnected returns once nc is connected: at once for the embedded bus, or when a remote
+// server first answers (a connection made with RetryOnFailedConnect starts out
+// reconnecting). Services wait here before subscribing, so a bus node that starts after them
+// is not a startup error. It fails when nc closes or ctx ends first.
+func WaitConnected(ctx context.Context, nc *nats.Conn) error {
+	ch := nc.StatusChanged(nats.CONNECTED, nats.CLOSED)
+	defer nc.RemoveStatusListener(ch)
+	for {
+		switch {
+		case nc.IsConnected():
+			return nil
+		case nc.IsClosed():
+			return fmt.Errorf("bus: connection %s closed before it connected", nc.Opts.Name)
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return fmt.Errorf("bus: waiting for connection %s: %w", nc.Opts.Name, ctx.Err())
+		}
+	}
 }

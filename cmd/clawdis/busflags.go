@@ -27,7 +27,7 @@ func (bf *busFlags) register(f *pflag.FlagSet) {
 	f.StringVar(&bf.token, "bus-token", "", "token bus clients must present (default $CLAWDIS_BUS_TOKEN; required off loopback)")
 	f.StringVar(&bf.natsURL, "nats-url", "", "use the NATS deployment at URL instead of embedding a bus")
 	f.StringVar(&bf.natsToken, "nats-token", "", "token for --nats-url (default $CLAWDIS_NATS_TOKEN)")
-	f.StringSliceVar(&bf.only, "only", nil, "run only these services in-process (comma-separated)")
+	f.StringSliceVar(&bf.only, "only", nil, `run only these services in-process (comma-separated; "none": the edge alone)`)
 	f.StringSliceVar(&bf.without, "without", nil, "do not run these services in-process (they run elsewhere)")
 }
 
@@ -63,8 +63,18 @@ func planBus(bf busFlags, expected []string, getenv func(string) string) (busPla
 			return busPlan{}, fmt.Errorf("refusing to expose the bus on %s without a bus token: set --bus-token or CLAWDIS_BUS_TOKEN", p.listen)
 		}
 	}
+	onlyNone := slices.Contains(bf.only, onlyNoService)
+	if onlyNone && len(bf.only) > 1 {
+		return busPlan{}, usageError{fmt.Errorf("--only %s cannot be combined with service names", onlyNoService)}
+	}
+	if onlyNone && p.listen == "" && p.natsURL == "" {
+		return busPlan{}, usageError{fmt.Errorf("--only %s needs --nats-url or --bus-listen: the services must be able to join from elsewhere", onlyNoService)}
+	}
 	for _, names := range [][]string{bf.only, bf.without} {
 		for _, n := range names {
+			if n == onlyNoService && onlyNone {
+				continue
+			}
 			if !slices.Contains(knownServices, n) {
 				return busPlan{}, usageError{fmt.Errorf("unknown service %q (known: %s)", n, strings.Join(knownServices, ", "))}
 			}
@@ -80,6 +90,9 @@ func planBus(bf busFlags, expected []string, getenv func(string) string) (busPla
 	}
 	return p, nil
 }
+
+// onlyNoService is the --only value that runs no service in-process: the edge alone.
+const onlyNoService = "none"
 
 // knownServices are the names `--only`, `--without` and `clawdis service` accept.
 var knownServices = []string{subject.ServicePresence, subject.ServiceHealth, subject.ServiceSessions,

@@ -15,6 +15,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/spf13/cobra"
 
+	"github.com/clawdis/clawdis/bus"
 	"github.com/clawdis/clawdis/cmd/clawdis/internal/config"
 	"github.com/clawdis/clawdis/cmd/clawdis/internal/force"
 	"github.com/clawdis/clawdis/edge"
@@ -199,13 +200,17 @@ func runGateway(ctx context.Context, df daemonFlags, log *slog.Logger) error {
 	}()
 	connect := func(name string) (*nats.Conn, error) {
 		nc, err := b.Connect(name)
-		if err == nil {
-			conns = append(conns, nc)
+		if err != nil {
+			return nil, err
 		}
-		return nc, err
+		conns = append(conns, nc)
+		return nc, waitForBus(ctx, nc, log)
 	}
 	runners, err := buildServices(s, host, services, connect, log)
 	if err != nil {
+		if ctx.Err() != nil {
+			return nil // stopped while waiting for the bus
+		}
 		return err
 	}
 	var wg sync.WaitGroup
@@ -230,6 +235,9 @@ func runGateway(ctx context.Context, df daemonFlags, log *slog.Logger) error {
 
 	enc, err := connect("edge")
 	if err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
 		return err
 	}
 	ed, err := edge.New(edge.Config{
@@ -285,6 +293,15 @@ func runGateway(ctx context.Context, df daemonFlags, log *slog.Logger) error {
 	}
 	log.Info("gateway stopped")
 	return runErr
+}
+
+// waitForBus waits until nc is connected, saying so once when the bus is not there yet (a
+// remote bus node that starts after this process).
+func waitForBus(ctx context.Context, nc *nats.Conn, log *slog.Logger) error {
+	if !nc.IsConnected() {
+		log.Info("waiting for the bus", "conn", nc.Opts.Name)
+	}
+	return bus.WaitConnected(ctx, nc)
 }
 
 // dialAddr is the address local clients use for a listener: loopback when it listens on

@@ -23,9 +23,11 @@ type serviceFlags struct {
 	stateDir, configPath string
 	logFormat            string
 	verbose              bool
-	// webchat only: the gateway to relay to
-	url, token  string
-	webchatPort int
+	// webchat only: the gateway to relay to, and where to serve (see webChatFlags)
+	url, token       string
+	webchatPort      int
+	webchatBind      string
+	webchatAllowFrom []string
 }
 
 func newServiceCmd(stdout io.Writer) *cobra.Command {
@@ -57,7 +59,8 @@ func newServiceCmd(stdout io.Writer) *cobra.Command {
 			log = log.With("service", name)
 			return runWithSignals(cmd.Context(), log, "service "+name, func(ctx context.Context) error {
 				if name == "webchat" {
-					return runWebChat(ctx, webChatFlags{url: sf.url, token: sf.token, port: sf.webchatPort}, log)
+					return runWebChat(ctx, webChatFlags{url: sf.url, token: sf.token, port: sf.webchatPort,
+						bind: sf.webchatBind, allowFrom: sf.webchatAllowFrom, flagPrefix: "webchat-"}, log)
 				}
 				return runService(ctx, sf, name, log)
 			})
@@ -72,7 +75,9 @@ func newServiceCmd(stdout io.Writer) *cobra.Command {
 	f.BoolVar(&sf.verbose, "verbose", false, "debug logs")
 	f.StringVar(&sf.url, "url", "ws://127.0.0.1:18789", "webchat: the gateway WebSocket URL")
 	f.StringVar(&sf.token, "token", "", "webchat: gateway token (default $CLAWDIS_GATEWAY_TOKEN, then gateway.token)")
-	f.IntVar(&sf.webchatPort, "webchat-port", 18788, "webchat: HTTP port on 127.0.0.1")
+	f.IntVar(&sf.webchatPort, "webchat-port", 18788, "webchat: HTTP port on --webchat-bind")
+	f.StringVar(&sf.webchatBind, "webchat-bind", "127.0.0.1", "webchat: host to listen on; off loopback (e.g. 0.0.0.0 in a container) it needs --webchat-allow-from")
+	f.StringSliceVar(&sf.webchatAllowFrom, "webchat-allow-from", nil, "webchat: client networks served besides loopback, CIDR[,CIDR] (e.g. the Docker bridge 172.18.0.0/16)")
 	return cmd
 }
 
@@ -94,6 +99,12 @@ func runService(ctx context.Context, sf serviceFlags, name string, log *slog.Log
 		return err
 	}
 	defer nc.Close()
+	if err := waitForBus(ctx, nc, log); err != nil {
+		if ctx.Err() != nil {
+			return nil // stopped before the bus answered
+		}
+		return err
+	}
 	host, _ := os.Hostname()
 	rs, err := buildServices(s, host, []string{name}, func(string) (*nats.Conn, error) { return nc, nil }, log)
 	if err != nil {

@@ -35,6 +35,10 @@ func TestPlanBus(t *testing.T) {
 		{"public listen without token", busFlags{listen: "0.0.0.0:4222"}, nil, "without a bus token", false},
 		{"public listen with token", busFlags{listen: "0.0.0.0:4222", token: "t"}, expected, "", false},
 		{"bad listen", busFlags{listen: "4222"}, nil, "want host:port", true},
+		{"only none: the edge alone", busFlags{only: []string{"none"}, natsURL: "nats://bus:4222"}, nil, "", false},
+		{"only none with a service", busFlags{only: []string{"none", "agent"}, natsURL: "nats://bus:4222"}, nil, "cannot be combined", true},
+		{"only none on a private bus", busFlags{only: []string{"none"}}, nil, "needs --nats-url or --bus-listen", true},
+		{"without none", busFlags{without: []string{"none"}}, nil, `unknown service "none"`, true},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			p, err := planBus(tt.bf, expected, env)

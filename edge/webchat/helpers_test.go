@@ -172,6 +172,12 @@ func startRelay(t *testing.T, gatewayURL string, mod func(*Config)) *relay {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return startRelayOn(t, ln, gatewayURL, mod)
+}
+
+// startRelayOn runs the server on ln (closed by the server, or here when New fails).
+func startRelayOn(t *testing.T, ln net.Listener, gatewayURL string, mod func(*Config)) *relay {
+	t.Helper()
 	cfg := Config{Listener: ln, GatewayURL: gatewayURL, Token: testToken, Version: "test-wc", Log: discard(),
 		Schemas: testSchemas(t), Backoff: client.Backoff{Initial: 20 * time.Millisecond, Max: 200 * time.Millisecond}}
 	if mod != nil {
@@ -179,6 +185,7 @@ func startRelay(t *testing.T, gatewayURL string, mod func(*Config)) *relay {
 	}
 	srv, err := New(cfg)
 	if err != nil {
+		ln.Close()
 		t.Fatal(err)
 	}
 	r := &relay{t: t, srv: srv, addr: ln.Addr().String(), ups: make(chan bool, 64), done: make(chan error, 1)}

@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"path"
 	"strings"
@@ -43,14 +44,22 @@ var contentTypes = map[string]string{
 const csp = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; " +
 	"connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
 
-// ServeHTTP serves the page and /ws to loopback clients only.
+// ServeHTTP serves the page and /ws to loopback clients and clients in Config.AllowFrom
+// only, and only under a loopback host name.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if !loopbackRemote(r.RemoteAddr) {
-		s.log.Warn("refused non-loopback client", "remote", r.RemoteAddr)
-		http.Error(w, "403 forbidden: WebChat serves loopback clients only", http.StatusForbidden)
+	if !peerAllowed(r.RemoteAddr, s.cfg.AllowFrom) {
+		if len(s.cfg.AllowFrom) == 0 {
+			s.log.Warn("refused non-loopback client", "remote", r.RemoteAddr)
+			http.Error(w, "403 forbidden: WebChat serves loopback clients only", http.StatusForbidden)
+			return
+		}
+		s.log.Warn("refused client outside loopback and the allowed networks", "remote", r.RemoteAddr)
+		http.Error(w, "403 forbidden: WebChat serves loopback and allowed networks only", http.StatusForbidden)
 		return
 	}
-	// A page reached under a foreign host name (DNS rebinding) gets nothing.
+	// A page reached under a foreign host name (DNS rebinding) gets nothing. This stays
+	// loopback-only with AllowFrom too: a client let in through a container's published port
+	// still addresses the page as 127.0.0.1.
 	if host, ok := hostOnly(r.Host); !ok || !edge.IsLoopbackHost(host) {
 		http.Error(w, "403 forbidden: unexpected host", http.StatusForbidden)
 		return
@@ -122,6 +131,28 @@ func (s *Server) serveStatic(w http.ResponseWriter, r *http.Request) {
 func loopbackRemote(remote string) bool {
 	host, _, err := net.SplitHostPort(remote)
 	return err == nil && edge.IsLoopbackHost(host)
+}
+
+// peerAllowed reports whether a request's RemoteAddr is a loopback address or, unmapped from
+// IPv4-in-IPv6, inside one of allow.
+func peerAllowed(remote string, allow []netip.Prefix) bool {
+	if loopbackRemote(remote) {
+		return true
+	}
+	if len(allow) == 0 {
+		return false
+	}
+	ap, err := netip.ParseAddrPort(remote)
+	if err != nil {
+		return false
+	}
+	ip := ap.Addr().Unmap()
+	for _, p := range allow {
+		if p.Contains(ip) {
+			return true
+		}
+	}
+	return false
 }
 
 // hostOnly strips the port from a Host header value.

@@ -1,5 +1,6 @@
 // Package webchat is the WebChat server (SPEC §10): it serves the embedded chat page on a
-// loopback port and relays the page's WebSocket (/ws, same origin) to the gateway over one
+// loopback port (or, when the operator names trusted client networks in Config.AllowFrom, on
+// any address, for a container whose published port arrives from the bridge) and relays the page's WebSocket (/ws, same origin) to the gateway over one
 // upstream connection made with edge/client as a mode "webchat" client. The server holds the
 // gateway token; browsers never see it. It answers each tab's hello itself from the upstream
 // hello-ok (features and a current snapshot), keeps request ids of different tabs apart by
@@ -18,6 +19,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -37,16 +39,27 @@ const (
 	ClientMode              = "webchat"
 )
 
-// ErrNotLoopback is returned by New when Addr or Listener is not a loopback address: the
-// page and its relay hold the gateway token's power and must only be reachable locally.
+// ErrNotLoopback is returned by New when Addr or Listener is not a loopback address and
+// Config.AllowFrom is empty: the page and its relay hold the gateway token's power and must
+// only be reachable locally unless the operator names the client networks to trust.
 var ErrNotLoopback = errors.New("webchat: listen address must be loopback")
 
 // Config configures the WebChat server. Zero values take the defaults noted per field.
 type Config struct {
 	// Listener is the bound HTTP listener. When nil, Run binds Addr.
 	Listener net.Listener
-	// Addr is bound by Run when Listener is nil. Default "127.0.0.1:18788". Must be loopback.
+	// Addr is bound by Run when Listener is nil. Default "127.0.0.1:18788". Must be loopback
+	// (as must Listener's address) unless AllowFrom is non-empty; then any address, including
+	// the unspecified 0.0.0.0 or ::, is accepted.
 	Addr string
+	// AllowFrom are client networks served like loopback (say the Docker bridge, whose
+	// gateway address is where a host's published port arrives from). Empty (the default):
+	// loopback clients only, on a loopback address only. A client address is unmapped
+	// (IPv4-in-IPv6 to IPv4) before the check, and IPv4-in-IPv6 prefixes of /96 or longer
+	// are taken as the IPv4 prefixes they spell; addresses with an IPv6 zone match no
+	// prefix. The Host and Origin checks stay loopback-only: the browser must still address
+	// the page as http://127.0.0.1:PORT (or localhost, [::1]).
+	AllowFrom []netip.Prefix
 	// GatewayURL is the gateway's WebSocket URL. Default "ws://127.0.0.1:18789".
 	GatewayURL string
 	// Token is the gateway token sent in the upstream hello. Never logged, never sent to a
@@ -121,10 +134,36 @@ func (c Config) withDefaults() (Config, error) {
 	if err != nil {
 		return c, fmt.Errorf("webchat: address %q: %w", addr, err)
 	}
-	if !edge.IsLoopbackHost(host) {
-		return c, fmt.Errorf("%w: %s", ErrNotLoopback, addr)
+	allow, err := normalizePrefixes(c.AllowFrom)
+	if err != nil {
+		return c, err
+	}
+	c.AllowFrom = allow
+	if !edge.IsLoopbackHost(host) && len(c.AllowFrom) == 0 {
+		return c, fmt.Errorf("%w: %s; to serve other client networks set AllowFrom "+
+			"(--allow-from, or --webchat-allow-from for clawdis service webchat)", ErrNotLoopback, addr)
 	}
 	return c, nil
+}
+
+// normalizePrefixes returns a copy of allow with IPv4-in-IPv6 prefixes (::ffff:a.b.c.d/96+)
+// turned into IPv4 prefixes, so that they match the unmapped client addresses; an invalid
+// (zero) prefix is an error.
+func normalizePrefixes(allow []netip.Prefix) ([]netip.Prefix, error) {
+	if len(allow) == 0 {
+		return nil, nil
+	}
+	out := make([]netip.Prefix, 0, len(allow))
+	for i, p := range allow {
+		if !p.IsValid() {
+			return nil, fmt.Errorf("webchat: AllowFrom[%d] %q is not a valid network prefix", i, p)
+		}
+		if a := p.Addr(); a.Is4In6() && p.Bits() >= 96 {
+			p = netip.PrefixFrom(a.Unmap(), p.Bits()-96)
+		}
+		out = append(out, p.Masked())
+	}
+	return out, nil
 }
 
 // Server is the WebChat HTTP server and relay.
@@ -227,7 +266,11 @@ func (s *Server) Run(ctx context.Context) error {
 		s.upstream(upCtx)
 	}()
 	close(s.ready)
-	s.log.Info("webchat listening", "url", "http://"+addr.String(), "gateway", s.cfg.GatewayURL)
+	attrs := []any{"url", "http://" + addr.String(), "gateway", s.cfg.GatewayURL}
+	if len(s.cfg.AllowFrom) > 0 {
+		attrs = append(attrs, "allow_from", prefixStrings(s.cfg.AllowFrom))
+	}
+	s.log.Info("webchat listening", attrs...)
 
 	var runErr error
 	select {
@@ -275,6 +318,15 @@ func (s *Server) allTabs() []*tab {
 	out := make([]*tab, 0, len(s.tabs))
 	for t := range s.tabs {
 		out = append(out, t)
+	}
+	return out
+}
+
+// prefixStrings renders prefixes for the logs.
+func prefixStrings(ps []netip.Prefix) []string {
+	out := make([]string, len(ps))
+	for i, p := range ps {
+		out[i] = p.String()
 	}
 	return out
 }
