@@ -1,0 +1,164 @@
+//go:build integration
+
+package integration
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/clawdis/clawdis/edge/client"
+	"github.com/clawdis/clawdis/schemas"
+)
+
+// The fault tests break one container at a time and leave the stack healthy again. They
+// keep one client connection across the fault: a connection that survives proves the edge
+// was not restarted (these clients do not reconnect).
+
+// TestPresenceStopAndStart: with the presence container stopped, system-presence answers
+// UNAVAILABLE (retryable) instead of hanging and health turns false; once it starts again
+// both recover on the same edge connection.
+func TestPresenceStopAndStart(t *testing.T) {
+	s := needStack(t)
+	c := s.dial(t, client.Options{Client: schemas.ClientInfo{Name: "it-fault-presence", Mode: "cli"}})
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	t.Cleanup(func() { _, _ = s.run(time.Minute, "start", "presence") })
+
+	s.composeT(t, "stop", "presence")
+	rctx, rcancel := context.WithTimeout(ctx, 15*time.Second)
+	_, err := c.Request(rctx, schemas.MethodSystemPresence, nil)
+	rcancel()
+	if errors.Is(err, context.DeadlineExceeded) {
+		t.Fatal("system-presence hung with the presence service stopped")
+	}
+	if re := responseError(t, err); re.Shape.Code != "UNAVAILABLE" || !re.Retryable() {
+		t.Fatalf("system-presence without presence: %+v", re.Shape)
+	}
+	waitHealth(t, ctx, s, c, func(h schemas.HealthSummary) bool { return !h.OK && !serviceOK(h, "presence") })
+
+	s.composeT(t, "start", "presence")
+	waitHealth(t, ctx, s, c, func(h schemas.HealthSummary) bool { return h.OK })
+	if _, err := c.Request(ctx, schemas.MethodSystemPresence, nil); err != nil {
+		t.Fatalf("system-presence after the restart: %v", err)
+	}
+	if err := c.Err(); err != nil {
+		t.Fatalf("the client connection dropped: %v", err)
+	}
+}
+
+// TestBusNodeRestart kills the bus node and starts it again: every service and the edge
+// reconnect by themselves and requests succeed again. It logs how long that took.
+func TestBusNodeRestart(t *testing.T) {
+	s := needStack(t)
+	c := s.dial(t, client.Options{Client: schemas.ClientInfo{Name: "it-fault-bus", Mode: "cli"}})
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	t.Cleanup(func() { _, _ = s.run(time.Minute, "start", "bus") })
+
+	s.composeT(t, "kill", "bus")
+	rctx, rcancel := context.WithTimeout(ctx, 15*time.Second)
+	_, err := c.Request(rctx, schemas.MethodHealth, nil)
+	rcancel()
+	if errors.Is(err, context.DeadlineExceeded) {
+		t.Fatal("health hung with the bus down")
+	}
+	if re := responseError(t, err); re.Shape.Code != "UNAVAILABLE" || !re.Retryable() {
+		t.Fatalf("health with the bus down: %+v", re.Shape)
+	}
+
+	start := time.Now()
+	s.composeT(t, "start", "bus")
+	started := time.Since(start)
+	waitHealth(t, ctx, s, c, func(h schemas.HealthSummary) bool { return h.OK })
+	t.Logf("bus node restart: compose start took %s; every service healthy again %s after the start command",
+		started.Round(time.Millisecond), time.Since(start).Round(time.Millisecond))
+	for _, m := range []string{schemas.MethodSystemPresence, schemas.MethodStatus} {
+		if _, err := c.Request(ctx, m, nil); err != nil {
+			t.Errorf("%s after the bus restart: %v", m, err)
+		}
+	}
+	if err := c.Err(); err != nil {
+		t.Fatalf("the client connection dropped: %v", err)
+	}
+}
+
+// TestAgentRestartMidRun kills the agent container while a run is in progress: the client
+// gets a final error, not silence, and the restarted agent serves the next run.
+func TestAgentRestartMidRun(t *testing.T) {
+	s := needStack(t)
+	c := s.dial(t, client.Options{Client: schemas.ClientInfo{Name: "it-fault-agent", Mode: "cli"}})
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	t.Cleanup(func() { _, _ = s.run(time.Minute, "start", "agent") })
+
+	acked := make(chan struct{})
+	type result struct {
+		raw json.RawMessage
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		raw, err := c.RequestFinal(ctx, schemas.MethodAgent, map[string]any{"message": "hang until killed",
+			"sessionKey": "it-hang", "idempotencyKey": "it-hang-1"}, func(json.RawMessage) { close(acked) })
+		done <- result{raw, err}
+	}()
+	select {
+	case <-acked:
+	case r := <-done:
+		t.Fatalf("the run ended before the kill: %s %v", r.raw, r.err)
+	case <-ctx.Done():
+		t.Fatal("no acknowledgement")
+	}
+	s.composeT(t, "kill", "agent")
+	s.composeT(t, "start", "agent")
+	var r result
+	select {
+	case r = <-done:
+	case <-ctx.Done():
+		t.Fatal("the client never got a final after the agent restarted")
+	}
+	if errors.Is(r.err, context.DeadlineExceeded) {
+		t.Fatal("the client waited out its own deadline: silence")
+	}
+	re := responseError(t, r.err)
+	t.Logf("final after the agent restart: %s %q", re.Shape.Code, re.Shape.Message)
+
+	waitHealth(t, ctx, s, c, func(h schemas.HealthSummary) bool { return h.OK })
+	raw, err := c.RequestFinal(ctx, schemas.MethodAgent, map[string]any{"message": "are you back", "sessionKey": "it-hang",
+		"idempotencyKey": "it-hang-2"}, nil)
+	var res schemas.AgentResult
+	if err != nil || json.Unmarshal(raw, &res) != nil || res.Status != "ok" {
+		t.Fatalf("the next run: %s %v", raw, err)
+	}
+}
+
+// waitHealth polls health through c until cond holds.
+func waitHealth(t *testing.T, ctx context.Context, s *stack, c *client.Client, cond func(schemas.HealthSummary) bool) {
+	t.Helper()
+	var last schemas.HealthSummary
+	var lastErr error
+	for {
+		h, err := s.healthOnce(ctx, c)
+		if err == nil && cond(h) {
+			return
+		}
+		last, lastErr = h, err
+		select {
+		case <-ctx.Done():
+			t.Fatalf("health never reached the expected state (last: ok=%v %s, err %v)", last.OK, serviceStates(last), lastErr)
+		case <-time.After(250 * time.Millisecond): // the stack is other processes: poll it
+		}
+	}
+}
+
+func serviceOK(h schemas.HealthSummary, name string) bool {
+	for _, sv := range h.Services {
+		if sv.Name == name {
+			return sv.OK
+		}
+	}
+	return false
+}
