@@ -211,6 +211,12 @@ func (s *stack) healthOnce(ctx context.Context, c *client.Client) (schemas.Healt
 		defer dc.Close()
 		c = dc
 	}
+	return requestHealth(ctx, c)
+}
+
+// requestHealth asks c's gateway for its health summary.
+func requestHealth(ctx context.Context, c *client.Client) (schemas.HealthSummary, error) {
+	var h schemas.HealthSummary
 	rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	raw, err := c.Request(rctx, schemas.MethodHealth, nil)
