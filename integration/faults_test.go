@@ -6,11 +6,13 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/clawdis/clawdis/edge/client"
 	"github.com/clawdis/clawdis/schemas"
+	"github.com/clawdis/clawdis/services/telegram/telegramtest"
 )
 
 // The fault tests break one container at a time and leave the stack healthy again. They
@@ -161,4 +163,23 @@ func serviceOK(h schemas.HealthSummary, name string) bool {
 		}
 	}
 	return false
+}
+
+// TestSecondTelegramCopyRefused starts a second telegram service container next to the
+// running one: it must refuse to start (two pollers on one bot token fight over updates), and
+// the first one keeps serving.
+func TestSecondTelegramCopyRefused(t *testing.T) {
+	s := needStack(t)
+	out, err := s.run(2*time.Minute, "run", "--rm", "--no-deps", "-T", "telegram")
+	if err == nil {
+		t.Fatalf("a second telegram service started:\n%s", out)
+	}
+	if !strings.Contains(out, "already running elsewhere on the bus") {
+		t.Fatalf("the second copy failed for another reason: %v", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	const chat = 7003
+	s.fakeInject(t, chat, "still there?")
+	s.waitSent(t, ctx, chat, func(m telegramtest.Sent) bool { return strings.Contains(m.Text, "still there?") })
 }
