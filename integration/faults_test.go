@@ -30,15 +30,7 @@ func TestPresenceStopAndStart(t *testing.T) {
 	t.Cleanup(func() { _, _ = s.run(time.Minute, "start", "presence") })
 
 	s.composeT(t, "stop", "presence")
-	rctx, rcancel := context.WithTimeout(ctx, 15*time.Second)
-	_, err := c.Request(rctx, schemas.MethodSystemPresence, nil)
-	rcancel()
-	if errors.Is(err, context.DeadlineExceeded) {
-		t.Fatal("system-presence hung with the presence service stopped")
-	}
-	if re := responseError(t, err); re.Shape.Code != "UNAVAILABLE" || !re.Retryable() {
-		t.Fatalf("system-presence without presence: %+v", re.Shape)
-	}
+	requireUnavailable(t, ctx, c, schemas.MethodSystemPresence)
 	waitHealth(t, ctx, s, c, func(h schemas.HealthSummary) bool { return !h.OK && !serviceOK(h, "presence") })
 
 	s.composeT(t, "start", "presence")
@@ -61,15 +53,7 @@ func TestBusNodeRestart(t *testing.T) {
 	t.Cleanup(func() { _, _ = s.run(time.Minute, "start", "bus") })
 
 	s.composeT(t, "kill", "bus")
-	rctx, rcancel := context.WithTimeout(ctx, 15*time.Second)
-	_, err := c.Request(rctx, schemas.MethodHealth, nil)
-	rcancel()
-	if errors.Is(err, context.DeadlineExceeded) {
-		t.Fatal("health hung with the bus down")
-	}
-	if re := responseError(t, err); re.Shape.Code != "UNAVAILABLE" || !re.Retryable() {
-		t.Fatalf("health with the bus down: %+v", re.Shape)
-	}
+	requireUnavailable(t, ctx, c, schemas.MethodHealth)
 
 	start := time.Now()
 	s.composeT(t, "start", "bus")
@@ -134,6 +118,21 @@ func TestAgentRestartMidRun(t *testing.T) {
 	var res schemas.AgentResult
 	if err != nil || json.Unmarshal(raw, &res) != nil || res.Status != "ok" {
 		t.Fatalf("the next run: %s %v", raw, err)
+	}
+}
+
+// requireUnavailable checks that method, whose service is down, is answered with a
+// retryable UNAVAILABLE well within the client's deadline rather than left hanging.
+func requireUnavailable(t *testing.T, ctx context.Context, c *client.Client, method string) {
+	t.Helper()
+	rctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	_, err := c.Request(rctx, method, nil)
+	if errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("%s hung with its service down", method)
+	}
+	if re := responseError(t, err); re.Shape.Code != "UNAVAILABLE" || !re.Retryable() {
+		t.Fatalf("%s with its service down: %+v", method, re.Shape)
 	}
 }
 

@@ -85,28 +85,15 @@ func TestWebChatListenPlan(t *testing.T) {
 	}
 }
 
-// firstHostIPv4 returns a non-loopback IPv4 address of an interface that is up, or skips.
+// firstHostIPv4 is the host's primary IPv4 address (primaryIP, as the presence entry
+// reports it), or skips.
 func firstHostIPv4(t *testing.T) netip.Addr {
 	t.Helper()
-	ifaces, err := net.Interfaces()
+	ip, err := netip.ParseAddr(primaryIP())
 	if err != nil {
-		t.Fatalf("interfaces: %v", err)
+		t.Skip("no non-loopback IPv4 address on an interface that is up: nothing to bind the WebChat test to")
 	}
-	for _, ifc := range ifaces {
-		if ifc.Flags&net.FlagUp == 0 || ifc.Flags&net.FlagRunning == 0 || ifc.Flags&net.FlagLoopback != 0 {
-			continue
-		}
-		addrs, _ := ifc.Addrs()
-		for _, a := range addrs {
-			if n, ok := a.(*net.IPNet); ok {
-				if ip, ok := netip.AddrFromSlice(n.IP); ok && ip.Unmap().Is4() && !ip.IsLoopback() && !ip.IsLinkLocalUnicast() {
-					return ip.Unmap()
-				}
-			}
-		}
-	}
-	t.Skip("no non-loopback IPv4 address on an interface that is up: nothing to bind the WebChat test to")
-	return netip.Addr{}
+	return ip
 }
 
 // TestWebChatAllowFromServes runs runWebChat as `clawdis service webchat --webchat-bind IP

@@ -34,13 +34,18 @@ type prober struct {
 	names       []string // service names, Config order
 	pingSubj    []string // $SRV.PING.<name>, same order
 	pingTimeout time.Duration
+	statusSubj  []string // the providers' status subjects
 	file        *sessionsFile
 	fromFile    bool // the last sessions refresh fell back to the file
 }
 
-// round pings every service concurrently and fetches the sessions summary meanwhile.
-func (p *prober) round(ctx context.Context) ([]serviceState, sessionsView) {
+// round pings every service concurrently and meanwhile fetches the sessions summary and the
+// providers' current states. Asking for the states, not only listening to their change
+// events, is what lets a health service that restarted, or missed events while the bus was
+// down, see a provider that has not changed since.
+func (p *prober) round(ctx context.Context) ([]serviceState, sessionsView, []wire.ProviderState) {
 	results := make([]serviceState, len(p.names))
+	states := make([]*wire.ProviderState, len(p.statusSubj))
 	var sessions sessionsView
 	var wg sync.WaitGroup
 	for i := range p.names {
@@ -49,9 +54,30 @@ func (p *prober) round(ctx context.Context) ([]serviceState, sessionsView) {
 			results[i] = serviceState{name: p.names[i], probed: true, ok: ok, latency: latency}
 		})
 	}
+	for i := range p.statusSubj {
+		wg.Go(func() { states[i] = p.providerState(ctx, p.statusSubj[i]) })
+	}
 	wg.Go(func() { sessions = p.sessions(ctx) })
 	wg.Wait()
-	return results, sessions
+	var providers []wire.ProviderState
+	for _, st := range states {
+		if st != nil {
+			providers = append(providers, *st)
+		}
+	}
+	return results, sessions, providers
+}
+
+// providerState asks a provider for its latest state; nil when it does not answer or has
+// not reported one yet.
+func (p *prober) providerState(ctx context.Context, subj string) *wire.ProviderState {
+	ctx, cancel := context.WithTimeout(ctx, p.pingTimeout)
+	defer cancel()
+	var st wire.ProviderState
+	if err := wire.RequestJSON(ctx, p.nc, subj, nil, &st); err != nil || st.Provider == "" {
+		return nil
+	}
+	return &st
 }
 
 // ping asks one service for its micro PING reply; any reply within the timeout counts as alive.

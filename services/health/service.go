@@ -155,6 +155,13 @@ func New(cfg Config, nc *nats.Conn, log *slog.Logger) (*Service, error) {
 		if p.pingSubj[i], err = micro.ControlSubject(micro.PingVerb, name, ""); err != nil {
 			return nil, fmt.Errorf("health: ping subject of %q: %w", name, err)
 		}
+		if name == providerWhatsApp || name == providerTelegram {
+			subj, err := subject.ProviderStatus(name)
+			if err != nil {
+				return nil, fmt.Errorf("health: status subject of %q: %w", name, err)
+			}
+			p.statusSubj = append(p.statusSubj, subj)
+		}
 	}
 	return &Service{
 		cfg:     cfg,
@@ -275,9 +282,12 @@ func (s *Service) probeLoop(ctx context.Context) {
 	ticker := time.NewTicker(s.cfg.ProbeInterval)
 	defer ticker.Stop()
 	for {
-		results, sessions := s.prober.round(ctx)
+		results, sessions, providers := s.prober.round(ctx)
 		if ctx.Err() != nil {
 			return // results of a cancelled round are not the services' fault
+		}
+		for _, ps := range providers {
+			s.state.setProvider(ps)
 		}
 		for _, r := range s.state.setRound(results, sessions) {
 			if r.ok {

@@ -312,3 +312,43 @@ func TestStatusQueuedSystemEvents(t *testing.T) {
 		})
 	}
 }
+
+// TestProviderStateAskedFor: a provider that published its state before this health
+// service started (or while the bus was down) is still seen: each probe round asks it.
+func TestProviderStateAskedFor(t *testing.T) {
+	h := startHarness(t)
+	subj, err := subject.ProviderStatus(providerTelegram)
+	if err != nil {
+		t.Fatal(err)
+	}
+	prov := h.bus.Conn("telegram")
+	state := wire.ProviderState{Provider: providerTelegram, State: schemas.TelegramPolling, Configured: true, Connected: true, Ts: 5}
+	sub, err := prov.Subscribe(subj, func(m *nats.Msg) {
+		data, _ := json.Marshal(state)
+		_ = m.Respond(data)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = sub.Unsubscribe() }()
+	// whatsapp has not reported a state yet: its zero answer must not replace the default.
+	wsubj, err := subject.ProviderStatus(providerWhatsApp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wsub, err := prov.Subscribe(wsubj, func(m *nats.Msg) { _ = m.Respond([]byte(`{"state":"","ts":0}`)) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = wsub.Unsubscribe() }()
+	if err := prov.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	cfg := fastConfig(providerWhatsApp, providerTelegram)
+	cfg.TelegramConfigured = true
+	h.run(t, cfg)
+	ev := h.waitEvent(t, "telegram polling", func(s schemas.HealthSummary) bool { return s.Telegram.State == schemas.TelegramPolling })
+	if ev.Web.State != schemas.WebUnlinked {
+		t.Errorf("whatsapp state %q, want the default %q", ev.Web.State, schemas.WebUnlinked)
+	}
+}
