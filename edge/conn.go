@@ -453,8 +453,14 @@ func (c *conn) request(route Route, subj string, body []byte, id string, deadlin
 	return payload, nil
 }
 
-// finalPoll is how long the service holds one wait request of a two-stage method.
-const finalPoll = 20 * time.Second
+// finalPoll is how long the service holds one wait request of a two-stage method, and
+// finalPollSlack what the edge adds to it before it gives that request up. A service that
+// dies mid-run takes its pending wait with it, so their sum bounds how long a client waits
+// to learn that its run was lost.
+const (
+	finalPoll      = 5 * time.Second
+	finalPollSlack = 3 * time.Second
+)
 
 // awaitFinal long-polls the route's Final subject for the run acknowledged by ack and sends
 // the second res. A service that stays unreachable longer than Config.RunLostAfter ends the run
@@ -471,7 +477,7 @@ func (c *conn) awaitFinal(id string, route Route, ack []byte) {
 	var unreachableSince time.Time
 	backoff := 100 * time.Millisecond
 	for {
-		payload, we := c.request(route, route.Final, body, id, finalPoll+5*time.Second)
+		payload, we := c.request(route, route.Final, body, id, finalPoll+finalPollSlack)
 		if we != nil {
 			if c.s.reqCtx.Err() != nil {
 				c.sendError(id, wire.Unavailable(true, "gateway shutting down"))
