@@ -455,8 +455,9 @@ func (c *conn) request(route Route, subj string, body []byte, id string, deadlin
 
 // finalPoll is how long the service holds one wait request of a two-stage method, and
 // finalPollSlack what the edge adds to it before it gives that request up. A service that
-// dies mid-run takes its pending wait with it, so their sum bounds how long a client waits
-// to learn that its run was lost.
+// dies mid-run takes its pending wait with it: when a restarted copy then answers that it
+// does not know the run, the client learns within their sum; when none answers, within
+// their sum plus Config.RunLostAfter.
 const (
 	finalPoll      = 5 * time.Second
 	finalPollSlack = 3 * time.Second

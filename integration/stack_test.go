@@ -115,7 +115,13 @@ func startStack(compose []string) (*stack, error) {
 			return nil, err
 		}
 	}
+	// A WebChat network of its own, so that stacks of parallel runs do not collide.
+	b := make([]byte, 2)
+	_, _ = rand.Read(b)
+	net3, net4 := int(b[0]), int(b[1]&^7)
 	s.env = append(os.Environ(),
+		fmt.Sprintf("CLAWDIS_WEBCHAT_SUBNET=172.31.%d.%d/29", net3, net4),
+		fmt.Sprintf("CLAWDIS_WEBCHAT_HOST=172.31.%d.%d", net3, net4+1),
 		"CLAWDIS_TAG=it",
 		"CLAWDIS_GATEWAY_TOKEN="+s.gatewayToken,
 		"CLAWDIS_BUS_TOKEN="+randomHex(),

@@ -5,7 +5,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"os/exec"
+	"slices"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -49,6 +51,7 @@ func (b *commandBackend) argvFor(t *turn) []string {
 func (b *commandBackend) run(ctx context.Context, t *turn, out chan<- output) (string, error) {
 	argv := b.argvFor(t)
 	cmd := exec.Command(argv[0], argv[1:]...)
+	cmd.Env = commandEnv(os.Environ())
 	// Stdin stays nil: the command reads /dev/null.
 	stdout := &streamWriter{out: out}
 	stderr := &tailBuffer{max: stderrTailBytes}
@@ -85,6 +88,23 @@ func (b *commandBackend) run(ctx context.Context, t *turn, out chan<- output) (s
 		return "", errors.New(msg)
 	}
 	return strings.TrimSpace(stdout.all.String()), nil
+}
+
+// gatewaySecrets are the environment variables an agent command never inherits: it runs
+// prompts from chat messages, and none of it needs the gateway's, the bus's or the bot's
+// credentials. Its own keys (an LLM API key, say) pass through.
+var gatewaySecrets = []string{"CLAWDIS_GATEWAY_TOKEN", "CLAWDIS_BUS_TOKEN", "CLAWDIS_NATS_TOKEN", "TELEGRAM_BOT_TOKEN"}
+
+// commandEnv is env without the gateway's secrets.
+func commandEnv(env []string) []string {
+	out := make([]string, 0, len(env))
+	for _, kv := range env {
+		name, _, _ := strings.Cut(kv, "=")
+		if !slices.Contains(gatewaySecrets, name) {
+			out = append(out, kv)
+		}
+	}
+	return out
 }
 
 // streamWriter receives the command's stdout as it arrives and reports it as assistant

@@ -171,3 +171,21 @@ func TestTimeoutWhileQueued(t *testing.T) {
 		t.Fatalf("runs = %q, want only busy", log)
 	}
 }
+
+// TestCommandEnvWithoutGatewaySecrets: the agent command gets the environment minus the
+// gateway's, the bus's and the bot's tokens.
+func TestCommandEnvWithoutGatewaySecrets(t *testing.T) {
+	for _, k := range gatewaySecrets {
+		t.Setenv(k, "secret-"+k)
+	}
+	t.Setenv("OPENAI_API_KEY", "agent-key")
+	h := start(t, commandConfig("env"))
+	h.run(schemas.AgentParams{Message: "x", IdempotencyKey: "env-1"})
+	got := h.finalOK("env-1").Text
+	if !strings.Contains(got, "OPENAI_API_KEY=agent-key") {
+		t.Errorf("the agent's own key is missing from its environment:\n%s", got)
+	}
+	if strings.Contains(got, "secret-") {
+		t.Errorf("a gateway secret reached the agent command:\n%s", got)
+	}
+}
