@@ -35,9 +35,14 @@ type TypingRequest struct {
 	On     bool   `json:"on"`
 }
 
-// ProviderOwner identifies the process that runs a provider.
+// ProviderOwner identifies a process that runs a provider, or is starting to: the body of
+// a claim on subject.ProviderOwner and of every answer to one.
 type ProviderOwner struct {
 	Host      string `json:"host"`
 	PID       int    `json:"pid"`
 	StartedAt int64  `json:"startedAt"` // unix ms
+	// Nonce tells claims apart (and a process its own) when StartedAt is equal.
+	Nonce string `json:"nonce"`
+	// Owner is true once the process holds the provider; false while it is still claiming.
+	Owner bool `json:"owner"`
 }

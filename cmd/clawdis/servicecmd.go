@@ -90,6 +90,7 @@ func runService(ctx context.Context, sf serviceFlags, name string, log *slog.Log
 	if err := config.EnsureStateDir(s.paths.StateDir); err != nil {
 		return err
 	}
+	s.bus.natsURL = sf.natsURL // the bus it runs on: shared, never private
 	token := sf.natsToken
 	if token == "" {
 		token = os.Getenv("CLAWDIS_NATS_TOKEN")

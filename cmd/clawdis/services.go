@@ -122,6 +122,9 @@ func newProvider(s settings, n provider.Network, nc *nats.Conn, log *slog.Logger
 		DedupeDir: filepath.Join(s.paths.StateDir, "dedupe"),
 		MediaDir:  filepath.Join(s.paths.StateDir, "media", "inbound"),
 		Reconnect: provider.Policy{InitialMs: r.InitialMs, MaxMs: r.MaxMs, Factor: r.Factor, Jitter: jitter, MaxAttempts: r.MaxAttempts},
+		// Only the embedded bus without a TCP listener is private: with --bus-listen or
+		// --nats-url (and in `clawdis service`) another copy could be on it.
+		PrivateBus: s.bus.listen == "" && s.bus.natsURL == "",
 	}, nc, log)
 }
 

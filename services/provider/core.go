@@ -57,6 +57,12 @@ type Config struct {
 	MediaDir string
 	// MediaMaxAge is how long inbound media is kept. Default DefaultMediaMaxAge (7 days).
 	MediaMaxAge time.Duration
+	// OwnerProbe is how long a starting core listens for other copies of the same provider
+	// before it takes it (see claimOwnership). Default DefaultOwnerProbe.
+	OwnerProbe time.Duration
+	// PrivateBus says that no other process can reach the bus (the embedded bus without a
+	// TCP listener): the core takes the provider without listening for other copies.
+	PrivateBus bool
 	// Now is the clock for timestamps and record ages. Default time.Now.
 	Now func() time.Time
 	// Rand returns the jitter fraction in [0,1). Default math/rand/v2.Float64.
@@ -111,6 +117,12 @@ func New(cfg Config, nc *nats.Conn, log *slog.Logger) (*Core, error) {
 	}
 	if cfg.SendTimeout < 0 {
 		return nil, fmt.Errorf("provider %s: SendTimeout %s is negative", id, cfg.SendTimeout)
+	}
+	if cfg.OwnerProbe < 0 {
+		return nil, fmt.Errorf("provider %s: OwnerProbe %s is negative", id, cfg.OwnerProbe)
+	}
+	if cfg.OwnerProbe == 0 {
+		cfg.OwnerProbe = DefaultOwnerProbe
 	}
 	if cfg.SendTimeout == 0 {
 		cfg.SendTimeout = DefaultSendTimeout
@@ -184,6 +196,9 @@ func (c *Core) Run(ctx context.Context) error {
 	}
 	owner, err := c.claimOwnership(ctx)
 	if err != nil {
+		if ctx.Err() != nil {
+			return nil // stopped while claiming
+		}
 		return err
 	}
 	defer func() { _ = owner.Unsubscribe() }()

@@ -95,10 +95,11 @@ func must(s string, err error) string {
 // h.sleeps) and whose jitter is neutral.
 func (h *harness) config(n provider.Network) provider.Config {
 	return provider.Config{
-		Network:   n,
-		Reconnect: provider.Policy{InitialMs: 1000, MaxMs: 5000, Factor: 2},
-		Now:       h.clock.Now,
-		Rand:      func() float64 { return 0.5 },
+		Network:    n,
+		Reconnect:  provider.Policy{InitialMs: 1000, MaxMs: 5000, Factor: 2},
+		OwnerProbe: 20 * time.Millisecond,
+		Now:        h.clock.Now,
+		Rand:       func() float64 { return 0.5 },
 		Sleep: func(ctx context.Context, d time.Duration) error {
 			h.sleeps <- d
 			return ctx.Err()
