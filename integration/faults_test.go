@@ -23,11 +23,7 @@ import (
 // UNAVAILABLE (retryable) instead of hanging and health turns false; once it starts again
 // both recover on the same edge connection.
 func TestPresenceStopAndStart(t *testing.T) {
-	s := needStack(t)
-	c := s.dial(t, client.Options{Client: schemas.ClientInfo{Name: "it-fault-presence", Mode: "cli"}})
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
-	t.Cleanup(func() { _, _ = s.run(time.Minute, "start", "presence") })
+	s, c, ctx := breaking(t, "presence")
 
 	s.composeT(t, "stop", "presence")
 	requireUnavailable(t, ctx, c, schemas.MethodSystemPresence)
@@ -38,19 +34,13 @@ func TestPresenceStopAndStart(t *testing.T) {
 	if _, err := c.Request(ctx, schemas.MethodSystemPresence, nil); err != nil {
 		t.Fatalf("system-presence after the restart: %v", err)
 	}
-	if err := c.Err(); err != nil {
-		t.Fatalf("the client connection dropped: %v", err)
-	}
+	requireSameConnection(t, c)
 }
 
 // TestBusNodeRestart kills the bus node and starts it again: every service and the edge
 // reconnect by themselves and requests succeed again. It logs how long that took.
 func TestBusNodeRestart(t *testing.T) {
-	s := needStack(t)
-	c := s.dial(t, client.Options{Client: schemas.ClientInfo{Name: "it-fault-bus", Mode: "cli"}})
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
-	t.Cleanup(func() { _, _ = s.run(time.Minute, "start", "bus") })
+	s, c, ctx := breaking(t, "bus")
 
 	s.composeT(t, "kill", "bus")
 	requireUnavailable(t, ctx, c, schemas.MethodHealth)
@@ -66,19 +56,13 @@ func TestBusNodeRestart(t *testing.T) {
 			t.Errorf("%s after the bus restart: %v", m, err)
 		}
 	}
-	if err := c.Err(); err != nil {
-		t.Fatalf("the client connection dropped: %v", err)
-	}
+	requireSameConnection(t, c)
 }
 
 // TestAgentRestartMidRun kills the agent container while a run is in progress: the client
 // gets a final error, not silence, and the restarted agent serves the next run.
 func TestAgentRestartMidRun(t *testing.T) {
-	s := needStack(t)
-	c := s.dial(t, client.Options{Client: schemas.ClientInfo{Name: "it-fault-agent", Mode: "cli"}})
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
-	t.Cleanup(func() { _, _ = s.run(time.Minute, "start", "agent") })
+	s, c, ctx := breaking(t, "agent")
 
 	acked := make(chan struct{})
 	type result struct {
@@ -118,6 +102,27 @@ func TestAgentRestartMidRun(t *testing.T) {
 	var res schemas.AgentResult
 	if err != nil || json.Unmarshal(raw, &res) != nil || res.Status != "ok" {
 		t.Fatalf("the next run: %s %v", raw, err)
+	}
+}
+
+// breaking prepares a fault test on one container: the stack, a client connection that must
+// survive the fault, a deadline, and a cleanup that starts the container again whatever
+// happens.
+func breaking(t *testing.T, container string) (*stack, *client.Client, context.Context) {
+	t.Helper()
+	s := needStack(t)
+	c := s.dial(t, client.Options{Client: schemas.ClientInfo{Name: "it-fault-" + container, Mode: "cli"}})
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	t.Cleanup(cancel)
+	t.Cleanup(func() { _, _ = s.run(time.Minute, "start", container) })
+	return s, c, ctx
+}
+
+// requireSameConnection fails when c's connection dropped: the edge must not have restarted.
+func requireSameConnection(t *testing.T, c *client.Client) {
+	t.Helper()
+	if err := c.Err(); err != nil {
+		t.Fatalf("the client connection dropped: %v", err)
 	}
 }
 
