@@ -3,7 +3,6 @@ package provider_test
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"log/slog"
 	"sync"
@@ -147,24 +146,12 @@ func (h *harness) start(cfg provider.Config) (stop func()) {
 // waitState waits for a state event satisfying ok.
 func (h *harness) waitState(what string, ok func(wire.ProviderState) bool) wire.ProviderState {
 	h.t.Helper()
-	timeout := time.After(waitLimit)
-	for {
-		select {
-		case m := <-h.states:
-			var st wire.ProviderState
-			if err := json.Unmarshal(m.Data, &st); err != nil {
-				h.t.Fatalf("bad state event %s: %v", m.Data, err)
-			}
-			if st.Provider != netID || st.Ts <= 0 {
-				h.t.Fatalf("state event without provider or ts: %s", m.Data)
-			}
-			if ok(st) {
-				return st
-			}
-		case <-timeout:
-			h.t.Fatalf("no state event %s within %s", what, waitLimit)
+	return providertest.NextEvent(h.t, h.states, "state event "+what, func(st wire.ProviderState, raw []byte) bool {
+		if st.Provider != netID || st.Ts <= 0 {
+			h.t.Fatalf("state event without provider or ts: %s", raw)
 		}
-	}
+		return ok(st)
+	})
 }
 
 func (h *harness) waitConnected() {
@@ -175,17 +162,7 @@ func (h *harness) waitConnected() {
 // waitInbound waits for the next inbound event.
 func (h *harness) waitInbound() wire.InboundMessage {
 	h.t.Helper()
-	select {
-	case m := <-h.inbound:
-		var msg wire.InboundMessage
-		if err := json.Unmarshal(m.Data, &msg); err != nil {
-			h.t.Fatalf("bad inbound event %s: %v", m.Data, err)
-		}
-		return msg
-	case <-time.After(waitLimit):
-		h.t.Fatalf("no inbound event within %s", waitLimit)
-	}
-	return wire.InboundMessage{}
+	return providertest.NextEvent(h.t, h.inbound, "inbound event", providertest.AnyEvent[wire.InboundMessage])
 }
 
 // waitSleep waits for the supervisor's next backoff.

@@ -3,7 +3,6 @@ package telegram
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"log/slog"
 	"strings"
@@ -18,6 +17,7 @@ import (
 	"github.com/clawdis/clawdis/bus/wire"
 	"github.com/clawdis/clawdis/schemas"
 	"github.com/clawdis/clawdis/services/provider"
+	"github.com/clawdis/clawdis/services/provider/providertest"
 	"github.com/clawdis/clawdis/services/telegram/telegramtest"
 )
 
@@ -139,24 +139,12 @@ func must(s string, err error) string {
 // waitState waits for a state event satisfying ok.
 func (h *harness) waitState(what string, ok func(wire.ProviderState) bool) wire.ProviderState {
 	h.t.Helper()
-	timeout := time.After(waitLimit)
-	for {
-		select {
-		case m := <-h.states:
-			var st wire.ProviderState
-			if err := json.Unmarshal(m.Data, &st); err != nil {
-				h.t.Fatalf("bad state event %s: %v", m.Data, err)
-			}
-			if strings.Contains(string(m.Data), testToken) {
-				h.t.Errorf("state event holds the token: %s", m.Data)
-			}
-			if ok(st) {
-				return st
-			}
-		case <-timeout:
-			h.t.Fatalf("no state event %s within %s", what, waitLimit)
+	return providertest.NextEvent(h.t, h.states, "state event "+what, func(st wire.ProviderState, raw []byte) bool {
+		if strings.Contains(string(raw), testToken) {
+			h.t.Errorf("state event holds the token: %s", raw)
 		}
-	}
+		return ok(st)
+	})
 }
 
 func (h *harness) waitPolling() wire.ProviderState {
@@ -166,17 +154,7 @@ func (h *harness) waitPolling() wire.ProviderState {
 
 func (h *harness) waitInbound() wire.InboundMessage {
 	h.t.Helper()
-	select {
-	case m := <-h.inbound:
-		var msg wire.InboundMessage
-		if err := json.Unmarshal(m.Data, &msg); err != nil {
-			h.t.Fatalf("bad inbound event %s: %v", m.Data, err)
-		}
-		return msg
-	case <-time.After(waitLimit):
-		h.t.Fatalf("no inbound event within %s", waitLimit)
-	}
-	return wire.InboundMessage{}
+	return providertest.NextEvent(h.t, h.inbound, "inbound event", providertest.AnyEvent[wire.InboundMessage])
 }
 
 // waitSleep waits for the bot to start a wait and returns its duration; the wait lasts
