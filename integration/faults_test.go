@@ -30,7 +30,7 @@ func TestPresenceStopAndStart(t *testing.T) {
 	waitHealth(t, ctx, s, c, func(h schemas.HealthSummary) bool { return !h.OK && !serviceOK(h, "presence") })
 
 	s.composeT(t, "start", "presence")
-	waitHealth(t, ctx, s, c, func(h schemas.HealthSummary) bool { return h.OK })
+	waitHealth(t, ctx, s, c, healthOK)
 	if _, err := c.Request(ctx, schemas.MethodSystemPresence, nil); err != nil {
 		t.Fatalf("system-presence after the restart: %v", err)
 	}
@@ -48,7 +48,7 @@ func TestBusNodeRestart(t *testing.T) {
 	start := time.Now()
 	s.composeT(t, "start", "bus")
 	started := time.Since(start)
-	waitHealth(t, ctx, s, c, func(h schemas.HealthSummary) bool { return h.OK })
+	waitHealth(t, ctx, s, c, healthOK)
 	t.Logf("bus node restart: compose start took %s; every service healthy again %s after the start command",
 		started.Round(time.Millisecond), time.Since(start).Round(time.Millisecond))
 	for _, m := range []string{schemas.MethodSystemPresence, schemas.MethodStatus} {
@@ -96,7 +96,7 @@ func TestAgentRestartMidRun(t *testing.T) {
 	re := responseError(t, r.err)
 	t.Logf("final after the agent restart: %s %q", re.Shape.Code, re.Shape.Message)
 
-	waitHealth(t, ctx, s, c, func(h schemas.HealthSummary) bool { return h.OK })
+	waitHealth(t, ctx, s, c, healthOK)
 	raw, err := c.RequestFinal(ctx, schemas.MethodAgent, map[string]any{"message": "are you back", "sessionKey": "it-hang",
 		"idempotencyKey": "it-hang-2"}, nil)
 	var res schemas.AgentResult
@@ -141,22 +141,11 @@ func requireUnavailable(t *testing.T, ctx context.Context, c *client.Client, met
 	}
 }
 
-// waitHealth polls health through c until cond holds.
+// waitHealth polls health through c until cond holds, failing t when it never does.
 func waitHealth(t *testing.T, ctx context.Context, s *stack, c *client.Client, cond func(schemas.HealthSummary) bool) {
 	t.Helper()
-	var last schemas.HealthSummary
-	var lastErr error
-	for {
-		h, err := s.healthOnce(ctx, c)
-		if err == nil && cond(h) {
-			return
-		}
-		last, lastErr = h, err
-		select {
-		case <-ctx.Done():
-			t.Fatalf("health never reached the expected state (last: ok=%v %s, err %v)", last.OK, serviceStates(last), lastErr)
-		case <-time.After(250 * time.Millisecond): // the stack is other processes: poll it
-		}
+	if _, err := s.pollHealth(ctx, c, cond); err != nil {
+		t.Fatalf("health never reached the expected state: %v", err)
 	}
 }
 

@@ -140,7 +140,7 @@ func startStack(compose []string) (*stack, error) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
-	if _, err := s.waitHealthy(ctx, nil); err != nil {
+	if _, err := s.pollHealth(ctx, nil, healthOK); err != nil {
 		return s, fmt.Errorf("the stack never became healthy: %w", err)
 	}
 	return s, nil
@@ -186,26 +186,29 @@ func (s *stack) dumpLogs() {
 // gatewayURL is the published gateway WebSocket.
 func (s *stack) gatewayURL() string { return "ws://127.0.0.1:" + strconv.Itoa(s.gatewayPort) }
 
-// waitHealthy polls health through c (or a fresh connection per attempt when c is nil)
-// until it reports ok, and returns the summary.
-func (s *stack) waitHealthy(ctx context.Context, c *client.Client) (schemas.HealthSummary, error) {
+// pollHealth polls health through c (or a fresh connection per attempt when c is nil)
+// until cond accepts the summary, and returns it.
+func (s *stack) pollHealth(ctx context.Context, c *client.Client, cond func(schemas.HealthSummary) bool) (schemas.HealthSummary, error) {
 	var last error
 	for {
 		h, err := s.healthOnce(ctx, c)
-		if err == nil && h.OK {
+		if err == nil && cond(h) {
 			return h, nil
 		}
 		if err == nil {
-			err = fmt.Errorf("health not ok: %s", serviceStates(h))
+			err = fmt.Errorf("health ok=%v: %s", h.OK, serviceStates(h))
 		}
 		last = err
 		select {
 		case <-ctx.Done():
 			return h, fmt.Errorf("%w (last: %v)", ctx.Err(), last)
-		case <-time.After(250 * time.Millisecond): // the stack is another process: poll it
+		case <-time.After(250 * time.Millisecond): // the stack is other processes: poll it
 		}
 	}
 }
+
+// healthOK is the pollHealth condition "every service answers".
+func healthOK(h schemas.HealthSummary) bool { return h.OK }
 
 func (s *stack) healthOnce(ctx context.Context, c *client.Client) (schemas.HealthSummary, error) {
 	var h schemas.HealthSummary
