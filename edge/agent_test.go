@@ -4,8 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"slices"
+	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -20,45 +20,38 @@ import (
 var allServices = []string{subject.ServicePresence, subject.ServiceHealth, subject.ServiceSessions,
 	subject.ServiceAgent, subject.ServiceWhatsApp, subject.ServiceTelegram}
 
-// fakeAgent acknowledges runs at once and answers the first wait with "not done yet" and
-// the second with the final, publishing one agent event in between.
+// fakeAgent acknowledges runs at once; when the test sends on go, it publishes one agent
+// event and the final on the run's subject.
 type fakeAgent struct {
-	svc   micro.Service
-	waits atomic.Int32
+	svc micro.Service
+	go_ chan struct{}
 }
 
 func startFakeAgent(t *testing.T, nc *nats.Conn) *fakeAgent {
 	t.Helper()
-	fa := &fakeAgent{}
+	fa := &fakeAgent{go_: make(chan struct{}, 1)}
 	var err error
 	fa.svc, err = micro.AddService(nc, micro.Config{Name: subject.ServiceAgent, Version: "1.0.0"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	add := func(name, subj string, fn wire.HandlerFunc) {
-		if err := fa.svc.AddEndpoint(name, wire.Handler(name, fn), micro.WithEndpointSubject(subj)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	add("run", subject.AgentRun, func(_ context.Context, data []byte, _ nats.Header) (any, error) {
+	var wg sync.WaitGroup
+	t.Cleanup(wg.Wait)
+	err = fa.svc.AddEndpoint("run", wire.Handler("run", func(_ context.Context, data []byte, _ nats.Header) (any, error) {
 		var p schemas.AgentParams
 		_ = json.Unmarshal(data, &p)
+		wg.Go(func() {
+			<-fa.go_
+			publishRunEvent(t, nc, subject.AgentRunEvents(p.IdempotencyKey), wire.RunEventAgent,
+				schemas.AgentEventPayload{RunID: p.IdempotencyKey, Seq: 1, Stream: "assistant", Ts: 1, Data: json.RawMessage(`{"text":"hel"}`)})
+			payload, _ := json.Marshal(schemas.AgentResult{RunID: p.IdempotencyKey, Status: schemas.RunOK, Summary: "done", Text: "hello"})
+			publishRunEvent(t, nc, subject.AgentRunEvents(p.IdempotencyKey), wire.RunEventFinal, wire.RunFinal{OK: true, Payload: payload})
+		})
 		return schemas.AgentResult{RunID: p.IdempotencyKey, Status: schemas.RunAccepted}, nil
-	})
-	add("wait", subject.AgentWait, func(_ context.Context, data []byte, _ nats.Header) (any, error) {
-		var w wire.AgentWait
-		_ = json.Unmarshal(data, &w)
-		if fa.waits.Add(1) == 1 {
-			ev := schemas.AgentEventPayload{RunID: w.RunID, Seq: 1, Stream: "assistant", Ts: 1, Data: json.RawMessage(`{"text":"hel"}`)}
-			b, _ := json.Marshal(ev)
-			if err := nc.Publish(subject.AgentEvent, b); err != nil {
-				return nil, err
-			}
-			return wire.AgentFinal{Done: false}, nil
-		}
-		payload, _ := json.Marshal(schemas.AgentResult{RunID: w.RunID, Status: schemas.RunOK, Summary: "done", Text: "hello"})
-		return wire.AgentFinal{Done: true, OK: true, Payload: payload}, nil
-	})
+	}), micro.WithEndpointSubject(subject.AgentRun))
+	if err != nil {
+		t.Fatal(err)
+	}
 	t.Cleanup(func() { _ = fa.svc.Stop() })
 	return fa
 }
@@ -66,7 +59,7 @@ func startFakeAgent(t *testing.T, nc *nats.Conn) *fakeAgent {
 func TestAgentTwoStage(t *testing.T) {
 	g := startEdge(t, func(c *Config) { c.Routes = RoutesFor(DefaultRoutes(), allServices) })
 	startFakeServices(t, g.nc)
-	startFakeAgent(t, g.nc)
+	fa := startFakeAgent(t, g.nc)
 	c, ok := g.connect("cli")
 	features := ok["features"].(map[string]any)
 	var events []string
@@ -85,6 +78,7 @@ func TestAgentTwoStage(t *testing.T) {
 	if ack["ok"] != true || ack["payload"].(map[string]any)["status"] != "accepted" {
 		t.Fatalf("ack = %v", ack)
 	}
+	fa.go_ <- struct{}{}
 	ev := c.nextEvent("agent")
 	if p := ev["payload"].(map[string]any); p["runId"] != "run-1" || p["stream"] != "assistant" {
 		t.Errorf("agent event = %v", ev)
@@ -96,49 +90,87 @@ func TestAgentTwoStage(t *testing.T) {
 	}
 }
 
+// TestAgentServiceLostMidRun: when a run's events stop, the edge asks the agent service
+// about it; a service that no longer knows the run, or none at all, ends it UNAVAILABLE.
 func TestAgentServiceLostMidRun(t *testing.T) {
-	g := startEdge(t, func(c *Config) {
-		c.Routes = RoutesFor(DefaultRoutes(), allServices)
-		c.RunLostAfter = 200 * time.Millisecond
-	})
+	for _, tt := range []struct {
+		name      string
+		status    bool // a (restarted) service answers agent.status: unknown
+		want      string
+		retryable bool
+	}{
+		{"service gone", false, "run r: the agent service stopped answering", true},
+		{"service restarted", true, "unknown run r (the agent service may have restarted)", false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			g := startEdge(t, func(c *Config) {
+				c.Routes = RoutesFor(DefaultRoutes(), allServices)
+				c.RunHeartbeat = 10 * time.Millisecond
+			})
+			startFakeServices(t, g.nc)
+			svc, err := micro.AddService(g.nc, micro.Config{Name: subject.ServiceAgent, Version: "1.0.0"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _ = svc.Stop() })
+			err = svc.AddEndpoint("run", wire.Handler("run", func(context.Context, []byte, nats.Header) (any, error) {
+				return schemas.AgentResult{RunID: "r", Status: schemas.RunAccepted}, nil
+			}), micro.WithEndpointSubject(subject.AgentRun))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tt.status {
+				err = svc.AddEndpoint("status", wire.Handler("status", func(context.Context, []byte, nats.Header) (any, error) {
+					return wire.RunStatus{State: wire.RunUnknown}, nil
+				}), micro.WithEndpointSubject(subject.AgentStatus))
+				if err != nil {
+					t.Fatal(err)
+				}
+			}
+			c, _ := g.connect("cli")
+			c.send(map[string]any{"type": "req", "id": "a1", "method": "agent",
+				"params": map[string]any{"message": "hi", "idempotencyKey": "r"}})
+			if ack := c.nextRes("a1"); ack["ok"] != true {
+				t.Fatalf("ack = %v", ack)
+			}
+			final := c.nextRes("a1")
+			code, msg, retryable := errCode(final)
+			if final["ok"] != false || code != wire.CodeUnavailable || retryable != tt.retryable || !strings.HasPrefix(msg, tt.want) {
+				t.Fatalf("final = %v, want UNAVAILABLE retryable:%v %q…", final, tt.retryable, tt.want)
+			}
+		})
+	}
+}
+
+// TestAgentRepeatFinishedRun: a repeated agent request whose run already finished gets
+// exactly one res, the remembered final, and no ack (SPEC §6.5).
+func TestAgentRepeatFinishedRun(t *testing.T) {
+	g := startEdge(t, func(c *Config) { c.Routes = RoutesFor(DefaultRoutes(), allServices) })
 	startFakeServices(t, g.nc)
 	svc, err := micro.AddService(g.nc, micro.Config{Name: subject.ServiceAgent, Version: "1.0.0"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	stopped := make(chan struct{})
+	t.Cleanup(func() { _ = svc.Stop() })
+	payload, _ := json.Marshal(schemas.AgentResult{RunID: "done", Status: schemas.RunOK, Summary: "completed", Text: "old"})
+	final, _ := json.Marshal(wire.RunFinal{OK: true, Payload: payload})
 	err = svc.AddEndpoint("run", wire.Handler("run", func(context.Context, []byte, nats.Header) (any, error) {
-		return schemas.AgentResult{RunID: "r", Status: schemas.RunAccepted}, nil
+		return wire.Reply{Data: final, Header: nats.Header{wire.HeaderRunFinal: []string{"1"}}}, nil
 	}), micro.WithEndpointSubject(subject.AgentRun))
-	if err != nil {
-		t.Fatal(err)
-	}
-	// The wait endpoint stops the whole service before answering: the edge then finds no
-	// responder on its next poll, like a crashed agent container. A poll that arrives while
-	// the stop is under way is answered the same way.
-	var stopOnce sync.Once
-	err = svc.AddEndpoint("wait", wire.Handler("wait", func(context.Context, []byte, nats.Header) (any, error) {
-		stopOnce.Do(func() { go func() { _ = svc.Stop(); close(stopped) }() })
-		return wire.AgentFinal{Done: false}, nil
-	}), micro.WithEndpointSubject(subject.AgentWait))
 	if err != nil {
 		t.Fatal(err)
 	}
 	c, _ := g.connect("cli")
 	c.send(map[string]any{"type": "req", "id": "a1", "method": "agent",
-		"params": map[string]any{"message": "hi", "idempotencyKey": "r"}})
-	if ack := c.nextRes("a1"); ack["ok"] != true {
-		t.Fatalf("ack = %v", ack)
+		"params": map[string]any{"message": "hi", "idempotencyKey": "done"}})
+	res := c.nextRes("a1")
+	if p, _ := res["payload"].(map[string]any); res["ok"] != true || p["status"] != "ok" || p["text"] != "old" {
+		t.Fatalf("res = %v, want the remembered final", res)
 	}
-	final := c.nextRes("a1")
-	code, msg, retryable := errCode(final)
-	if final["ok"] != false || code != wire.CodeUnavailable || !retryable {
-		t.Fatalf("final = %v", final)
+	c.send(`{"type":"req","id":"after","method":"health"}`)
+	if res := c.next(); res["id"] != "after" {
+		t.Fatalf("after the final came %v, want the health res (no second res for a1)", res)
 	}
-	if want := "agent run r: the service stopped answering"; len(msg) < len(want) || msg[:len(want)] != want {
-		t.Errorf("message %q, want prefix %q", msg, want)
-	}
-	<-stopped
 }
 
 func TestChatEventsBroadcast(t *testing.T) {
@@ -148,10 +180,12 @@ func TestChatEventsBroadcast(t *testing.T) {
 	b, _ := g.connect("cli")
 	msg := &schemas.ChatMessage{Role: "assistant", Content: []schemas.ChatContent{{Type: "text", Text: "hi"}}, Timestamp: 1}
 	for _, st := range []string{schemas.ChatStateDelta, schemas.ChatStateFinal} {
-		body, _ := json.Marshal(schemas.ChatEventPayload{RunID: "r", SessionKey: "main", Seq: 1, State: st, Message: msg})
-		if err := g.nc.Publish(subject.ChatEvent, body); err != nil {
-			t.Fatal(err)
+		kind := wire.RunEventChat
+		if st == schemas.ChatStateDelta {
+			kind = wire.RunEventChatDelta
 		}
+		publishRunEvent(t, g.nc, subject.ChatRunEvents("r"), kind,
+			schemas.ChatEventPayload{RunID: "r", SessionKey: "main", Seq: 1, State: st, Message: msg})
 	}
 	for _, c := range []*wsc{a, b} {
 		for _, st := range []string{"delta", "final"} {

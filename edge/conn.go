@@ -387,15 +387,18 @@ func (c *conn) handleFrame(data []byte) bool {
 	go func() {
 		defer c.reqWG.Done()
 		defer c.s.drain.done()
-		defer func() { <-c.inflight }()
-		c.call(id, route, body)
+		var once sync.Once
+		release := func() { once.Do(func() { <-c.inflight }) }
+		defer release()
+		c.call(id, route, body, release)
 	}()
 	return true
 }
 
 // call forwards one request to the bus and answers it exactly once (twice for a two-stage
-// method: the ack, then the final).
-func (c *conn) call(id string, route Route, params []byte) {
+// method: the ack, then the final). release frees the request's in-flight slot; it is
+// called once the request is acknowledged (a two-stage run no longer counts, SPEC §5.3).
+func (c *conn) call(id string, route Route, params []byte, release func()) {
 	defer func() {
 		if p := recover(); p != nil {
 			c.log.Error("panic handling request", "method", route.Method, "panic", p)
@@ -416,27 +419,49 @@ func (c *conn) call(id string, route Route, params []byte) {
 			return
 		}
 	}
-	payload, we := c.request(route, subj, body, id, route.Deadline)
+	var waiter *wire.RunWaiter
+	if route.TwoStage {
+		var p struct {
+			IdempotencyKey string `json:"idempotencyKey"`
+		}
+		if json.Unmarshal(params, &p) != nil || p.IdempotencyKey == "" {
+			c.sendError(id, wire.Invalid("invalid %s params: idempotencyKey required", route.Method))
+			return
+		}
+		waiter = c.s.runs.Watch(p.IdempotencyKey)
+		defer waiter.Stop()
+	}
+	reply, we := c.request(route, subj, body, route.Deadline)
 	if we != nil {
 		c.sendError(id, we)
 		return
 	}
-	c.sendRes(schemas.Response{Type: schemas.TypeRes, ID: id, OK: true, Payload: payload})
-	if route.Final != "" {
-		c.awaitFinal(id, route, payload)
+	if waiter != nil && reply.Header.Get(wire.HeaderRunFinal) != "" {
+		c.sendFinal(id, route, reply.Data)
+		return
 	}
+	payload := reply.Data
+	if len(payload) == 0 {
+		payload = []byte("null")
+	}
+	c.sendRes(schemas.Response{Type: schemas.TypeRes, ID: id, OK: true, Payload: payload})
+	if waiter == nil {
+		return
+	}
+	release()
+	fin, err := waiter.Wait(c.s.reqCtx)
+	if err != nil {
+		c.sendError(id, wire.Unavailable(true, "gateway shutting down"))
+		return
+	}
+	c.sendRunFinal(id, route, fin)
 }
 
-// request sends one bus request with the connection's headers and maps every failure to a
-// wire error.
-func (c *conn) request(route Route, subj string, body []byte, id string, deadline time.Duration) ([]byte, *wire.Error) {
+// request sends one bus request and maps every failure to a wire error.
+func (c *conn) request(route Route, subj string, body []byte, deadline time.Duration) (*nats.Msg, *wire.Error) {
 	ctx, cancel := context.WithTimeout(c.s.reqCtx, deadline)
 	defer cancel()
-	hdr := nats.Header{}
-	hdr.Set(wire.HeaderConnID, c.id)
-	hdr.Set(wire.HeaderRequestID, id)
-	hdr.Set(wire.HeaderClientMode, c.hello.Client.Mode)
-	payload, err := wire.Request(ctx, c.s.nc, subj, body, hdr)
+	reply, err := wire.RequestMsg(ctx, c.s.nc, &nats.Msg{Subject: subj, Data: body})
 	if err != nil {
 		var we *wire.Error
 		if !errors.As(err, &we) {
@@ -447,84 +472,32 @@ func (c *conn) request(route Route, subj string, body []byte, id string, deadlin
 		}
 		return nil, we
 	}
-	if len(payload) == 0 {
-		payload = []byte("null")
-	}
-	return payload, nil
+	return reply, nil
 }
 
-// finalPoll is how long the service holds one wait request of a two-stage method, and
-// finalPollSlack what the edge adds to it before it gives that request up. A service that
-// dies mid-run takes its pending wait with it: when a restarted copy then answers that it
-// does not know the run, the client learns within their sum; when none answers, within
-// their sum plus Config.RunLostAfter.
-const (
-	finalPoll      = 5 * time.Second
-	finalPollSlack = 3 * time.Second
-)
+// sendFinal answers with a run's final as the service encoded it.
+func (c *conn) sendFinal(id string, route Route, data []byte) {
+	var fin wire.RunFinal
+	if err := json.Unmarshal(data, &fin); err != nil {
+		c.sendError(id, wire.Unavailable(false, "%s: malformed final from the service: %s", route.Method, err.Error()))
+		return
+	}
+	c.sendRunFinal(id, route, fin)
+}
 
-// awaitFinal long-polls the route's Final subject for the run acknowledged by ack and sends
-// the second res. A service that stays unreachable longer than Config.RunLostAfter ends the run
-// for the client with UNAVAILABLE, so a crashed service never leaves it waiting forever.
-func (c *conn) awaitFinal(id string, route Route, ack []byte) {
-	var a struct {
-		RunID string `json:"runId"`
+// sendRunFinal sends the final res of a two-stage run.
+func (c *conn) sendRunFinal(id string, route Route, fin wire.RunFinal) {
+	res := schemas.Response{Type: schemas.TypeRes, ID: id, OK: fin.OK, Payload: fin.Payload}
+	if fin.OK && len(res.Payload) == 0 {
+		res.Payload = []byte("null")
 	}
-	if json.Unmarshal(ack, &a) != nil || a.RunID == "" {
-		c.sendError(id, wire.Unavailable(false, "%s: the service acknowledged without a runId", route.Method))
-		return
+	if !fin.OK {
+		if fin.Error == nil {
+			fin.Error = wire.Unavailable(false, "%s run failed", route.Method)
+		}
+		res.Error = errorShape(fin.Error)
 	}
-	body, _ := json.Marshal(wire.AgentWait{RunID: a.RunID, WaitMs: finalPoll.Milliseconds()})
-	var unreachableSince time.Time
-	backoff := 100 * time.Millisecond
-	for {
-		payload, we := c.request(route, route.Final, body, id, finalPoll+finalPollSlack)
-		if we != nil {
-			if c.s.reqCtx.Err() != nil {
-				c.sendError(id, wire.Unavailable(true, "gateway shutting down"))
-				return
-			}
-			if !we.Retryable {
-				c.sendError(id, we)
-				return
-			}
-			now := time.Now()
-			if unreachableSince.IsZero() {
-				unreachableSince = now
-			}
-			if now.Sub(unreachableSince) > c.s.cfg.RunLostAfter {
-				c.sendError(id, wire.Unavailable(true, "%s run %s: the service stopped answering (%s); the outcome is unknown", route.Method, a.RunID, we.Message))
-				return
-			}
-			select {
-			case <-time.After(backoff):
-			case <-c.s.reqCtx.Done():
-			}
-			backoff = min(backoff*2, 2*time.Second)
-			continue
-		}
-		unreachableSince, backoff = time.Time{}, 100*time.Millisecond
-		var fin wire.AgentFinal
-		if err := json.Unmarshal(payload, &fin); err != nil {
-			c.sendError(id, wire.Unavailable(false, "%s: malformed final from the service: %s", route.Method, err.Error()))
-			return
-		}
-		if !fin.Done {
-			continue
-		}
-		res := schemas.Response{Type: schemas.TypeRes, ID: id, OK: fin.OK, Payload: fin.Payload}
-		if fin.OK && len(res.Payload) == 0 {
-			res.Payload = []byte("null")
-		}
-		if !fin.OK {
-			if fin.Error == nil {
-				fin.Error = wire.Unavailable(false, "%s run %s failed", route.Method, a.RunID)
-			}
-			res.Error = errorShape(fin.Error)
-		}
-		c.sendRes(res)
-		return
-	}
+	c.sendRes(res)
 }
 
 func errorShape(e *wire.Error) *schemas.ErrorShape {

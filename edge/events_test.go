@@ -10,6 +10,7 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/clawdis/clawdis/bus/subject"
+	"github.com/clawdis/clawdis/bus/wire"
 	"github.com/clawdis/clawdis/schemas"
 )
 
@@ -193,10 +194,8 @@ func TestSlowConsumerClosed(t *testing.T) {
 	const n = 200 // 1.6 MB: far beyond the slow client's queue and socket buffers
 	for i := 1; i <= n; i++ {
 		data, _ := json.Marshal(map[string]string{"text": text})
-		body, _ := json.Marshal(schemas.AgentEventPayload{RunID: "r", Seq: int64(i), Stream: "assistant", Ts: 1, Data: data})
-		if err := g.nc.Publish(subject.AgentEvent, body); err != nil {
-			t.Fatal(err)
-		}
+		publishRunEvent(t, g.nc, subject.AgentRunEvents("r"), wire.RunEventAgent,
+			schemas.AgentEventPayload{RunID: "r", Seq: int64(i), Stream: "assistant", Ts: 1, Data: data})
 		if ev := fast.nextEvent("agent"); ev["seq"] != float64(i) {
 			t.Fatalf("fast client seq %v, want %d", ev["seq"], i)
 		}

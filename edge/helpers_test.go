@@ -304,3 +304,15 @@ func (l smallSendBufListener) Accept() (net.Conn, error) {
 	}
 	return c, err
 }
+
+// publishRunEvent publishes one run event of kind with v as JSON, as the agent service does.
+func publishRunEvent(t testing.TB, nc *nats.Conn, subj, kind string, v any) {
+	data, err := json.Marshal(v)
+	if err != nil {
+		t.Error(err)
+		return
+	}
+	if err := nc.PublishMsg(&nats.Msg{Subject: subj, Data: data, Header: nats.Header{wire.HeaderRunEvent: []string{kind}}}); err != nil {
+		t.Error(err)
+	}
+}

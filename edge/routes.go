@@ -20,9 +20,11 @@ type Route struct {
 	Service string
 	// Deadline bounds the bus request; past it the client gets UNAVAILABLE retryable.
 	Deadline time.Duration
-	// Final, when set, makes the method two-stage (SPEC §6.6): after the first answer the
-	// edge long-polls Final with wire.AgentWait until the run is done and sends a second res.
-	Final string
+	// TwoStage makes the method two-stage (SPEC §6.6): the service's answer is the
+	// acknowledgement of a run whose id is the params' idempotencyKey, and the edge sends a
+	// second res with the run's final event (wire.Runs). An answer marked wire.HeaderRunFinal
+	// is the final of a run that had already finished: it is the only res.
+	TwoStage bool
 	// SubjectFor, when set, picks the subject from the params (the send method's provider).
 	SubjectFor func(params []byte) (string, error)
 	// Rewrite, when set, turns the client's params into the bus request body; maxPayload is
@@ -44,7 +46,7 @@ func DefaultRoutes() []Route {
 		{Method: schemas.MethodSystemPresence, Subject: subject.PresenceList, Service: subject.ServicePresence, Deadline: quick},
 		{Method: schemas.MethodSystemEvent, Subject: subject.PresenceEvent, Service: subject.ServicePresence, Deadline: quick},
 		{Method: schemas.MethodSend, Service: "provider", SubjectFor: sendSubject, Deadline: 60 * time.Second},
-		{Method: schemas.MethodAgent, Subject: subject.AgentRun, Final: subject.AgentWait, Service: subject.ServiceAgent, Deadline: 10 * time.Second},
+		{Method: schemas.MethodAgent, Subject: subject.AgentRun, TwoStage: true, Service: subject.ServiceAgent, Deadline: 10 * time.Second},
 		{Method: schemas.MethodChatSend, Subject: subject.ChatSend, Service: subject.ServiceAgent, Deadline: 10 * time.Second},
 		{Method: schemas.MethodChatHistory, Subject: subject.SessionsHistory, Service: subject.ServiceSessions, Deadline: quick, Rewrite: historyRequest},
 	}

@@ -47,9 +47,9 @@ type Config struct {
 	Routes []Route
 	// Events lists the event names announced in hello-ok; default tick, presence, health, shutdown.
 	Events []string
-	// RunLostAfter is how long the service of a two-stage method (agent) may stay unreachable
-	// while the edge waits for a run's final before the client gets UNAVAILABLE; default 15s.
-	RunLostAfter time.Duration
+	// RunHeartbeat is the agent runs' heartbeat interval (wire.RunWaiter); default
+	// wire.RunHeartbeat.
+	RunHeartbeat time.Duration
 	// Verbose logs every frame in and out at Debug level (never tokens).
 	Verbose bool
 	// Now is the clock; default time.Now.
@@ -91,9 +91,6 @@ func (c *Config) setDefaults() {
 			}
 		}
 	}
-	if c.RunLostAfter <= 0 {
-		c.RunLostAfter = 15 * time.Second
-	}
 	if c.Now == nil {
 		c.Now = time.Now
 	}
@@ -117,6 +114,7 @@ type Server struct {
 	health       json.RawMessage    // last HealthSummary, nil until known
 	stateVersion schemas.StateVersion
 
+	runs      *wire.Runs // follows every run: broadcasts its events, ends two-stage waits
 	stopping  atomic.Bool
 	drain     drainTracker
 	reqCtx    context.Context // parent of every bus request; canceled when the drain budget ends
@@ -176,6 +174,10 @@ func (s *Server) Run(ctx context.Context) error {
 			_ = sub.Unsubscribe()
 		}
 	}()
+	if s.runs, err = wire.FollowRuns(s.nc, wire.RunsConfig{OnEvent: s.onRunEvent, Heartbeat: s.cfg.RunHeartbeat}); err != nil {
+		return fmt.Errorf("edge: %w", err)
+	}
+	defer s.runs.Close()
 
 	hs := &http.Server{
 		Handler:           http.HandlerFunc(s.serveHTTP),
@@ -263,8 +265,6 @@ func (s *Server) subscribe() ([]*nats.Subscription, error) {
 	}{
 		{subject.PresenceChanged, s.onPresence},
 		{subject.HealthChanged, s.onHealth},
-		{subject.AgentEvent, s.onAgent},
-		{subject.ChatEvent, s.onChat},
 	} {
 		fn := sp.fn
 		sub, err := s.nc.Subscribe(sp.subj, func(m *nats.Msg) { fn(m.Data) })
@@ -309,27 +309,23 @@ func (s *Server) onHealth(data []byte) {
 	s.mu.Unlock()
 }
 
-// onAgent broadcasts an agent run event. It is not droppable: a client that cannot keep up
-// with a run it watches is closed as a slow consumer rather than shown a gap in the reply.
-func (s *Server) onAgent(data []byte) {
-	if !json.Valid(data) {
-		s.log.Warn("ignoring malformed agent event")
+// onRunEvent broadcasts the agent and chat events of every run. Agent events and chat
+// finals are not droppable: a client that cannot keep up with a run it watches is closed as
+// a slow consumer rather than shown a gap in the reply. Chat deltas are droppable (each
+// carries the whole text so far).
+func (s *Server) onRunEvent(kind string, data []byte) {
+	if kind != wire.RunEventHeartbeat && kind != wire.RunEventFinal && !json.Valid(data) {
+		s.log.Warn("ignoring malformed run event", "kind", kind)
 		return
 	}
-	s.broadcast(schemas.EventAgent, data, false, false)
-}
-
-// onChat broadcasts a chat event; deltas are droppable (each carries the whole text so far),
-// final and error are not.
-func (s *Server) onChat(data []byte) {
-	var ev struct {
-		State string `json:"state"`
+	switch kind {
+	case wire.RunEventAgent:
+		s.broadcast(schemas.EventAgent, data, false, false)
+	case wire.RunEventChat:
+		s.broadcast(schemas.EventChat, data, false, false)
+	case wire.RunEventChatDelta:
+		s.broadcast(schemas.EventChat, data, true, false)
 	}
-	if json.Unmarshal(data, &ev) != nil {
-		s.log.Warn("ignoring malformed chat event")
-		return
-	}
-	s.broadcast(schemas.EventChat, data, ev.State == schemas.ChatStateDelta, false)
 }
 
 func (s *Server) tickLoop(ctx context.Context) {

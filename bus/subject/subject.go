@@ -4,6 +4,8 @@
 package subject
 
 import (
+	"crypto/sha256"
+	"encoding/base64"
 	"fmt"
 	"strings"
 )
@@ -25,8 +27,8 @@ const (
 	SessionsUpdate  = "gw.v1.req.sessions.update"  // wire.SessionUpdate -> wire.Session
 	SessionsAppend  = "gw.v1.req.sessions.append"  // wire.TranscriptAppend -> wire.Session
 	SessionsHistory = "gw.v1.req.sessions.history" // wire.HistoryRequest -> ChatHistoryResult
-	AgentRun        = "gw.v1.req.agent.run"        // agent params -> AgentResult{status:"accepted"}
-	AgentWait       = "gw.v1.req.agent.wait"       // wire.AgentWait -> wire.AgentFinal
+	AgentRun        = "gw.v1.req.agent.run"        // agent params -> AgentResult{status:"accepted"}, or the wire.RunFinal of a finished run
+	AgentStatus     = "gw.v1.req.agent.status"     // wire.RunStatusRequest -> wire.RunStatus
 	ChatSend        = "gw.v1.req.chat.send"        // chat.send params -> ChatSendResult
 )
 
@@ -34,8 +36,9 @@ const (
 const (
 	PresenceChanged = "gw.v1.evt.presence.changed" // {"presence":[PresenceEntry]}
 	HealthChanged   = "gw.v1.evt.health.changed"   // HealthSummary
-	AgentEvent      = "gw.v1.evt.agent.event"      // AgentEventPayload, broadcast as "agent"
-	ChatEvent       = "gw.v1.evt.chat.event"       // ChatEventPayload, broadcast as "chat"
+	// AgentRunAll matches the lifecycle events of every agent run and chat turn
+	// (AgentRunEvents, ChatRunEvents).
+	AgentRunAll = "gw.v1.evt.agent.*.*"
 	// ProviderStateAll matches the state events of every provider.
 	ProviderStateAll = "gw.v1.evt.provider.*.state"
 )
@@ -50,6 +53,30 @@ const (
 	ServiceWhatsApp  = "whatsapp"
 	ServiceTelegram  = "telegram"
 )
+
+// AgentRunEvents is the subject on which the agent run runID publishes its whole lifecycle
+// (wire.HeaderRunEvent names each event's kind): gw.v1.evt.agent.run.<token>.
+func AgentRunEvents(runID string) string { return Prefix + ".evt.agent.run." + IDToken(runID) }
+
+// ChatRunEvents is the subject of the events of the chat.send turn runID:
+// gw.v1.evt.agent.chat.<token>. Chat turns have their own subject because a client may use
+// one idempotency key for an agent run and a chat turn; they are different runs.
+func ChatRunEvents(runID string) string { return Prefix + ".evt.agent.chat." + IDToken(runID) }
+
+// maxRawID is the longest id IDToken encodes whole; longer ids are hashed.
+const maxRawID = 96
+
+// IDToken turns an arbitrary client id (an idempotency key may hold '.', '*', spaces) into
+// one subject token, the same for the same id: its unpadded base64url form, or for an id
+// longer than 96 bytes "~" and the base64url SHA-256 of it ('~' is not in the base64url
+// alphabet, so the two forms never collide).
+func IDToken(id string) string {
+	if len(id) <= maxRawID {
+		return base64.RawURLEncoding.EncodeToString([]byte(id))
+	}
+	sum := sha256.Sum256([]byte(id))
+	return "~" + base64.RawURLEncoding.EncodeToString(sum[:])
+}
 
 // ValidToken reports whether s can be used as one subject token: non-empty and free of
 // '.', '*', '>' and whitespace.

@@ -14,15 +14,24 @@ import (
 // payload, or an *Error: the service's own error when it answered with one, UNAVAILABLE
 // retryable when nobody serves the subject or the deadline passed, UNAVAILABLE otherwise.
 func Request(ctx context.Context, nc *nats.Conn, subj string, data []byte, hdr nats.Header) ([]byte, error) {
-	msg := &nats.Msg{Subject: subj, Data: data, Header: hdr}
+	reply, err := RequestMsg(ctx, nc, &nats.Msg{Subject: subj, Data: data, Header: hdr})
+	if err != nil {
+		return nil, err
+	}
+	return reply.Data, nil
+}
+
+// RequestMsg is Request for a caller that reads the reply's headers: it returns the reply
+// message, or the same *Error as Request.
+func RequestMsg(ctx context.Context, nc *nats.Conn, msg *nats.Msg) (*nats.Msg, error) {
 	reply, err := nc.RequestMsgWithContext(ctx, msg)
 	if err != nil {
-		return nil, RequestError(subj, err)
+		return nil, RequestError(msg.Subject, err)
 	}
 	if werr := ReplyError(reply); werr != nil {
 		return nil, werr
 	}
-	return reply.Data, nil
+	return reply, nil
 }
 
 // RequestJSON marshals in, sends it with Request, and unmarshals the reply into out (when out
@@ -90,7 +99,8 @@ func ReplyError(msg *nats.Msg) *Error {
 }
 
 // HandlerFunc handles one bus request: it gets the request body and headers and returns a
-// value to send as JSON, or an error (an *Error is sent as is, anything else as UNAVAILABLE).
+// value to send as JSON (a json.RawMessage or a Reply is sent as is), or an error (an *Error
+// is sent as is, anything else as UNAVAILABLE).
 type HandlerFunc func(ctx context.Context, data []byte, hdr nats.Header) (any, error)
 
 // Handler adapts fn to a micro.Handler. It always answers exactly once: panics and
@@ -114,6 +124,10 @@ func Handler(name string, fn HandlerFunc) micro.Handler {
 			RespondError(req, name, err)
 			return
 		}
+		if r, ok := out.(Reply); ok {
+			_ = req.Respond(r.Data, micro.WithHeaders(micro.Headers(r.Header)))
+			return
+		}
 		var data []byte
 		if raw, ok := out.(json.RawMessage); ok {
 			data = raw
@@ -123,6 +137,12 @@ func Handler(name string, fn HandlerFunc) micro.Handler {
 		}
 		_ = req.Respond(data)
 	})
+}
+
+// Reply is a handler's answer sent with headers: Data as is.
+type Reply struct {
+	Data   []byte
+	Header nats.Header
 }
 
 // RespondError answers req with err as a micro error carrying the *Error as JSON body.

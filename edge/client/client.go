@@ -201,7 +201,8 @@ func (c *Client) Request(ctx context.Context, method string, params any) (json.R
 
 // RequestFinal runs a two-stage method (agent): the first res is the acknowledgement
 // (onAck, when non-nil, gets its payload when it is ok; an error res ends the call), the
-// second res with the same id is the final result. It returns the final payload, or a
+// second res with the same id is the final result. A first res that is not an
+// acknowledgement ({status:"accepted"}) is the final of a finished run, and the only res. It returns the final payload, or a
 // *ResponseError whose Payload holds e.g. {runId, status:"timeout"}. ctx bounds both stages.
 func (c *Client) RequestFinal(ctx context.Context, method string, params any, onAck func(json.RawMessage)) (json.RawMessage, error) {
 	return c.do(ctx, method, params, true, onAck)
@@ -267,7 +268,7 @@ func (c *Client) do(ctx context.Context, method string, params any, twoStage boo
 		if !res.OK {
 			return nil, responseError(res)
 		}
-		if twoStage && !acked {
+		if twoStage && !acked && isAck(res.Payload) {
 			acked = true
 			if onAck != nil {
 				onAck(res.Payload)

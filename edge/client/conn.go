@@ -239,12 +239,22 @@ func (c *Client) handleFrame(s *session, data []byte) {
 	}
 }
 
+// isAck reports whether the payload of a two-stage method's first res is the
+// acknowledgement ({status:"accepted"}) rather than the final: a repeat of a finished run is
+// answered with its remembered final alone (SPEC §6.5).
+func isAck(payload json.RawMessage) bool {
+	var p struct {
+		Status string `json:"status"`
+	}
+	return json.Unmarshal(payload, &p) == nil && p.Status == schemas.RunAccepted
+}
+
 // resolve hands a res to its pending call. A two-stage call stays pending after an ok ack.
 func (c *Client) resolve(s *session, res schemas.Response) {
 	c.mu.Lock()
 	cl := s.pending[res.ID]
 	if cl != nil {
-		if cl.twoStage && res.OK && !cl.acked {
+		if cl.twoStage && res.OK && !cl.acked && isAck(res.Payload) {
 			cl.acked = true
 		} else {
 			delete(s.pending, res.ID)

@@ -136,23 +136,27 @@ func startFakeServices(t *testing.T, nc *nats.Conn) {
 		return schemas.StatusSummary{ProviderSummary: []string{"WebChat: enabled"}, QueuedSystemEvents: []string{},
 			Sessions: schemas.StatusSessions{Defaults: schemas.SessionDefaults{Backend: "none"}, Recent: []schemas.StatusSession{}}}, nil
 	})
-	// agent: runs are accepted at once and finish on the first wait; a key starting with
-	// "late" times out.
+	// agent: runs are accepted and finish at once (the final event is published before the
+	// ack; the edge watches the run before it asks); a key starting with "late" times out.
 	agent := svc(subject.ServiceAgent)
 	add(agent, "run", subject.AgentRun, func(_ context.Context, data []byte, _ nats.Header) (any, error) {
 		var p schemas.AgentParams
 		_ = json.Unmarshal(data, &p)
-		return schemas.AgentResult{RunID: p.IdempotencyKey, Status: schemas.RunAccepted}, nil
-	})
-	add(agent, "wait", subject.AgentWait, func(_ context.Context, data []byte, _ nats.Header) (any, error) {
-		var w wire.AgentWait
-		_ = json.Unmarshal(data, &w)
-		if strings.HasPrefix(w.RunID, "late") {
-			payload, _ := json.Marshal(schemas.AgentResult{RunID: w.RunID, Status: schemas.RunTimeout})
-			return wire.AgentFinal{Done: true, Payload: payload, Error: &wire.Error{Code: wire.CodeAgentTimeout, Message: "agent timed out"}}, nil
+		fin := wire.RunFinal{}
+		if strings.HasPrefix(p.IdempotencyKey, "late") {
+			fin.Payload, _ = json.Marshal(schemas.AgentResult{RunID: p.IdempotencyKey, Status: schemas.RunTimeout})
+			fin.Error = &wire.Error{Code: wire.CodeAgentTimeout, Message: "agent timed out"}
+		} else {
+			fin.OK = true
+			fin.Payload, _ = json.Marshal(schemas.AgentResult{RunID: p.IdempotencyKey, Status: schemas.RunOK, Summary: "done", Text: "reply to " + p.IdempotencyKey})
 		}
-		payload, _ := json.Marshal(schemas.AgentResult{RunID: w.RunID, Status: schemas.RunOK, Summary: "done", Text: "reply to " + w.RunID})
-		return wire.AgentFinal{Done: true, OK: true, Payload: payload}, nil
+		body, _ := json.Marshal(fin)
+		msg := &nats.Msg{Subject: subject.AgentRunEvents(p.IdempotencyKey), Data: body,
+			Header: nats.Header{wire.HeaderRunEvent: []string{wire.RunEventFinal}}}
+		if err := nc.PublishMsg(msg); err != nil {
+			return nil, err
+		}
+		return schemas.AgentResult{RunID: p.IdempotencyKey, Status: schemas.RunAccepted}, nil
 	})
 }
 

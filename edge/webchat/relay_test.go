@@ -13,7 +13,10 @@ import (
 
 	"github.com/coder/websocket"
 
+	"github.com/nats-io/nats.go"
+
 	"github.com/clawdis/clawdis/bus/subject"
+	"github.com/clawdis/clawdis/bus/wire"
 	"github.com/clawdis/clawdis/schemas"
 )
 
@@ -102,8 +105,8 @@ func TestEventsFanOutWithPerTabSeq(t *testing.T) {
 		Message: &schemas.ChatMessage{Role: "assistant", Content: []schemas.ChatContent{{Type: "text", Text: "hey"}}, Timestamp: 3}}
 	agentEv := schemas.AgentEventPayload{RunID: "r1", Seq: 1, Stream: "assistant", Ts: 3, Data: json.RawMessage(`{"text":"hey"}`)}
 	publish(t, g, subject.PresenceChanged, presence)
-	publish(t, g, subject.ChatEvent, chat)
-	publish(t, g, subject.AgentEvent, agentEv)
+	publishRun(t, g, subject.ChatRunEvents("r1"), wire.RunEventChat, chat)
+	publishRun(t, g, subject.AgentRunEvents("r1"), wire.RunEventAgent, agentEv)
 
 	for name, c := range map[string]*tabConn{"A": a, "B": b} {
 		var got []string
@@ -130,7 +133,7 @@ func TestEventsFanOutWithPerTabSeq(t *testing.T) {
 	if len(snap) != 2 || snap[0].(map[string]any)["host"] != "phone" {
 		t.Errorf("snapshot presence = %v, want the latest list", snap)
 	}
-	publish(t, g, subject.ChatEvent, chat)
+	publishRun(t, g, subject.ChatRunEvents("r1"), wire.RunEventChat, chat)
 	for {
 		m := c.next()
 		if m["type"] == "event" {
@@ -169,6 +172,18 @@ func publish(t *testing.T, g *gateway, subj string, v any) {
 		t.Fatal(err)
 	}
 	if err := g.nc.Publish(subj, b); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// publishRun publishes one run event of kind, as the agent service does.
+func publishRun(t *testing.T, g *gateway, subj, kind string, v any) {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := g.nc.PublishMsg(&nats.Msg{Subject: subj, Data: b, Header: nats.Header{wire.HeaderRunEvent: []string{kind}}}); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -274,7 +289,7 @@ func TestSlowTabIsClosedOthersUnaffected(t *testing.T) {
 	const n, batch = 300, 4
 	text := strings.Repeat("x", 2000)
 	for i := 1; i <= n; i++ {
-		publish(t, g, subject.AgentEvent, schemas.AgentEventPayload{RunID: "r", Seq: int64(i), Stream: "assistant", Ts: 1,
+		publishRun(t, g, subject.AgentRunEvents("r"), wire.RunEventAgent, schemas.AgentEventPayload{RunID: "r", Seq: int64(i), Stream: "assistant", Ts: 1,
 			Data: json.RawMessage(`{"text":"` + text + `"}`)})
 		if i%batch != 0 && i != n {
 			continue

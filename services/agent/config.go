@@ -1,6 +1,8 @@
 package agent
 
 import (
+	"github.com/clawdis/clawdis/bus/wire"
+
 	"errors"
 	"fmt"
 	"net/http"
@@ -61,6 +63,9 @@ type Config struct {
 	DedupePath string
 	// Getenv reads the environment (the OpenAI API key). Default os.Getenv.
 	Getenv func(string) string
+	// Heartbeat is how often a queued or running agent run publishes a heartbeat event.
+	// Default wire.RunHeartbeat; waiters assume that value.
+	Heartbeat time.Duration
 	// Now stamps events and transcript messages. Default time.Now. Deadlines and the
 	// chat delta interval use the real monotonic clock.
 	Now func() time.Time
@@ -137,6 +142,9 @@ func (cfg Config) withDefaults() (Config, error) {
 	}
 	if cfg.Getenv == nil {
 		cfg.Getenv = os.Getenv
+	}
+	if cfg.Heartbeat <= 0 {
+		cfg.Heartbeat = wire.RunHeartbeat
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now

@@ -7,7 +7,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 
-	"github.com/clawdis/clawdis/bus/subject"
+	"github.com/clawdis/clawdis/bus/wire"
 	"github.com/clawdis/clawdis/schemas"
 )
 
@@ -30,7 +30,9 @@ type emitter struct {
 	s          *Service
 	runID      string
 	sessionKey string
-	chat       bool // also publish chat events
+	chat       bool   // also publish chat events
+	subj       string // the run's events subject
+	lastDelta  string // text of the last chat delta sent
 
 	agentSeq int64
 	chatSeq  int64
@@ -40,7 +42,7 @@ type emitter struct {
 
 func (s *Service) newEmitter(j *job) *emitter {
 	return &emitter{s: s, runID: j.runID, sessionKey: j.sessionKey, chat: j.kind == kindChat,
-		throttle: throttle{every: chatDeltaInterval}}
+		subj: j.eventsSubject(), throttle: throttle{every: chatDeltaInterval}}
 }
 
 // agent publishes one agent event.
@@ -51,7 +53,7 @@ func (e *emitter) agent(stream string, data any) {
 		return
 	}
 	e.agentSeq++
-	e.publish(subject.AgentEvent, schemas.AgentEventPayload{
+	e.publish(wire.RunEventAgent, schemas.AgentEventPayload{
 		RunID:      e.runID,
 		SessionKey: e.sessionKey,
 		Seq:        e.agentSeq,
@@ -123,14 +125,22 @@ func (e *emitter) flush(now time.Time) time.Duration {
 	return wait
 }
 
+// chatDelta publishes the text so far with surrounding whitespace trimmed, so that every
+// delta is a prefix of the final text (which is trimmed too); an empty or unchanged text is
+// not sent.
 func (e *emitter) chatDelta() {
-	e.chatEvent(chatDelta, e.assistantMessage(e.text.String()), "")
+	text := strings.TrimSpace(e.text.String())
+	if text == "" || text == e.lastDelta {
+		return
+	}
+	e.lastDelta = text
+	e.chatEvent(chatDelta, e.assistantMessage(text), "")
 }
 
-// chatFinal publishes the final chat event with the complete reply.
+// chatFinal publishes the final chat event with the complete reply, trimmed.
 func (e *emitter) chatFinal(text string) {
 	if e.chat {
-		e.chatEvent(chatFinal, e.assistantMessage(text), "")
+		e.chatEvent(chatFinal, e.assistantMessage(strings.TrimSpace(text)), "")
 	}
 }
 
@@ -143,7 +153,11 @@ func (e *emitter) chatError(msg string) {
 
 func (e *emitter) chatEvent(state string, msg *schemas.ChatMessage, errMsg string) {
 	e.chatSeq++
-	e.publish(subject.ChatEvent, schemas.ChatEventPayload{
+	kind := wire.RunEventChat
+	if state == chatDelta {
+		kind = wire.RunEventChatDelta
+	}
+	e.publish(kind, schemas.ChatEventPayload{
 		RunID:        e.runID,
 		SessionKey:   e.sessionKey,
 		Seq:          e.chatSeq,
@@ -167,14 +181,24 @@ func assistantMessage(text string, now time.Time) schemas.ChatMessage {
 	return schemas.ChatMessage{Role: "assistant", Content: content, Timestamp: now.UnixMilli()}
 }
 
-func (e *emitter) publish(subj string, v any) {
-	data, err := json.Marshal(v)
-	if err != nil {
-		e.s.log.Error("encode event", "subject", subj, "run_id", e.runID, "err", err)
-		return
+// publish sends one event of the run's lifecycle; v nil sends no data.
+func (e *emitter) publish(kind string, v any) {
+	var data []byte
+	if v != nil {
+		var err error
+		if data, err = json.Marshal(v); err != nil {
+			e.s.log.Error("encode run event", "kind", kind, "run_id", e.runID, "err", err)
+			return
+		}
 	}
-	if err := e.s.nc.PublishMsg(&nats.Msg{Subject: subj, Data: data}); err != nil {
-		e.s.log.Warn("publish event", "subject", subj, "run_id", e.runID, "err", err)
+	e.s.publishRun(e.subj, e.runID, kind, data)
+}
+
+// publishRun sends one run event on subj.
+func (s *Service) publishRun(subj, runID, kind string, data []byte) {
+	msg := &nats.Msg{Subject: subj, Data: data, Header: nats.Header{wire.HeaderRunEvent: []string{kind}}}
+	if err := s.nc.PublishMsg(msg); err != nil {
+		s.log.Warn("publish run event", "kind", kind, "run_id", runID, "err", err)
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -145,13 +146,11 @@ type collector struct {
 
 func newCollector(t testing.TB, nc *nats.Conn) *collector {
 	c := &collector{t: t, changed: make(chan struct{})}
-	for _, subj := range []string{subject.AgentEvent, subject.ChatEvent} {
-		sub, err := nc.Subscribe(subj, c.onMsg)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { _ = sub.Unsubscribe() })
+	sub, err := nc.Subscribe(subject.AgentRunAll, c.onMsg)
+	if err != nil {
+		t.Fatal(err)
 	}
+	t.Cleanup(func() { _ = sub.Unsubscribe() })
 	if err := nc.Flush(); err != nil {
 		t.Fatal(err)
 	}
@@ -165,10 +164,28 @@ func newCollector(t testing.TB, nc *nats.Conn) *collector {
 	return c
 }
 
+// onMsg records the agent and chat events of every run; heartbeats and finals are checked
+// for their subject only.
 func (c *collector) onMsg(msg *nats.Msg) {
 	name, ev := schemas.EventAgent, event{}
 	var err error
-	if msg.Subject == subject.ChatEvent {
+	kind := msg.Header.Get(wire.HeaderRunEvent)
+	switch kind {
+	case wire.RunEventHeartbeat, wire.RunEventFinal:
+		if !strings.HasPrefix(msg.Subject, subject.AgentRunEvents("")) {
+			c.mu.Lock()
+			c.bad = append(c.bad, fmt.Sprintf("%s event on %s, not an agent run's subject", kind, msg.Subject))
+			c.mu.Unlock()
+		}
+		return
+	case wire.RunEventAgent, wire.RunEventChat, wire.RunEventChatDelta:
+	default:
+		c.mu.Lock()
+		c.bad = append(c.bad, fmt.Sprintf("run event of unknown kind %q on %s", kind, msg.Subject))
+		c.mu.Unlock()
+		return
+	}
+	if kind != wire.RunEventAgent {
 		name, ev.chat = schemas.EventChat, &schemas.ChatEventPayload{}
 		err = json.Unmarshal(msg.Data, ev.chat)
 	} else {
@@ -181,6 +198,9 @@ func (c *collector) onMsg(msg *nats.Msg) {
 	if err != nil {
 		c.bad = append(c.bad, fmt.Sprintf("undecodable %s event %s: %v", name, msg.Data, err))
 		return
+	}
+	if ev.chat != nil && (ev.chat.State == chatDelta) != (kind == wire.RunEventChatDelta) {
+		c.bad = append(c.bad, fmt.Sprintf("chat event of state %s published as %s", ev.chat.State, kind))
 	}
 	if set, serr := loadSchemas(); serr != nil {
 		c.bad = append(c.bad, serr.Error())

@@ -35,7 +35,11 @@ type harness struct {
 	svc      *Service
 	sessions *fakeSessions
 	events   *collector
-	stop     func() // stops the service and waits for Run
+	runs     *wire.Runs // follows the runs' final events for h.final
+	stop     func()     // stops the service and waits for Run
+
+	mu      sync.Mutex
+	pending map[string]pendingRun // by run id: started by h.run, final not yet taken
 }
 
 // start runs a service with cfg and waits until it is Ready; every event it publishes is
@@ -49,7 +53,13 @@ func start(t testing.TB, cfg Config) *harness {
 func startWith(t testing.TB, cfg Config, collect bool) *harness {
 	t.Helper()
 	b := bustest.New(t)
-	h := &harness{t: t, bus: b, nc: b.Conn("test"), sessions: newFakeSessions()}
+	h := &harness{t: t, bus: b, nc: b.Conn("test"), sessions: newFakeSessions(), pending: map[string]pendingRun{}}
+	runs, err := wire.FollowRuns(h.nc, wire.RunsConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = runs.Close() })
+	h.runs = runs
 	if collect {
 		h.events = newCollector(t, h.nc)
 	}
@@ -94,16 +104,6 @@ func (h *harness) startService(cfg Config) {
 	h.svc = svc
 }
 
-// waitRaw sends one agent.wait; it is safe to call from any goroutine.
-func (h *harness) waitRaw(runID string, waitMs int64) (wire.AgentFinal, error) {
-	var f wire.AgentFinal
-	reply, err := h.request(subject.AgentWait, wire.AgentWait{RunID: runID, WaitMs: waitMs})
-	if err == nil {
-		err = json.Unmarshal(reply, &f)
-	}
-	return f, err
-}
-
 // request sends v (a value to encode) and returns the raw reply or the error. It is safe
 // to call from any goroutine.
 func (h *harness) request(subj string, v any) ([]byte, error) {
@@ -116,19 +116,67 @@ func (h *harness) request(subj string, v any) ([]byte, error) {
 	return wire.Request(ctx, h.nc, subj, data, nil)
 }
 
-// run starts an agent run and checks the ack.
+// submit sends agent.run the way the edge does: it watches the run first, then asks. It
+// returns the waiter after an ack, or the final the service answered at once for a key
+// whose run had finished (then the waiter is stopped and nil).
+func (h *harness) submit(p schemas.AgentParams) (*wire.RunWaiter, *wire.RunFinal, error) {
+	w := h.runs.Watch(p.IdempotencyKey)
+	data, err := json.Marshal(p)
+	if err != nil {
+		w.Stop()
+		return nil, nil, err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), waitLimit)
+	defer cancel()
+	reply, err := wire.RequestMsg(ctx, h.nc, &nats.Msg{Subject: subject.AgentRun, Data: data})
+	if err != nil {
+		w.Stop()
+		return nil, nil, err
+	}
+	if reply.Header.Get(wire.HeaderRunFinal) != "" {
+		w.Stop()
+		var f wire.RunFinal
+		if err := json.Unmarshal(reply.Data, &f); err != nil {
+			return nil, nil, err
+		}
+		return nil, &f, nil
+	}
+	var ack schemas.AgentResult
+	if err := json.Unmarshal(reply.Data, &ack); err != nil {
+		w.Stop()
+		return nil, nil, err
+	}
+	if ack.RunID != p.IdempotencyKey || ack.Status != "accepted" {
+		w.Stop()
+		return nil, nil, fmt.Errorf("ack = %+v, want {runId:%s status:accepted}", ack, p.IdempotencyKey)
+	}
+	validatePayload(h.t, schemas.MethodAgent, reply.Data)
+	return w, nil, nil
+}
+
+// run starts an agent run and checks the ack (or takes the final of a finished run of the
+// same key); h.final then returns its final.
 func (h *harness) run(p schemas.AgentParams) {
 	h.t.Helper()
-	reply, err := h.request(subject.AgentRun, p)
+	w, f, err := h.submit(p)
 	if err != nil {
 		h.t.Fatalf("agent.run %s: %v", p.IdempotencyKey, err)
 	}
-	var ack schemas.AgentResult
-	mustDecode(h.t, reply, &ack)
-	if ack.RunID != p.IdempotencyKey || ack.Status != "accepted" {
-		h.t.Fatalf("ack = %+v, want {runId:%s status:accepted}", ack, p.IdempotencyKey)
+	h.mu.Lock()
+	h.pending[p.IdempotencyKey] = pendingRun{w: w, final: f}
+	h.mu.Unlock()
+}
+
+// status asks agent.status about runID.
+func (h *harness) status(runID string) wire.RunStatus {
+	h.t.Helper()
+	reply, err := h.request(subject.AgentStatus, wire.RunStatusRequest{RunID: runID})
+	if err != nil {
+		h.t.Fatalf("agent.status %s: %v", runID, err)
 	}
-	validatePayload(h.t, schemas.MethodAgent, reply)
+	var st wire.RunStatus
+	mustDecode(h.t, reply, &st)
+	return st
 }
 
 // requestErr sends v and returns the *wire.Error it must fail with.
@@ -145,32 +193,38 @@ func (h *harness) requestErr(subj string, v any) *wire.Error {
 	return werr
 }
 
-// wait sends one agent.wait.
-func (h *harness) wait(runID string, waitMs int64) wire.AgentFinal {
-	h.t.Helper()
-	reply, err := h.request(subject.AgentWait, wire.AgentWait{RunID: runID, WaitMs: waitMs})
-	if err != nil {
-		h.t.Fatalf("agent.wait %s: %v", runID, err)
-	}
-	var f wire.AgentFinal
-	mustDecode(h.t, reply, &f)
-	return f
+// pendingRun is a run started by h.run: its waiter, or its final when the service
+// answered with it at once.
+type pendingRun struct {
+	w     *wire.RunWaiter
+	final *wire.RunFinal
 }
 
-// final long-polls agent.wait until the run is done.
-func (h *harness) final(runID string) wire.AgentFinal {
+// final waits for the final event of the run last started by h.run with runID.
+func (h *harness) final(runID string) wire.RunFinal {
 	h.t.Helper()
-	deadline := time.Now().Add(waitLimit)
-	for time.Now().Before(deadline) {
-		if f := h.wait(runID, 1000); f.Done {
-			if f.OK {
-				validatePayload(h.t, schemas.MethodAgent, f.Payload)
-			}
-			return f
-		}
+	h.mu.Lock()
+	p, ok := h.pending[runID]
+	delete(h.pending, runID)
+	h.mu.Unlock()
+	if !ok {
+		h.t.Fatalf("run %s was not started by h.run", runID)
 	}
-	h.t.Fatalf("run %s not done within %s", runID, waitLimit)
-	return wire.AgentFinal{}
+	f := p.final
+	if f == nil {
+		defer p.w.Stop()
+		ctx, cancel := context.WithTimeout(context.Background(), waitLimit)
+		defer cancel()
+		got, err := p.w.Wait(ctx)
+		if err != nil {
+			h.t.Fatalf("run %s: no final within %s: %v", runID, waitLimit, err)
+		}
+		f = &got
+	}
+	if f.OK {
+		validatePayload(h.t, schemas.MethodAgent, f.Payload)
+	}
+	return *f
 }
 
 // finalOK waits for the final and checks it is ok; it returns its payload.

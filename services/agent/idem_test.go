@@ -2,10 +2,15 @@ package agent
 
 import (
 	"bytes"
+	"context"
+	"fmt"
 	"path/filepath"
 	"slices"
 	"sync"
 	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
 
 	"github.com/clawdis/clawdis/bus/subject"
 	"github.com/clawdis/clawdis/bus/wire"
@@ -23,18 +28,24 @@ func sentinel(t *testing.T, h *harness, dir, key, name string) {
 }
 
 // TestConcurrentSameKeyRunsOnce: two agent.run with one key at once run once, and both
-// waits get the same final.
+// waiters get the same final event.
 func TestConcurrentSameKeyRunsOnce(t *testing.T) {
 	h, dir := blockHarness(t, 4)
 	p := schemas.AgentParams{Message: "k", IdempotencyKey: "k"}
 	var wg sync.WaitGroup
-	finals := make([]wire.AgentFinal, 2)
+	finals := make([]wire.RunFinal, 2)
 	errs := make([]error, 2)
 	for i := range 2 {
 		wg.Go(func() {
-			if _, errs[i] = h.request(subject.AgentRun, p); errs[i] == nil {
-				finals[i], errs[i] = h.waitRaw("k", waitLimit.Milliseconds())
+			w, f, err := h.submit(p)
+			if err != nil || f != nil {
+				errs[i] = fmt.Errorf("submit: %v, immediate final %v", err, f)
+				return
 			}
+			defer w.Stop()
+			ctx, cancel := context.WithTimeout(context.Background(), waitLimit)
+			defer cancel()
+			finals[i], errs[i] = w.Wait(ctx)
 		})
 	}
 	h.events.waitFor("k started", started("k"))
@@ -44,7 +55,7 @@ func TestConcurrentSameKeyRunsOnce(t *testing.T) {
 		if errs[i] != nil {
 			t.Fatalf("caller %d: %v", i, errs[i])
 		}
-		if !f.Done || !f.OK || !bytes.Equal(f.Payload, finals[0].Payload) {
+		if !f.OK || !bytes.Equal(f.Payload, finals[0].Payload) {
 			t.Fatalf("final %d = %+v %s, want ok and the same as the first", i, f, f.Payload)
 		}
 	}
@@ -54,9 +65,10 @@ func TestConcurrentSameKeyRunsOnce(t *testing.T) {
 	}
 }
 
-// TestRememberedAcrossRestart: a repeat after completion is acked with the remembered
-// final and does not run again, also from a new service on the same DedupePath; a run no
-// one knows is reported as such.
+// TestRememberedAcrossRestart: a repeat after completion is answered with the remembered
+// final at once (wire.HeaderRunFinal, no ack) and does not run again, also from a new
+// service on the same DedupePath; agent.status reports it done, and a run no one knows
+// unknown.
 func TestRememberedAcrossRestart(t *testing.T) {
 	dir := t.TempDir()
 	cfg := commandConfig("sh", script(t, "block.sh"), dir, "{{Body}}")
@@ -68,50 +80,85 @@ func TestRememberedAcrossRestart(t *testing.T) {
 	if !first.OK {
 		t.Fatalf("first final = %+v", first)
 	}
-	h.run(schemas.AgentParams{Message: "k", IdempotencyKey: "k"})
-	if again := h.final("k"); !again.OK || !bytes.Equal(again.Payload, first.Payload) {
-		t.Fatalf("repeat final = %+v, want the remembered one", again)
+	repeat := func(when string) {
+		t.Helper()
+		w, f, err := h.submit(schemas.AgentParams{Message: "k", IdempotencyKey: "k"})
+		if err != nil || w != nil || f == nil {
+			t.Fatalf("repeat %s: waiter %v final %v err %v, want the final at once", when, w, f, err)
+		}
+		if !f.OK || !bytes.Equal(f.Payload, first.Payload) {
+			t.Fatalf("repeat %s: final = %+v, want the remembered one", when, f)
+		}
 	}
+	repeat("before the restart")
 	sentinel(t, h, dir, "main", "s1")
 
 	h.stop()
 	h.startService(cfg)
-	if f := h.wait("k", 0); !f.Done || !f.OK || !bytes.Equal(f.Payload, first.Payload) {
-		t.Fatalf("final after restart = %+v %s, want the remembered one", f, f.Payload)
+	if st := h.status("k"); st.State != wire.RunDone || st.Final == nil || !bytes.Equal(st.Final.Payload, first.Payload) {
+		t.Fatalf("status after restart = %+v, want done with the remembered final", st)
 	}
-	h.run(schemas.AgentParams{Message: "k", IdempotencyKey: "k"})
+	repeat("after the restart")
 	sentinel(t, h, dir, "main", "s2")
 	if got := runLog(t, dir); !slices.Equal(got, []string{"k", "s1", "s2"}) {
 		t.Fatalf("runs = %v, want k once", got)
 	}
-
-	f := h.wait("nope", 0)
-	want := "unknown run nope (the agent service may have restarted)"
-	if !f.Done || f.OK || f.Error == nil || f.Error.Code != wire.CodeUnavailable || f.Error.Message != want {
-		t.Fatalf("final of an unknown run = %+v, want UNAVAILABLE %q", f, want)
+	if st := h.status("nope"); st.State != wire.RunUnknown || st.Final != nil {
+		t.Fatalf("status of an unknown run = %+v, want unknown", st)
 	}
 }
 
-// TestWaitLongPoll: a wait on a running run answers not done after waitMs, and done once
-// the run ended; other waits are not held up by a pending one.
-func TestWaitLongPoll(t *testing.T) {
-	h, dir := blockHarness(t, 4)
-	h.run(schemas.AgentParams{Message: "slow", IdempotencyKey: "slow"})
-	pending := make(chan wire.AgentFinal, 1)
-	go func() {
-		f, err := h.waitRaw("slow", waitLimit.Milliseconds())
-		if err != nil {
-			f.Error = wire.Unavailable(false, "%s", err.Error())
+// TestStatusAndHeartbeat: a queued or running run is "running" to agent.status and
+// publishes heartbeats on its subject until its final, which is its last event.
+func TestStatusAndHeartbeat(t *testing.T) {
+	dir := t.TempDir()
+	cfg := commandConfig("sh", script(t, "block.sh"), dir, "{{Body}}")
+	cfg.Heartbeat = 5 * time.Millisecond
+	h := start(t, cfg)
+	beats := make(chan string, 64)
+	sub, err := h.nc.Subscribe(subject.AgentRunEvents("slow"), func(m *nats.Msg) {
+		select {
+		case beats <- m.Header.Get(wire.HeaderRunEvent):
+		default:
 		}
-		pending <- f
-	}()
-	if f := h.wait("slow", 20); f.Done {
-		t.Fatalf("wait while running = %+v, want not done", f)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Unsubscribe()
+	if err := h.nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	h.run(schemas.AgentParams{Message: "slow", IdempotencyKey: "slow"})
+	for n := 0; n < 2; {
+		select {
+		case k := <-beats:
+			if k == wire.RunEventHeartbeat {
+				n++
+			}
+		case <-time.After(waitLimit):
+			t.Fatal("no heartbeats from a running run")
+		}
+	}
+	if st := h.status("slow"); st.State != wire.RunRunning {
+		t.Fatalf("status while running = %+v", st)
 	}
 	touch(t, filepath.Join(dir, "slow"))
-	f := <-pending
-	if !f.Done || !f.OK {
-		t.Fatalf("pending wait = %+v, want the final", f)
+	if f := h.final("slow"); !f.OK {
+		t.Fatalf("final = %+v", f)
+	}
+	for {
+		select {
+		case k := <-beats:
+			if k == wire.RunEventFinal {
+				if st := h.status("slow"); st.State != wire.RunDone || st.Final == nil || !st.Final.OK {
+					t.Fatalf("status after the final = %+v", st)
+				}
+				return
+			}
+		case <-time.After(waitLimit):
+			t.Fatal("the final event did not arrive on the run's subject")
+		}
 	}
 }
 

@@ -145,6 +145,10 @@ func (s *Service) startLocked(j *job) {
 	s.runs[j.key] = j
 	s.wg.Add(1)
 	go s.execute(j)
+	if j.kind == kindAgent {
+		s.wg.Add(1)
+		go s.heartbeat(j)
+	}
 	s.log.Debug("run accepted", "run_id", j.runID, "session_key", j.sessionKey, "timeout", j.timeout)
 }
 
@@ -152,7 +156,10 @@ func (s *Service) startLocked(j *job) {
 // so that a later run never overtakes an earlier one of the same session.
 func (s *Service) execute(j *job) {
 	defer s.wg.Done()
-	s.finish(j, s.perform(j))
+	r := s.finish(j, s.perform(j))
+	if j.kind == kindAgent {
+		s.publishFinal(j, r)
+	}
 	j.cancel()
 	<-j.prev
 	s.mu.Lock()
@@ -217,8 +224,8 @@ func (s *Service) conclude(j *job, ev *emitter, text string, err error) idem.Res
 const maxRecent = 1000
 
 // finish records j's final: in idem (persisted unless it is a retryable failure), else in
-// memory for the waits still to come, and releases the waits.
-func (s *Service) finish(j *job, r idem.Result) {
+// memory for agent.status, and returns it.
+func (s *Service) finish(j *job, r idem.Result) idem.Result {
 	if r.At == 0 {
 		r.At = s.cfg.Now().UnixMilli()
 	}
@@ -235,6 +242,7 @@ func (s *Service) finish(j *job, r idem.Result) {
 	}
 	j.final = r
 	close(j.done)
+	return r
 }
 
 // rememberLocked keeps a final idem does not remember, for recentTTL.
@@ -257,5 +265,5 @@ func (s *Service) rememberLocked(key string, r idem.Result) {
 	s.recent[key] = r
 }
 
-// recentTTL is how long a final idem does not remember stays available to waits.
+// recentTTL is how long a final idem does not remember stays available to agent.status.
 const recentTTL = 5 * time.Minute

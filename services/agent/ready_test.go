@@ -16,7 +16,7 @@ func TestReadyMeansAnswering(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b.RequireAnswersAfterReady(s, subject.AgentWait, []byte(`{"runId":"x"}`))
+	b.RequireAnswersAfterReady(s, subject.AgentStatus, []byte(`{"runId":"x"}`))
 }
 
 func TestNewRejectsNilConn(t *testing.T) {

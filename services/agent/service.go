@@ -85,7 +85,7 @@ func New(cfg Config, nc *nats.Conn, log *slog.Logger) (*Service, error) {
 // sent after it is answered.
 func (s *Service) Ready() <-chan struct{} { return s.ready }
 
-// Run loads the idempotency records, serves the agent.run, agent.wait and chat.send
+// Run loads the idempotency records, serves the agent.run, agent.status and chat.send
 // requests until ctx ends, then stops accepting, cancels the runs in progress (they end
 // UNAVAILABLE, retryable), waits for them and returns nil. It returns an error only when
 // the service cannot be set up. Run must not be called twice.
@@ -108,7 +108,7 @@ func (s *Service) Run(ctx context.Context) error {
 		Description: "agent runs and chat turns",
 	},
 		wire.Endpoint{Name: "run", Subject: subject.AgentRun, Handler: wire.Handler("agent.run", s.handleRun)},
-		wire.Endpoint{Name: "wait", Subject: subject.AgentWait, Handler: micro.HandlerFunc(s.handleWait)},
+		wire.Endpoint{Name: "status", Subject: subject.AgentStatus, Handler: wire.Handler("agent.status", s.handleStatus)},
 		wire.Endpoint{Name: "chat_send", Subject: subject.ChatSend, Handler: wire.Handler("chat.send", s.handleChatSend)},
 	)
 	if err != nil {
@@ -140,7 +140,9 @@ func backendName(b string) string {
 }
 
 // handleRun accepts an agent run: it answers {runId, status:"accepted"} at once (also for
-// a key that is running or remembered, without a second run) or INVALID_REQUEST.
+// a key that is running, without a second run) or INVALID_REQUEST. For a key whose run
+// already finished it answers that run's final, marked with wire.HeaderRunFinal, so the
+// client gets exactly one res, the remembered final (SPEC §6.5).
 func (s *Service) handleRun(_ context.Context, data []byte, _ nats.Header) (any, error) {
 	var p schemas.AgentParams
 	if err := decode(data, &p); err != nil {
@@ -150,8 +152,16 @@ func (s *Service) handleRun(_ context.Context, data []byte, _ nats.Header) (any,
 	if err != nil {
 		return nil, err
 	}
-	if err := s.accept(j); err != nil {
+	done, err := s.accept(j)
+	if err != nil {
 		return nil, err
+	}
+	if done != nil {
+		body, err := json.Marshal(finalOf(*done))
+		if err != nil {
+			return nil, fmt.Errorf("encode final: %w", err)
+		}
+		return wire.Reply{Data: body, Header: nats.Header{wire.HeaderRunFinal: []string{"1"}}}, nil
 	}
 	return schemas.AgentResult{RunID: j.runID, Status: "accepted"}, nil
 }
@@ -170,24 +180,28 @@ func (s *Service) handleChatSend(_ context.Context, data []byte, _ nats.Header) 
 	if s.backend == nil {
 		return nil, wire.Unavailable(false, "%s", noBackendMessage)
 	}
-	if err := s.accept(j); err != nil {
+	if _, err := s.accept(j); err != nil {
 		return nil, err
 	}
 	return schemas.ChatSendResult{RunID: j.runID, Status: "started"}, nil
 }
 
 // accept claims the run's idempotency key and starts it, unless it is running or
-// remembered. Without a backend the run ends at once with the no-backend error.
-func (s *Service) accept(j *job) error {
+// remembered; for a remembered key it returns the remembered final. Without a backend the
+// run ends at once with the no-backend error, published as its final.
+func (s *Service) accept(j *job) (*idem.Result, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.stopped || s.runCtx == nil {
-		return errStopping
+		return nil, errStopping
 	}
-	st, _, _ := s.idem.Begin(j.key)
+	st, r, _ := s.idem.Begin(j.key)
 	if st != idem.Owner {
 		s.log.Debug("repeated run key", "run_id", j.runID, "running", st == idem.Running)
-		return nil
+		if st == idem.Done {
+			return &r, nil
+		}
+		return nil, nil
 	}
 	delete(s.recent, j.key)
 	if s.backend == nil {
@@ -195,10 +209,13 @@ func (s *Service) accept(j *job) error {
 		if err := s.idem.Finish(j.key, r); err != nil {
 			s.log.Warn("persist idempotency record", "run_id", j.runID, "err", err)
 		}
-		return nil
+		if j.kind == kindAgent {
+			s.publishFinal(j, r)
+		}
+		return nil, nil
 	}
 	s.startLocked(j)
-	return nil
+	return nil, nil
 }
 
 // decode unmarshals request params into v.

@@ -71,6 +71,9 @@ type Config struct {
 	// provider not answering, a run lost by the agent, a provider not connected); then the
 	// message is dropped with an error log. Default 8.
 	RetryAttempts int
+	// RunHeartbeat is the agent runs' heartbeat interval (wire.RunWaiter); default
+	// wire.RunHeartbeat.
+	RunHeartbeat time.Duration
 	// RetryInitial and RetryMax bound the exponential backoff between attempts (doubling).
 	// Defaults 1s and 1m.
 	RetryInitial, RetryMax time.Duration

@@ -56,10 +56,11 @@ func addEndpoint(t *testing.T, nc *nats.Conn, name, subj string, fn wire.Handler
 	return svc
 }
 
-// fakeAgent serves AgentRun and AgentWait like the agent service: runs are remembered by
-// idempotency key, a repeated AgentRun is acknowledged without starting a second run, and
-// AgentWait holds until the run's final is set or WaitMs passes.
+// fakeAgent serves AgentRun and AgentStatus like the agent service: runs are remembered by
+// idempotency key, a repeated AgentRun is acknowledged without starting a second run (or
+// answered with the final of a finished one), and finish publishes a run's final event.
 type fakeAgent struct {
+	nc                *nats.Conn
 	mu                sync.Mutex
 	runs              map[string]*fakeRun
 	acks              map[string]int           // AgentRun requests per key
@@ -70,16 +71,14 @@ type fakeAgent struct {
 
 type fakeRun struct {
 	params schemas.AgentParams
-	final  wire.AgentFinal
-	done   chan struct{}
+	final  *wire.RunFinal
 }
 
 func newFakeAgent(t *testing.T, b *bustest.Bus) *fakeAgent {
 	t.Helper()
-	a := &fakeAgent{runs: map[string]*fakeRun{}, acks: map[string]int{},
-		started: make(chan schemas.AgentParams, 100), stop: make(chan struct{})}
-	t.Cleanup(func() { close(a.stop) })
 	nc := b.Conn("fake-agent")
+	a := &fakeAgent{nc: nc, runs: map[string]*fakeRun{}, acks: map[string]int{},
+		started: make(chan schemas.AgentParams, 100)}
 	addEndpoint(t, nc, "run", subject.AgentRun, func(_ context.Context, data []byte, _ nats.Header) (any, error) {
 		var p schemas.AgentParams
 		if err := json.Unmarshal(data, &p); err != nil || p.IdempotencyKey == "" || p.Message == "" {
@@ -87,8 +86,13 @@ func newFakeAgent(t *testing.T, b *bustest.Bus) *fakeAgent {
 		}
 		a.mu.Lock()
 		a.acks[p.IdempotencyKey]++
+		if r := a.runs[p.IdempotencyKey]; r != nil && r.final != nil {
+			a.mu.Unlock()
+			body, _ := json.Marshal(r.final)
+			return wire.Reply{Data: body, Header: nats.Header{wire.HeaderRunFinal: []string{"1"}}}, nil
+		}
 		if a.runs[p.IdempotencyKey] == nil {
-			a.runs[p.IdempotencyKey] = &fakeRun{params: p, done: make(chan struct{})}
+			a.runs[p.IdempotencyKey] = &fakeRun{params: p}
 			a.active++
 			a.maxActive = max(a.maxActive, a.active)
 			a.started <- p
@@ -96,26 +100,20 @@ func newFakeAgent(t *testing.T, b *bustest.Bus) *fakeAgent {
 		a.mu.Unlock()
 		return schemas.AgentResult{RunID: p.IdempotencyKey, Status: "accepted"}, nil
 	})
-	addEndpoint(t, nc, "wait", subject.AgentWait, func(_ context.Context, data []byte, _ nats.Header) (any, error) {
-		var w wire.AgentWait
-		if err := json.Unmarshal(data, &w); err != nil {
-			return nil, wire.Invalid("bad wait")
+	addEndpoint(t, nc, "status", subject.AgentStatus, func(_ context.Context, data []byte, _ nats.Header) (any, error) {
+		var q wire.RunStatusRequest
+		if err := json.Unmarshal(data, &q); err != nil {
+			return nil, wire.Invalid("bad status request")
 		}
 		a.mu.Lock()
-		r := a.runs[w.RunID]
-		a.mu.Unlock()
-		if r == nil {
-			return wire.AgentFinal{Done: true, Error: wire.Unavailable(false, "unknown run %s", w.RunID)}, nil
-		}
-		select {
-		case <-r.done:
-			a.mu.Lock()
-			defer a.mu.Unlock()
-			return r.final, nil
-		case <-time.After(time.Duration(w.WaitMs) * time.Millisecond):
-			return wire.AgentFinal{Done: false}, nil
-		case <-a.stop:
-			return nil, wire.Unavailable(true, "fake agent stopped")
+		defer a.mu.Unlock()
+		switch r := a.runs[q.RunID]; {
+		case r == nil:
+			return wire.RunStatus{State: wire.RunUnknown}, nil
+		case r.final != nil:
+			return wire.RunStatus{State: wire.RunDone, Final: r.final}, nil
+		default:
+			return wire.RunStatus{State: wire.RunRunning}, nil
 		}
 	})
 	return a
@@ -123,20 +121,25 @@ func newFakeAgent(t *testing.T, b *bustest.Bus) *fakeAgent {
 
 // finish ends the run of key with fin. A final with a retryable error also forgets the
 // run, like the real service does not remember retryable failures.
-func (a *fakeAgent) finish(t *testing.T, key string, fin wire.AgentFinal) {
+func (a *fakeAgent) finish(t *testing.T, key string, fin wire.RunFinal) {
 	t.Helper()
 	a.mu.Lock()
-	defer a.mu.Unlock()
 	r := a.runs[key]
 	if r == nil {
+		a.mu.Unlock()
 		t.Fatalf("finish: no run %s", key)
 	}
-	fin.Done = true
-	r.final = fin
+	r.final = &fin
 	a.active--
-	close(r.done)
 	if fin.Error != nil && fin.Error.Retryable {
 		delete(a.runs, key)
+	}
+	a.mu.Unlock()
+	body, _ := json.Marshal(fin)
+	msg := &nats.Msg{Subject: subject.AgentRunEvents(key), Data: body,
+		Header: nats.Header{wire.HeaderRunEvent: []string{wire.RunEventFinal}}}
+	if err := a.nc.PublishMsg(msg); err != nil {
+		t.Fatalf("publish final of %s: %v", key, err)
 	}
 }
 
@@ -144,7 +147,7 @@ func (a *fakeAgent) finish(t *testing.T, key string, fin wire.AgentFinal) {
 func (a *fakeAgent) reply(t *testing.T, key, text string) {
 	t.Helper()
 	payload, _ := json.Marshal(schemas.AgentResult{RunID: key, Status: "ok", Text: text})
-	a.finish(t, key, wire.AgentFinal{OK: true, Payload: payload})
+	a.finish(t, key, wire.RunFinal{OK: true, Payload: payload})
 }
 
 func (a *fakeAgent) ackCount(key string) int {

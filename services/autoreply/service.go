@@ -60,6 +60,7 @@ type Service struct {
 	stopping bool            // set before wg.Wait: no worker starts after it
 	inflight map[string]bool // run keys being worked on
 	wg       sync.WaitGroup
+	runs     *wire.Runs // set by Run before any worker starts
 }
 
 // New prepares the service; it does no I/O. A nil log discards logging.
@@ -132,6 +133,12 @@ func (s *Service) Run(ctx context.Context) error {
 			s.log.Warn("stopping micro service failed", "err", err)
 		}
 	}()
+	runs, err := wire.FollowRuns(s.nc, wire.RunsConfig{Heartbeat: s.cfg.RunHeartbeat})
+	if err != nil {
+		return fmt.Errorf("autoreply: %w", err)
+	}
+	defer runs.Close()
+	s.runs = runs
 	var subs []*nats.Subscription
 	defer s.stop(cancel, &subs)
 	for subj := range s.inbound {

@@ -256,7 +256,7 @@ func TestAgentFailureSendsNothing(t *testing.T) {
 	publish(t, b.Conn("pub"), waDirect("m1", "+436601234567", "hi"))
 	p := recv(t, agent.started, "AgentRun")
 	payload, _ := json.Marshal(schemas.AgentResult{RunID: p.IdempotencyKey, Status: "timeout"})
-	agent.finish(t, p.IdempotencyKey, wire.AgentFinal{Payload: payload,
+	agent.finish(t, p.IdempotencyKey, wire.RunFinal{Payload: payload,
 		Error: &wire.Error{Code: wire.CodeAgentTimeout, Message: "agent run exceeded 600s"}})
 	r := logs.wait(t, slog.LevelWarn, "agent run failed; no reply sent")
 	if r.Level != slog.LevelWarn {
@@ -284,7 +284,7 @@ func TestLostRunRunsAgain(t *testing.T) {
 
 	publish(t, b.Conn("pub"), waDirect("m1", "+436601234567", "hi"))
 	p := recv(t, agent.started, "AgentRun")
-	agent.finish(t, p.IdempotencyKey, wire.AgentFinal{Error: wire.Unavailable(true, "run lost in a restart")})
+	agent.finish(t, p.IdempotencyKey, wire.RunFinal{Error: wire.Unavailable(true, "run lost in a restart")})
 	again := recv(t, agent.started, "second AgentRun")
 	if again.IdempotencyKey != p.IdempotencyKey {
 		t.Fatalf("second run key %s, want %s", again.IdempotencyKey, p.IdempotencyKey)

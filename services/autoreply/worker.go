@@ -10,6 +10,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/nats-io/nats.go"
+
 	"github.com/clawdis/clawdis/bus/subject"
 	"github.com/clawdis/clawdis/bus/wire"
 	"github.com/clawdis/clawdis/schemas"
@@ -18,7 +20,6 @@ import (
 // Bus request timeouts.
 const (
 	ackTimeout      = 10 * time.Second // agent run acknowledgement
-	waitPoll        = 20 * time.Second // how long the agent holds one wait request
 	sendTimeout     = time.Minute      // one provider send
 	typingTimeout   = 5 * time.Second
 	sessionsTimeout = 5 * time.Second
@@ -89,13 +90,7 @@ func (s *Service) runAgent(ctx context.Context, log *slog.Logger, e entry, t *ty
 		IdempotencyKey: e.Key,
 	}
 	for run := 1; ; run++ {
-		var ack schemas.AgentResult
-		if err := s.request(ctx, log, "agent run", subject.AgentRun, ackTimeout, params, &ack); err != nil {
-			return schemas.AgentResult{}, err
-		}
-		log.Debug("agent run accepted", "session_key", params.SessionKey)
-		t.start(ctx)
-		fin, err := s.waitFinal(ctx, log, cmp.Or(ack.RunID, e.Key))
+		fin, err := s.startRun(ctx, log, params, t)
 		if err != nil {
 			return schemas.AgentResult{}, err
 		}
@@ -126,18 +121,26 @@ func (s *Service) runAgent(ctx context.Context, log *slog.Logger, e entry, t *ty
 	}
 }
 
-// waitFinal long-polls the agent for the final of runID.
-func (s *Service) waitFinal(ctx context.Context, log *slog.Logger, runID string) (wire.AgentFinal, error) {
-	req := wire.AgentWait{RunID: runID, WaitMs: waitPoll.Milliseconds()}
-	for {
-		var fin wire.AgentFinal
-		if err := s.request(ctx, log, "agent wait", subject.AgentWait, waitPoll+5*time.Second, req, &fin); err != nil {
-			return fin, err
-		}
-		if fin.Done {
-			return fin, nil
-		}
+// startRun asks the agent for the run and waits for its final event; the run is watched
+// before it is asked for, so its final cannot be missed. A run of that key that had already
+// finished is answered with its final at once. Typing is shown from the acknowledgement on.
+func (s *Service) startRun(ctx context.Context, log *slog.Logger, params schemas.AgentParams, t *typer) (wire.RunFinal, error) {
+	w := s.runs.Watch(params.IdempotencyKey)
+	defer w.Stop()
+	reply, err := s.requestMsg(ctx, log, "agent run", subject.AgentRun, ackTimeout, params)
+	if err != nil {
+		return wire.RunFinal{}, err
 	}
+	var fin wire.RunFinal
+	if reply.Header.Get(wire.HeaderRunFinal) != "" {
+		if err := json.Unmarshal(reply.Data, &fin); err != nil {
+			return fin, fmt.Errorf("agent run: malformed final: %w", err)
+		}
+		return fin, nil
+	}
+	log.Debug("agent run accepted", "session_key", params.SessionKey)
+	t.start(ctx)
+	return w.Wait(ctx)
 }
 
 // sendReply sends text to the message's chat with the run's reply key.
@@ -155,31 +158,48 @@ func (s *Service) sendReply(ctx context.Context, log *slog.Logger, msg wire.Inbo
 	return nil
 }
 
-// request sends one bus request, retrying retryable failures (nobody answers, a deadline,
-// a provider not connected) with backoff up to RetryAttempts attempts. It returns ctx's
-// error when ctx ends.
+// request sends one bus request with requestMsg and decodes the reply into out (when
+// out is not nil).
 func (s *Service) request(ctx context.Context, log *slog.Logger, op, subj string, timeout time.Duration, in, out any) error {
+	reply, err := s.requestMsg(ctx, log, op, subj, timeout, in)
+	if err != nil || out == nil {
+		return err
+	}
+	if err := json.Unmarshal(reply.Data, out); err != nil {
+		return fmt.Errorf("%s: bad reply: %w", op, err)
+	}
+	return nil
+}
+
+// requestMsg sends one bus request, retrying retryable failures (nobody answers, a
+// deadline, a provider not connected) with backoff up to RetryAttempts attempts, and
+// returns the reply. It returns ctx's error when ctx ends.
+func (s *Service) requestMsg(ctx context.Context, log *slog.Logger, op, subj string, timeout time.Duration, in any) (*nats.Msg, error) {
+	data, err := json.Marshal(in)
+	if err != nil {
+		return nil, fmt.Errorf("%s: encode: %w", op, err)
+	}
 	for attempt := 1; ; attempt++ {
 		rctx, cancel := context.WithTimeout(ctx, timeout)
-		err := wire.RequestJSON(rctx, s.nc, subj, in, out)
+		reply, err := wire.RequestMsg(rctx, s.nc, &nats.Msg{Subject: subj, Data: data})
 		cancel()
 		if err == nil {
-			return nil
+			return reply, nil
 		}
 		if ctx.Err() != nil {
-			return ctx.Err()
+			return nil, ctx.Err()
 		}
 		var werr *wire.Error
 		if !errors.As(err, &werr) || !werr.Retryable {
-			return fmt.Errorf("%s: %w", op, err)
+			return nil, fmt.Errorf("%s: %w", op, err)
 		}
 		if attempt >= s.cfg.RetryAttempts {
-			return fmt.Errorf("%s: gave up after %d attempts: %w", op, attempt, err)
+			return nil, fmt.Errorf("%s: gave up after %d attempts: %w", op, attempt, err)
 		}
 		wait := s.cfg.backoff(attempt)
 		log.Warn(op+" failed; retrying", "attempt", attempt, "retry_in", wait, "err", err)
 		if !sleep(ctx, wait) {
-			return ctx.Err()
+			return nil, ctx.Err()
 		}
 	}
 }

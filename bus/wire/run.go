@@ -1,0 +1,66 @@
+package wire
+
+import (
+	"encoding/json"
+	"time"
+)
+
+// Run lifecycle events (DESIGN "Events, not polling"). An agent run publishes every event of
+// its life on subject.AgentRunEvents(runID), a chat.send turn on subject.ChatRunEvents(runID);
+// the header HeaderRunEvent names the kind of each, so that the edge forwards the data to
+// clients without decoding it.
+const (
+	HeaderRunEvent = "Clawdis-Run-Event"
+
+	// RunEventAgent carries a schemas.AgentEventPayload, broadcast to clients as "agent"
+	// (job started, assistant text, tool use, job done or error).
+	RunEventAgent = "agent"
+	// RunEventChat carries a final or error schemas.ChatEventPayload, broadcast as "chat".
+	RunEventChat = "chat"
+	// RunEventChatDelta carries a delta schemas.ChatEventPayload, broadcast as "chat";
+	// droppable for a slow client, since the next delta or the final carries the whole text.
+	RunEventChatDelta = "chat.delta"
+	// RunEventHeartbeat has no data: the run is queued or running. Agent runs only.
+	RunEventHeartbeat = "heartbeat"
+	// RunEventFinal carries the RunFinal of an agent run; it is the run's last event.
+	RunEventFinal = "final"
+)
+
+// RunHeartbeat is how often an agent run publishes RunEventHeartbeat while it is queued or
+// running. A waiter that hears nothing of a run for RunQuietBeats of them asks the agent
+// service (subject.AgentStatus) whether it still knows the run.
+const (
+	RunHeartbeat  = 5 * time.Second
+	RunQuietBeats = 3
+)
+
+// HeaderRunFinal, set on the reply to an agent.run request, says that the run of that
+// idempotency key had already finished: the body is its RunFinal, which the caller answers
+// with once, and no acknowledgement follows (SPEC §6.5).
+const HeaderRunFinal = "Clawdis-Run-Final"
+
+// RunFinal is the outcome of an agent run: the agent method's second res (SPEC §6.6). On
+// failure both Payload ({runId, status, summary}) and Error are set.
+type RunFinal struct {
+	OK      bool            `json:"ok"`
+	Payload json.RawMessage `json:"payload,omitempty"`
+	Error   *Error          `json:"error,omitempty"`
+}
+
+// RunStatusRequest asks the agent service about one agent run (subject.AgentStatus).
+type RunStatusRequest struct {
+	RunID string `json:"runId"`
+}
+
+// Run states of RunStatus.
+const (
+	RunRunning = "running" // queued or running
+	RunDone    = "done"    // finished; Final is set
+	RunUnknown = "unknown" // never accepted, or forgotten (a restart of the service)
+)
+
+// RunStatus answers RunStatusRequest.
+type RunStatus struct {
+	State string    `json:"state"`
+	Final *RunFinal `json:"final,omitempty"`
+}

@@ -1,0 +1,90 @@
+package agent
+
+import (
+	"context"
+	"encoding/json"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/clawdis/clawdis/bus/subject"
+	"github.com/clawdis/clawdis/bus/wire"
+	"github.com/clawdis/clawdis/services/internal/idem"
+)
+
+// eventsSubject is where the run publishes its lifecycle.
+func (j *job) eventsSubject() string {
+	if j.kind == kindChat {
+		return subject.ChatRunEvents(j.runID)
+	}
+	return subject.AgentRunEvents(j.runID)
+}
+
+// heartbeat publishes a heartbeat of the agent run j every interval until it has its final,
+// so that whoever waits for it knows the run is alive (wire.RunWaiter).
+func (s *Service) heartbeat(j *job) {
+	defer s.wg.Done()
+	t := time.NewTicker(s.cfg.Heartbeat)
+	defer t.Stop()
+	subj := j.eventsSubject()
+	for {
+		select {
+		case <-j.done:
+			return
+		case <-t.C:
+			s.publishRun(subj, j.runID, wire.RunEventHeartbeat, nil)
+		}
+	}
+}
+
+// publishFinal publishes the final event of the agent run j; it is the run's last event.
+func (s *Service) publishFinal(j *job, r idem.Result) {
+	data, err := json.Marshal(finalOf(r))
+	if err != nil {
+		s.log.Error("encode final", "run_id", j.runID, "err", err)
+		return
+	}
+	s.publishRun(j.eventsSubject(), j.runID, wire.RunEventFinal, data)
+}
+
+// handleStatus answers agent.status: whether the agent run is queued or running, its final
+// when it finished recently, or unknown. Waiters ask it only when a run has gone quiet.
+func (s *Service) handleStatus(_ context.Context, data []byte, _ nats.Header) (any, error) {
+	var req wire.RunStatusRequest
+	if err := decode(data, &req); err != nil {
+		return nil, err
+	}
+	if req.RunID == "" {
+		return nil, wire.Invalid("runId required")
+	}
+	key := agentKeyPrefix + req.RunID
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.stopped || s.idem == nil {
+		return nil, errStopping
+	}
+	if _, ok := s.runs[key]; ok {
+		return wire.RunStatus{State: wire.RunRunning}, nil
+	}
+	if r, ok := s.finishedLocked(key); ok {
+		f := finalOf(r)
+		return wire.RunStatus{State: wire.RunDone, Final: &f}, nil
+	}
+	return wire.RunStatus{State: wire.RunUnknown}, nil
+}
+
+// finishedLocked is the final of a run that is not in progress: remembered by idem, or a
+// recent retryable failure idem does not remember.
+func (s *Service) finishedLocked(key string) (idem.Result, bool) {
+	if r, ok := s.idem.Get(key); ok {
+		return r, true
+	}
+	if r, ok := s.recent[key]; ok && s.cfg.Now().UnixMilli()-r.At <= recentTTL.Milliseconds() {
+		return r, true
+	}
+	return idem.Result{}, false
+}
+
+func finalOf(r idem.Result) wire.RunFinal {
+	return wire.RunFinal{OK: r.OK, Payload: r.Payload, Error: r.Error}
+}
