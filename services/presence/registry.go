@@ -142,9 +142,10 @@ func (r *registry) client(cp wire.ClientPresence, now time.Time) error {
 }
 
 // upsert merges upd into the entry under key (case-insensitive), stamps it with now, and
-// drops the expired entries and the oldest beyond the cap. Empty fields of upd keep the known values. An
-// update for the gateway's own key only refreshes the fields that do not identify the
-// gateway (text, tags, lastInputSeconds, instanceId): the self entry stays the gateway's.
+// drops the expired entries and the oldest beyond the cap. Empty fields of upd keep the
+// known values; an entry already expired is not merged into. An update for the gateway's
+// own key only refreshes the fields that do not identify the gateway (text, tags,
+// lastInputSeconds, instanceId): the self entry stays the gateway's.
 func (r *registry) upsert(key string, upd schemas.PresenceEntry, now time.Time) {
 	k := strings.ToLower(key)
 	upd.Ts = now.UnixMilli()
