@@ -18,8 +18,10 @@ func TestSeenStoreBounds(t *testing.T) {
 	if !s.add("c", "old") || s.add("c", "old") {
 		t.Fatal("first add must be new, the second a duplicate")
 	}
-	if !s.add("", "x") || !s.add("", "x") {
-		t.Fatal("a message without chat is never a duplicate")
+	for range 2 {
+		if !s.add("", "x") {
+			t.Fatal("a message without chat is never a duplicate")
+		}
 	}
 	now = now.Add(dedupeMaxAge + time.Millisecond)
 	if !s.add("c", "old") {
