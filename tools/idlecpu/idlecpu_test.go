@@ -55,9 +55,9 @@ func TestReport(t *testing.T) {
 		want    string
 	}{
 		{"both measures", procstat.CPU{Stat: 130 * time.Millisecond, Sched: 127_500 * time.Microsecond}, time.Minute,
-			"idle cpu: 130.0 ms per minute (130.0 ms in 1m0s, utime+stime; threads' schedstat 127.5 ms per minute); rss 20.0 MiB"},
+			"idle cpu: 130.0 ms in 1m0s (utime+stime; threads' schedstat 127.5 ms), 130.0 ms per minute; rss 20.0 MiB"},
 		{"scaled to a minute", procstat.CPU{Stat: 10 * time.Millisecond}, 30 * time.Second,
-			"idle cpu: 20.0 ms per minute (10.0 ms in 30s, utime+stime); rss 20.0 MiB"},
+			"idle cpu: 10.0 ms in 30s (utime+stime), 20.0 ms per minute; rss 20.0 MiB"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			if got := report(tt.used, tt.elapsed, 20<<20); got != tt.want {

@@ -104,14 +104,9 @@ func run(ctx context.Context, o options, out io.Writer) (err error) {
 	return nil
 }
 
-// report is the result line: CPU per minute by both measures, and the RSS.
+// report is the result line: the CPU used (in total and per minute) and the RSS.
 func report(used procstat.CPU, elapsed time.Duration, rss int64) string {
-	s := fmt.Sprintf("idle cpu: %s per minute (%s in %s, utime+stime", procstat.Ms(procstat.PerMinute(used.Stat, elapsed)),
-		procstat.Ms(used.Stat), elapsed.Round(time.Millisecond))
-	if used.Sched > 0 {
-		s += fmt.Sprintf("; threads' schedstat %s per minute", procstat.Ms(procstat.PerMinute(used.Sched, elapsed)))
-	}
-	return s + "); rss " + procstat.MiB(rss)
+	return fmt.Sprintf("idle cpu: %s; rss %s", procstat.Summary(used, elapsed, 0), procstat.MiB(rss))
 }
 
 // pause waits d unless ctx ends first (then it returns ctx's error).

@@ -8,8 +8,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/clawdis/clawdis/tools/internal/procstat"
 )
 
 func ms(n ...int) []time.Duration {
@@ -85,29 +83,6 @@ func TestErrCounterMerge(t *testing.T) {
 	empty.merge(&b)
 	if empty.total() != 2 || empty.byMsg["y"] != 1 {
 		t.Errorf("merged into empty: total %d, %v", empty.total(), empty.byMsg)
-	}
-}
-
-func TestCPUReport(t *testing.T) {
-	for _, tt := range []struct {
-		name     string
-		used     procstat.CPU
-		elapsed  time.Duration
-		requests int
-		want     string
-	}{
-		{"requests", procstat.CPU{Stat: 1500 * time.Millisecond, Sched: 1523400 * time.Microsecond}, 10 * time.Second, 30000,
-			"1500.0 ms in 10s (utime+stime; threads' schedstat 1523.4 ms), 9000.0 ms per minute; 50.0 µs per request, 50.0 ms per 1000 requests"},
-		{"idle without schedstat", procstat.CPU{Stat: 20 * time.Millisecond}, 2 * time.Minute, 0,
-			"20.0 ms in 2m0s (utime+stime), 10.0 ms per minute"},
-		{"nothing used", procstat.CPU{}, time.Minute, 0, "0.0 ms in 1m0s (utime+stime), 0.0 ms per minute"},
-		{"no time", procstat.CPU{Stat: 10 * time.Millisecond}, 0, 0, "10.0 ms in 0s (utime+stime), 0.0 ms per minute"},
-	} {
-		t.Run(tt.name, func(t *testing.T) {
-			if got := cpuReport(tt.used, tt.elapsed, tt.requests); got != tt.want {
-				t.Errorf("cpuReport =\n %s\nwant\n %s", got, tt.want)
-			}
-		})
 	}
 }
 

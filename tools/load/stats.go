@@ -136,22 +136,6 @@ func (r *rssReport) print(w io.Writer) {
 	fmt.Fprintf(w, "gateway rss: %s\n", strings.Join(r.samples, ", "))
 }
 
-// cpuReport describes the gateway CPU time used during a phase of elapsed that served
-// requests requests (0: an idle phase): in total, per minute, and per request and per 1000
-// requests (by utime+stime, the measure every kernel has).
-func cpuReport(used procstat.CPU, elapsed time.Duration, requests int) string {
-	s := fmt.Sprintf("%s in %s (utime+stime", procstat.Ms(used.Stat), elapsed.Round(10*time.Millisecond))
-	if used.Sched > 0 {
-		s += "; threads' schedstat " + procstat.Ms(used.Sched)
-	}
-	s += "), " + procstat.Ms(procstat.PerMinute(used.Stat, elapsed)) + " per minute"
-	if requests > 0 {
-		perReq := float64(used.Stat) / float64(requests) // ns
-		s += fmt.Sprintf("; %.1f µs per request, %.1f ms per 1000 requests", perReq/1e3, perReq*1000/1e6)
-	}
-	return s
-}
-
 // throughput is n requests over elapsed, per second.
 func throughput(n int, elapsed time.Duration) float64 {
 	if elapsed <= 0 {
@@ -185,5 +169,5 @@ func (c *cpuSampler) print(w io.Writer, elapsed time.Duration, requests int) {
 		fmt.Fprintf(w, "gateway cpu: %v\n", err)
 		return
 	}
-	fmt.Fprintf(w, "gateway cpu: %s\n", cpuReport(after.Sub(c.before), elapsed, requests))
+	fmt.Fprintf(w, "gateway cpu: %s\n", procstat.Summary(after.Sub(c.before), elapsed, requests))
 }

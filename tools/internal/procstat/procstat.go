@@ -149,6 +149,22 @@ func PerMinute(d, elapsed time.Duration) time.Duration {
 	return time.Duration(float64(d) * float64(time.Minute) / float64(elapsed))
 }
 
+// Summary describes CPU time used during elapsed that served requests requests (0: an
+// idle phase): in total, per minute, and per request and per 1000 requests, all by
+// utime+stime (the measure every kernel has), the schedstat total beside it when known.
+func Summary(used CPU, elapsed time.Duration, requests int) string {
+	s := fmt.Sprintf("%s in %s (utime+stime", Ms(used.Stat), elapsed.Round(10*time.Millisecond))
+	if used.Sched > 0 {
+		s += "; threads' schedstat " + Ms(used.Sched)
+	}
+	s += "), " + Ms(PerMinute(used.Stat, elapsed)) + " per minute"
+	if requests > 0 {
+		perReq := float64(used.Stat) / float64(requests) // ns
+		s += fmt.Sprintf("; %.1f µs per request, %.1f ms per 1000 requests", perReq/1e3, perReq*1000/1e6)
+	}
+	return s
+}
+
 // Ms renders d in milliseconds with one decimal.
 func Ms(d time.Duration) string {
 	return strconv.FormatFloat(float64(d)/float64(time.Millisecond), 'f', 1, 64) + " ms"

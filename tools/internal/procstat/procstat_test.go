@@ -119,3 +119,26 @@ func TestReadSelf(t *testing.T) {
 		t.Error("ReadCPU of a pid that cannot exist succeeded")
 	}
 }
+
+func TestSummary(t *testing.T) {
+	for _, tt := range []struct {
+		name     string
+		used     CPU
+		elapsed  time.Duration
+		requests int
+		want     string
+	}{
+		{"requests", CPU{Stat: 1500 * time.Millisecond, Sched: 1523400 * time.Microsecond}, 10 * time.Second, 30000,
+			"1500.0 ms in 10s (utime+stime; threads' schedstat 1523.4 ms), 9000.0 ms per minute; 50.0 µs per request, 50.0 ms per 1000 requests"},
+		{"idle without schedstat", CPU{Stat: 20 * time.Millisecond}, 2 * time.Minute, 0,
+			"20.0 ms in 2m0s (utime+stime), 10.0 ms per minute"},
+		{"nothing used", CPU{}, time.Minute, 0, "0.0 ms in 1m0s (utime+stime), 0.0 ms per minute"},
+		{"no time", CPU{Stat: 10 * time.Millisecond}, 0, 0, "10.0 ms in 0s (utime+stime), 0.0 ms per minute"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := Summary(tt.used, tt.elapsed, tt.requests); got != tt.want {
+				t.Errorf("Summary =\n %s\nwant\n %s", got, tt.want)
+			}
+		})
+	}
+}
