@@ -31,6 +31,8 @@ import (
 	"strconv"
 	"syscall"
 	"time"
+
+	"github.com/clawdis/clawdis/tools/internal/procstat"
 )
 
 // options are the tool's flags, validated.
@@ -160,6 +162,13 @@ func run(ctx context.Context, o options, out io.Writer) error {
 	fmt.Fprintf(out, "load: %d %s connections to %s (%d at a time), %s hold, %s; %s\n",
 		o.conns, o.mode, o.url, o.parallel, o.hold, o.load(), runtime.Version())
 
+	if o.pid != 0 {
+		name, err := procstat.Comm(o.pid)
+		if err != nil {
+			return fmt.Errorf("-pid %d: %w", o.pid, err)
+		}
+		fmt.Fprintf(out, "gateway:     pid %d (%s)\n", o.pid, name)
+	}
 	rss := newRSSReport(o.pid)
 	rss.sample("before")
 

@@ -126,6 +126,16 @@ func ReadCPU(pid int) (CPU, error) {
 	return c, nil
 }
 
+// Comm reads the command name of pid (/proc/<pid>/comm), so a tool can show what it measures
+// (a shell that started the gateway is not the gateway).
+func Comm(pid int) (string, error) {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/comm")
+	if err != nil {
+		return "", fmt.Errorf("read comm: %w", err)
+	}
+	return strings.TrimSpace(string(b)), nil
+}
+
 // ReadRSS reads the resident set size of pid, in bytes.
 func ReadRSS(pid int) (int64, error) {
 	path := "/proc/" + strconv.Itoa(pid) + "/status"

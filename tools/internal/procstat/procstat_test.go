@@ -115,6 +115,9 @@ func TestReadSelf(t *testing.T) {
 	if err != nil || rss <= 0 {
 		t.Errorf("ReadRSS = %d, %v", rss, err)
 	}
+	if name, err := Comm(os.Getpid()); err != nil || name == "" {
+		t.Errorf("Comm = %q, %v", name, err)
+	}
 	if _, err := ReadCPU(1 << 30); err == nil {
 		t.Error("ReadCPU of a pid that cannot exist succeeded")
 	}
