@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -9,11 +10,11 @@ import (
 	"net"
 	"os"
 	"strconv"
-	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/spf13/cobra"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/clawdis/clawdis/bus"
 	"github.com/clawdis/clawdis/cmd/clawdis/internal/config"
@@ -144,7 +145,8 @@ func resolveSettings(df daemonFlags, getenv func(string) string, log *slog.Logge
 }
 
 // runGateway is the daemon: take the lock, bind the port, start the bus and the services,
-// serve; on ctx end stop in reverse order: edge, services, bus, lock.
+// serve; when ctx ends or a part fails stop in reverse order: WebChat, edge, services, bus,
+// lock.
 func runGateway(ctx context.Context, df daemonFlags, log *slog.Logger) error {
 	start := time.Now()
 	s, err := resolveSettings(df, os.Getenv, log)
@@ -190,8 +192,6 @@ func runGateway(ctx context.Context, df daemonFlags, log *slog.Logger) error {
 
 	host, _ := os.Hostname()
 	services := s.bus.inProcess
-	svcCtx, stopServices := context.WithCancel(context.Background())
-	defer stopServices()
 	var conns []*nats.Conn
 	defer func() {
 		for _, nc := range conns {
@@ -213,24 +213,21 @@ func runGateway(ctx context.Context, df daemonFlags, log *slog.Logger) error {
 		}
 		return err
 	}
-	var wg sync.WaitGroup
-	svcErr := make(chan error, len(runners))
+	// Every part runs in g; failed ends when ctx does or a part fails, and then the parts
+	// stop in order, each under a context of its own: WebChat, edge, services. The deferred
+	// stops do the same on an early return (defers run last first).
+	g, failed := errgroup.WithContext(ctx)
+	svcCtx, stopServices := context.WithCancel(context.Background())
 	for _, r := range runners {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if err := r.Run(svcCtx); err != nil {
-				svcErr <- err
-			}
-		}()
+		g.Go(func() error { return r.Run(svcCtx) })
 	}
-	defer wg.Wait()
-	defer stopServices()
-	if err := awaitReady(ctx, runners, svcErr); err != nil {
+	defer func() { stopServices(); _ = g.Wait() }()
+	if err := awaitReady(failed, runners, nil); err != nil {
 		if ctx.Err() != nil {
 			return nil // stopped while starting
 		}
-		return err
+		stopServices()
+		return cmp.Or(g.Wait(), err)
 	}
 
 	enc, err := connect("edge")
@@ -250,49 +247,50 @@ func runGateway(ctx context.Context, df daemonFlags, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	edgeCtx, stopEdge := context.WithCancel(ctx)
+	stopEdge := goUntilStopped(g, "edge", ed.Run)
 	defer stopEdge()
-	edgeDone := make(chan error, 1)
-	go func() { edgeDone <- ed.Run(edgeCtx) }()
 	if df.listening != nil {
 		df.listening(ln.Addr().String())
 	}
 	log.Info("gateway listening", "url", "ws://"+ln.Addr().String(), "state_dir", s.paths.StateDir,
 		"startup_ms", time.Since(start).Milliseconds(), "version", version)
 
-	var wcDone chan error // nil (never ready in the select below) without WebChat
+	stopWebChat := func() {}
 	if wcLn != nil {
 		wc, err := webchat.New(webchat.Config{Listener: wcLn, GatewayURL: "ws://" + dialAddr(ln.Addr()),
 			Token: s.token, Version: version, Log: log})
 		if err != nil {
 			return err
 		}
-		wcCtx, stopWebChat := context.WithCancel(context.Background())
-		wcDone = make(chan error, 1)
-		go func() { wcDone <- wc.Run(wcCtx) }()
-		defer func() { stopWebChat(); <-wcDone }() // before the edge stops: it relays to it
+		stopWebChat = goUntilStopped(g, "webchat", wc.Run)
+		defer stopWebChat()
 		log.Info("webchat listening", "url", "http://"+wcLn.Addr().String())
 	}
 
-	var runErr error
-	select {
-	case runErr = <-edgeDone:
-	case runErr = <-svcErr:
-		stopEdge()
-		<-edgeDone
-	case runErr = <-wcDone:
-		wcDone <- nil // for the deferred wait
-		if runErr == nil && ctx.Err() == nil {
-			runErr = errors.New("webchat stopped unexpectedly")
-		}
-		stopEdge()
-		<-edgeDone
-	}
-	if runErr == nil && ctx.Err() == nil {
-		runErr = errors.New("edge stopped unexpectedly")
-	}
+	<-failed.Done()
+	stopWebChat() // before the edge stops: it relays to it
+	stopEdge()
+	stopServices()
+	runErr := g.Wait()
 	log.Info("gateway stopped")
 	return runErr
+}
+
+// goUntilStopped runs part in g under a context of its own and returns the function that
+// cancels that context and waits for part to return (safe to call more than once). A part
+// that returns nil before it is stopped fails with "<name> stopped unexpectedly".
+func goUntilStopped(g *errgroup.Group, name string, part func(context.Context) error) (stop func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	g.Go(func() error {
+		defer close(done)
+		err := part(ctx)
+		if err == nil && ctx.Err() == nil {
+			err = errors.New(name + " stopped unexpectedly")
+		}
+		return err
+	})
+	return func() { cancel(); <-done }
 }
 
 // waitForBus waits until nc is connected, saying so once when the bus is not there yet (a

@@ -14,7 +14,9 @@ import (
 )
 
 // TestGatewayServesWebChat: the daemon starts the WebChat server on its port; the page is
-// served and a browser-style WebSocket on /ws gets a hello-ok relayed from the gateway.
+// served and a browser-style WebSocket on /ws gets a hello-ok relayed from the gateway. On
+// shutdown WebChat stops before the edge it relays to, so its relay never sees the
+// gateway go away.
 func TestGatewayServesWebChat(t *testing.T) {
 	t.Setenv("HOME", t.TempDir())
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -23,7 +25,7 @@ func TestGatewayServesWebChat(t *testing.T) {
 	}
 	port := ln.Addr().(*net.TCPAddr).Port
 	ln.Close()
-	startDaemon(t, t.TempDir(), "", func(df *daemonFlags) {
+	d := startDaemon(t, t.TempDir(), "", func(df *daemonFlags) {
 		df.noWebchat = false
 		df.webchatPort = port
 		df.token = "gw-secret"
@@ -56,5 +58,15 @@ func TestGatewayServesWebChat(t *testing.T) {
 	}
 	if strings.Contains(string(b), "gw-secret") {
 		t.Error("the gateway token reached the browser")
+	}
+
+	d.stop()
+	logs := d.logs.String()
+	wcStopped, edgeStopped := strings.Index(logs, `"msg":"webchat stopped"`), strings.Index(logs, `"msg":"edge stopped"`)
+	if wcStopped < 0 || edgeStopped < 0 || wcStopped > edgeStopped {
+		t.Errorf("want webchat stopped before the edge (at %d and %d):\n%s", wcStopped, edgeStopped, logs)
+	}
+	if strings.Contains(logs, "gateway connection lost") {
+		t.Errorf("the relay lost the gateway during shutdown:\n%s", logs)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/clawdis/clawdis/bus/subject"
+	"github.com/clawdis/clawdis/services/internal/backoff"
 )
 
 // Provider ids this service knows the allowlist rules of.
@@ -195,11 +196,8 @@ func (s settings) runTimeoutSeconds() *int64 {
 	return &secs
 }
 
-// backoff is the wait before attempt n+1 after attempt n (n >= 1) failed.
+// backoff is the wait before attempt n+1 after attempt n (n >= 1) failed: RetryInitial
+// doubling up to RetryMax.
 func (s settings) backoff(n int) time.Duration {
-	d := s.RetryInitial
-	for i := 1; i < n && d < s.RetryMax; i++ {
-		d *= 2
-	}
-	return min(d, s.RetryMax)
+	return backoff.Policy{Initial: s.RetryInitial, Max: s.RetryMax}.Delay(n, nil)
 }

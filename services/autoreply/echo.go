@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/clawdis/clawdis/bus/wire"
+	"github.com/clawdis/clawdis/services/internal/ttlmap"
 )
 
 // Echo guard bounds.
@@ -23,11 +24,11 @@ const (
 type echoGuard struct {
 	now  func() time.Time
 	mu   sync.Mutex
-	keys map[string]time.Time // "id\x00provider\x00chat\x00messageId" or "text\x00…\x00text"
+	keys *ttlmap.Map[string, struct{}] // "id\x00provider\x00chat\x00messageId" or "text\x00…\x00text"
 }
 
 func newEchoGuard(now func() time.Time) *echoGuard {
-	return &echoGuard{now: now, keys: map[string]time.Time{}}
+	return &echoGuard{now: now, keys: ttlmap.New[string, struct{}](echoTTL, echoMaxKeys)}
 }
 
 func echoIDKey(provider, chat, id string) string {
@@ -53,24 +54,7 @@ func (g *echoGuard) sent(provider, chat, id string) {
 func (g *echoGuard) add(key string) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	now := g.now()
-	if len(g.keys) >= echoMaxKeys {
-		for k, at := range g.keys {
-			if now.Sub(at) > echoTTL {
-				delete(g.keys, k)
-			}
-		}
-	}
-	if len(g.keys) >= echoMaxKeys {
-		oldest, oldestAt := "", now
-		for k, at := range g.keys {
-			if !at.After(oldestAt) {
-				oldest, oldestAt = k, at
-			}
-		}
-		delete(g.keys, oldest)
-	}
-	g.keys[key] = now
+	g.keys.Put(key, struct{}{}, g.now())
 }
 
 // isEcho reports whether msg is one of the service's own replies.
@@ -78,16 +62,16 @@ func (g *echoGuard) isEcho(msg wire.InboundMessage) bool {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	now := g.now()
-	fresh := func(k string) bool {
-		at, ok := g.keys[k]
-		return ok && now.Sub(at) <= echoTTL
-	}
-	if fresh(echoIDKey(msg.Provider, msg.ChatID, msg.MessageID)) {
+	if _, ok := g.keys.Get(echoIDKey(msg.Provider, msg.ChatID, msg.MessageID), now); ok {
 		return true
 	}
-	if k := echoTextKey(msg.Provider, msg.ChatID, msg.Text); msg.ToSelf && fresh(k) {
-		delete(g.keys, k) // one echo per reply: the owner may write the same text later
-		return true
+	if !msg.ToSelf {
+		return false
 	}
-	return false
+	k := echoTextKey(msg.Provider, msg.ChatID, msg.Text)
+	if _, ok := g.keys.Get(k, now); !ok {
+		return false
+	}
+	g.keys.Delete(k) // one echo per reply: the owner may write the same text later
+	return true
 }

@@ -288,7 +288,7 @@ func TestEchoGuard(t *testing.T) {
 	for i := range echoMaxKeys + 10 {
 		g.sent("whatsapp", "chat", strings.Repeat("i", i%50)+string(rune('a'+i%26))+time.Duration(i).String())
 	}
-	if n := len(g.keys); n > echoMaxKeys {
+	if n := g.keys.Len(); n > echoMaxKeys {
 		t.Fatalf("guard holds %d keys, cap %d", n, echoMaxKeys)
 	}
 }

@@ -1,7 +1,6 @@
 package presence
 
 import (
-	"cmp"
 	"slices"
 	"strconv"
 	"strings"
@@ -9,6 +8,7 @@ import (
 
 	"github.com/clawdis/clawdis/bus/wire"
 	"github.com/clawdis/clawdis/schemas"
+	"github.com/clawdis/clawdis/services/internal/ttlmap"
 )
 
 // Reasons and modes the registry sets itself.
@@ -29,22 +29,15 @@ const (
 // takes the current time, nothing runs in the background, and it is not safe for concurrent
 // use (Service guards it with a mutex).
 type registry struct {
-	ttl        time.Duration
-	maxEntries int
-	maxQueue   int
+	maxQueue int
 
 	selfKey string // lower-cased
 	self    schemas.PresenceEntry
 
-	entries map[string]*record // by lower-cased key, self not included
-	seq     uint64             // update counter; orders entries with equal ts
-	queue   []string           // system-event texts, oldest first
-}
-
-// record is one entry and when it was last updated relative to the others.
-type record struct {
-	entry schemas.PresenceEntry
-	seq   uint64
+	// entries by lower-cased key, self not included, least recently updated first; they
+	// expire the TTL after their last update and beyond MaxEntries the oldest goes.
+	entries *ttlmap.Map[string, *schemas.PresenceEntry]
+	queue   []string // system-event texts, oldest first
 }
 
 // newRegistry builds a registry from a Config whose defaults have been applied.
@@ -58,12 +51,10 @@ func newRegistry(cfg Config) *registry {
 		Text:    selfText(cfg.Host, cfg.IP, cfg.Version),
 	}
 	return &registry{
-		ttl:        cfg.TTL,
-		maxEntries: cfg.MaxEntries,
-		maxQueue:   cfg.MaxQueue,
-		selfKey:    strings.ToLower(cfg.SelfKey),
-		self:       self,
-		entries:    make(map[string]*record),
+		maxQueue: cfg.MaxQueue,
+		selfKey:  strings.ToLower(cfg.SelfKey),
+		self:     self,
+		entries:  ttlmap.New[string, *schemas.PresenceEntry](cfg.TTL, cfg.MaxEntries),
 	}
 }
 
@@ -151,9 +142,10 @@ func (r *registry) client(cp wire.ClientPresence, now time.Time) error {
 }
 
 // upsert merges upd into the entry under key (case-insensitive), stamps it with now, and
-// drops the oldest entries beyond the cap. Empty fields of upd keep the known values. An
-// update for the gateway's own key only refreshes the fields that do not identify the
-// gateway (text, tags, lastInputSeconds, instanceId): the self entry stays the gateway's.
+// drops the expired entries and the oldest beyond the cap. Empty fields of upd keep the
+// known values; an entry already expired is not merged into. An update for the gateway's
+// own key only refreshes the fields that do not identify the gateway (text, tags,
+// lastInputSeconds, instanceId): the self entry stays the gateway's.
 func (r *registry) upsert(key string, upd schemas.PresenceEntry, now time.Time) {
 	k := strings.ToLower(key)
 	upd.Ts = now.UnixMilli()
@@ -162,17 +154,12 @@ func (r *registry) upsert(key string, upd schemas.PresenceEntry, now time.Time) 
 		merge(&r.self, upd)
 		return
 	}
-	r.seq++
-	rec, ok := r.entries[k]
+	e, ok := r.entries.Get(k, now)
 	if !ok {
-		rec = &record{}
-		r.entries[k] = rec
+		e = &schemas.PresenceEntry{}
 	}
-	merge(&rec.entry, upd)
-	rec.seq = r.seq
-	for len(r.entries) > r.maxEntries {
-		r.dropOldest()
-	}
+	merge(e, upd)
+	r.entries.Put(k, e, now)
 }
 
 // merge copies the set fields of src over dst; ts always.
@@ -199,60 +186,28 @@ func merge(dst *schemas.PresenceEntry, src schemas.PresenceEntry) {
 	dst.Ts = src.Ts
 }
 
-// dropOldest removes the entry with the oldest ts (the least recently updated on a tie).
-func (r *registry) dropOldest() {
-	var (
-		oldestKey string
-		oldest    *record
-	)
-	for k, rec := range r.entries {
-		if oldest == nil || older(rec, oldest) {
-			oldestKey, oldest = k, rec
-		}
-	}
-	delete(r.entries, oldestKey)
-}
-
-func older(a, b *record) bool {
-	if a.entry.Ts != b.entry.Ts {
-		return a.entry.Ts < b.entry.Ts
-	}
-	return a.seq < b.seq
-}
-
 // expire removes the entries last updated more than the TTL before now and reports whether
 // it removed any. The self entry never expires.
 func (r *registry) expire(now time.Time) bool {
-	cutoff := now.Add(-r.ttl).UnixMilli()
-	changed := false
-	for k, rec := range r.entries {
-		if rec.entry.Ts < cutoff {
-			delete(r.entries, k)
-			changed = true
-		}
-	}
-	return changed
+	return r.entries.Expire(now) > 0
 }
 
-// list returns copies of the entries, newest first, the self entry stamped with now (the
-// gateway is present right now). Callers expire first.
+// list returns copies of the entries, newest first (the most recently updated first among
+// equal ts), the self entry stamped with now (the gateway is present right now) and placed
+// before every entry not newer. Callers expire first.
 func (r *registry) list(now time.Time) []schemas.PresenceEntry {
-	recs := make([]*record, 0, len(r.entries)+1)
-	self := &record{entry: r.self, seq: r.seq + 1}
-	self.entry.Ts = now.UnixMilli()
-	recs = append(recs, self)
-	for _, rec := range r.entries {
-		recs = append(recs, rec)
-	}
-	slices.SortFunc(recs, func(a, b *record) int {
-		if c := cmp.Compare(b.entry.Ts, a.entry.Ts); c != 0 {
-			return c
+	self := r.self
+	self.Ts = now.UnixMilli()
+	out := make([]schemas.PresenceEntry, 0, r.entries.Len()+1)
+	placed := false
+	for _, e := range r.entries.Backward() {
+		if !placed && e.Ts <= self.Ts {
+			out, placed = append(out, clone(self)), true
 		}
-		return cmp.Compare(b.seq, a.seq)
-	})
-	out := make([]schemas.PresenceEntry, len(recs))
-	for i, rec := range recs {
-		out[i] = clone(rec.entry)
+		out = append(out, clone(*e))
+	}
+	if !placed {
+		out = append(out, clone(self))
 	}
 	return out
 }

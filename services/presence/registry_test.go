@@ -35,6 +35,15 @@ func mustClient(t *testing.T, r *registry, cp wire.ClientPresence, now time.Time
 	}
 }
 
+// dump renders the entries (self not included) oldest first, for failure messages.
+func dump(r *registry) []string {
+	var out []string
+	for k, e := range r.entries.All() {
+		out = append(out, fmt.Sprintf("%s=%+v", k, *e))
+	}
+	return out
+}
+
 // others returns the listed entries without the gateway's own.
 func others(list []schemas.PresenceEntry) []schemas.PresenceEntry {
 	var out []schemas.PresenceEntry
@@ -105,17 +114,17 @@ func TestSystemEventKeyAndMerge(t *testing.T) {
 				now = now.Add(time.Second)
 				mustEvent(t, r, p, now)
 			}
-			if len(r.entries) != 1 {
-				t.Fatalf("entries = %d, want 1: %v", len(r.entries), r.entries)
+			if r.entries.Len() != 1 {
+				t.Fatalf("entries = %d, want 1: %v", r.entries.Len(), dump(r))
 			}
-			rec, ok := r.entries[tt.wantKey]
+			rec, ok := r.entries.Get(tt.wantKey, now)
 			if !ok {
-				t.Fatalf("no entry under key %q: %v", tt.wantKey, r.entries)
+				t.Fatalf("no entry under key %q: %v", tt.wantKey, dump(r))
 			}
 			want := tt.want
 			want.Ts = now.UnixMilli()
-			if !reflect.DeepEqual(rec.entry, want) {
-				t.Errorf("entry\n got %+v\nwant %+v", rec.entry, want)
+			if !reflect.DeepEqual(*rec, want) {
+				t.Errorf("entry\n got %+v\nwant %+v", *rec, want)
 			}
 		})
 	}
@@ -140,8 +149,8 @@ func TestSystemEventInvalid(t *testing.T) {
 			if !errors.As(err, &werr) || werr.Code != wire.CodeInvalidRequest || werr.Message != tt.msg {
 				t.Fatalf("err = %v, want %s %q", err, wire.CodeInvalidRequest, tt.msg)
 			}
-			if len(r.entries) != 0 || len(r.queue) != 0 {
-				t.Errorf("invalid event changed state: entries %v queue %v", r.entries, r.queue)
+			if r.entries.Len() != 0 || len(r.queue) != 0 {
+				t.Errorf("invalid event changed state: entries %v queue %v", dump(r), r.queue)
 			}
 		})
 	}
@@ -234,8 +243,8 @@ func TestClientPresenceInvalid(t *testing.T) {
 			if !errors.As(err, &werr) || werr.Code != wire.CodeInvalidRequest {
 				t.Fatalf("err = %v, want %s", err, wire.CodeInvalidRequest)
 			}
-			if len(r.entries) != 0 {
-				t.Errorf("invalid report changed entries: %v", r.entries)
+			if r.entries.Len() != 0 {
+				t.Errorf("invalid report changed entries: %v", dump(r))
 			}
 		})
 	}
@@ -319,8 +328,8 @@ func TestSelfEntry(t *testing.T) {
 	// An update under the self key (any case) cannot turn it into something else.
 	mustEvent(t, r, schemas.SystemEventParams{Text: "Node: other (1.2.3.4) · mode ui · reason x", InstanceID: "gw"}, later)
 	mustClient(t, r, wire.ClientPresence{Key: "Gw", Event: "disconnect", Host: "h"}, later)
-	if len(r.entries) != 0 {
-		t.Fatalf("self-key updates created entries: %v", r.entries)
+	if r.entries.Len() != 0 {
+		t.Fatalf("self-key updates created entries: %v", dump(r))
 	}
 	got := self(later)
 	if got.Host != "gw-host" || got.IP != "192.168.1.2" || got.Mode != "gateway" || got.Reason != "self" {

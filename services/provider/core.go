@@ -17,6 +17,7 @@ import (
 	"github.com/clawdis/clawdis/bus/subject"
 	"github.com/clawdis/clawdis/bus/wire"
 	"github.com/clawdis/clawdis/schemas"
+	"github.com/clawdis/clawdis/services/internal/backoff"
 	"github.com/clawdis/clawdis/services/internal/idem"
 )
 
@@ -68,7 +69,7 @@ type Config struct {
 	// Rand returns the jitter fraction in [0,1). Default math/rand/v2.Float64.
 	Rand func() float64
 	// Sleep waits d or until ctx ends (returning ctx.Err()); the supervisor waits its
-	// backoff with it. Default a timer.
+	// backoff with it. Default backoff.Sleep.
 	Sleep func(ctx context.Context, d time.Duration) error
 }
 
@@ -82,6 +83,8 @@ type Core struct {
 	log      *slog.Logger
 	retrying string
 	ready    chan struct{}
+
+	reconnect backoff.Policy // cfg.Reconnect with its defaults
 
 	subjState, subjInbound, subjSend, subjStatus, subjTyping string
 
@@ -111,8 +114,8 @@ func New(cfg Config, nc *nats.Conn, log *slog.Logger) (*Core, error) {
 	if !subject.ValidToken(id) || !serviceName.MatchString(id) {
 		return nil, fmt.Errorf("provider: invalid network id %q", id)
 	}
-	var err error
-	if cfg.Reconnect, err = cfg.Reconnect.withDefaults(); err != nil {
+	reconnect, err := cfg.Reconnect.backoff()
+	if err != nil {
 		return nil, fmt.Errorf("provider %s: %w", id, err)
 	}
 	if cfg.SendTimeout < 0 {
@@ -140,7 +143,7 @@ func New(cfg Config, nc *nats.Conn, log *slog.Logger) (*Core, error) {
 		cfg.Rand = rand.Float64
 	}
 	if cfg.Sleep == nil {
-		cfg.Sleep = sleep
+		cfg.Sleep = backoff.Sleep
 	}
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -150,15 +153,16 @@ func New(cfg Config, nc *nats.Conn, log *slog.Logger) (*Core, error) {
 		initial, retrying = n.CoreStates()
 	}
 	c := &Core{
-		cfg:      cfg,
-		id:       id,
-		nc:       nc,
-		log:      log.With("component", id),
-		retrying: retrying,
-		ready:    make(chan struct{}),
-		state:    wire.ProviderState{Provider: id, State: initial},
-		dirty:    make(chan struct{}, 1),
-		slots:    make(chan struct{}, maxInFlight),
+		cfg:       cfg,
+		reconnect: reconnect,
+		id:        id,
+		nc:        nc,
+		log:       log.With("component", id),
+		retrying:  retrying,
+		ready:     make(chan struct{}),
+		state:     wire.ProviderState{Provider: id, State: initial},
+		dirty:     make(chan struct{}, 1),
+		slots:     make(chan struct{}, maxInFlight),
 	}
 	for _, s := range []struct {
 		dst *string

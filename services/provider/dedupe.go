@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/clawdis/clawdis/services/internal/statefile"
+	"github.com/clawdis/clawdis/services/internal/ttlmap"
 )
 
 // Bounds of the inbound dedupe records.
@@ -33,17 +34,16 @@ type seenStore struct {
 	path string
 	now  func() time.Time
 
-	mu      sync.Mutex
-	entries []seenEntry // oldest first
-	index   map[seenKey]struct{}
-	dirty   bool
+	mu    sync.Mutex
+	seen  *ttlmap.Map[seenKey, int64] // the unix ms when each was first seen
+	dirty bool
 }
 
 // openSeen loads the records at path (a missing file is empty; "" keeps them in memory).
 // A file that cannot be decoded is moved aside and an error saying so is returned with an
 // empty, usable store.
 func openSeen(path string, now func() time.Time) (*seenStore, error) {
-	s := &seenStore{path: path, now: now, index: map[seenKey]struct{}{}}
+	s := &seenStore{path: path, now: now, seen: ttlmap.New[seenKey, int64](dedupeMaxAge, dedupeMaxEntries)}
 	if path == "" {
 		return s, nil
 	}
@@ -57,14 +57,11 @@ func openSeen(path string, now func() time.Time) (*seenStore, error) {
 	slices.SortStableFunc(entries, func(a, b seenEntry) int { return cmp.Compare(a.At, b.At) })
 	for _, e := range entries {
 		k := seenKey{e.Chat, e.ID}
-		if _, dup := s.index[k]; !dup {
-			s.index[k] = struct{}{}
-			s.entries = append(s.entries, e)
+		if _, dup := s.seen.Stamp(k); !dup {
+			s.seen.Put(k, e.At, time.UnixMilli(e.At))
 		}
 	}
-	s.mu.Lock()
-	s.pruneLocked()
-	s.mu.Unlock()
+	s.dirty = s.seen.Expire(now()) > 0 || s.seen.Len() < len(entries)
 	return s, nil
 }
 
@@ -76,30 +73,14 @@ func (s *seenStore) add(chat, id string) bool {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.pruneLocked()
+	now := s.now()
 	k := seenKey{chat, id}
-	if _, ok := s.index[k]; ok {
+	if _, ok := s.seen.Get(k, now); ok {
 		return false
 	}
-	s.index[k] = struct{}{}
-	s.entries = append(s.entries, seenEntry{Chat: chat, ID: id, At: s.now().UnixMilli()})
+	s.seen.Put(k, now.UnixMilli(), now)
 	s.dirty = true
-	s.pruneLocked()
 	return true
-}
-
-// pruneLocked drops entries older than dedupeMaxAge and the oldest beyond dedupeMaxEntries.
-func (s *seenStore) pruneLocked() {
-	cutoff := s.now().Add(-dedupeMaxAge).UnixMilli()
-	drop := 0
-	for drop < len(s.entries) && (s.entries[drop].At < cutoff || len(s.entries)-drop > dedupeMaxEntries) {
-		delete(s.index, seenKey{s.entries[drop].Chat, s.entries[drop].ID})
-		drop++
-	}
-	if drop > 0 {
-		s.entries = slices.Delete(s.entries, 0, drop)
-		s.dirty = true
-	}
 }
 
 // save writes the records when they changed since the last save.
@@ -109,9 +90,13 @@ func (s *seenStore) save() error {
 		s.mu.Unlock()
 		return nil
 	}
-	b, err := json.Marshal(s.entries)
+	entries := make([]seenEntry, 0, s.seen.Len())
+	for k, at := range s.seen.All() {
+		entries = append(entries, seenEntry{Chat: k.chat, ID: k.id, At: at})
+	}
 	s.dirty = false
 	s.mu.Unlock()
+	b, err := json.Marshal(entries)
 	if err != nil {
 		return fmt.Errorf("encode inbound dedupe: %w", err)
 	}

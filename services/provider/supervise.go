@@ -16,7 +16,7 @@ var errStopped = errors.New("network stopped unexpectedly")
 // supervise calls Network.Run until ctx ends, a *TerminalError arrives or the policy's
 // MaxAttempts consecutive failures happened, waiting the policy's backoff between runs.
 func (c *Core) supervise(ctx context.Context) {
-	p := c.cfg.Reconnect
+	p := c.reconnect
 	failures := 0
 	for run := 1; ; run++ {
 		c.mu.Lock()
@@ -54,7 +54,7 @@ func (c *Core) supervise(ctx context.Context) {
 			failures = 0
 		}
 		failures++
-		if p.MaxAttempts > 0 && failures >= p.MaxAttempts {
+		if p.GiveUp(failures) {
 			c.log.Error("network failed; giving up", "attempts", failures, "err", err)
 			c.setState(func(st *wire.ProviderState) {
 				st.State, st.Connected = c.retrying, false
@@ -62,7 +62,7 @@ func (c *Core) supervise(ctx context.Context) {
 			})
 			return
 		}
-		d := p.Delay(failures, c.cfg.Rand())
+		d := p.Delay(failures, c.cfg.Rand)
 		c.log.Warn("network failed; restarting after backoff", "attempt", failures,
 			"backoff_ms", d.Milliseconds(), "err", err)
 		c.setState(func(st *wire.ProviderState) {

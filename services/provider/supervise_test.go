@@ -13,34 +13,6 @@ import (
 	"github.com/clawdis/clawdis/services/provider/providertest"
 )
 
-func TestPolicyDelay(t *testing.T) {
-	p := provider.Policy{InitialMs: 2000, MaxMs: 30000, Factor: 1.8, Jitter: 0.25}
-	ms := func(v float64) time.Duration { return time.Duration(v * float64(time.Millisecond)) }
-	for _, tt := range []struct {
-		name    string
-		attempt int
-		rnd     float64
-		want    time.Duration
-	}{
-		{"first, no jitter", 1, 0.5, 2 * time.Second},
-		{"first, lowest jitter", 1, 0, 1500 * time.Millisecond},
-		{"first, highest jitter", 1, 1, 2500 * time.Millisecond},
-		{"second grows by factor", 2, 0.5, 3600 * time.Millisecond},
-		{"third grows by factor", 3, 0.5, ms(2000 * 1.8 * 1.8)},
-		{"capped", 20, 0.5, 30 * time.Second},
-		{"capped, lowest jitter", 20, 0, 22500 * time.Millisecond},
-		{"capped, highest jitter stays capped", 20, 1, 30 * time.Second},
-		{"attempt 0 counts as the first", 0, 0.5, 2 * time.Second},
-	} {
-		t.Run(tt.name, func(t *testing.T) {
-			got := p.Delay(tt.attempt, tt.rnd)
-			if diff := got - tt.want; diff < -time.Microsecond || diff > time.Microsecond {
-				t.Errorf("Delay(%d, %g) = %s, want %s", tt.attempt, tt.rnd, got, tt.want)
-			}
-		})
-	}
-}
-
 func TestNewRejectsBadConfig(t *testing.T) {
 	nc := newHarness(t).nc
 	for _, tt := range []struct {

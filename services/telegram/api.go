@@ -10,7 +10,6 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"time"
 
 	tele "gopkg.in/telebot.v3"
 )
@@ -159,16 +158,4 @@ func (b *Bot) getMe(ctx context.Context) (tele.User, error) {
 		return tele.User{}, fmt.Errorf("telegram: getMe: unexpected answer")
 	}
 	return *resp.Result, nil
-}
-
-// wait sleeps d or until ctx ends; tests replace it.
-func wait(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/clawdis/clawdis/bus/wire"
 	"github.com/clawdis/clawdis/schemas"
+	"github.com/clawdis/clawdis/services/internal/backoff"
 	"github.com/clawdis/clawdis/services/provider"
 )
 
@@ -20,12 +21,6 @@ const conflictError = "another poller uses this token (409 conflict)"
 
 // allowedUpdates are the update kinds the bot asks for.
 const allowedUpdates = `["message","channel_post"]`
-
-// Backoff of failing polls other than conflicts and rate limits.
-const (
-	pollBackoffMin = time.Second
-	pollBackoffMax = 30 * time.Second
-)
 
 // runPolling long-polls getUpdates until ctx ends. A 401 ends it with a *TerminalError; a
 // 409 conflict shows as the error state and is retried after ConflictBackoff; a 429 waits
@@ -43,6 +38,8 @@ func (b *Bot) runPolling(ctx context.Context, sink provider.Sink) error {
 	b.setState(sink, polling)
 	b.log.Info("telegram long polling started", "timeout", b.cfg.PollTimeout)
 	offset, failures := 0, 0
+	// The wait after failing polls other than conflicts and rate limits.
+	retry := backoff.Policy{Initial: time.Second, Max: 30 * time.Second}
 	healthy := true
 	for {
 		// After a failure one short poll confirms the recovery at once; it is followed by
@@ -73,7 +70,7 @@ func (b *Bot) runPolling(ctx context.Context, sink provider.Sink) error {
 				b.log.Warn("telegram getUpdates rate limited", "retry_in", d)
 			default:
 				failures++
-				d = min(pollBackoffMin<<min(failures-1, 10), pollBackoffMax)
+				d = retry.Delay(failures, nil)
 				b.log.Warn("telegram getUpdates failed", "retry_in", d, "err", err)
 				b.setState(sink, func(st *wire.ProviderState) {
 					st.State, st.Connected = schemas.TelegramError, false

@@ -22,6 +22,7 @@ import (
 	"github.com/clawdis/clawdis/bus/subject"
 	"github.com/clawdis/clawdis/bus/wire"
 	"github.com/clawdis/clawdis/schemas"
+	"github.com/clawdis/clawdis/services/internal/backoff"
 	"github.com/clawdis/clawdis/services/provider"
 )
 
@@ -149,7 +150,7 @@ func New(cfg Config) (*Bot, error) {
 	case cfg.MediaMaxMB == 0:
 		cfg.MediaMaxMB = DefaultMediaMaxMB
 	}
-	b := &Bot{cfg: cfg, maxMedia: int64(cfg.MediaMaxMB) << 20, sleep: wait}
+	b := &Bot{cfg: cfg, maxMedia: int64(cfg.MediaMaxMB) << 20, sleep: backoff.Sleep}
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
 	}
@@ -280,7 +281,7 @@ func (b *Bot) probe(ctx context.Context, sink provider.Sink) (tele.User, error) 
 // probeLoop calls getMe every ProbeInterval and reports a failing probe in LastError.
 func (b *Bot) probeLoop(ctx context.Context, sink provider.Sink) {
 	for {
-		if wait(ctx, b.cfg.ProbeInterval) != nil {
+		if backoff.Sleep(ctx, b.cfg.ProbeInterval) != nil {
 			return
 		}
 		_, err := b.probe(ctx, sink)

@@ -110,8 +110,8 @@ func TestReadTracker(t *testing.T) {
 	for i := range maxTrackedChats + 1 {
 		tr.note(fmt.Sprint("chat", i), alice, alice, "m")
 	}
-	if tr.take("chat0") != nil || tr.take(fmt.Sprint("chat", maxTrackedChats)) == nil || len(tr.chats) != maxTrackedChats-1 {
-		t.Errorf("chat bound not kept: %d chats", len(tr.chats))
+	if tr.take("chat0") != nil || tr.take(fmt.Sprint("chat", maxTrackedChats)) == nil || tr.chats.Len() != maxTrackedChats-1 {
+		t.Errorf("chat bound not kept: %d chats", tr.chats.Len())
 	}
 }
 

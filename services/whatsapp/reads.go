@@ -2,8 +2,11 @@ package whatsapp
 
 import (
 	"sync"
+	"time"
 
 	"go.mau.fi/whatsmeow/types"
+
+	"github.com/clawdis/clawdis/services/internal/ttlmap"
 )
 
 // Bounds of the read tracker.
@@ -15,9 +18,11 @@ const (
 // readTracker remembers the inbound messages of each chat not yet marked read, so that
 // Typing(on) can mark them read.
 type readTracker struct {
-	mu    sync.Mutex
-	chats map[string]*unread // by reported ChatID
-	order []string           // ChatIDs, oldest first, for eviction
+	mu sync.Mutex
+	// chats by reported ChatID, in the order of their first unread message; beyond
+	// maxTrackedChats the oldest is forgotten. Nothing expires by time, so every chat is
+	// stamped with the zero time and the order is the order of the Puts.
+	chats *ttlmap.Map[string, *unread]
 }
 
 // unread is one chat's unread messages.
@@ -39,22 +44,17 @@ type readBatch struct {
 }
 
 func newReadTracker() *readTracker {
-	return &readTracker{chats: make(map[string]*unread)}
+	return &readTracker{chats: ttlmap.New[string, *unread](0, maxTrackedChats)}
 }
 
 // note records an inbound message.
 func (t *readTracker) note(chatID string, chat, sender types.JID, id types.MessageID) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	u, ok := t.chats[chatID]
+	u, ok := t.chats.Get(chatID, time.Time{})
 	if !ok {
-		if len(t.order) >= maxTrackedChats {
-			delete(t.chats, t.order[0])
-			t.order = t.order[1:]
-		}
 		u = &unread{}
-		t.chats[chatID] = u
-		t.order = append(t.order, chatID)
+		t.chats.Put(chatID, u, time.Time{})
 	}
 	u.chat = chat
 	u.msgs = append(u.msgs, unreadMsg{id: id, sender: sender})
@@ -67,15 +67,9 @@ func (t *readTracker) note(chatID string, chat, sender types.JID, id types.Messa
 // order of first appearance.
 func (t *readTracker) take(chatID string) []readBatch {
 	t.mu.Lock()
-	u, ok := t.chats[chatID]
+	u, ok := t.chats.Get(chatID, time.Time{})
 	if ok {
-		delete(t.chats, chatID)
-		for i, id := range t.order {
-			if id == chatID {
-				t.order = append(t.order[:i], t.order[i+1:]...)
-				break
-			}
-		}
+		t.chats.Delete(chatID)
 	}
 	t.mu.Unlock()
 	if !ok {

@@ -70,23 +70,36 @@ func TestErrCounter(t *testing.T) {
 	}
 }
 
-func TestParseVmRSS(t *testing.T) {
+func TestErrCounterMerge(t *testing.T) {
+	var a, b, empty errCounter
+	a.add(errors.New("x"))
+	b.add(errors.New("x"))
+	b.add(errors.New("y"))
+	a.merge(&b)
+	a.merge(&empty)
+	if a.total() != 3 || a.byMsg["x"] != 2 || a.byMsg["y"] != 1 {
+		t.Errorf("merged: total %d, %v", a.total(), a.byMsg)
+	}
+	empty.merge(&b)
+	if empty.total() != 2 || empty.byMsg["y"] != 1 {
+		t.Errorf("merged into empty: total %d, %v", empty.total(), empty.byMsg)
+	}
+}
+
+func TestThroughput(t *testing.T) {
 	for _, tt := range []struct {
-		name, in string
-		want     int64
-		err      bool
+		n       int
+		elapsed time.Duration
+		want    float64
 	}{
-		{"status", "Name:\tclawdis\nVmPeak:\t  900000 kB\nVmRSS:\t   20480 kB\nRssAnon:\t 1 kB\n", 20480 * 1024, false},
-		{"no line", "Name:\tclawdis\n", 0, true},
-		{"bad unit", "VmRSS:\t 20 MB\n", 0, true},
-		{"bad number", "VmRSS:\t x kB\n", 0, true},
+		{30000, 10 * time.Second, 3000},
+		{1, 500 * time.Millisecond, 2},
+		{0, time.Second, 0},
+		{5, 0, 0},
 	} {
-		t.Run(tt.name, func(t *testing.T) {
-			got, err := parseVmRSS(strings.NewReader(tt.in))
-			if (err != nil) != tt.err || got != tt.want {
-				t.Errorf("parseVmRSS = %d, %v; want %d, error %v", got, err, tt.want, tt.err)
-			}
-		})
+		if got := throughput(tt.n, tt.elapsed); got != tt.want {
+			t.Errorf("throughput(%d, %s) = %g, want %g", tt.n, tt.elapsed, got, tt.want)
+		}
 	}
 }
 
@@ -112,6 +125,27 @@ func TestParseFlags(t *testing.T) {
 	if o.url != "ws://127.0.0.1:18999" || o.conns != 1000 || o.token != "T" || o.mode != "node" || o.rate != 50 || o.hold != 3*time.Second || o.pid != 42 {
 		t.Errorf("parsed: %+v", o)
 	}
+	if def.max || def.requests != 0 || def.inflight != 1 || def.load() != "idle" || o.load() != "50 health req/s" {
+		t.Errorf("defaults of the max mode: %+v, %q, %q", def, def.load(), o.load())
+	}
+	for _, tt := range []struct {
+		args               []string
+		requests, inflight int
+		hold               time.Duration
+		load               string
+	}{
+		{[]string{"-conns", "8", "-max"}, 0, 1, 10 * time.Second, "health requests back to back, 1 in flight per connection"},
+		{[]string{"-max", "-requests", "100000", "-inflight", "4", "-hold", "0s"}, 100000, 4, 0,
+			"100000 health requests back to back, 4 in flight per connection"},
+	} {
+		m, err := parseFlags(tt.args, env, io.Discard)
+		if err != nil {
+			t.Fatalf("%q: %v", tt.args, err)
+		}
+		if !m.max || m.requests != tt.requests || m.inflight != tt.inflight || m.hold != tt.hold || m.load() != tt.load {
+			t.Errorf("%q: parsed %+v, load %q", tt.args, m, m.load())
+		}
+	}
 	for _, tt := range []struct {
 		args []string
 		want string
@@ -125,6 +159,11 @@ func TestParseFlags(t *testing.T) {
 		{[]string{"-rate", "10", "-hold", "0s"}, "-rate needs a -hold"},
 		{[]string{"-hold", "-1s"}, "-hold -1s"},
 		{[]string{"-pid", "-3"}, "-pid -3"},
+		{[]string{"-max", "-rate", "10"}, "exclude each other"},
+		{[]string{"-requests", "10"}, "-requests needs -max"},
+		{[]string{"-max", "-requests", "-1"}, "-requests -1"},
+		{[]string{"-max", "-inflight", "0"}, "-inflight 0"},
+		{[]string{"-max", "-hold", "0s"}, "-max needs a -hold or -requests"},
 		{[]string{"-req-timeout", "0s"}, "must be positive"},
 		{[]string{"-nope"}, "flag provided but not defined"},
 		{[]string{"extra"}, `unexpected argument "extra"`},

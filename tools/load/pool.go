@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"runtime"
 	"sync"
@@ -83,13 +84,56 @@ func (p *pool) dial(ctx context.Context, i int) *client.Client {
 	return c
 }
 
-// hold keeps the connections open until ctx ends, sending o.rate health requests per second
-// round-robin over them. It returns after every request it started has finished.
+// hold keeps the connections open until ctx ends, idle, or sending o.rate health requests
+// per second round-robin over them, or with o.max as many as they answer. It returns after
+// every request it started has finished.
 func (p *pool) hold(ctx context.Context) {
-	if p.o.rate <= 0 {
+	switch {
+	case p.o.max:
+		p.saturate(ctx)
+	case p.o.rate > 0:
+		p.pace(ctx)
+	default:
 		<-ctx.Done()
-		return
 	}
+}
+
+// saturate has o.inflight workers per connection send health requests back to back until
+// ctx ends or o.requests (when set) were sent in all. Each worker keeps its own latencies
+// so that recording them costs no lock on the hot path.
+func (p *pool) saturate(ctx context.Context) {
+	var budget atomic.Int64
+	budget.Store(math.MaxInt64)
+	if p.o.requests > 0 {
+		budget.Store(int64(p.o.requests))
+	}
+	var wg sync.WaitGroup
+	for _, c := range p.clients {
+		for range p.o.inflight {
+			wg.Go(func() {
+				var lat []time.Duration
+				var errs errCounter
+				for ctx.Err() == nil && budget.Add(-1) >= 0 {
+					d, err := p.request(c)
+					if err != nil {
+						errs.add(err)
+						continue
+					}
+					lat = append(lat, d)
+				}
+				p.mu.Lock()
+				p.latencies = append(p.latencies, lat...)
+				p.reqErrs.merge(&errs)
+				p.mu.Unlock()
+			})
+		}
+	}
+	wg.Wait()
+}
+
+// pace sends o.rate health requests per second round-robin over the connections until ctx
+// ends.
+func (p *pool) pace(ctx context.Context) {
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	// A coarse ticker that sends whatever is due keeps any rate exact without a timer per
@@ -106,25 +150,28 @@ func (p *pool) hold(ctx context.Context) {
 			due := int(now.Sub(start).Seconds() * p.o.rate)
 			for ; sent < due; sent++ {
 				c := p.clients[sent%len(p.clients)]
-				wg.Go(func() { p.request(c) })
+				wg.Go(func() {
+					d, err := p.request(c)
+					p.mu.Lock()
+					defer p.mu.Unlock()
+					if err != nil {
+						p.reqErrs.add(err)
+						return
+					}
+					p.latencies = append(p.latencies, d)
+				})
 			}
 		}
 	}
 }
 
-func (p *pool) request(c *client.Client) {
+// request sends one health request on c and returns its round-trip time.
+func (p *pool) request(c *client.Client) (time.Duration, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), p.o.reqTimeout)
 	defer cancel()
 	t0 := time.Now()
 	_, err := c.Request(ctx, schemas.MethodHealth, nil)
-	d := time.Since(t0)
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if err != nil {
-		p.reqErrs.add(err)
-		return
-	}
-	p.latencies = append(p.latencies, d)
+	return time.Since(t0), err
 }
 
 // closeAll closes every connection, o.parallel at a time.

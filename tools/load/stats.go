@@ -1,16 +1,15 @@
 package main
 
 import (
-	"bufio"
 	"cmp"
 	"fmt"
 	"io"
 	"math"
-	"os"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
+
+	"github.com/clawdis/clawdis/tools/internal/procstat"
 )
 
 // summary describes a set of durations.
@@ -78,6 +77,17 @@ func (e *errCounter) add(err error) {
 
 func (e *errCounter) total() int { return e.n }
 
+// merge adds the counts of o.
+func (e *errCounter) merge(o *errCounter) {
+	for m, n := range o.byMsg {
+		if e.byMsg == nil {
+			e.byMsg = make(map[string]int)
+		}
+		e.byMsg[m] += n
+	}
+	e.n += o.n
+}
+
 // top returns up to n messages, most frequent first (ties by message).
 func (e *errCounter) top(n int) []string {
 	msgs := make([]string, 0, len(e.byMsg))
@@ -99,44 +109,6 @@ func (e *errCounter) print(w io.Writer, what string) {
 	}
 }
 
-// parseVmRSS returns the VmRSS line of a /proc/<pid>/status file, in bytes.
-func parseVmRSS(r io.Reader) (int64, error) {
-	sc := bufio.NewScanner(r)
-	for sc.Scan() {
-		rest, ok := strings.CutPrefix(sc.Text(), "VmRSS:")
-		if !ok {
-			continue
-		}
-		f := strings.Fields(rest)
-		if len(f) != 2 || f[1] != "kB" {
-			return 0, fmt.Errorf("unexpected VmRSS line %q", sc.Text())
-		}
-		kb, err := strconv.ParseInt(f[0], 10, 64)
-		if err != nil || kb < 0 {
-			return 0, fmt.Errorf("unexpected VmRSS line %q", sc.Text())
-		}
-		return kb * 1024, nil
-	}
-	if err := sc.Err(); err != nil {
-		return 0, err
-	}
-	return 0, fmt.Errorf("no VmRSS line")
-}
-
-// readRSS reads the resident set size of pid from /proc (Linux).
-func readRSS(pid int) (int64, error) {
-	f, err := os.Open("/proc/" + strconv.Itoa(pid) + "/status")
-	if err != nil {
-		return 0, err
-	}
-	defer f.Close()
-	rss, err := parseVmRSS(f)
-	if err != nil {
-		return 0, fmt.Errorf("/proc/%d/status: %w", pid, err)
-	}
-	return rss, nil
-}
-
 // rssReport collects labelled VmRSS samples of the gateway; with pid 0 it does nothing.
 type rssReport struct {
 	pid     int
@@ -149,12 +121,12 @@ func (r *rssReport) sample(label string) {
 	if r.pid == 0 {
 		return
 	}
-	rss, err := readRSS(r.pid)
+	rss, err := procstat.ReadRSS(r.pid)
 	if err != nil {
 		r.samples = append(r.samples, label+" ("+err.Error()+")")
 		return
 	}
-	r.samples = append(r.samples, fmt.Sprintf("%s %s", label, mib(rss)))
+	r.samples = append(r.samples, fmt.Sprintf("%s %s", label, procstat.MiB(rss)))
 }
 
 func (r *rssReport) print(w io.Writer) {
@@ -164,4 +136,38 @@ func (r *rssReport) print(w io.Writer) {
 	fmt.Fprintf(w, "gateway rss: %s\n", strings.Join(r.samples, ", "))
 }
 
-func mib(b int64) string { return fmt.Sprintf("%.1f MiB", float64(b)/(1<<20)) }
+// throughput is n requests over elapsed, per second.
+func throughput(n int, elapsed time.Duration) float64 {
+	if elapsed <= 0 {
+		return 0
+	}
+	return float64(n) / elapsed.Seconds()
+}
+
+// cpuSampler reads the gateway's CPU time when it is made; print reports what the gateway
+// used since. With pid 0 it does nothing.
+type cpuSampler struct {
+	pid    int
+	before procstat.CPU
+	err    error
+}
+
+func newCPUSampler(pid int) *cpuSampler {
+	c := &cpuSampler{pid: pid}
+	if pid != 0 {
+		c.before, c.err = procstat.ReadCPU(pid)
+	}
+	return c
+}
+
+func (c *cpuSampler) print(w io.Writer, elapsed time.Duration, requests int) {
+	if c.pid == 0 {
+		return
+	}
+	after, err := procstat.ReadCPU(c.pid)
+	if err = cmp.Or(c.err, err); err != nil {
+		fmt.Fprintf(w, "gateway cpu: %v\n", err)
+		return
+	}
+	fmt.Fprintf(w, "gateway cpu: %s\n", procstat.Summary(after.Sub(c.before), elapsed, requests))
+}

@@ -5,15 +5,19 @@
 package idem
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"sync"
 	"time"
 
 	"github.com/clawdis/clawdis/bus/wire"
 	"github.com/clawdis/clawdis/services/internal/statefile"
+	"github.com/clawdis/clawdis/services/internal/ttlmap"
 )
 
 // Result is a remembered outcome: OK with Payload, or Error (with an optional Payload).
@@ -43,7 +47,7 @@ type Config struct {
 type Store struct {
 	cfg     Config
 	mu      sync.Mutex
-	done    map[string]Result
+	done    *ttlmap.Map[string, Result] // stamped with Result.At
 	running map[string]chan struct{}
 }
 
@@ -64,20 +68,22 @@ func Open(cfg Config) (*Store, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	s := &Store{cfg: cfg, done: map[string]Result{}, running: map[string]chan struct{}{}}
+	s := &Store{cfg: cfg, done: ttlmap.New[string, Result](cfg.TTL, cfg.MaxKeys), running: map[string]chan struct{}{}}
 	if cfg.Path == "" {
 		return s, nil
 	}
-	if err := statefile.ReadJSON(cfg.Path, &s.done, cfg.Now(), nil); err != nil {
+	var saved map[string]Result
+	if err := statefile.ReadJSON(cfg.Path, &saved, cfg.Now(), nil); err != nil {
 		if !errors.Is(err, ErrCorrupt) {
 			return nil, fmt.Errorf("idem: %w", err)
 		}
-		s.done = map[string]Result{}
 		return s, fmt.Errorf("idempotency records: %w", err)
 	}
-	s.mu.Lock()
-	s.pruneLocked()
-	s.mu.Unlock()
+	keys := slices.SortedFunc(maps.Keys(saved), func(a, b string) int { return cmp.Compare(saved[a].At, saved[b].At) })
+	for _, k := range keys {
+		s.done.Put(k, saved[k], time.UnixMilli(saved[k].At))
+	}
+	s.done.Expire(cfg.Now())
 	return s, nil
 }
 
@@ -85,12 +91,7 @@ func Open(cfg Config) (*Store, error) {
 func (s *Store) Get(key string) (Result, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	r, ok := s.done[key]
-	if ok && s.expired(r) {
-		delete(s.done, key)
-		return Result{}, false
-	}
-	return r, ok
+	return s.done.Get(key, s.cfg.Now())
 }
 
 // Begin claims key. When a result is remembered it returns it with state Done. When another
@@ -100,7 +101,7 @@ func (s *Store) Get(key string) (Result, bool) {
 func (s *Store) Begin(key string) (State, Result, <-chan struct{}) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if r, ok := s.done[key]; ok && !s.expired(r) {
+	if r, ok := s.done.Get(key, s.cfg.Now()); ok {
 		return Done, r, nil
 	}
 	if ch, ok := s.running[key]; ok {
@@ -136,8 +137,7 @@ func (s *Store) Finish(key string, r Result) error {
 	if r.At == 0 {
 		r.At = s.cfg.Now().UnixMilli()
 	}
-	s.done[key] = r
-	s.pruneLocked()
+	s.done.Put(key, r, time.UnixMilli(r.At))
 	return s.saveLocked()
 }
 
@@ -161,32 +161,12 @@ func (s *Store) Do(ctx context.Context, key string, fn func() Result) (Result, e
 	}
 }
 
-func (s *Store) expired(r Result) bool {
-	return s.cfg.Now().Sub(time.UnixMilli(r.At)) > s.cfg.TTL
-}
-
-func (s *Store) pruneLocked() {
-	for k, r := range s.done {
-		if s.expired(r) {
-			delete(s.done, k)
-		}
-	}
-	for len(s.done) > s.cfg.MaxKeys {
-		oldest, at := "", int64(0)
-		for k, r := range s.done {
-			if oldest == "" || r.At < at {
-				oldest, at = k, r.At
-			}
-		}
-		delete(s.done, oldest)
-	}
-}
-
 func (s *Store) saveLocked() error {
 	if s.cfg.Path == "" {
 		return nil
 	}
-	b, err := json.Marshal(s.done)
+	s.done.Expire(s.cfg.Now())
+	b, err := json.Marshal(maps.Collect(s.done.All()))
 	if err != nil {
 		return fmt.Errorf("idem: encode: %w", err)
 	}
