@@ -1,6 +1,8 @@
 // Package bus runs the embedded NATS server that connects the gateway's services and hands
 // out named connections to it. By default the server has no TCP listener: every component
-// connects in-process.
+// connects in-process. The server's client connect/disconnect advisories are mapped into the
+// application account (subject.BusConnect, subject.BusDisconnect), so services learn that a
+// connection came or went without system-account rights.
 package bus
 
 import (
@@ -14,6 +16,8 @@ import (
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
+
+	"github.com/clawdis/clawdis/bus/subject"
 )
 
 // Config configures the embedded bus. The zero value is an in-process-only bus.
@@ -73,8 +77,42 @@ func (b *Bus) Start() error {
 		ns.Shutdown()
 		return fmt.Errorf("bus: server not ready after %s", b.cfg.ReadyTimeout)
 	}
+	if err := importAdvisories(ns); err != nil {
+		ns.Shutdown()
+		return err
+	}
 	b.ns = ns
 	b.log.Debug("bus started", "server", b.cfg.ServerName)
+	return nil
+}
+
+// The server's advisories about clients of the default (global) account, published in its
+// system account (nats-server 2.12 and later).
+const (
+	sysConnectAdvisory    = "$SYS.ACCOUNT.$G.CONNECT"
+	sysDisconnectAdvisory = "$SYS.ACCOUNT.$G.DISCONNECT"
+)
+
+// importAdvisories exports the client connect and disconnect advisories from the system
+// account and imports them into the global account, where every gateway connection lives,
+// as subject.BusConnect and subject.BusDisconnect. A client needs no system-account rights
+// to hear them; on a NATS deployment not started by this package they simply never arrive.
+func importAdvisories(ns *server.Server) error {
+	sys, global := ns.SystemAccount(), ns.GlobalAccount()
+	if sys == nil || global == nil {
+		return errors.New("bus: import advisories: no system or global account")
+	}
+	for _, m := range []struct{ from, to string }{
+		{sysConnectAdvisory, subject.BusConnect},
+		{sysDisconnectAdvisory, subject.BusDisconnect},
+	} {
+		if err := sys.AddStreamExport(m.from, nil); err != nil {
+			return fmt.Errorf("bus: export %s: %w", m.from, err)
+		}
+		if err := global.AddMappedStreamImport(sys, m.from, m.to); err != nil {
+			return fmt.Errorf("bus: import %s as %s: %w", m.from, m.to, err)
+		}
+	}
 	return nil
 }
 

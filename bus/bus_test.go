@@ -1,6 +1,7 @@
 package bus
 
 import (
+	"encoding/json"
 	"errors"
 	"log/slog"
 	"strings"
@@ -8,6 +9,9 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+
+	"github.com/clawdis/clawdis/bus/subject"
+	"github.com/clawdis/clawdis/bus/wire"
 )
 
 func startBus(t *testing.T, cfg Config) *Bus {
@@ -114,6 +118,78 @@ func TestClusterRoutesRequests(t *testing.T) {
 		case <-pace.C:
 		case <-deadline:
 			t.Fatalf("no route carried the request within 10s (routes a=%d b=%d)", a.NumRoutes(), b.NumRoutes())
+		}
+	}
+}
+
+// TestAdvisories: a plain client of the bus hears other clients connect and disconnect, by
+// name, on subject.BusConnect and subject.BusDisconnect, on the embedded bus and across a
+// cluster route.
+func TestAdvisories(t *testing.T) {
+	a := startBus(t, Config{ServerName: "a", Listen: "127.0.0.1:0", ClusterListen: "127.0.0.1:0"})
+	b := startBus(t, Config{ServerName: "b", Listen: "127.0.0.1:0", ClusterListen: "127.0.0.1:0", Routes: []string{a.ClusterURL()}})
+	watcher, err := a.Connect("watcher")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer watcher.Close()
+	events := make(chan *nats.Msg, 64)
+	sub, err := watcher.ChanSubscribe("gw.v1.evt.bus.*", events)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = sub.Unsubscribe() }()
+	if err := watcher.Flush(); err != nil {
+		t.Fatal(err)
+	}
+
+	// want waits for the advisory of the named client on subj, skipping others (the
+	// watcher's own connect advisory may arrive after its subscription).
+	want := func(subj, name string) {
+		t.Helper()
+		timeout := time.After(10 * time.Second)
+		for {
+			select {
+			case m := <-events:
+				var ev wire.BusClientEvent
+				if err := json.Unmarshal(m.Data, &ev); err != nil {
+					t.Fatalf("advisory %s: %v", m.Data, err)
+				}
+				if m.Subject == subj && ev.Client.Name == name {
+					return
+				}
+			case <-timeout:
+				t.Fatalf("no %s advisory for %s", subj, name)
+			}
+		}
+	}
+	local, err := a.Connect("presence")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want(subject.BusConnect, "presence")
+	local.Close()
+	want(subject.BusDisconnect, "presence")
+
+	// Across the route: interest forms asynchronously, so connect again until one arrives.
+	deadline := time.After(10 * time.Second)
+	pace := time.NewTicker(50 * time.Millisecond)
+	defer pace.Stop()
+	for {
+		far, err := nats.Connect(b.ClientURL(), nats.Name("far"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		far.Close()
+		select {
+		case m := <-events:
+			var ev wire.BusClientEvent
+			if json.Unmarshal(m.Data, &ev) == nil && ev.Client.Name == "far" {
+				return
+			}
+		case <-pace.C:
+		case <-deadline:
+			t.Fatal("no advisory crossed the cluster route")
 		}
 	}
 }

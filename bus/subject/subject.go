@@ -41,6 +41,13 @@ const (
 	AgentRunAll = "gw.v1.evt.agent.*.*"
 	// ProviderStateAll matches the state events of every provider.
 	ProviderStateAll = "gw.v1.evt.provider.*.state"
+	// SessionsChanged carries wire.SessionsSummary (the 5 newest sessions) whenever the
+	// session store changed; bursts of changes are coalesced.
+	SessionsChanged = "gw.v1.evt.sessions.changed"
+	// BusConnect and BusDisconnect are the NATS server's client connect and disconnect
+	// advisories (wire.BusClientEvent), mapped into the application account by package bus.
+	BusConnect    = "gw.v1.evt.bus.connect"
+	BusDisconnect = "gw.v1.evt.bus.disconnect"
 )
 
 // Service names, as registered with nats micro. $SRV.PING.<name> reaches them.
@@ -52,6 +59,9 @@ const (
 	ServiceAutoreply = "autoreply"
 	ServiceWhatsApp  = "whatsapp"
 	ServiceTelegram  = "telegram"
+	// ServiceWebChat is not a bus service: the gateway registers it without endpoints so
+	// that the WebChat server's facts (wire.MetaPort) travel as micro metadata.
+	ServiceWebChat = "webchat"
 )
 
 // AgentRunEvents is the subject on which the agent run runID publishes its whole lifecycle

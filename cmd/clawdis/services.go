@@ -5,11 +5,13 @@ import (
 	"fmt"
 	"log/slog"
 	"path/filepath"
+	"strconv"
 	"time"
 
 	"github.com/nats-io/nats.go"
 
 	"github.com/clawdis/clawdis/bus/subject"
+	"github.com/clawdis/clawdis/bus/wire"
 	"github.com/clawdis/clawdis/services/agent"
 	"github.com/clawdis/clawdis/services/autoreply"
 	"github.com/clawdis/clawdis/services/health"
@@ -32,7 +34,8 @@ func serviceNames(s settings) []string {
 	return names
 }
 
-// buildServices creates each named service on its own bus connection.
+// buildServices creates each named service on its own bus connection, and the WebChat facts
+// service when this gateway serves WebChat.
 func buildServices(s settings, host string, run []string, connect func(string) (*nats.Conn, error), log *slog.Logger) ([]runner, error) {
 	names := s.bus.expected
 	if names == nil {
@@ -50,6 +53,13 @@ func buildServices(s settings, host string, run []string, connect func(string) (
 		}
 		out = append(out, r)
 	}
+	if s.webchat {
+		nc, err := connect(subject.ServiceWebChat)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, newWebChatFacts(s.wcPort, nc, log))
+	}
 	return out, nil
 }
 
@@ -59,13 +69,7 @@ func buildService(s settings, host string, names []string, name string, nc *nats
 	case subject.ServicePresence:
 		return presence.New(presence.Config{Host: host, IP: primaryIP(), Version: version}, nc, log)
 	case subject.ServiceHealth:
-		return health.New(health.Config{
-			Services: names, HeartbeatSeconds: cfg.Web.HeartbeatSeconds,
-			SessionsPath: filepath.Join(state, "sessions", "sessions.json"),
-			AgentBackend: cfg.Agent.Backend, AgentModel: cfg.Agent.OpenAI.Model,
-			WebChatEnabled: s.webchat, WebChatPort: s.wcPort,
-			ProvidersDisabled: s.noProv, TelegramConfigured: cfg.Telegram.BotToken != "",
-		}, nc, log)
+		return health.New(health.Config{Services: names}, nc, log)
 	case subject.ServiceSessions:
 		return sessions.New(sessions.Config{Dir: filepath.Join(state, "sessions"), MainKey: cfg.Sessions.MainKey}, nc, log)
 	case subject.ServiceAgent:
@@ -84,7 +88,7 @@ func buildService(s settings, host string, names []string, name string, nc *nats
 		if err != nil {
 			return nil, err
 		}
-		return newProvider(s, wa, nc, log)
+		return newProvider(s, wa, map[string]string{wire.MetaHeartbeatSeconds: strconv.Itoa(cfg.Web.HeartbeatSeconds)}, nc, log)
 	case subject.ServiceTelegram:
 		t := cfg.Telegram
 		bot, err := telegram.New(telegram.Config{
@@ -95,7 +99,7 @@ func buildService(s settings, host string, names []string, name string, nc *nats
 		if err != nil {
 			return nil, err
 		}
-		return newProvider(s, bot, nc, log)
+		return newProvider(s, bot, map[string]string{wire.MetaConfigured: strconv.FormatBool(t.BotToken != "")}, nc, log)
 	case subject.ServiceAutoreply:
 		groupMention, tgMention := cfg.Inbound.GroupChat.RequireMention, cfg.Telegram.RequireMention
 		return autoreply.New(autoreply.Config{
@@ -110,8 +114,8 @@ func buildService(s settings, host string, names []string, name string, nc *nats
 }
 
 // newProvider puts a network adapter under the provider core with the configured
-// reconnect policy.
-func newProvider(s settings, n provider.Network, nc *nats.Conn, log *slog.Logger) (runner, error) {
+// reconnect policy and the provider's facts as its micro metadata.
+func newProvider(s settings, n provider.Network, meta map[string]string, nc *nats.Conn, log *slog.Logger) (runner, error) {
 	r := s.cfg.Web.Reconnect
 	jitter := r.Jitter
 	if jitter == 0 {
@@ -125,6 +129,7 @@ func newProvider(s settings, n provider.Network, nc *nats.Conn, log *slog.Logger
 		// Only the embedded bus without a TCP listener is private: with --bus-listen or
 		// --nats-url (and in `clawdis service`) another copy could be on it.
 		PrivateBus: s.bus.listen == "" && s.bus.natsURL == "",
+		Metadata:   meta,
 	}, nc, log)
 }
 

@@ -106,6 +106,7 @@ func (s *Service) Run(ctx context.Context) error {
 		Name:        subject.ServiceAgent,
 		Version:     Version,
 		Description: "agent runs and chat turns",
+		Metadata:    map[string]string{wire.MetaBackend: backendName(s.cfg.Backend), wire.MetaModel: s.cfg.OpenAI.Model},
 	},
 		wire.Endpoint{Name: "run", Subject: subject.AgentRun, Handler: wire.Handler("agent.run", s.handleRun)},
 		wire.Endpoint{Name: "status", Subject: subject.AgentStatus, Handler: wire.Handler("agent.status", s.handleStatus)},

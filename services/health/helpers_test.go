@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -18,30 +19,6 @@ import (
 
 // waitTimeout is the generous bound on anything a test waits for.
 const waitTimeout = 10 * time.Second
-
-// warnLog records the messages of Warn and Error records.
-type warnLog struct {
-	mu    sync.Mutex
-	warns []string
-}
-
-func (h *warnLog) Enabled(context.Context, slog.Level) bool { return true }
-func (h *warnLog) WithAttrs([]slog.Attr) slog.Handler       { return h }
-func (h *warnLog) WithGroup(string) slog.Handler            { return h }
-func (h *warnLog) Handle(_ context.Context, r slog.Record) error {
-	if r.Level >= slog.LevelWarn {
-		h.mu.Lock()
-		h.warns = append(h.warns, r.Message)
-		h.mu.Unlock()
-	}
-	return nil
-}
-
-func (h *warnLog) count() int {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return len(h.warns)
-}
 
 // harness is a running health service on a test bus with a client connection subscribed to
 // its health events.
@@ -67,13 +44,22 @@ func startHarness(t *testing.T) *harness {
 	return h
 }
 
-// run starts the health service with cfg; it is stopped, and Run's nil result checked, at
-// cleanup.
-func (h *harness) run(t *testing.T, cfg Config) {
+// run starts the health service with cfg on the real clock; see runOn.
+func (h *harness) run(t *testing.T, cfg Config) *Service {
 	t.Helper()
-	s, err := New(cfg, h.bus.Conn("health"), slog.New(slog.DiscardHandler))
+	return h.runOn(t, cfg, nil)
+}
+
+// runOn starts the health service with cfg on clk (nil: the real clock) and its own bus
+// connection named "health"; it is stopped, and Run's nil result checked, at cleanup.
+func (h *harness) runOn(t *testing.T, cfg Config, clk clock) *Service {
+	t.Helper()
+	s, err := New(cfg, h.bus.Conn(subject.ServiceHealth), slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
+	}
+	if clk != nil {
+		s.clock = clk
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -89,6 +75,7 @@ func (h *harness) run(t *testing.T, cfg Config) {
 			t.Errorf("Run did not return after cancel")
 		}
 	})
+	return s
 }
 
 // waitEvent returns the first health event for which ok returns true.
@@ -133,15 +120,35 @@ func (h *harness) health(t *testing.T) (schemas.HealthSummary, []byte) {
 	return sum, raw
 }
 
-// addService registers an endpoint-less micro service named name that answers pings.
-func (h *harness) addService(t *testing.T, name string) micro.Service {
+// fakeService is a micro service run by the test on its own connection, named like the
+// service so that the bus's advisories name it.
+type fakeService struct {
+	nc  *nats.Conn
+	svc micro.Service
+}
+
+// addService registers a micro service named name with metadata meta and endpoints,
+// answering pings; it is stopped at cleanup.
+func (h *harness) addService(t *testing.T, name string, meta map[string]string, endpoints ...wire.Endpoint) *fakeService {
 	t.Helper()
-	svc, err := micro.AddService(h.bus.Conn("svc-"+name), micro.Config{Name: name, Version: "0.0.1"})
+	nc := h.bus.Conn(name)
+	svc, err := wire.AddService(nc, micro.Config{Name: name, Version: "0.0.1", Metadata: meta}, endpoints...)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = svc.Stop() })
-	return svc
+	return &fakeService{nc: nc, svc: svc}
+}
+
+// answer is an endpoint that answers subj with reply and counts its requests.
+func answer(name, subj string, reply any, count *atomic.Int32) wire.Endpoint {
+	return wire.Endpoint{Name: name, Subject: subj, Handler: wire.Handler(name,
+		func(context.Context, []byte, nats.Header) (any, error) {
+			if count != nil {
+				count.Add(1)
+			}
+			return reply, nil
+		})}
 }
 
 // serviceOK returns the ok flag of the named service in sum and whether it is listed.
@@ -152,4 +159,110 @@ func serviceOK(sum schemas.HealthSummary, name string) (ok, listed bool) {
 		}
 	}
 	return false, false
+}
+
+// manualClock is a clock that moves only when the test advances it.
+type manualClock struct {
+	mu     sync.Mutex
+	now    time.Time
+	timers []*manualTimer
+	armed  chan struct{} // poked whenever a timer is armed
+}
+
+func newManualClock() *manualClock {
+	return &manualClock{now: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC), armed: make(chan struct{}, 1)}
+}
+
+// manualTimer is a timer of a manualClock.
+type manualTimer struct {
+	clk   *manualClock
+	c     chan time.Time
+	at    time.Time
+	armed bool
+}
+
+func (c *manualClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *manualClock) NewTimer(d time.Duration) timer {
+	t := &manualTimer{clk: c, c: make(chan time.Time, 1)}
+	c.mu.Lock()
+	c.timers = append(c.timers, t)
+	c.mu.Unlock()
+	t.Reset(d)
+	return t
+}
+
+func (t *manualTimer) C() <-chan time.Time { return t.c }
+
+// Reset arms the timer d from now, dropping a tick not yet received (as time.Timer does).
+func (t *manualTimer) Reset(d time.Duration) {
+	c := t.clk
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	select {
+	case <-t.c:
+	default:
+	}
+	t.at, t.armed = c.now.Add(d), true
+	if d <= 0 {
+		t.armed = false
+		t.c <- c.now
+		return
+	}
+	select {
+	case c.armed <- struct{}{}:
+	default:
+	}
+}
+
+func (t *manualTimer) Stop() {
+	t.clk.mu.Lock()
+	defer t.clk.mu.Unlock()
+	t.armed = false
+	select {
+	case <-t.c:
+	default:
+	}
+}
+
+// Advance moves the clock by d and fires the timers that are due.
+func (c *manualClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(d)
+	for _, t := range c.timers {
+		if t.armed && !t.at.After(c.now) {
+			t.armed = false
+			t.c <- c.now
+		}
+	}
+}
+
+// waitArmed waits until exactly n timers are armed: every loop owning one of them is then
+// idle until the clock moves.
+func (c *manualClock) waitArmed(t *testing.T, n int) {
+	t.Helper()
+	deadline := time.After(waitTimeout)
+	for {
+		c.mu.Lock()
+		armed := 0
+		for _, tm := range c.timers {
+			if tm.armed {
+				armed++
+			}
+		}
+		c.mu.Unlock()
+		if armed == n {
+			return
+		}
+		select {
+		case <-c.armed:
+		case <-deadline:
+			t.Fatalf("%d timers armed, want %d", armed, n)
+		}
+	}
 }

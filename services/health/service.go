@@ -1,8 +1,13 @@
 // Package health is the health service: it keeps the gateway's HealthSummary current from
-// liveness pings of the configured services, provider state events and the session store,
-// answers the health and status requests from that state without probing on the request path,
-// and publishes a health event when the summary changes (at most once per MinEventInterval,
-// at least once per MaxEventInterval).
+// what the other services publish when something changes (provider state events, the
+// sessions changed events), from the bus's client connect and disconnect advisories, and
+// from a slow liveness ping ($SRV.PING, every PingInterval); static facts (agent backend,
+// store path, WebChat port, …) come from each service's micro metadata, read when the
+// service (re)appears. It answers the health and status requests from that state without
+// asking anyone on the request path (status asks presence for the queued system events),
+// and publishes a health event when the summary changes (at most once per
+// MinEventInterval, at least once per MaxEventInterval). It never asks a service the same
+// question on a timer, and never reads another service's files.
 package health
 
 import (
@@ -11,6 +16,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"time"
 
@@ -27,42 +33,26 @@ const Version = "1.0.0"
 // queueTimeout bounds the request for the queued system events made by status.
 const queueTimeout = 250 * time.Millisecond
 
-// Config configures the health service. The zero value works: no services are pinged and
+// Config configures the health service. The zero value works: no services are watched and
 // every default below applies.
 type Config struct {
-	// Services are the micro service names pinged on $SRV.PING.<name>, listed in this order
-	// in the summary, e.g. ["presence", "health"]. Default none (the summary is then ok).
+	// Services are the micro service names the gateway runs, listed in this order in the
+	// summary; ok means every one of them answers. Default none (the summary is then ok).
+	// The WebChat facts service (subject.ServiceWebChat) is watched besides them, unlisted.
 	Services []string
-	// ProbeInterval is the time between probe rounds (pings and the sessions refresh).
-	// Default 2s.
-	ProbeInterval time.Duration
-	// PingTimeout bounds one liveness ping. Default 1s.
+	// PingInterval is the time between two slow liveness pings of every watched service.
+	// Between them a service's going and coming is learnt from the bus's connect and
+	// disconnect advisories, where the bus provides them (package bus does; another NATS
+	// deployment may not, and then the ping alone tells). Default 30s.
+	PingInterval time.Duration
+	// PingTimeout bounds one liveness ping or catch-up request. Default 1s.
 	PingTimeout time.Duration
 	// MinEventInterval is the least time between two health events; changes within it are
 	// coalesced into one event at its end. Default 1s.
 	MinEventInterval time.Duration
 	// MaxEventInterval is the most time between two health events, changed or not. Default 60s.
 	MaxEventInterval time.Duration
-	// HeartbeatSeconds is reported as heartbeatSeconds. Default 60.
-	HeartbeatSeconds int
-	// SessionsPath is the session store file, reported as sessions.path and read when the
-	// sessions service does not answer. Default "" (nothing is read; count 0).
-	SessionsPath string
-	// AgentBackend and AgentModel are reported as status sessions.defaults. AgentBackend
-	// default "none"; AgentModel default "" (omitted).
-	AgentBackend, AgentModel string
-	// WebChatEnabled and WebChatPort describe the WebChat server for status. Default
-	// disabled; port 18788.
-	WebChatEnabled bool
-	WebChatPort    int
-	// ProvidersDisabled means the gateway runs without providers: WhatsApp starts as
-	// "disabled" instead of "unlinked". Default false.
-	ProvidersDisabled bool
-	// TelegramConfigured means a bot token is configured: Telegram starts as configured and
-	// "starting" instead of "unconfigured". Default false.
-	TelegramConfigured bool
-	// Now is the clock for timestamps and ages. Default time.Now. Event scheduling and
-	// probing use the real monotonic clock.
+	// Now is the clock for timestamps and ages. Default time.Now.
 	Now func() time.Time
 }
 
@@ -73,7 +63,7 @@ func (cfg Config) withDefaults() (Config, error) {
 		v    *time.Duration
 		def  time.Duration
 	}{
-		{"ProbeInterval", &cfg.ProbeInterval, 2 * time.Second},
+		{"PingInterval", &cfg.PingInterval, 30 * time.Second},
 		{"PingTimeout", &cfg.PingTimeout, time.Second},
 		{"MinEventInterval", &cfg.MinEventInterval, time.Second},
 		{"MaxEventInterval", &cfg.MaxEventInterval, 60 * time.Second},
@@ -90,18 +80,6 @@ func (cfg Config) withDefaults() (Config, error) {
 		return cfg, fmt.Errorf("health: MinEventInterval %s exceeds MaxEventInterval %s",
 			cfg.MinEventInterval, cfg.MaxEventInterval)
 	}
-	if cfg.HeartbeatSeconds < 0 {
-		return cfg, fmt.Errorf("health: HeartbeatSeconds %d is negative", cfg.HeartbeatSeconds)
-	}
-	if cfg.HeartbeatSeconds == 0 {
-		cfg.HeartbeatSeconds = 60
-	}
-	if cfg.WebChatPort < 0 || cfg.WebChatPort > 65535 {
-		return cfg, fmt.Errorf("health: WebChatPort %d out of range", cfg.WebChatPort)
-	}
-	if cfg.WebChatPort == 0 {
-		cfg.WebChatPort = 18788
-	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
@@ -115,19 +93,22 @@ func (cfg Config) withDefaults() (Config, error) {
 		}
 		seen[name] = true
 	}
-	cfg.Services = append([]string(nil), cfg.Services...)
+	cfg.Services = slices.Clone(cfg.Services)
 	return cfg, nil
 }
 
 // Service is the health service.
 type Service struct {
-	cfg     Config
-	nc      *nats.Conn
-	log     *slog.Logger
-	state   *state
-	prober  *prober
-	changed chan struct{} // poked (never blocking) whenever the state may have changed
-	ready   chan struct{} // closed once the endpoints are subscribed on the server
+	cfg        Config
+	nc         *nats.Conn
+	log        *slog.Logger
+	clock      clock             // schedules; replaced by tests before Run
+	names      []string          // watched services: Config.Services, then the WebChat facts
+	pingSubj   map[string]string // $SRV.PING.<name> of every watched service
+	statusSubj map[string]string // the providers' status subjects, by provider
+	state      *state
+	changed    chan struct{} // poked (never blocking) whenever the state may have changed
+	ready      chan struct{} // closed once the endpoints are subscribed on the server
 }
 
 // New prepares the service; it does no I/O. A nil log discards logging.
@@ -142,54 +123,58 @@ func New(cfg Config, nc *nats.Conn, log *slog.Logger) (*Service, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	log = log.With("component", subject.ServiceHealth)
-	p := &prober{
-		nc:          nc,
-		log:         log,
-		names:       cfg.Services,
-		pingSubj:    make([]string, len(cfg.Services)),
-		pingTimeout: cfg.PingTimeout,
-		file:        &sessionsFile{path: cfg.SessionsPath, log: log},
+	var extra []string
+	if !slices.Contains(cfg.Services, subject.ServiceWebChat) {
+		extra = append(extra, subject.ServiceWebChat)
 	}
-	for i, name := range cfg.Services {
-		if p.pingSubj[i], err = micro.ControlSubject(micro.PingVerb, name, ""); err != nil {
+	s := &Service{
+		cfg:        cfg,
+		nc:         nc,
+		log:        log.With("component", subject.ServiceHealth),
+		clock:      realClock{},
+		names:      append(slices.Clone(cfg.Services), extra...),
+		pingSubj:   map[string]string{},
+		statusSubj: map[string]string{},
+		state:      newState(cfg.Services, extra),
+		changed:    make(chan struct{}, 1),
+		ready:      make(chan struct{}),
+	}
+	for _, name := range s.names {
+		if s.pingSubj[name], err = micro.ControlSubject(micro.PingVerb, name, ""); err != nil {
 			return nil, fmt.Errorf("health: ping subject of %q: %w", name, err)
 		}
-		if name == providerWhatsApp || name == providerTelegram {
-			subj, err := subject.ProviderStatus(name)
-			if err != nil {
-				return nil, fmt.Errorf("health: status subject of %q: %w", name, err)
-			}
-			p.statusSubj = append(p.statusSubj, subj)
+	}
+	for _, name := range []string{providerWhatsApp, providerTelegram} {
+		if s.statusSubj[name], err = subject.ProviderStatus(name); err != nil {
+			return nil, fmt.Errorf("health: status subject of %q: %w", name, err)
 		}
 	}
-	return &Service{
-		cfg:     cfg,
-		nc:      nc,
-		log:     log,
-		state:   newState(cfg),
-		prober:  p,
-		changed: make(chan struct{}, 1),
-		ready:   make(chan struct{}),
-	}, nil
+	return s, nil
 }
 
 // Ready is closed once Run has subscribed every endpoint on the server, so that a request
 // sent after it is answered.
 func (s *Service) Ready() <-chan struct{} { return s.ready }
 
-// Run serves the health and status requests, probes and publishes health events until ctx
-// ends, then stops everything it started and returns nil. It returns an error only when the
-// service cannot be set up. Run must not be called twice.
+// Run serves the health and status requests, follows the services and publishes health
+// events until ctx ends, then stops everything it started and returns nil. It returns an
+// error only when the service cannot be set up. Run must not be called twice.
 func (s *Service) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 
-	sub, err := s.nc.Subscribe(subject.ProviderStateAll, s.onProviderState)
+	advisories := make(chan *nats.Msg, advisoryBuffer)
+	subs, err := s.subscribe(advisories)
+	defer func() {
+		for _, sub := range subs {
+			_ = sub.Unsubscribe()
+		}
+	}()
 	if err != nil {
-		return fmt.Errorf("health: subscribe %s: %w", subject.ProviderStateAll, err)
+		return err
 	}
-	defer func() { _ = sub.Unsubscribe() }()
+	reconnected := s.nc.StatusChanged(nats.CONNECTED)
+	defer s.nc.RemoveStatusListener(reconnected)
 
 	get := func(context.Context, []byte, nats.Header) (any, error) {
 		return s.health(s.state.get(), time.Now()), nil
@@ -213,23 +198,50 @@ func (s *Service) Run(ctx context.Context) error {
 	}()
 	close(s.ready)
 	s.log.Info("health service started", "services", strings.Join(s.cfg.Services, ","),
-		"probe_interval", s.cfg.ProbeInterval)
+		"ping_interval", s.cfg.PingInterval)
 
-	probeDone := make(chan struct{})
+	publishDone := make(chan struct{})
 	go func() {
-		defer close(probeDone)
-		s.probeLoop(ctx)
+		defer close(publishDone)
+		s.publishLoop(ctx)
 	}()
-	s.publishLoop(ctx)
-	<-probeDone
+	s.watch(ctx, advisories, reconnected)
+	<-publishDone
 	s.log.Info("health service stopped")
 	return nil
+}
+
+// subscribe subscribes to the events health follows; the advisories go to advisories. On
+// error it returns the subscriptions made so far, for the caller to remove.
+func (s *Service) subscribe(advisories chan *nats.Msg) ([]*nats.Subscription, error) {
+	var subs []*nats.Subscription
+	for _, e := range []struct {
+		subj string
+		cb   nats.MsgHandler
+	}{
+		{subject.ProviderStateAll, s.onProviderState},
+		{subject.SessionsChanged, s.onSessionsChanged},
+	} {
+		sub, err := s.nc.Subscribe(e.subj, e.cb)
+		if err != nil {
+			return subs, fmt.Errorf("health: subscribe %s: %w", e.subj, err)
+		}
+		subs = append(subs, sub)
+	}
+	for _, subj := range []string{subject.BusConnect, subject.BusDisconnect} {
+		sub, err := s.nc.ChanSubscribe(subj, advisories)
+		if err != nil {
+			return subs, fmt.Errorf("health: subscribe %s: %w", subj, err)
+		}
+		subs = append(subs, sub)
+	}
+	return subs, nil
 }
 
 // health returns the HealthSummary of snap at the current time.
 func (s *Service) health(snap snapshot, start time.Time) schemas.HealthSummary {
 	now := s.cfg.Now()
-	sum := snap.health(s.cfg, now)
+	sum := snap.health(now)
 	sum.Ts = now.UnixMilli()
 	sum.DurationMs = time.Since(start).Milliseconds()
 	return sum
@@ -245,28 +257,7 @@ func (s *Service) status(ctx context.Context) schemas.StatusSummary {
 		s.log.Debug("queued system events unavailable", "err", err)
 		q.Events = nil
 	}
-	return s.state.get().status(s.cfg, s.cfg.Now(), q.Events)
-}
-
-// onProviderState applies a provider state event.
-func (s *Service) onProviderState(msg *nats.Msg) {
-	var ps wire.ProviderState
-	if err := json.Unmarshal(msg.Data, &ps); err != nil {
-		s.log.Warn("bad provider state event", "subject", msg.Subject, "err", err)
-		return
-	}
-	if ps.Provider == "" {
-		// gw.v1.evt.provider.<provider>.state
-		if parts := strings.Split(msg.Subject, "."); len(parts) == 5 {
-			ps.Provider = parts[3]
-		}
-	}
-	if !s.state.setProvider(ps) {
-		s.log.Debug("provider state event ignored", "subject", msg.Subject, "provider", ps.Provider)
-		return
-	}
-	s.log.Debug("provider state", "provider", ps.Provider, "state", ps.State)
-	s.poke()
+	return s.state.get().status(s.cfg.Now(), q.Events)
 }
 
 // poke tells the publish loop that the state may have changed.
@@ -277,62 +268,34 @@ func (s *Service) poke() {
 	}
 }
 
-// probeLoop runs a probe round at once and then every ProbeInterval until ctx ends.
-func (s *Service) probeLoop(ctx context.Context) {
-	ticker := time.NewTicker(s.cfg.ProbeInterval)
-	defer ticker.Stop()
-	for {
-		results, sessions, providers := s.prober.round(ctx)
-		if ctx.Err() != nil {
-			return // results of a cancelled round are not the services' fault
-		}
-		for _, ps := range providers {
-			s.state.setProvider(ps)
-		}
-		for _, r := range s.state.setRound(results, sessions) {
-			if r.ok {
-				s.log.Info("service answers its ping", "service", r.name, "latency_ms", r.latency.Milliseconds())
-			} else {
-				s.log.Warn("service does not answer its ping", "service", r.name)
-			}
-		}
-		s.poke()
-		select {
-		case <-ctx.Done():
-			return
-		case <-ticker.C:
-		}
-	}
-}
-
 // publishLoop publishes health events as the schedule decides until ctx ends. Nothing is
-// published before the first probe round finished.
+// published before every service was checked once.
 func (s *Service) publishLoop(ctx context.Context) {
 	sched := schedule{min: s.cfg.MinEventInterval, max: s.cfg.MaxEventInterval}
 	var last fingerprint
-	timer := time.NewTimer(s.cfg.MaxEventInterval)
-	defer timer.Stop()
+	t := s.clock.NewTimer(s.cfg.MaxEventInterval)
+	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-s.changed:
-		case <-timer.C:
+		case <-t.C():
 		}
 		if !s.state.isProbed() {
 			continue
 		}
-		now := time.Now()
+		now := s.clock.Now()
 		snap := s.state.get()
 		fp := snap.fingerprint()
 		publish, wait := sched.decide(now, fp != last)
 		if publish {
-			s.publish(s.health(snap, now))
+			s.publish(s.health(snap, time.Now()))
 			last = fp
 			sched.published(now)
 			_, wait = sched.decide(now, false)
 		}
-		timer.Reset(wait)
+		t.Reset(wait)
 	}
 }
 

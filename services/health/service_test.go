@@ -2,9 +2,8 @@ package health
 
 import (
 	"encoding/json"
-	"os"
-	"path/filepath"
 	"slices"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -14,11 +13,12 @@ import (
 	"github.com/nats-io/nats.go"
 )
 
-// fastConfig is a config whose intervals make bus tests quick.
+// fastConfig is a config for bus tests: no slow ping during the test (the service learns
+// everything from the first check, events and advisories) and quick events.
 func fastConfig(services ...string) Config {
 	return Config{
 		Services:         services,
-		ProbeInterval:    20 * time.Millisecond,
+		PingInterval:     time.Hour,
 		PingTimeout:      time.Second,
 		MinEventInterval: 20 * time.Millisecond,
 	}
@@ -39,6 +39,23 @@ func requireKeys(t *testing.T, where string, raw json.RawMessage, keys ...string
 	return obj
 }
 
+// sessionsSummary is what the fake sessions services answer.
+var sessionsSummary = wire.SessionsSummary{Path: "/s/sessions.json", Count: 1,
+	Sessions: []wire.SessionInfo{{Key: "main", SessionID: "s1", UpdatedAt: 1700000000000}}}
+
+// addSessions registers a fake sessions service answering the summary with sum.
+func (h *harness) addSessions(t *testing.T, sum wire.SessionsSummary, asked *atomic.Int32) *fakeService {
+	t.Helper()
+	return h.addService(t, subject.ServiceSessions, map[string]string{wire.MetaStorePath: sum.Path},
+		answer("summary", subject.SessionsSummary, sum, asked))
+}
+
+// addWebChat registers the WebChat facts service with port.
+func (h *harness) addWebChat(t *testing.T, port string) *fakeService {
+	t.Helper()
+	return h.addService(t, subject.ServiceWebChat, map[string]string{wire.MetaPort: port})
+}
+
 func TestHealthGet(t *testing.T) {
 	tests := []struct {
 		name     string
@@ -55,27 +72,23 @@ func TestHealthGet(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			dir := t.TempDir()
-			path := filepath.Join(dir, "sessions.json")
-			if err := os.WriteFile(path, []byte(`{"main":{"sessionId":"s1","updatedAt":1700000000000}}`), 0o600); err != nil {
-				t.Fatal(err)
-			}
 			now := time.UnixMilli(1700000005000)
 			h := startHarness(t)
 			for _, name := range tt.register {
-				h.addService(t, name)
+				h.addService(t, name, nil)
 			}
-			cfg := fastConfig(tt.services...)
-			cfg.SessionsPath = path
+			h.addSessions(t, sessionsSummary, nil)
+			services := append([]string{subject.ServiceSessions}, tt.services...)
+			cfg := fastConfig(services...)
 			cfg.Now = func() time.Time { return now }
 			h.run(t, cfg)
-			h.waitEvent(t, "every service probed", func(s schemas.HealthSummary) bool {
+			h.waitEvent(t, "every service checked", func(s schemas.HealthSummary) bool {
 				for name, want := range tt.wantSvc {
 					if ok, _ := serviceOK(s, name); ok != want {
 						return false
 					}
 				}
-				return true
+				return s.Sessions.Count == 1
 			})
 
 			sum, raw := h.health(t)
@@ -90,13 +103,13 @@ func TestHealthGet(t *testing.T) {
 			}
 			requireKeys(t, "sessions.recent[0]", recent[0], "key", "updatedAt", "age")
 			var svcs []json.RawMessage
-			if err := json.Unmarshal(top["services"], &svcs); err != nil || len(svcs) != len(tt.services) {
-				t.Fatalf("services = %s, want %d entries", top["services"], len(tt.services))
+			if err := json.Unmarshal(top["services"], &svcs); err != nil || len(svcs) != len(services) {
+				t.Fatalf("services = %s, want %d entries (the WebChat facts are not listed)", top["services"], len(services))
 			}
 			for i, s := range svcs {
 				requireKeys(t, "services[]", s, "name", "ok", "latencyMs")
-				if sum.Services[i].Name != tt.services[i] {
-					t.Errorf("services[%d] = %q, want %q (config order)", i, sum.Services[i].Name, tt.services[i])
+				if sum.Services[i].Name != services[i] {
+					t.Errorf("services[%d] = %q, want %q (config order)", i, sum.Services[i].Name, services[i])
 				}
 			}
 
@@ -108,40 +121,209 @@ func TestHealthGet(t *testing.T) {
 					t.Errorf("service %s ok = %v (listed %v), want %v", name, ok, listed, want)
 				}
 			}
-			if sum.Ts != now.UnixMilli() || sum.HeartbeatSeconds != 60 {
-				t.Errorf("ts = %d heartbeat = %d, want %d and 60", sum.Ts, sum.HeartbeatSeconds, now.UnixMilli())
+			if sum.Ts != now.UnixMilli() || sum.HeartbeatSeconds != defaultHeartbeatSeconds {
+				t.Errorf("ts = %d heartbeat = %d, want %d and the default", sum.Ts, sum.HeartbeatSeconds, now.UnixMilli())
 			}
 			r := sum.Sessions.Recent[0]
-			if sum.Sessions.Count != 1 || sum.Sessions.Path != path || r.Key != "main" ||
+			if sum.Sessions.Count != 1 || sum.Sessions.Path != sessionsSummary.Path || r.Key != "main" ||
 				r.UpdatedAt == nil || *r.UpdatedAt != 1700000000000 || r.Age == nil || *r.Age != 5000 {
 				t.Errorf("sessions = %+v", sum.Sessions)
 			}
-			if sum.Web.State != schemas.WebUnlinked || sum.Web.AuthAgeMs != nil {
-				t.Errorf("web = %+v, want unlinked default", sum.Web)
+			if sum.Web.State != schemas.WebDisabled || sum.Web.AuthAgeMs != nil {
+				t.Errorf("web = %+v, want disabled (the gateway does not run WhatsApp)", sum.Web)
 			}
 		})
 	}
 }
 
-func TestStoppedServiceFlipsOK(t *testing.T) {
+// TestServiceGoneAndBack: with no slow ping during the test, the bus's advisories alone
+// tell health that a service's connection went and that it came back.
+func TestServiceGoneAndBack(t *testing.T) {
 	h := startHarness(t)
-	svc := h.addService(t, "presence")
+	presence := h.addService(t, "presence", nil)
 	h.run(t, fastConfig("presence"))
 	h.waitEvent(t, "ok true", func(s schemas.HealthSummary) bool { return s.OK })
 
-	if err := svc.Stop(); err != nil {
-		t.Fatal(err)
-	}
+	presence.nc.Close()
 	ev := h.waitEvent(t, "ok false", func(s schemas.HealthSummary) bool { return !s.OK })
 	if ok, listed := serviceOK(ev, "presence"); !listed || ok {
 		t.Errorf("event services = %+v, want presence ok:false", ev.Services)
 	}
 	if sum, _ := h.health(t); sum.OK {
-		t.Errorf("health ok = true after the service stopped: %+v", sum.Services)
+		t.Errorf("health ok = true after the service went: %+v", sum.Services)
 	}
 
-	h.addService(t, "presence")
+	h.addService(t, "presence", nil)
 	h.waitEvent(t, "ok true again", func(s schemas.HealthSummary) bool { return s.OK })
+}
+
+// TestSlowPingFindsStoppedService: a service that stops serving but keeps its connection
+// (so the bus says nothing) is found by the next slow ping.
+func TestSlowPingFindsStoppedService(t *testing.T) {
+	clk := newManualClock()
+	h := startHarness(t)
+	presence := h.addService(t, "presence", nil)
+	h.addWebChat(t, "18788")
+	cfg := Config{Services: []string{"presence"}}
+	h.runOn(t, cfg, clk)
+	h.waitEvent(t, "ok true", func(s schemas.HealthSummary) bool { return s.OK })
+	clk.waitArmed(t, 2) // the publish schedule and the slow ping
+
+	if err := presence.svc.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	if err := presence.nc.Flush(); err != nil { // the server has seen the unsubscriptions
+		t.Fatal(err)
+	}
+	clk.Advance(30 * time.Second) // the default PingInterval
+	ev := h.waitEvent(t, "ok false", func(s schemas.HealthSummary) bool { return !s.OK })
+	if ok, _ := serviceOK(ev, "presence"); ok {
+		t.Errorf("services = %+v, want presence down", ev.Services)
+	}
+}
+
+// TestQuietMinute: with services that publish nothing, a minute costs two slow pings of
+// each watched service and the one periodic health event, and no other bus message.
+func TestQuietMinute(t *testing.T) {
+	clk := newManualClock()
+	h := startHarness(t)
+	var asked atomic.Int32
+	h.addService(t, "presence", nil)
+	h.addSessions(t, sessionsSummary, &asked)
+	h.addWebChat(t, "18788")
+	spy := h.bus.Conn("spy")
+	seen := make(chan *nats.Msg, 4096)
+	if _, err := spy.ChanSubscribe(">", seen); err != nil {
+		t.Fatal(err)
+	}
+	if err := spy.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	s := h.runOn(t, Config{Services: []string{"presence", subject.ServiceSessions}}, clk)
+	h.waitEvent(t, "the first summary", func(s schemas.HealthSummary) bool { return s.OK && s.Sessions.Count == 1 })
+	clk.waitArmed(t, 2) // the publish schedule and the slow ping
+
+	// settled makes every message health sent so far visible in seen.
+	settled := func() {
+		t.Helper()
+		for _, nc := range []*nats.Conn{s.nc, spy} {
+			if err := nc.Flush(); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	settled()
+	for len(seen) > 0 {
+		<-seen // start-up traffic
+	}
+	for range 60 {
+		clk.Advance(time.Second)
+		clk.waitArmed(t, 2)
+	}
+	settled()
+	got := map[string]int{}
+	for len(seen) > 0 {
+		m := <-seen
+		if len(m.Subject) > 7 && m.Subject[:7] == "_INBOX." {
+			continue // the services' answers
+		}
+		got[m.Subject]++
+	}
+	want := map[string]int{
+		"$SRV.PING.presence":  2,
+		"$SRV.PING.sessions":  2,
+		"$SRV.PING.webchat":   2,
+		subject.HealthChanged: 1,
+	}
+	if len(got) != len(want) {
+		t.Errorf("bus messages in a quiet minute: %v, want %v", got, want)
+	}
+	for subj, n := range want {
+		if got[subj] != n {
+			t.Errorf("%s: %d messages, want %d (all: %v)", subj, got[subj], n, got)
+		}
+	}
+	if n := asked.Load(); n != 1 {
+		t.Errorf("sessions summary asked %d times, want once (at start)", n)
+	}
+}
+
+// TestCatchUpOncePerAppearance: health asks a provider for its state and sessions for its
+// summary once when it first sees them, follows their events after that, and asks again
+// only when the service comes back.
+func TestCatchUpOncePerAppearance(t *testing.T) {
+	h := startHarness(t)
+	var statusAsked, summaryAsked, againAsked atomic.Int32
+	statusSubj, err := subject.ProviderStatus(providerTelegram)
+	if err != nil {
+		t.Fatal(err)
+	}
+	polling := wire.ProviderState{Provider: providerTelegram, State: schemas.TelegramPolling, Configured: true, Ts: 5}
+	h.addService(t, providerTelegram, map[string]string{wire.MetaConfigured: "true"},
+		answer("status", statusSubj, polling, &statusAsked))
+	sessions := h.addSessions(t, sessionsSummary, &summaryAsked)
+	h.run(t, fastConfig(providerTelegram, subject.ServiceSessions))
+	h.waitEvent(t, "telegram polling and one session", func(s schemas.HealthSummary) bool {
+		return s.Telegram.State == schemas.TelegramPolling && s.Sessions.Count == 1
+	})
+
+	changed := wire.SessionsSummary{Count: 2, Sessions: []wire.SessionInfo{{Key: "new", UpdatedAt: 2}, {Key: "main", UpdatedAt: 1}}}
+	data, _ := json.Marshal(changed)
+	if err := h.client.Publish(subject.SessionsChanged, data); err != nil {
+		t.Fatal(err)
+	}
+	ev := h.waitEvent(t, "two sessions", func(s schemas.HealthSummary) bool { return s.Sessions.Count == 2 })
+	if ev.Sessions.Recent[0].Key != "new" {
+		t.Errorf("recent = %+v, want new first", ev.Sessions.Recent)
+	}
+
+	sessions.nc.Close()
+	h.waitEvent(t, "sessions down", func(s schemas.HealthSummary) bool { ok, _ := serviceOK(s, subject.ServiceSessions); return !ok })
+	back := sessionsSummary
+	back.Count = 7
+	h.addSessions(t, back, &againAsked)
+	h.waitEvent(t, "sessions back", func(s schemas.HealthSummary) bool { return s.OK && s.Sessions.Count == 7 })
+
+	if s, a, b := statusAsked.Load(), summaryAsked.Load(), againAsked.Load(); s != 1 || a != 1 || b != 1 {
+		t.Errorf("asked telegram %d, first sessions %d, second sessions %d times; want once each", s, a, b)
+	}
+}
+
+// TestFactsFromMetadata: the static facts of both summaries come from the services'
+// metadata; a provider that has not reported its state yet does not hide what its
+// metadata says.
+func TestFactsFromMetadata(t *testing.T) {
+	h := startHarness(t)
+	tgStatus, _ := subject.ProviderStatus(providerTelegram)
+	waStatus, _ := subject.ProviderStatus(providerWhatsApp)
+	h.addService(t, providerWhatsApp, map[string]string{wire.MetaHeartbeatSeconds: "45"},
+		answer("status", waStatus, wire.ProviderState{Provider: providerWhatsApp, State: schemas.WebConnecting}, nil))
+	// The core's answer before its network reported: starting, not yet configured.
+	h.addService(t, providerTelegram, map[string]string{wire.MetaConfigured: "true"},
+		answer("status", tgStatus, wire.ProviderState{Provider: providerTelegram, State: schemas.TelegramStarting}, nil))
+	h.addService(t, subject.ServiceAgent, map[string]string{wire.MetaBackend: "openai", wire.MetaModel: "gpt-x"})
+	h.addSessions(t, sessionsSummary, nil)
+	h.addWebChat(t, "18790")
+	h.run(t, fastConfig(providerWhatsApp, providerTelegram, subject.ServiceAgent, subject.ServiceSessions))
+	ev := h.waitEvent(t, "every service", func(s schemas.HealthSummary) bool { return s.OK })
+	if ev.HeartbeatSeconds != 45 || !ev.Telegram.Configured || ev.Telegram.State != schemas.TelegramStarting ||
+		ev.Web.State != schemas.WebConnecting || ev.Sessions.Path != sessionsSummary.Path {
+		t.Errorf("health = heartbeat %d, telegram %+v, web %+v, sessions path %q",
+			ev.HeartbeatSeconds, ev.Telegram, ev.Web, ev.Sessions.Path)
+	}
+
+	var st schemas.StatusSummary
+	if err := json.Unmarshal(h.request(t, subject.HealthStatus), &st); err != nil {
+		t.Fatal(err)
+	}
+	wantLines := []string{"WhatsApp: not linked, connecting", "Telegram: configured", "WebChat: enabled (port 18790)"}
+	if !slices.Equal(st.ProviderSummary, wantLines) {
+		t.Errorf("providerSummary = %q, want %q", st.ProviderSummary, wantLines)
+	}
+	if want := (schemas.SessionDefaults{Backend: "openai", Model: "gpt-x"}); st.Sessions.Defaults != want ||
+		st.HeartbeatSeconds != 45 || st.Sessions.Path != sessionsSummary.Path {
+		t.Errorf("status = defaults %+v, heartbeat %d, path %q", st.Sessions.Defaults, st.HeartbeatSeconds, st.Sessions.Path)
+	}
 }
 
 func TestProviderStateEvents(t *testing.T) {
@@ -189,8 +371,7 @@ func TestProviderStateEvents(t *testing.T) {
 			t.Parallel() // each waits out the default 1 s event interval
 			h := startHarness(t)
 			cfg := fastConfig()
-			cfg.ProbeInterval = time.Hour // only the first round: events come from the state change
-			cfg.MinEventInterval = 0      // the default 1 s: "visible within a second"
+			cfg.MinEventInterval = 0 // the default 1 s: "visible within a second"
 			cfg.Now = func() time.Time { return now }
 			h.run(t, cfg)
 			h.waitEvent(t, "the first summary", func(schemas.HealthSummary) bool { return true })
@@ -217,7 +398,6 @@ func TestProviderStateEvents(t *testing.T) {
 func TestEventsCoalescedAndPeriodic(t *testing.T) {
 	h := startHarness(t)
 	cfg := fastConfig()
-	cfg.ProbeInterval = time.Hour
 	cfg.MinEventInterval = 200 * time.Millisecond
 	h.run(t, cfg)
 	first := h.waitEvent(t, "the first summary", func(schemas.HealthSummary) bool { return true })
@@ -249,7 +429,6 @@ func TestEventsCoalescedAndPeriodic(t *testing.T) {
 func TestEventsWithoutChange(t *testing.T) {
 	h := startHarness(t)
 	cfg := fastConfig("ghost")
-	cfg.ProbeInterval = time.Hour
 	cfg.MinEventInterval = 10 * time.Millisecond
 	cfg.MaxEventInterval = 30 * time.Millisecond
 	h.run(t, cfg)
@@ -287,11 +466,9 @@ func TestStatusQueuedSystemEvents(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			cfg := fastConfig()
-			cfg.WebChatEnabled = true
-			cfg.AgentBackend = "command"
-			h.run(t, cfg)
-			h.waitEvent(t, "the first summary", func(schemas.HealthSummary) bool { return true })
+			h.addService(t, subject.ServiceAgent, map[string]string{wire.MetaBackend: "command"})
+			h.run(t, fastConfig(subject.ServiceAgent))
+			h.waitEvent(t, "the agent answering", func(s schemas.HealthSummary) bool { return s.OK })
 
 			raw := h.request(t, subject.HealthStatus)
 			requireKeys(t, "status", raw, "web", "heartbeatSeconds", "providerSummary", "queuedSystemEvents", "sessions")
@@ -302,7 +479,7 @@ func TestStatusQueuedSystemEvents(t *testing.T) {
 			if st.QueuedSystemEvents == nil || !slices.Equal(st.QueuedSystemEvents, tt.want) {
 				t.Errorf("queuedSystemEvents = %#v, want %#v", st.QueuedSystemEvents, tt.want)
 			}
-			wantLines := []string{"WhatsApp: not linked", "Telegram: not configured", "WebChat: enabled (port 18788)"}
+			wantLines := []string{"WhatsApp: disabled", "Telegram: disabled", "WebChat: disabled"}
 			if !slices.Equal(st.ProviderSummary, wantLines) {
 				t.Errorf("providerSummary = %q, want %q", st.ProviderSummary, wantLines)
 			}
@@ -310,45 +487,5 @@ func TestStatusQueuedSystemEvents(t *testing.T) {
 				t.Errorf("defaults = %+v", st.Sessions.Defaults)
 			}
 		})
-	}
-}
-
-// TestProviderStateAskedFor: a provider that published its state before this health
-// service started (or while the bus was down) is still seen: each probe round asks it.
-func TestProviderStateAskedFor(t *testing.T) {
-	h := startHarness(t)
-	subj, err := subject.ProviderStatus(providerTelegram)
-	if err != nil {
-		t.Fatal(err)
-	}
-	prov := h.bus.Conn("telegram")
-	state := wire.ProviderState{Provider: providerTelegram, State: schemas.TelegramPolling, Configured: true, Connected: true, Ts: 5}
-	sub, err := prov.Subscribe(subj, func(m *nats.Msg) {
-		data, _ := json.Marshal(state)
-		_ = m.Respond(data)
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = sub.Unsubscribe() }()
-	// whatsapp has not reported a state yet: its zero answer must not replace the default.
-	wsubj, err := subject.ProviderStatus(providerWhatsApp)
-	if err != nil {
-		t.Fatal(err)
-	}
-	wsub, err := prov.Subscribe(wsubj, func(m *nats.Msg) { _ = m.Respond([]byte(`{"state":"","ts":0}`)) })
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = wsub.Unsubscribe() }()
-	if err := prov.Flush(); err != nil {
-		t.Fatal(err)
-	}
-	cfg := fastConfig(providerWhatsApp, providerTelegram)
-	cfg.TelegramConfigured = true
-	h.run(t, cfg)
-	ev := h.waitEvent(t, "telegram polling", func(s schemas.HealthSummary) bool { return s.Telegram.State == schemas.TelegramPolling })
-	if ev.Web.State != schemas.WebUnlinked {
-		t.Errorf("whatsapp state %q, want the default %q", ev.Web.State, schemas.WebUnlinked)
 	}
 }

@@ -5,11 +5,13 @@ import (
 	"strings"
 	"time"
 
+	"github.com/clawdis/clawdis/bus/subject"
+	"github.com/clawdis/clawdis/bus/wire"
 	"github.com/clawdis/clawdis/schemas"
 )
 
 // status builds the StatusSummary at now with the given queued system events.
-func (s snapshot) status(cfg Config, now time.Time, queued []string) schemas.StatusSummary {
+func (s snapshot) status(now time.Time, queued []string) schemas.StatusSummary {
 	nowMs := now.UnixMilli()
 	if queued == nil {
 		queued = []string{}
@@ -19,14 +21,17 @@ func (s snapshot) status(cfg Config, now time.Time, queued []string) schemas.Sta
 			Linked:    s.web.Linked,
 			AuthAgeMs: authAge(s.web.AuthAtMs, nowMs),
 		},
-		HeartbeatSeconds:   int64(cfg.HeartbeatSeconds),
-		ProviderSummary:    s.providerLines(cfg, nowMs),
+		HeartbeatSeconds:   s.heartbeatSeconds(),
+		ProviderSummary:    s.providerLines(nowMs),
 		QueuedSystemEvents: queued,
 		Sessions: schemas.StatusSessions{
-			Path:     cfg.SessionsPath,
-			Count:    s.sessions.count,
-			Defaults: schemas.SessionDefaults{Backend: cfg.AgentBackend, Model: cfg.AgentModel},
-			Recent:   make([]schemas.StatusSession, 0, len(s.sessions.recent)),
+			Path:  s.meta(subject.ServiceSessions, wire.MetaStorePath),
+			Count: s.sessions.count,
+			Defaults: schemas.SessionDefaults{
+				Backend: s.meta(subject.ServiceAgent, wire.MetaBackend),
+				Model:   s.meta(subject.ServiceAgent, wire.MetaModel),
+			},
+			Recent: make([]schemas.StatusSession, 0, len(s.sessions.recent)),
 		},
 	}
 	if sum.Sessions.Defaults.Backend == "" {
@@ -56,14 +61,15 @@ func sessionKind(key string) string {
 	return "direct"
 }
 
-// providerLines are the plain-text provider lines of the status summary.
-func (s snapshot) providerLines(cfg Config, nowMs int64) []string {
-	port := cfg.WebChatPort
+// providerLines are the plain-text provider lines of the status summary. A provider this
+// gateway does not run is disabled; WebChat is enabled while its facts service answers.
+func (s snapshot) providerLines(nowMs int64) []string {
+	wc := s.service(subject.ServiceWebChat)
 	return []string{
 		whatsAppLine(s.web.Linked, s.web.State, s.web.Self, s.web.LastError, authAge(s.web.AuthAtMs, nowMs)),
-		telegramLine(s.telegram.Configured, s.telegram.State, s.telegram.Self, s.telegram.LastError,
-			cfg.ProvidersDisabled && !s.telegramSeen),
-		webChatLine(cfg.WebChatEnabled, port),
+		telegramLine(s.telegramConfigured(), s.telegram.State, s.telegram.Self, s.telegram.LastError,
+			!s.listed(providerTelegram) && !s.telegramSeen),
+		webChatLine(wc.ok, wc.meta[wire.MetaPort]),
 	}
 }
 
@@ -98,13 +104,14 @@ func whatsAppLine(linked bool, state, self, lastError string, authAgeMs *int64) 
 	return b.String()
 }
 
-// telegramLine describes the Telegram provider, e.g. "Telegram: configured (@bot)".
+// telegramLine describes the Telegram provider, e.g. "Telegram: configured (@bot)". It is
+// disabled when the gateway does not run it.
 func telegramLine(configured bool, state, self, lastError string, disabled bool) string {
 	switch {
-	case !configured:
-		return "Telegram: not configured"
 	case disabled:
 		return "Telegram: disabled"
+	case !configured:
+		return "Telegram: not configured"
 	case state == schemas.TelegramError:
 		if lastError == "" {
 			return "Telegram: error"
@@ -117,12 +124,16 @@ func telegramLine(configured bool, state, self, lastError string, disabled bool)
 	}
 }
 
-// webChatLine describes the WebChat server.
-func webChatLine(enabled bool, port int) string {
-	if !enabled {
+// webChatLine describes the WebChat server; port may be unknown ("").
+func webChatLine(enabled bool, port string) string {
+	switch {
+	case !enabled:
 		return "WebChat: disabled"
+	case port == "":
+		return "WebChat: enabled"
+	default:
+		return "WebChat: enabled (port " + port + ")"
 	}
-	return "WebChat: enabled (port " + strconv.Itoa(port) + ")"
 }
 
 // HumanAge renders d in its largest whole unit: "42s", "5m", "3h", "2d". Negative durations

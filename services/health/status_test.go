@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/clawdis/clawdis/bus/subject"
 	"github.com/clawdis/clawdis/bus/wire"
 	"github.com/clawdis/clawdis/schemas"
 )
@@ -51,15 +52,16 @@ func TestProviderLines(t *testing.T) {
 		{"whatsapp linked reconnecting with error", whatsAppLine(true, schemas.WebReconnecting, "+4366", "stream error", ms(42*time.Second)),
 			"WhatsApp: linked as +4366 (auth 42s ago), reconnecting (error: stream error)"},
 		{"telegram not configured", telegramLine(false, schemas.TelegramUnconfigured, "", "", false), "Telegram: not configured"},
-		{"telegram not configured even when disabled", telegramLine(false, schemas.TelegramUnconfigured, "", "", true), "Telegram: not configured"},
+		{"telegram not run", telegramLine(false, schemas.TelegramUnconfigured, "", "", true), "Telegram: disabled"},
 		{"telegram configured, providers disabled", telegramLine(true, schemas.TelegramUnconfigured, "", "", true), "Telegram: disabled"},
 		{"telegram configured starting", telegramLine(true, schemas.TelegramStarting, "", "", false), "Telegram: configured"},
 		{"telegram configured with bot", telegramLine(true, schemas.TelegramPolling, "clawbot", "", false), "Telegram: configured (@clawbot)"},
 		{"telegram bot name with @", telegramLine(true, schemas.TelegramWebhook, "@clawbot", "", false), "Telegram: configured (@clawbot)"},
 		{"telegram error", telegramLine(true, schemas.TelegramError, "clawbot", "401 Unauthorized", false), "Telegram: error (401 Unauthorized)"},
 		{"telegram error without text", telegramLine(true, schemas.TelegramError, "", "", false), "Telegram: error"},
-		{"webchat enabled", webChatLine(true, 18788), "WebChat: enabled (port 18788)"},
-		{"webchat disabled", webChatLine(false, 18788), "WebChat: disabled"},
+		{"webchat enabled", webChatLine(true, "18788"), "WebChat: enabled (port 18788)"},
+		{"webchat enabled, port unknown", webChatLine(true, ""), "WebChat: enabled"},
+		{"webchat disabled", webChatLine(false, "18788"), "WebChat: disabled"},
 	}
 	for _, tt := range tests {
 		if tt.got != tt.want {
@@ -71,10 +73,11 @@ func TestProviderLines(t *testing.T) {
 func TestStatusSummary(t *testing.T) {
 	now := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 	nowMs := now.UnixMilli()
-	base := Config{WebChatEnabled: true}
+	providers := []string{providerWhatsApp, providerTelegram}
 	tests := []struct {
 		name        string
-		cfg         Config
+		services    []string
+		answering   map[string]map[string]string // service -> its metadata
 		edit        func(*snapshot)
 		queued      []string
 		wantLines   []string
@@ -83,8 +86,9 @@ func TestStatusSummary(t *testing.T) {
 		check       func(t *testing.T, s schemas.StatusSummary)
 	}{
 		{
-			name:        "defaults",
-			cfg:         base,
+			name:        "nothing known yet",
+			services:    providers,
+			answering:   map[string]map[string]string{subject.ServiceWebChat: {wire.MetaPort: "18788"}},
 			wantLines:   []string{"WhatsApp: not linked", "Telegram: not configured", "WebChat: enabled (port 18788)"},
 			wantDefault: schemas.SessionDefaults{Backend: "none"},
 			wantQueued:  []string{},
@@ -92,15 +96,19 @@ func TestStatusSummary(t *testing.T) {
 				if s.Web.Linked || s.Web.AuthAgeMs != nil {
 					t.Errorf("web = %+v, want unlinked with null authAgeMs", s.Web)
 				}
-				if s.Sessions.Recent == nil || len(s.Sessions.Recent) != 0 {
-					t.Errorf("recent = %#v, want empty list", s.Sessions.Recent)
+				if s.Sessions.Recent == nil || len(s.Sessions.Recent) != 0 || s.HeartbeatSeconds != defaultHeartbeatSeconds {
+					t.Errorf("recent = %#v, heartbeat %d, want an empty list and the default", s.Sessions.Recent, s.HeartbeatSeconds)
 				}
 			},
 		},
 		{
-			name: "linked, sessions and queued events",
-			cfg: Config{AgentBackend: "openai", AgentModel: "gpt-x", ProvidersDisabled: false,
-				TelegramConfigured: true, SessionsPath: "/s/sessions.json"},
+			name:     "linked, sessions and queued events",
+			services: append(providers, subject.ServiceAgent, subject.ServiceSessions),
+			answering: map[string]map[string]string{
+				subject.ServiceAgent:    {wire.MetaBackend: "openai", wire.MetaModel: "gpt-x"},
+				subject.ServiceSessions: {wire.MetaStorePath: "/s/sessions.json"},
+				providerWhatsApp:        {wire.MetaHeartbeatSeconds: "30"},
+			},
 			edit: func(s *snapshot) {
 				s.web = wire.ProviderState{Provider: providerWhatsApp, State: schemas.WebConnected, Linked: true,
 					Connected: true, Self: "+436601", AuthAtMs: nowMs - (5*time.Minute + 3*time.Second).Milliseconds()}
@@ -127,30 +135,38 @@ func TestStatusSummary(t *testing.T) {
 				if !slices.Equal(s.Sessions.Recent, want) {
 					t.Errorf("recent = %+v, want %+v", s.Sessions.Recent, want)
 				}
-				if s.Sessions.Count != 9 || s.Sessions.Path != "/s/sessions.json" {
-					t.Errorf("sessions count/path = %d %q", s.Sessions.Count, s.Sessions.Path)
+				if s.Sessions.Count != 9 || s.Sessions.Path != "/s/sessions.json" || s.HeartbeatSeconds != 30 {
+					t.Errorf("sessions count/path = %d %q, heartbeat %d", s.Sessions.Count, s.Sessions.Path, s.HeartbeatSeconds)
 				}
 			},
 		},
 		{
-			name:        "providers disabled",
-			cfg:         Config{ProvidersDisabled: true, TelegramConfigured: true},
+			name:        "providers not run",
+			answering:   map[string]map[string]string{providerTelegram: {wire.MetaConfigured: "true"}},
 			wantLines:   []string{"WhatsApp: disabled", "Telegram: disabled", "WebChat: disabled"},
+			wantDefault: schemas.SessionDefaults{Backend: "none"},
+			wantQueued:  []string{},
+		},
+		{
+			name:        "telegram configured, no state yet",
+			services:    providers,
+			answering:   map[string]map[string]string{providerTelegram: {wire.MetaConfigured: "true"}},
+			wantLines:   []string{"WhatsApp: not linked", "Telegram: configured", "WebChat: disabled"},
 			wantDefault: schemas.SessionDefaults{Backend: "none"},
 			wantQueued:  []string{},
 		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			cfg, err := tt.cfg.withDefaults()
-			if err != nil {
-				t.Fatal(err)
+			st := newState(tt.services, []string{subject.ServiceWebChat})
+			for name, meta := range tt.answering {
+				st.record(name, checkResult{ok: true, id: name, meta: meta})
 			}
-			snap := newState(cfg).get()
+			snap := st.get()
 			if tt.edit != nil {
 				tt.edit(&snap)
 			}
-			got := snap.status(cfg, now, tt.queued)
+			got := snap.status(now, tt.queued)
 			if !slices.Equal(got.ProviderSummary, tt.wantLines) {
 				t.Errorf("providerSummary = %q, want %q", got.ProviderSummary, tt.wantLines)
 			}
@@ -159,9 +175,6 @@ func TestStatusSummary(t *testing.T) {
 			}
 			if got.QueuedSystemEvents == nil || !slices.Equal(got.QueuedSystemEvents, tt.wantQueued) {
 				t.Errorf("queuedSystemEvents = %#v, want %#v", got.QueuedSystemEvents, tt.wantQueued)
-			}
-			if got.HeartbeatSeconds != 60 {
-				t.Errorf("heartbeatSeconds = %d, want 60", got.HeartbeatSeconds)
 			}
 			if tt.check != nil {
 				tt.check(t, got)

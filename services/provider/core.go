@@ -64,6 +64,9 @@ type Config struct {
 	// PrivateBus says that no other process can reach the bus (the embedded bus without a
 	// TCP listener): the core takes the provider without listening for other copies.
 	PrivateBus bool
+	// Metadata is registered as the micro service's metadata: the provider's static facts
+	// (wire.Meta* keys) for whoever reads them (health). Default none.
+	Metadata map[string]string
 	// Now is the clock for timestamps and record ages. Default time.Now.
 	Now func() time.Time
 	// Rand returns the jitter fraction in [0,1). Default math/rand/v2.Float64.
@@ -285,6 +288,7 @@ func (c *Core) serve(ctx context.Context) (micro.Service, error) {
 		Name:        c.id,
 		Version:     Version,
 		Description: c.id + " provider: send, status, typing",
+		Metadata:    c.cfg.Metadata,
 	},
 		wire.Endpoint{Name: "send", Subject: c.subjSend, Handler: c.worker(ctx, wire.Handler(c.id+".send", send))},
 		wire.Endpoint{Name: "status", Subject: c.subjStatus, Handler: wire.Handler(c.id+".status", status)},

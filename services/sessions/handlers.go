@@ -31,10 +31,16 @@ func (s *Service) handleSummary(_ context.Context, data []byte, _ nats.Header) (
 	if req.Limit == 0 {
 		req.Limit = DefaultSummaryLimit
 	}
+	return s.summary(req.Limit)
+}
+
+// summary returns the store's path, its size and its limit most recently updated sessions,
+// newest first (ties by key).
+func (s *Service) summary(limit int) (wire.SessionsSummary, error) {
 	s.mu.Lock()
 	if err := s.loadLocked(); err != nil {
 		s.mu.Unlock()
-		return nil, err
+		return wire.SessionsSummary{}, err
 	}
 	all := make([]wire.SessionInfo, 0, len(s.st.entries))
 	for key, e := range s.st.entries {
@@ -53,7 +59,7 @@ func (s *Service) handleSummary(_ context.Context, data []byte, _ nats.Header) (
 		return cmp.Compare(a.Key, b.Key)
 	})
 	n := len(all)
-	return wire.SessionsSummary{Path: s.st.path, Count: n, Sessions: all[:min(n, req.Limit)]}, nil
+	return wire.SessionsSummary{Path: s.st.path, Count: n, Sessions: all[:min(n, limit)]}, nil
 }
 
 // handleResolve answers subject.SessionsResolve: the session of the key, created when

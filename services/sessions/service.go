@@ -2,7 +2,9 @@
 // (<state>/sessions/sessions.json) and of the transcripts (<state>/sessions/<sessionId>.jsonl):
 // it resolves, updates and summarises sessions, appends transcript messages and reads chat
 // history over the bus, serialising every change so concurrent callers never lose one
-// (SPEC §3, §6.7, §8). It reads and keeps the earlier TypeScript gateway's files.
+// (SPEC §3, §6.7, §8). It reads and keeps the earlier TypeScript gateway's files. When the
+// store changes it publishes its summary on subject.SessionsChanged, so nobody else needs
+// to read the file or ask on a timer.
 package sessions
 
 import (
@@ -35,6 +37,7 @@ const (
 	DefaultHistoryLimit  = 200
 	MaxHistoryLimit      = 1000
 	DefaultThinkingLevel = "off" // reported by history when the session has none
+	DefaultEventInterval = 250 * time.Millisecond
 )
 
 // Config configures the sessions service.
@@ -49,6 +52,10 @@ type Config struct {
 	// NewID returns the id of a new session; it must pass ValidateSessionID. Default a
 	// random version 4 UUID.
 	NewID func() string
+	// EventInterval is the least time between two subject.SessionsChanged events: the
+	// first change is published at once, further changes within the interval in one event
+	// at its end. Default 250ms.
+	EventInterval time.Duration
 }
 
 // withDefaults validates cfg and applies its defaults.
@@ -69,6 +76,12 @@ func (cfg Config) withDefaults() (Config, error) {
 	if cfg.NewID == nil {
 		cfg.NewID = newUUID
 	}
+	if cfg.EventInterval < 0 {
+		return cfg, fmt.Errorf("sessions: EventInterval %s is negative", cfg.EventInterval)
+	}
+	if cfg.EventInterval == 0 {
+		cfg.EventInterval = DefaultEventInterval
+	}
 	return cfg, nil
 }
 
@@ -77,10 +90,11 @@ var errStopping = wire.Unavailable(true, "sessions service stopping")
 
 // Service is the sessions service. Create it with New and serve with Run.
 type Service struct {
-	cfg   Config
-	nc    *nats.Conn
-	log   *slog.Logger
-	ready chan struct{} // closed once the endpoints are subscribed on the server
+	cfg     Config
+	nc      *nats.Conn
+	log     *slog.Logger
+	ready   chan struct{} // closed once the endpoints are subscribed on the server
+	changes chan struct{} // poked (never blocking) when the store may have changed
 
 	mu         sync.Mutex // serialises every use of st, the files, and stopped
 	st         *store
@@ -101,11 +115,12 @@ func New(cfg Config, nc *nats.Conn, log *slog.Logger) (*Service, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	return &Service{
-		cfg:   cfg,
-		nc:    nc,
-		log:   log.With("component", subject.ServiceSessions),
-		ready: make(chan struct{}),
-		st:    newStore(cfg.Dir),
+		cfg:     cfg,
+		nc:      nc,
+		log:     log.With("component", subject.ServiceSessions),
+		ready:   make(chan struct{}),
+		changes: make(chan struct{}, 1),
+		st:      newStore(cfg.Dir),
 	}, nil
 }
 
@@ -116,7 +131,8 @@ func (s *Service) Ready() <-chan struct{} { return s.ready }
 // StorePath is the session store file, <Dir>/sessions.json.
 func (s *Service) StorePath() string { return s.st.path }
 
-// Run registers the endpoints and serves until ctx ends, then stops the micro service, makes
+// Run registers the endpoints and serves, publishing the store's summary when it changes,
+// until ctx ends; then it publishes a change still pending, stops the micro service, makes
 // requests still draining answer UNAVAILABLE without touching the files, and returns nil.
 // It returns an error only when the service cannot be set up. Run must not be called twice.
 func (s *Service) Run(ctx context.Context) error {
@@ -125,6 +141,7 @@ func (s *Service) Run(ctx context.Context) error {
 		Name:        subject.ServiceSessions,
 		Version:     Version,
 		Description: "session store and transcripts",
+		Metadata:    map[string]string{wire.MetaStorePath: s.st.path},
 	},
 		wire.Endpoint{Name: "summary", Subject: subject.SessionsSummary, Handler: h("summary", s.handleSummary)},
 		wire.Endpoint{Name: "resolve", Subject: subject.SessionsResolve, Handler: h("resolve", s.handleResolve)},
@@ -140,7 +157,7 @@ func (s *Service) Run(ctx context.Context) error {
 	}
 	close(s.ready)
 	s.log.Info("sessions service started", "path", s.st.path, "main_key", s.cfg.MainKey)
-	<-ctx.Done()
+	s.publishLoop(ctx)
 	s.stop(svc)
 	s.log.Info("sessions service stopped")
 	return nil
@@ -162,6 +179,7 @@ func (s *Service) loadLocked() error {
 	if s.stopped {
 		return errStopping
 	}
+	prev, had := s.st.stamp, s.st.loaded
 	if err := s.st.load(); err != nil {
 		if msg := err.Error(); msg != s.unreadable {
 			s.unreadable = msg
@@ -173,6 +191,9 @@ func (s *Service) loadLocked() error {
 	if s.unreadable != "" {
 		s.unreadable = ""
 		s.log.Info("session store readable again", "path", s.st.path)
+	}
+	if had && !prev.equal(s.st.stamp) {
+		s.changed() // someone else changed the file
 	}
 	return nil
 }
@@ -205,6 +226,7 @@ func (s *Service) mutate(key string, fn func(e *entry) (changed bool, err error)
 		s.log.Error("saving session store failed", "path", s.st.path, "err", err)
 		return nil, false, wire.Unavailable(false, "session store %s: %s", s.st.path, err.Error())
 	}
+	s.changed()
 	if created {
 		s.log.Info("session created", "session_key", key, "session_id", e.SessionID)
 	}

@@ -296,14 +296,15 @@ func TestNewConfig(t *testing.T) {
 		{"blank dir", Config{Dir: "  "}, nc, "Dir is required"},
 		{"nil conn", Config{Dir: "/x"}, nil, "nil bus connection"},
 		{"blank main key", Config{Dir: "/x", MainKey: " "}, nc, "MainKey"},
+		{"negative event interval", Config{Dir: "/x", EventInterval: -time.Second}, nc, "EventInterval"},
 		{"ok", Config{Dir: "/x"}, nc, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			svc, err := New(tt.cfg, tt.nc, slog.New(slog.DiscardHandler))
 			if tt.want == "" {
-				if err != nil || svc.cfg.MainKey != DefaultMainKey {
-					t.Fatalf("New = %v, main key %q", err, svc.cfg.MainKey)
+				if err != nil || svc.cfg.MainKey != DefaultMainKey || svc.cfg.EventInterval != DefaultEventInterval {
+					t.Fatalf("New = %v, main key %q, event interval %s", err, svc.cfg.MainKey, svc.cfg.EventInterval)
 				}
 				return
 			}
