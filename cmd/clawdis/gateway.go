@@ -106,7 +106,7 @@ type settings struct {
 func resolveSettings(df daemonFlags, getenv func(string) string, log *slog.Logger) (settings, error) {
 	home, _ := os.UserHomeDir()
 	paths := config.ResolvePaths(df.stateDir, df.configPath, getenv, home)
-	cfg, warnings, err := config.Load(paths.ConfigPath)
+	cfg, warnings, _, err := paths.Load()
 	if err != nil {
 		return settings{}, err
 	}
