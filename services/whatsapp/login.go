@@ -5,7 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/clawdis/clawdis/services/provider"
@@ -215,6 +218,25 @@ func spinnerLine(frame int, what string, left time.Duration) string {
 		left = 0
 	}
 	return fmt.Sprintf("%s %s… (%s left)\033[K", spinnerFrames[frame%len(spinnerFrames)], what, left.Round(time.Second))
+}
+
+// Linked returns the number linked in the store at storeDir, or "" when nothing is linked.
+// A store that does not exist yet counts as not linked and is not created (for `clawdis
+// doctor`, which may run beside a gateway: the store's busy timeout covers that).
+func Linked(ctx context.Context, storeDir string) (string, error) {
+	if _, err := os.Stat(filepath.Join(storeDir, storeFile)); errors.Is(err, fs.ErrNotExist) {
+		return "", nil
+	}
+	container, err := openStore(ctx, storeDir, nil)
+	if err != nil {
+		return "", fmt.Errorf("whatsapp: %w", err)
+	}
+	defer func() { _ = container.Close() }()
+	dev, err := linkedDevice(ctx, container)
+	if err != nil || dev == nil {
+		return "", err
+	}
+	return e164(dev.ID.ToNonAD()), nil
 }
 
 // LogoutResult says what Logout did.
