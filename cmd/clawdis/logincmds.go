@@ -61,14 +61,14 @@ func newLoginCmd(stdout io.Writer) *cobra.Command {
 				return err
 			}
 			defer func() { _ = lock.Release() }()
-			fmt.Fprintln(stdout, "Open WhatsApp on your phone → Settings → Linked devices → Link a device, and scan:")
-			res, err := whatsapp.Login(cmd.Context(), whatsapp.LoginOptions{
+			// Login prints each stage (connecting, waiting for the code, the QR codes,
+			// scanned, linked); what is left to say is the next step.
+			if _, err := whatsapp.Login(cmd.Context(), whatsapp.LoginOptions{
 				StoreDir: filepath.Join(state, "whatsapp"), Out: stdout, Timeout: timeout,
-			})
-			if err != nil {
+			}); err != nil {
 				return err
 			}
-			_, err = fmt.Fprintf(stdout, "Linked as %s. Start the gateway (clawdis gateway) to connect.\n", res.Number)
+			_, err = fmt.Fprintln(stdout, "Next: start the gateway (`clawdis gateway`); it connects with this link.")
 			return err
 		},
 	}
