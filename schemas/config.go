@@ -27,21 +27,14 @@ func LoadConfigSchema() (*ConfigSchema, error) {
 }
 
 func loadConfigSchema(fsys fs.FS) (*ConfigSchema, error) {
-	raw, err := fs.ReadFile(fsys, ConfigFile)
+	c := jsonschema.NewCompiler()
+	raw, doc, err := addResource(c, fsys, ConfigFile)
 	if err != nil {
-		return nil, fmt.Errorf("schemas: %s: %w", ConfigFile, err)
-	}
-	doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(raw))
-	if err != nil {
-		return nil, fmt.Errorf("schemas: %s: malformed JSON: %w", ConfigFile, err)
+		return nil, err
 	}
 	obj, ok := doc.(map[string]any)
 	if !ok {
 		return nil, fmt.Errorf("schemas: %s: not an object", ConfigFile)
-	}
-	c := jsonschema.NewCompiler()
-	if err := c.AddResource(BaseURL+ConfigFile, doc); err != nil {
-		return nil, fmt.Errorf("schemas: %s: %w", ConfigFile, err)
 	}
 	sch, err := c.Compile(BaseURL + ConfigFile)
 	if err != nil {
@@ -55,6 +48,24 @@ func (c *ConfigSchema) JSON() []byte { return bytes.Clone(c.raw) }
 
 // Document returns the decoded schema (numbers are json.Number). Callers must not modify it.
 func (c *ConfigSchema) Document() map[string]any { return c.doc }
+
+// TypesOf lists the JSON types a schema node allows in its "type" keyword (a name or a
+// list of names); none when it has no such keyword.
+func TypesOf(node map[string]any) []string {
+	switch t := node["type"].(type) {
+	case string:
+		return []string{t}
+	case []any:
+		var out []string
+		for _, x := range t {
+			if s, ok := x.(string); ok {
+				out = append(out, s)
+			}
+		}
+		return out
+	}
+	return nil
+}
 
 // Validate checks a decoded config file (objects map[string]any, arrays []any, numbers
 // json.Number). A failure is a *ValidationError naming the key path, like

@@ -204,39 +204,6 @@ func suggestMethod(method string, err error) error {
 	return err
 }
 
-func formatHealth(url string, h schemas.HealthSummary) string {
-	var b strings.Builder
-	state := "ok"
-	if !h.OK {
-		state = "NOT OK"
-	}
-	fmt.Fprintf(&b, "Gateway: %s (%s)\n", state, url)
-	web := "WhatsApp: " + h.Web.State
-	if h.Web.Linked && h.Web.AuthAgeMs != nil {
-		web += fmt.Sprintf(" (linked, auth %s ago)", humanMs(*h.Web.AuthAgeMs))
-	}
-	if h.Web.LastError != "" {
-		web += " — " + h.Web.LastError
-	}
-	fmt.Fprintln(&b, web)
-	tg := "Telegram: " + h.Telegram.State
-	if p := h.Telegram.Probe; p != nil && p.Bot != nil {
-		tg += " (@" + p.Bot.Username + ")"
-	}
-	fmt.Fprintln(&b, tg)
-	fmt.Fprintf(&b, "Sessions: %d (%s)\n", h.Sessions.Count, h.Sessions.Path)
-	var svcs []string
-	for _, s := range h.Services {
-		st := "ok"
-		if !s.OK {
-			st = "DOWN"
-		}
-		svcs = append(svcs, fmt.Sprintf("%s %s (%dms)", s.Name, st, s.LatencyMs))
-	}
-	fmt.Fprintf(&b, "Services: %s\n", strings.Join(svcs, ", "))
-	return b.String()
-}
-
 func formatStatus(st schemas.StatusSummary) string {
 	var b strings.Builder
 	for _, l := range st.ProviderSummary {

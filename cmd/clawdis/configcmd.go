@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"net/url"
 	"os"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -106,7 +107,7 @@ func redactConfig(cfg config.Config) (map[string]any, error) {
 func setAt(tree map[string]any, path string, f func(any) any) {
 	node := tree
 	for {
-		key, rest, nested := cut(path)
+		key, rest, nested := strings.Cut(path, ".")
 		if !nested {
 			if v, ok := node[key]; ok {
 				node[key] = f(v)
@@ -119,15 +120,6 @@ func setAt(tree map[string]any, path string, f func(any) any) {
 		}
 		node, path = next, rest
 	}
-}
-
-func cut(path string) (first, rest string, nested bool) {
-	for i := range len(path) {
-		if path[i] == '.' {
-			return path[:i], path[i+1:], true
-		}
-	}
-	return path, "", false
 }
 
 // redactURLs removes passwords from every string of tree that is a URL with one.

@@ -195,15 +195,7 @@ func gotType(tree any, node map[string]any, field string) string {
 	if node == nil {
 		return ""
 	}
-	var want []string
-	switch t := node["type"].(type) {
-	case string:
-		want = []string{t}
-	case []any:
-		for _, x := range t {
-			want = append(want, str(x))
-		}
-	}
+	want := schemas.TypesOf(node)
 	got := jsonType(tree)
 	if len(want) == 0 || slices.Contains(want, got) || (got == "integer" && slices.Contains(want, "number")) {
 		return ""

@@ -67,7 +67,7 @@ func Keys() []Key {
 	var out []Key
 	walkSchema(Schema().Document(), "", func(path string, node map[string]any) {
 		k := Key{Path: path, Description: str(node["description"])}
-		k.Type = typeText(node["type"])
+		k.Type = strings.Join(schemas.TypesOf(node), "|")
 		if d, ok := node["default"]; ok {
 			b, _ := json.Marshal(d)
 			k.Default = string(b)
@@ -164,20 +164,6 @@ func SecretPaths() []string {
 		}
 	}
 	return out
-}
-
-func typeText(t any) string {
-	switch t := t.(type) {
-	case string:
-		return t
-	case []any:
-		parts := make([]string, len(t))
-		for i, x := range t {
-			parts[i] = str(x)
-		}
-		return strings.Join(parts, "|")
-	}
-	return ""
 }
 
 func str(v any) string {
