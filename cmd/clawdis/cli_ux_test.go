@@ -48,9 +48,10 @@ func closedURL(t *testing.T) string {
 	return "ws://" + ln.Addr().String()
 }
 
-// TestUnknownCommandsBinary: an unknown command or flag exits 2 with one line naming it and
-// the closest known one, and never prints the help with status 0 (SPEC §2).
-func TestUnknownCommandsBinary(t *testing.T) {
+// TestUsageErrorsBinary: an unknown command or flag exits 2 with one line naming it and the
+// closest known one, and never prints the help with status 0 (SPEC §2); so does a flag that
+// must not be used there.
+func TestUsageErrorsBinary(t *testing.T) {
 	t.Parallel()
 	home := []string{"HOME=" + t.TempDir()}
 	for _, tt := range []struct {
@@ -68,6 +69,8 @@ func TestUnknownCommandsBinary(t *testing.T) {
 		{[]string{"service", "presnce"}, `did you mean "presence"?`},
 		{[]string{"help", "gatway"}, `unknown command "gatway" for "clawdis"; did you mean "gateway"?`},
 		{[]string{"version", "extra"}, `unknown command "extra" for "clawdis version"`},
+		{[]string{"completion", "bsh"}, `unknown command "bsh" for "clawdis completion"; did you mean "bash"?`},
+		{[]string{"gateway", "install", "--user", "--print", "--token", "x"}, "--token does not go in a service unit"},
 	} {
 		stdout, stderr, code := runCLI(t, home, tt.args...)
 		if code != 2 || stdout != "" || !strings.Contains(stderr, tt.want) {
@@ -285,5 +288,23 @@ func TestCompletion(t *testing.T) {
 	var b bytes.Buffer
 	if err := newRootCmd(&b, &b).GenBashCompletionV2(&b, true); err != nil || !strings.Contains(b.String(), "__complete") {
 		t.Errorf("bash completion: %v", err)
+	}
+}
+
+// TestStartLineNamesConfig: the start-up line says which config file was read (or that
+// none was), and a typo in it is a warning naming the key it was meant to be.
+func TestStartLineNamesConfig(t *testing.T) {
+	t.Setenv("HOME", t.TempDir())
+	d := startDaemon(t, t.TempDir(), "", nil)
+	if logs := d.logs.String(); !strings.Contains(logs, `"config":"no config file; defaults"`) {
+		t.Errorf("without a file: %s", logs)
+	}
+	d.stop()
+	state := t.TempDir()
+	d = startDaemon(t, state, `{agnet: {command: ["x"]}}`, nil)
+	logs := d.logs.String()
+	if !strings.Contains(logs, `"config":"`+state+`/clawdis.json"`) ||
+		!strings.Contains(logs, `unknown config key \"agnet\" (did you mean \"agent\"?)`) {
+		t.Errorf("with a file: %s", logs)
 	}
 }

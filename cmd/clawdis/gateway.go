@@ -108,12 +108,14 @@ type settings struct {
 	force   bool
 	noProv  bool
 	bus     busPlan
+	// config says which config file was read, for the start-up line.
+	config string
 }
 
 func resolveSettings(df daemonFlags, getenv func(string) string, log *slog.Logger) (settings, error) {
 	home, _ := os.UserHomeDir()
 	paths := config.ResolvePaths(df.stateDir, df.configPath, getenv, home)
-	cfg, warnings, _, err := paths.Load()
+	cfg, warnings, found, err := paths.Load()
 	if err != nil {
 		return settings{}, err
 	}
@@ -122,7 +124,11 @@ func resolveSettings(df daemonFlags, getenv func(string) string, log *slog.Logge
 	}
 	cfg.ApplyEnv(getenv)
 	s := settings{cfg: cfg, paths: paths, port: cfg.Gateway.Port, bind: cfg.Gateway.Bind, token: cfg.Gateway.Token,
-		webchat: cfg.WebChat.Enabled && !df.noWebchat, wcPort: cfg.WebChat.Port, verbose: df.verbose, force: df.force, noProv: df.noProviders}
+		webchat: cfg.WebChat.Enabled && !df.noWebchat, wcPort: cfg.WebChat.Port, verbose: df.verbose, force: df.force, noProv: df.noProviders,
+		config: paths.ConfigPath}
+	if !found {
+		s.config = "no config file; defaults"
+	}
 	if df.port != 0 {
 		s.port = df.port
 	}
@@ -264,7 +270,7 @@ func runGateway(ctx context.Context, df daemonFlags, log *slog.Logger) error {
 	if df.listening != nil {
 		df.listening(ln.Addr().String())
 	}
-	log.Info("gateway listening", "url", "ws://"+ln.Addr().String(), "state_dir", s.paths.StateDir,
+	log.Info("gateway listening", "url", "ws://"+ln.Addr().String(), "state_dir", s.paths.StateDir, "config", s.config,
 		"startup_ms", time.Since(start).Milliseconds(), "version", version)
 
 	var wcDone chan error // nil (never ready in the select below) without WebChat

@@ -113,6 +113,10 @@ func newInstallCmd(stdout io.Writer) *cobra.Command {
 			"reads them from its EnvironmentFile, a launchd plist from the config file.",
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if cmd.Flags().Changed("token") {
+				return usageError{errors.New("--token does not go in a service unit, where every user could read it: " +
+					"put CLAWDIS_GATEWAY_TOKEN in the unit's EnvironmentFile (systemd) or gateway.token in the config file (launchd)")}
+			}
 			u, err := f.spec()
 			if err != nil {
 				return err

@@ -72,6 +72,7 @@ func newRootCmd(stdout, stderr io.Writer) *cobra.Command {
 		newWebChatCmd(stdout), newServiceCmd(stdout), newBusCmd(stdout),
 		newShortcutCmd("status", stdout), newShortcutCmd("health", stdout),
 		newDoctorCmd(stdout), newConfigCmd(stdout), newDashboardCmd(stdout))
+	root.InitDefaultCompletionCmd() // now rather than at Execute, so that the next line covers it
 	makeGroupsRunnable(root)
 	return root
 }
