@@ -18,6 +18,7 @@ import (
 // redacted replaces the value of a secret in `clawdis config show`.
 const redacted = "<redacted>"
 
+// newConfigCmd is `clawdis config`, the group of path, show, validate and schema.
 func newConfigCmd(stdout io.Writer) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "config",
@@ -30,6 +31,7 @@ func newConfigCmd(stdout io.Writer) *cobra.Command {
 	return cmd
 }
 
+// newConfigPathCmd is `clawdis config path`.
 func newConfigPathCmd(stdout io.Writer) *cobra.Command {
 	var sf stateFlags
 	cmd := &cobra.Command{
@@ -49,6 +51,7 @@ func newConfigPathCmd(stdout io.Writer) *cobra.Command {
 	return cmd
 }
 
+// newConfigShowCmd is `clawdis config show`.
 func newConfigShowCmd(stdout io.Writer) *cobra.Command {
 	var sf stateFlags
 	cmd := &cobra.Command{
@@ -144,6 +147,7 @@ func redactURLs(v any) {
 	}
 }
 
+// redactURL removes the password of s when s is a URL with one.
 func redactURL(s string) string {
 	u, err := url.Parse(s)
 	if err != nil || u.User == nil {
@@ -163,6 +167,7 @@ type validation struct {
 	Warnings []string `json:"warnings"`
 }
 
+// newConfigValidateCmd is `clawdis config validate [FILE]`.
 func newConfigValidateCmd(stdout io.Writer) *cobra.Command {
 	var sf stateFlags
 	var asJSON bool
@@ -208,6 +213,7 @@ func newConfigValidateCmd(stdout io.Writer) *cobra.Command {
 	return cmd
 }
 
+// newConfigSchemaCmd is `clawdis config schema`.
 func newConfigSchemaCmd(stdout io.Writer) *cobra.Command {
 	return &cobra.Command{
 		Use:   "schema",

@@ -16,6 +16,7 @@ import (
 	"github.com/spf13/cobra"
 )
 
+// newDashboardCmd is `clawdis dashboard`.
 func newDashboardCmd(stdout io.Writer) *cobra.Command {
 	var sf stateFlags
 	var token string

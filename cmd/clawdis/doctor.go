@@ -30,10 +30,12 @@ type doctorReport struct {
 	Checks []checkResult `json:"checks"`
 }
 
+// pass is a check that passed, with its message.
 func pass(name, format string, args ...any) checkResult {
 	return checkResult{Name: name, OK: true, Message: fmt.Sprintf(format, args...)}
 }
 
+// fail is a check that failed, with its message and how to fix it.
 func fail(name, fix, format string, args ...any) checkResult {
 	return checkResult{Name: name, Message: fmt.Sprintf(format, args...), Fix: fix}
 }
@@ -58,6 +60,7 @@ type reportedError struct{ err error }
 func (e reportedError) Error() string { return e.err.Error() }
 func (e reportedError) Unwrap() error { return e.err }
 
+// newDoctorCmd is `clawdis doctor [--json]`.
 func newDoctorCmd(stdout io.Writer) *cobra.Command {
 	var sf stateFlags
 	var asJSON bool
@@ -93,6 +96,7 @@ func newDoctorCmd(stdout io.Writer) *cobra.Command {
 	return cmd
 }
 
+// countFailed is the number of failed checks in rep.
 func countFailed(rep doctorReport) int {
 	n := 0
 	for _, c := range rep.Checks {
@@ -103,6 +107,7 @@ func countFailed(rep doctorReport) int {
 	return n
 }
 
+// printReport writes rep as text: a ✓ or ✗ line per check, a fix line under each failure.
 func printReport(w io.Writer, rep doctorReport) {
 	for _, c := range rep.Checks {
 		mark := "✓"
@@ -172,6 +177,7 @@ func checkConfig(p config.Paths) (c checkResult, cfg config.Config, loaded bool)
 // minFreeBytes is the free space below which the state dir check fails.
 const minFreeBytes = 100 << 20
 
+// checkStateDir wants the state dir to exist, be private (0700), writable, with free space.
 func checkStateDir(dir string) checkResult {
 	const name = "state dir"
 	fi, err := os.Stat(dir)

@@ -57,6 +57,7 @@ func checkGateway(ctx context.Context, env doctorEnv, cfg config.Config) checkRe
 		"no gateway answers at %s, but the port is in use", wsURL)
 }
 
+// checkWhatsApp wants a linked WhatsApp, unless Telegram is configured instead.
 func checkWhatsApp(ctx context.Context, env doctorEnv, cfg config.Config) checkResult {
 	const name = "whatsapp"
 	ctx, cancel := context.WithTimeout(ctx, env.timeout)
@@ -128,6 +129,7 @@ func checkAgent(ctx context.Context, env doctorEnv, cfg config.Config) checkResu
 		"no agent backend is configured: messages arrive but are not answered")
 }
 
+// checkOpenAI asks the OpenAI-compatible endpoint for its models and looks for the model.
 func checkOpenAI(ctx context.Context, env doctorEnv, a config.Agent) checkResult {
 	const name = "agent"
 	base := strings.TrimRight(a.OpenAI.BaseURL, "/")
@@ -197,6 +199,7 @@ const (
 	minTokenDistinct = 8
 )
 
+// checkBindToken wants a strong token whenever the gateway listens beyond loopback.
 func checkBindToken(cfg config.Config) checkResult {
 	const name = "bind"
 	bind, token := cfg.Gateway.Bind, cfg.Gateway.Token
@@ -214,6 +217,7 @@ func checkBindToken(cfg config.Config) checkResult {
 	return pass(name, "gateway.bind is %s, protected by a strong token", bind)
 }
 
+// weakToken reports whether t is too short or too uniform for a non-loopback bind.
 func weakToken(t string) bool {
 	distinct := map[rune]bool{}
 	for _, r := range t {
@@ -226,6 +230,7 @@ func weakToken(t string) bool {
 // visible to every user in ps.
 var secretFlags = []string{"--token", "--bus-token", "--nats-token"}
 
+// checkUnits wants no secret flag on the command line of an installed service unit.
 func checkUnits(units []string) checkResult {
 	const name = "service units"
 	var checked []string

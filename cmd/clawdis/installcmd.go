@@ -24,6 +24,7 @@ type installFlags struct {
 	print    bool
 }
 
+// register adds the flags; install takes more than uninstall.
 func (f *installFlags) register(cmd *cobra.Command, install bool) {
 	cmd.Flags().BoolVar(&f.userUnit, "user", false, "a systemd user unit / launchd LaunchAgent of this user, instead of a system-wide one")
 	cmd.Flags().StringVar(&f.format, "format", defaultUnitFormat(), "systemd or launchd")
@@ -36,6 +37,7 @@ func (f *installFlags) register(cmd *cobra.Command, install bool) {
 	cmd.Flags().BoolVar(&f.print, "print", false, "print the unit instead of installing it")
 }
 
+// defaultUnitFormat is launchd on macOS, systemd elsewhere.
 func defaultUnitFormat() string {
 	if runtime.GOOS == "darwin" {
 		return formatLaunchd
@@ -103,6 +105,7 @@ func runAsAccount(name string) (account, group, home string, err error) {
 	return u.Username, group, u.HomeDir, nil
 }
 
+// newInstallCmd is `clawdis gateway install`.
 func newInstallCmd(stdout io.Writer) *cobra.Command {
 	var f installFlags
 	cmd := &cobra.Command{
@@ -147,6 +150,7 @@ func newInstallCmd(stdout io.Writer) *cobra.Command {
 	return cmd
 }
 
+// newUninstallCmd is `clawdis gateway uninstall`.
 func newUninstallCmd(stdout io.Writer) *cobra.Command {
 	var f installFlags
 	cmd := &cobra.Command{
@@ -201,6 +205,7 @@ func enabledSystemd(path string, userUnit bool) bool {
 	return err == nil
 }
 
+// enableCommand is the command that enables and starts the unit written at path.
 func enableCommand(u unitSpec, path string) string {
 	switch {
 	case u.format == formatLaunchd && u.userUnit:
@@ -214,6 +219,7 @@ func enableCommand(u unitSpec, path string) string {
 	return "systemctl daemon-reload && systemctl enable --now clawdis-gateway"
 }
 
+// installError says what to do when the unit file cannot be written or removed.
 func installError(path string, err error) error {
 	if errors.Is(err, fs.ErrPermission) {
 		return fmt.Errorf("cannot write %s: permission denied; run it with sudo, or use --user for a unit of your own", path)
@@ -221,6 +227,7 @@ func installError(path string, err error) error {
 	return fmt.Errorf("install %s: %w", path, err)
 }
 
+// currentUserName is the name of the user running clawdis, or "".
 func currentUserName() string {
 	u, err := user.Current()
 	if err != nil {

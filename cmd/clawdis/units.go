@@ -45,6 +45,7 @@ func (u unitSpec) render() string {
 	return u.renderSystemd()
 }
 
+// renderSystemd writes a systemd unit: sandboxed for a system unit, plain for a user unit.
 func (u unitSpec) renderSystemd() string {
 	var b strings.Builder
 	ctl := "systemctl"
@@ -101,6 +102,7 @@ func systemdCommandLine(args []string) string {
 	return strings.Join(out, " ")
 }
 
+// renderLaunchd writes a launchd plist: a LaunchAgent, or a LaunchDaemon with UserName.
 func (u unitSpec) renderLaunchd() string {
 	var b strings.Builder
 	kind, where := "LaunchAgent", "gui/$(id -u)"
@@ -132,6 +134,7 @@ func (u unitSpec) renderLaunchd() string {
 	return b.String()
 }
 
+// xmlText escapes s for XML character data.
 func xmlText(s string) string {
 	var b strings.Builder
 	_ = xml.EscapeText(&b, []byte(s))

@@ -27,6 +27,7 @@ func noArgs(cmd *cobra.Command, args []string) error {
 	return unknownCommand(cmd, args[0])
 }
 
+// unknownCommand is the usage error for name, which is not a subcommand of cmd.
 func unknownCommand(cmd *cobra.Command, name string) error {
 	msg := fmt.Sprintf("unknown command %q for %q", name, cmd.CommandPath())
 	if s := suggest.Closest(name, subcommandNames(cmd)); s != "" {
@@ -126,6 +127,7 @@ type failureError struct {
 	Message string `json:"message"`
 }
 
+// writeFailureJSON prints err as the --json failure object.
 func writeFailureJSON(w io.Writer, err error) {
 	b, _ := json.Marshal(failure{Error: failureError{Code: errorCode(err), Message: err.Error()}})
 	fmt.Fprintln(w, string(b))
