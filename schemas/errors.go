@@ -253,17 +253,7 @@ func path(v any, loc []string) string {
 // integer >= 0 or null". want is the fallback list of types when the schema is not found.
 func (s *Set) describe(url string, want []string) string {
 	sch, _ := s.lookup(url).(map[string]any)
-	var types []string
-	switch t := sch["type"].(type) {
-	case string:
-		types = []string{t}
-	case []any:
-		for _, x := range t {
-			if str, ok := x.(string); ok {
-				types = append(types, str)
-			}
-		}
-	}
+	types := TypesOf(sch)
 	if len(types) == 0 {
 		types = want
 	}

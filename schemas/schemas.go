@@ -80,16 +80,9 @@ func load(fsys fs.FS) (*Set, error) {
 	c := jsonschema.NewCompiler()
 	docs := make(map[string]any, len(sourceFiles))
 	for _, name := range sourceFiles {
-		b, err := fs.ReadFile(fsys, name)
+		_, doc, err := addResource(c, fsys, name)
 		if err != nil {
-			return nil, fmt.Errorf("schemas: %s: %w", name, err)
-		}
-		doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(b))
-		if err != nil {
-			return nil, fmt.Errorf("schemas: %s: malformed JSON: %w", name, err)
-		}
-		if err := c.AddResource(BaseURL+name, doc); err != nil {
-			return nil, fmt.Errorf("schemas: %s: %w", name, err)
+			return nil, err
 		}
 		docs[BaseURL+name] = doc
 	}
@@ -138,6 +131,23 @@ func load(fsys fs.FS) (*Set, error) {
 		return nil, err
 	}
 	return s, nil
+}
+
+// addResource reads the schema file name from fsys and adds it to c under BaseURL+name,
+// returning its bytes and decoded document. Errors name the file.
+func addResource(c *jsonschema.Compiler, fsys fs.FS, name string) ([]byte, any, error) {
+	b, err := fs.ReadFile(fsys, name)
+	if err != nil {
+		return nil, nil, fmt.Errorf("schemas: %s: %w", name, err)
+	}
+	doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(b))
+	if err != nil {
+		return nil, nil, fmt.Errorf("schemas: %s: malformed JSON: %w", name, err)
+	}
+	if err := c.AddResource(BaseURL+name, doc); err != nil {
+		return nil, nil, fmt.Errorf("schemas: %s: %w", name, err)
+	}
+	return b, doc, nil
 }
 
 // Decode parses one JSON value for validation: objects become map[string]any, arrays []any

@@ -14,6 +14,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/clawdis/clawdis/cmd/clawdis/internal/config"
 	"github.com/clawdis/clawdis/edge/client"
 	"github.com/clawdis/clawdis/schemas"
 )
@@ -29,13 +30,17 @@ func randomKey() string {
 func dialGateway(ctx context.Context, cf *clientFlags, onEvent func(schemas.Event)) (*client.Client, error) {
 	dctx, cancel := context.WithTimeout(ctx, cf.timeout)
 	defer cancel()
-	return client.Dial(dctx, client.Options{
+	c, err := client.Dial(dctx, client.Options{
 		URL:         cf.url,
 		Token:       clientToken(cf.token),
 		Client:      schemas.ClientInfo{Name: "clawdis-cli", Version: version, Platform: runtime.GOOS, Mode: "cli"},
 		DialTimeout: cf.timeout,
 		OnEvent:     onEvent,
 	})
+	if err != nil {
+		return nil, explainDialError(err)
+	}
+	return c, nil
 }
 
 // methodError turns a request error into the CLI's one line.
@@ -58,8 +63,13 @@ func newSendCmd(cf *clientFlags, stdout io.Writer) *cobra.Command {
 		Short: "Send a message through WhatsApp or Telegram",
 		Args:  noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if p.To == "" || p.Message == "" {
-				return usageError{errors.New("send needs --to and --message")}
+			if p.To == "" || (p.Message == "" && p.MediaURL == "") {
+				return usageError{errors.New("send needs --to, and --message or --media-url")}
+			}
+			if p.Message == "" {
+				// The protocol requires a non-empty message; a blank one is sent as media
+				// without a caption.
+				p.Message = " "
 			}
 			if p.IdempotencyKey == "" {
 				p.IdempotencyKey = randomKey()
@@ -88,6 +98,7 @@ func newSendCmd(cf *clientFlags, stdout io.Writer) *cobra.Command {
 	f.StringVar(&p.Message, "message", "", "message text (the caption when --media-url is set)")
 	f.StringVar(&p.MediaURL, "media-url", "", "http(s) URL or local path of an image, video, audio or document")
 	f.StringVar(&p.Provider, "provider", "", "whatsapp (default) or telegram")
+	_ = cmd.RegisterFlagCompletionFunc("provider", cobra.FixedCompletions([]string{"whatsapp", "telegram"}, cobra.ShellCompDirectiveNoFileComp))
 	f.StringVar(&p.IdempotencyKey, "idempotency-key", "", "key that makes a repeat harmless (random when empty)")
 	f.BoolVar(&asJSON, "json", false, "print the payload as JSON")
 	return cmd
@@ -120,8 +131,10 @@ func newAgentCmd(cf *clientFlags, stdout io.Writer) *cobra.Command {
 	f.StringVar(&p.SessionKey, "session-key", "", "conversation key (default the main session)")
 	f.StringVar(&p.SessionID, "session-id", "", "use this session id")
 	f.StringVar(&p.Thinking, "thinking", "", "off|minimal|low|medium|high (or an alias)")
+	_ = cmd.RegisterFlagCompletionFunc("thinking", cobra.FixedCompletions(config.ThinkingLevels, cobra.ShellCompDirectiveNoFileComp))
 	f.BoolVar(&p.Deliver, "deliver", false, "send the reply through the channel's provider")
 	f.StringVar(&p.Channel, "channel", "", "last (default), whatsapp, telegram or webchat")
+	_ = cmd.RegisterFlagCompletionFunc("channel", cobra.FixedCompletions([]string{"last", "whatsapp", "telegram", "webchat"}, cobra.ShellCompDirectiveNoFileComp))
 	f.Int64Var(&timeoutSeconds, "timeout-seconds", 0, "the run's deadline (default agent.timeoutSeconds)")
 	f.StringVar(&p.IdempotencyKey, "idempotency-key", "", "run id; a repeat gets the same result (random when empty)")
 	f.BoolVar(&noWait, "no-wait", false, "print the acknowledgement and exit without waiting")

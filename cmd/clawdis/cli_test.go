@@ -26,8 +26,8 @@ func TestExitCodes(t *testing.T) {
 		wantErr string
 	}{
 		{"version", []string{"version"}, 0, ""},
-		{"unknown flag", []string{"gateway", "--nope"}, 2, "unknown flag: --nope"},
-		{"unknown command", []string{"gateway", "frobnicate"}, 2, `unknown command or argument "frobnicate"`},
+		{"unknown flag", []string{"gateway", "--nope"}, 2, `unknown flag "--nope" for "clawdis gateway"`},
+		{"unknown command", []string{"gateway", "frobnicate"}, 2, `unknown command "frobnicate" for "clawdis gateway"`},
 		{"call needs a method", []string{"gateway", "call"}, 2, "exactly one METHOD"},
 		{"unreachable", []string{"gateway", "health", "--url", closedURL}, 1, "gateway not reachable at " + closedURL},
 		{"bad params", []string{"gateway", "call", "health", "--params", "{x", "--url", closedURL}, 1, "--params is not valid JSON"},

@@ -11,11 +11,40 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
+	"github.com/clawdis/clawdis/bus/wire"
 	"github.com/clawdis/clawdis/cmd/clawdis/internal/config"
+	"github.com/clawdis/clawdis/cmd/clawdis/internal/suggest"
+	"github.com/clawdis/clawdis/edge/client"
 	"github.com/clawdis/clawdis/schemas"
 	"github.com/clawdis/clawdis/services/health"
 )
+
+// register adds the client flags (--url, --token, --timeout) to fs.
+func (cf *clientFlags) register(fs *pflag.FlagSet) {
+	fs.StringVar(&cf.url, "url", "ws://127.0.0.1:18789", "gateway WebSocket URL (client commands)")
+	fs.StringVar(&cf.token, "token", "", "gateway token (default $CLAWDIS_GATEWAY_TOKEN, then gateway.token)")
+	fs.DurationVar(&cf.timeout, "timeout", 10*time.Second, "connection and call timeout (client commands)")
+}
+
+// newShortcutCmd is `clawdis status` or `clawdis health`: the same command as `clawdis
+// gateway status|health`, with the same flags and output.
+func newShortcutCmd(name string, stdout io.Writer) *cobra.Command {
+	var cf clientFlags
+	var cmd *cobra.Command
+	switch name {
+	case "status":
+		cmd = newStatusCmd(&cf, stdout)
+	case "health":
+		cmd = newHealthCmd(&cf, stdout)
+	default:
+		panic("no shortcut " + name)
+	}
+	cmd.Short += " (same as `clawdis gateway " + name + "`)"
+	cf.register(cmd.Flags())
+	return cmd
+}
 
 // clientToken is --token, else $CLAWDIS_GATEWAY_TOKEN, else the config file's gateway.token.
 func clientToken(flag string) string {
@@ -130,7 +159,7 @@ func newCallCmd(cf *clientFlags, stdout io.Writer) *cobra.Command {
 			var p any
 			if params != "" {
 				if !json.Valid([]byte(params)) {
-					return fmt.Errorf("--params is not valid JSON: %s", params)
+					return errors.New("--params is not valid JSON")
 				}
 				p = json.RawMessage(params)
 			}
@@ -148,46 +177,31 @@ func newCallCmd(cf *clientFlags, stdout io.Writer) *cobra.Command {
 			}
 			raw, err := callGateway(cmd.Context(), cf, args[0], p)
 			if err != nil {
-				return err
+				return suggestMethod(args[0], err)
 			}
 			return printJSON(stdout, raw)
+		},
+		ValidArgsFunction: func(_ *cobra.Command, args []string, _ string) ([]string, cobra.ShellCompDirective) {
+			if len(args) > 0 {
+				return nil, cobra.ShellCompDirectiveNoFileComp
+			}
+			return schemas.Methods(), cobra.ShellCompDirectiveNoFileComp
 		},
 	}
 	cmd.Flags().StringVar(&params, "params", "", "method params as a JSON object")
 	return cmd
 }
 
-func formatHealth(url string, h schemas.HealthSummary) string {
-	var b strings.Builder
-	state := "ok"
-	if !h.OK {
-		state = "NOT OK"
+// suggestMethod adds the closest known method to a gateway's refusal of an unknown one.
+func suggestMethod(method string, err error) error {
+	var re *client.ResponseError
+	if !errors.As(err, &re) || re.Shape.Code != wire.CodeInvalidRequest || !strings.Contains(re.Shape.Message, "unknown method") {
+		return err
 	}
-	fmt.Fprintf(&b, "Gateway: %s (%s)\n", state, url)
-	web := "WhatsApp: " + h.Web.State
-	if h.Web.Linked && h.Web.AuthAgeMs != nil {
-		web += fmt.Sprintf(" (linked, auth %s ago)", humanMs(*h.Web.AuthAgeMs))
+	if s := suggest.Closest(method, schemas.Methods()); s != "" && s != method {
+		return fmt.Errorf("%w; did you mean %q?", err, s)
 	}
-	if h.Web.LastError != "" {
-		web += " — " + h.Web.LastError
-	}
-	fmt.Fprintln(&b, web)
-	tg := "Telegram: " + h.Telegram.State
-	if p := h.Telegram.Probe; p != nil && p.Bot != nil {
-		tg += " (@" + p.Bot.Username + ")"
-	}
-	fmt.Fprintln(&b, tg)
-	fmt.Fprintf(&b, "Sessions: %d (%s)\n", h.Sessions.Count, h.Sessions.Path)
-	var svcs []string
-	for _, s := range h.Services {
-		st := "ok"
-		if !s.OK {
-			st = "DOWN"
-		}
-		svcs = append(svcs, fmt.Sprintf("%s %s (%dms)", s.Name, st, s.LatencyMs))
-	}
-	fmt.Fprintf(&b, "Services: %s\n", strings.Join(svcs, ", "))
-	return b.String()
+	return err
 }
 
 func formatStatus(st schemas.StatusSummary) string {

@@ -2,8 +2,9 @@ package main
 
 import (
 	"bufio"
-	"encoding/xml"
 	"os"
+	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -30,22 +31,26 @@ func parseDaemonArgs(t *testing.T, args []string) {
 	}
 }
 
-func TestSystemdUnitFlagsParse(t *testing.T) {
-	f, err := os.Open("../../deploy/systemd/clawdis-gateway.service")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
+// systemdKeys reads the Key=Value lines of a systemd unit (a later line wins).
+func systemdKeys(unit string) map[string]string {
 	keys := map[string]string{}
-	sc := bufio.NewScanner(f)
+	sc := bufio.NewScanner(strings.NewReader(unit))
 	for sc.Scan() {
 		k, v, ok := strings.Cut(sc.Text(), "=")
 		if ok && !strings.HasPrefix(k, "#") {
 			keys[k] = v
 		}
 	}
+	return keys
+}
+
+// checkSystemdUnit parses a unit's command line with the real CLI and checks what the
+// gateway needs from its supervisor; the token must not be on the command line.
+func checkSystemdUnit(t *testing.T, unit string) map[string]string {
+	t.Helper()
+	keys := systemdKeys(unit)
 	exec := strings.Fields(keys["ExecStart"])
-	if len(exec) < 2 || !strings.HasSuffix(exec[0], "/clawdis") {
+	if len(exec) < 2 || !filepath.IsAbs(exec[0]) {
 		t.Fatalf("ExecStart = %q", keys["ExecStart"])
 	}
 	parseDaemonArgs(t, exec[1:])
@@ -57,6 +62,29 @@ func TestSystemdUnitFlagsParse(t *testing.T) {
 	if strings.Contains(keys["ExecStart"], "--token") || keys["EnvironmentFile"] == "" {
 		t.Error("the token must come from the EnvironmentFile, not the command line")
 	}
+	return keys
+}
+
+// checkPlist parses a plist's ProgramArguments with the real CLI.
+func checkPlist(t *testing.T, plist string) []string {
+	t.Helper()
+	args := plistProgramArguments([]byte(plist))
+	if len(args) < 2 || !filepath.IsAbs(args[0]) {
+		t.Fatalf("ProgramArguments = %v", args)
+	}
+	parseDaemonArgs(t, args[1:])
+	if slices.Contains(args, "--token") {
+		t.Error("the token must not be on the command line")
+	}
+	return args
+}
+
+func TestSystemdUnitFlagsParse(t *testing.T) {
+	b, err := os.ReadFile("../../deploy/systemd/clawdis-gateway.service")
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkSystemdUnit(t, string(b))
 }
 
 func TestLaunchdPlistFlagsParse(t *testing.T) {
@@ -64,39 +92,31 @@ func TestLaunchdPlistFlagsParse(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// ProgramArguments is the <array> of <string>s after its <key>.
-	dec := xml.NewDecoder(strings.NewReader(string(b)))
-	var args []string
-	inArgs, afterKey := false, false
-	for {
-		tok, err := dec.Token()
+	checkPlist(t, string(b))
+}
+
+// TestDeployFilesAreGenerated: the files in deploy/ are what `clawdis gateway install`
+// writes for the paths they use, so there is one template, not two copies that drift.
+func TestDeployFilesAreGenerated(t *testing.T) {
+	for path, spec := range map[string]unitSpec{
+		"../../deploy/systemd/clawdis-gateway.service": {format: formatSystemd, binary: "/usr/local/bin/clawdis",
+			stateDir: "/var/lib/clawdis", runAs: "clawdis", group: "clawdis", envFile: "/etc/clawdis/gateway.env"},
+		"../../deploy/launchd/com.clawdis.gateway.plist": {format: formatLaunchd, userUnit: true,
+			binary: "/usr/local/bin/clawdis", stateDir: "/Users/USER/.clawdis"},
+	} {
+		b, err := os.ReadFile(path)
 		if err != nil {
-			break
+			t.Fatal(err)
 		}
-		switch el := tok.(type) {
-		case xml.StartElement:
-			if el.Name.Local == "array" && afterKey {
-				inArgs = true
+		got := spec.render()
+		if os.Getenv("CLAWDIS_UPDATE_DEPLOY") == "1" {
+			if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
+				t.Fatal(err)
 			}
-			if el.Name.Local == "string" && inArgs {
-				var s string
-				if err := dec.DecodeElement(&s, &el); err == nil {
-					args = append(args, s)
-				}
-			}
-			if el.Name.Local == "key" {
-				var k string
-				_ = dec.DecodeElement(&k, &el)
-				afterKey = k == "ProgramArguments"
-			}
-		case xml.EndElement:
-			if el.Name.Local == "array" {
-				inArgs, afterKey = false, false
-			}
+			continue
+		}
+		if got != string(b) {
+			t.Errorf("%s is not what `clawdis gateway install` generates; CLAWDIS_UPDATE_DEPLOY=1 go test -run TestDeployFilesAreGenerated ./cmd/clawdis rewrites it", path)
 		}
 	}
-	if len(args) < 2 {
-		t.Fatalf("ProgramArguments = %v", args)
-	}
-	parseDaemonArgs(t, args[1:])
 }

@@ -29,6 +29,7 @@ type daemonFlags struct {
 	port, webchatPort       int
 	bind, token, configPath string
 	stateDir, logFormat     string
+	logLevel                string
 	force, verbose          bool
 	noWebchat, noProviders  bool
 	bus                     busFlags
@@ -65,22 +66,28 @@ func newGatewayCmd(stdout, stderr io.Writer) *cobra.Command {
 	f.StringVar(&df.stateDir, "state-dir", "", "state directory (default $CLAWDIS_STATE_DIR, else ~/.clawdis)")
 	f.BoolVar(&df.noProviders, "no-providers", false, "do not start the WhatsApp and Telegram providers")
 	f.StringVar(&df.logFormat, "log-format", "auto", "log format: auto (text on a terminal, else JSON), text or json")
+	f.StringVar(&df.logLevel, "log-level", "", "least severe level logged: debug, info, warn or error (default $CLAWDIS_LOG_LEVEL, then logging.level, else info)")
 	df.bus.register(f)
+	registerDaemonCompletions(cmd)
 
-	pf := cmd.PersistentFlags()
-	pf.StringVar(&cf.url, "url", "ws://127.0.0.1:18789", "gateway WebSocket URL (client commands)")
-	pf.StringVar(&cf.token, "token", "", "gateway token (default $CLAWDIS_GATEWAY_TOKEN, then gateway.token)")
-	pf.DurationVar(&cf.timeout, "timeout", 10*time.Second, "connection and call timeout (client commands)")
+	cf.register(cmd.PersistentFlags())
 
 	cmd.AddCommand(newHealthCmd(&cf, stdout), newStatusCmd(&cf, stdout), newCallCmd(&cf, stdout),
-		newSendCmd(&cf, stdout), newAgentCmd(&cf, stdout))
+		newSendCmd(&cf, stdout), newAgentCmd(&cf, stdout), newInstallCmd(stdout), newUninstallCmd(stdout))
 	return cmd
 }
 
 // runDaemonCmd runs the daemon under runWithSignals: the first SIGINT/SIGTERM starts a
 // graceful shutdown, a second one exits at once with status 1.
 func runDaemonCmd(cmd *cobra.Command, df daemonFlags, stdout io.Writer) error {
-	log, err := newLogger(stdout, df.logFormat, df.verbose)
+	if problem := config.BindError(df.bind); df.bind != "" && problem != "" {
+		return usageError{errors.New("--bind " + problem)}
+	}
+	level, err := daemonLogLevel(df, os.Getenv)
+	if err != nil {
+		return err
+	}
+	log, err := newLoggerLevel(stdout, df.logFormat, level)
 	if err != nil {
 		return err
 	}
@@ -102,12 +109,14 @@ type settings struct {
 	force   bool
 	noProv  bool
 	bus     busPlan
+	// config says which config file was read, for the start-up line.
+	config string
 }
 
 func resolveSettings(df daemonFlags, getenv func(string) string, log *slog.Logger) (settings, error) {
 	home, _ := os.UserHomeDir()
 	paths := config.ResolvePaths(df.stateDir, df.configPath, getenv, home)
-	cfg, warnings, err := config.Load(paths.ConfigPath)
+	cfg, warnings, found, err := paths.Load()
 	if err != nil {
 		return settings{}, err
 	}
@@ -116,7 +125,11 @@ func resolveSettings(df daemonFlags, getenv func(string) string, log *slog.Logge
 	}
 	cfg.ApplyEnv(getenv)
 	s := settings{cfg: cfg, paths: paths, port: cfg.Gateway.Port, bind: cfg.Gateway.Bind, token: cfg.Gateway.Token,
-		webchat: cfg.WebChat.Enabled && !df.noWebchat, wcPort: cfg.WebChat.Port, verbose: df.verbose, force: df.force, noProv: df.noProviders}
+		webchat: cfg.WebChat.Enabled && !df.noWebchat, wcPort: cfg.WebChat.Port, verbose: df.verbose, force: df.force, noProv: df.noProviders,
+		config: paths.ConfigPath}
+	if !found {
+		s.config = "no config file; defaults"
+	}
 	if df.port != 0 {
 		s.port = df.port
 	}
@@ -252,7 +265,7 @@ func runGateway(ctx context.Context, df daemonFlags, log *slog.Logger) error {
 	if df.listening != nil {
 		df.listening(ln.Addr().String())
 	}
-	log.Info("gateway listening", "url", "ws://"+ln.Addr().String(), "state_dir", s.paths.StateDir,
+	log.Info("gateway listening", "url", "ws://"+ln.Addr().String(), "state_dir", s.paths.StateDir, "config", s.config,
 		"startup_ms", time.Since(start).Milliseconds(), "version", version)
 
 	stopWebChat := func() {}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/clawdis/clawdis/cmd/clawdis/internal/config"
 	"github.com/clawdis/clawdis/edge"
+	"github.com/clawdis/clawdis/services/provider"
 	"github.com/clawdis/clawdis/services/whatsapp"
 )
 
@@ -23,14 +24,19 @@ type stateFlags struct {
 
 func (sf *stateFlags) register(cmd *cobra.Command) {
 	cmd.Flags().StringVar(&sf.stateDir, "state-dir", "", "state directory (default $CLAWDIS_STATE_DIR or ~/.clawdis)")
-	cmd.Flags().StringVar(&sf.configPath, "config", "", "config file (default <state dir>/clawdis.json)")
+	cmd.Flags().StringVar(&sf.configPath, "config", "", "config file (default $CLAWDIS_CONFIG_PATH, else <state dir>/clawdis.json)")
+}
+
+// paths resolves the state dir and config file from the flags and the environment.
+func (sf *stateFlags) paths() config.Paths {
+	home, _ := os.UserHomeDir()
+	return config.ResolvePaths(sf.stateDir, sf.configPath, os.Getenv, home)
 }
 
 // lockState resolves and creates the state dir and takes the gateway lock, so that login
 // and logout never touch the WhatsApp store while a gateway uses it.
 func (sf *stateFlags) lockState() (string, *edge.Lock, error) {
-	home, _ := os.UserHomeDir()
-	paths := config.ResolvePaths(sf.stateDir, sf.configPath, os.Getenv, home)
+	paths := sf.paths()
 	if err := config.EnsureStateDir(paths.StateDir); err != nil {
 		return "", nil, err
 	}
@@ -55,14 +61,14 @@ func newLoginCmd(stdout io.Writer) *cobra.Command {
 				return err
 			}
 			defer func() { _ = lock.Release() }()
-			fmt.Fprintln(stdout, "Open WhatsApp on your phone → Settings → Linked devices → Link a device, and scan:")
-			res, err := whatsapp.Login(cmd.Context(), whatsapp.LoginOptions{
+			// Login prints each stage (connecting, waiting for the code, the QR codes,
+			// scanned, linked); what is left to say is the next step.
+			if _, err := whatsapp.Login(cmd.Context(), whatsapp.LoginOptions{
 				StoreDir: filepath.Join(state, "whatsapp"), Out: stdout, Timeout: timeout,
-			})
-			if err != nil {
+			}); err != nil {
 				return err
 			}
-			_, err = fmt.Fprintf(stdout, "Linked as %s. Start the gateway (clawdis gateway) to connect.\n", res.Number)
+			_, err = fmt.Fprintln(stdout, "Next: start the gateway (`clawdis gateway`); it connects with this link.")
 			return err
 		},
 	}
@@ -87,6 +93,10 @@ func newLogoutCmd(stdout io.Writer) *cobra.Command {
 			ctx, cancel := context.WithTimeout(cmd.Context(), timeout)
 			defer cancel()
 			res, err := whatsapp.Logout(ctx, filepath.Join(state, "whatsapp"))
+			if errors.Is(err, provider.ErrNotLinked) {
+				_, err = fmt.Fprintln(stdout, "WhatsApp is not linked; nothing to log out.")
+				return err
+			}
 			if err != nil {
 				return err
 			}

@@ -15,6 +15,7 @@ import (
 
 	"github.com/clawdis/clawdis/bus"
 	"github.com/clawdis/clawdis/cmd/clawdis/internal/config"
+	"github.com/clawdis/clawdis/cmd/clawdis/internal/suggest"
 )
 
 // serviceFlags are the flags of `clawdis service NAME`.
@@ -43,9 +44,19 @@ func newServiceCmd(stdout io.Writer) *cobra.Command {
 				return usageError{fmt.Errorf("%s takes exactly one service NAME", cmd.CommandPath())}
 			}
 			if args[0] != "webchat" && !slices.Contains(knownServices, args[0]) {
-				return usageError{fmt.Errorf("unknown service %q (known: %s, webchat)", args[0], strings.Join(knownServices, ", "))}
+				msg := fmt.Sprintf("unknown service %q (known: %s, webchat)", args[0], strings.Join(knownServices, ", "))
+				if s := suggest.Closest(args[0], append(slices.Clone(knownServices), "webchat")); s != "" {
+					msg += fmt.Sprintf("; did you mean %q?", s)
+				}
+				return usageError{errors.New(msg)}
 			}
 			return nil
+		},
+		ValidArgsFunction: func(_ *cobra.Command, args []string, _ string) ([]string, cobra.ShellCompDirective) {
+			if len(args) > 0 {
+				return nil, cobra.ShellCompDirectiveNoFileComp
+			}
+			return append(slices.Clone(knownServices), "webchat"), cobra.ShellCompDirectiveNoFileComp
 		},
 		RunE: func(cmd *cobra.Command, args []string) error {
 			name := args[0]

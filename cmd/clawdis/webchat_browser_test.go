@@ -348,8 +348,8 @@ func TestWebChatCmd(t *testing.T) {
 		usage   bool
 	}{
 		{args: []string{"--port", "70000"}, wantErr: "--port 70000 out of range", usage: true},
-		{args: []string{"extra"}, wantErr: "unknown command or argument", usage: true},
-		{args: []string{"--log-format", "xml"}, wantErr: "invalid --log-format", usage: true},
+		{args: []string{"extra"}, wantErr: `unknown command "extra"`, usage: true},
+		{args: []string{"--log-format", "xml"}, wantErr: "--log-format must be auto, text or json", usage: true},
 	} {
 		cmd := newWebChatCmd(&bytes.Buffer{})
 		cmd.SetArgs(tt.args)

@@ -5,12 +5,18 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"syscall"
 	"time"
 
 	"github.com/clawdis/clawdis/services/provider"
 	"github.com/mdp/qrterminal/v3"
 	"go.mau.fi/whatsmeow"
+	"go.mau.fi/whatsmeow/socket"
 	"go.mau.fi/whatsmeow/store"
 	"go.mau.fi/whatsmeow/types/events"
 )
@@ -21,18 +27,29 @@ var (
 	ErrAlreadyLinked = errors.New("whatsapp is already linked")
 	// ErrLoginTimeout: no QR code was scanned in time.
 	ErrLoginTimeout = errors.New("no QR code scanned")
+	// ErrUnreachable: WhatsApp could not be reached, or sent no login code, within
+	// DefaultReachTimeout.
+	ErrUnreachable = errors.New("cannot reach WhatsApp")
 )
 
 // DefaultLoginTimeout bounds a login when LoginOptions.Timeout is zero. WhatsApp offers six
 // QR codes over about 160 s before it closes the connection.
 const DefaultLoginTimeout = 3 * time.Minute
 
+// DefaultReachTimeout bounds the time from the start of a login to WhatsApp's first QR code
+// (connecting, and WhatsApp sending the code), so that an unreachable WhatsApp is reported
+// quickly instead of after the whole login timeout.
+const DefaultReachTimeout = 15 * time.Second
+
 // LoginOptions configures Login.
 type LoginOptions struct {
 	StoreDir string        // <state>/whatsapp; required
 	Out      io.Writer     // where QR codes and progress go; nil discards
 	Timeout  time.Duration // default DefaultLoginTimeout
-	Log      *slog.Logger  // nil discards
+	// ReachTimeout bounds connecting and the wait for the first code; default
+	// DefaultReachTimeout.
+	ReachTimeout time.Duration
+	Log          *slog.Logger // nil discards
 }
 
 // LoginResult is the linked account.
@@ -40,18 +57,23 @@ type LoginResult struct {
 	Number string // E.164
 }
 
-// Login links this machine as a WhatsApp device: it shows QR codes on Out (refreshed as
-// they rotate) with a progress line until the phone scans one, waits for the connection
-// that follows pairing, and returns the linked number.
+// Login links this machine as a WhatsApp device. It says what it does, one line per stage:
+// connecting, waiting for WhatsApp's code, each QR code shown (refreshed as they rotate,
+// with a progress line), scanned, linked; it waits for the connection that follows pairing
+// and returns the linked number. When WhatsApp cannot be reached or sends no code within
+// ReachTimeout it fails with an ErrUnreachable error whose text is one plain sentence.
 func Login(ctx context.Context, opts LoginOptions) (LoginResult, error) {
 	if opts.Out == nil {
 		opts.Out = io.Discard
 	}
-	if opts.Timeout < 0 {
-		return LoginResult{}, fmt.Errorf("whatsapp login: negative timeout %s", opts.Timeout)
+	if opts.Timeout < 0 || opts.ReachTimeout < 0 {
+		return LoginResult{}, fmt.Errorf("whatsapp login: negative timeout %s", min(opts.Timeout, opts.ReachTimeout))
 	}
 	if opts.Timeout == 0 {
 		opts.Timeout = DefaultLoginTimeout
+	}
+	if opts.ReachTimeout == 0 {
+		opts.ReachTimeout = DefaultReachTimeout
 	}
 	log := opts.Log
 	if log == nil {
@@ -90,22 +112,35 @@ func Login(ctx context.Context, opts LoginOptions) (LoginResult, error) {
 	if err != nil {
 		return LoginResult{}, fmt.Errorf("whatsapp login: QR channel: %w", err)
 	}
-	if err := wa.ConnectContext(ctx); err != nil {
-		return LoginResult{}, loginCtxErr(ctx, opts.Timeout, fmt.Errorf("whatsapp login: connect: %w", err))
+	reach := time.NewTimer(opts.ReachTimeout)
+	defer reach.Stop()
+	fmt.Fprintln(opts.Out, "Connecting to WhatsApp…")
+	if err := connectWithin(ctx, cancel, wa, reach.C, min(opts.ReachTimeout, opts.Timeout)); err != nil {
+		return LoginResult{}, err
 	}
 	defer wa.Disconnect()
+	fmt.Fprintln(opts.Out, "Connected; waiting for WhatsApp's login code…")
 
 	p := &progress{out: opts.Out, deadline: time.Now().Add(opts.Timeout)}
 	tick := time.NewTicker(250 * time.Millisecond)
 	defer tick.Stop()
-	paired := false
+	noCode := reach.C // until the first code arrives
+	paired, codes := false, 0
 	for !paired {
 		select {
 		case <-ctx.Done():
 			p.done()
+			if codes == 0 && errors.Is(ctx.Err(), context.DeadlineExceeded) {
+				return LoginResult{}, &unreachableError{reason: fmt.Sprintf("it sent no login code within %s", opts.Timeout)}
+			}
 			return LoginResult{}, loginCtxErr(ctx, opts.Timeout, ctx.Err())
+		case <-noCode:
+			p.done()
+			return LoginResult{}, &unreachableError{reason: fmt.Sprintf("it sent no login code within %s", opts.ReachTimeout)}
 		case <-tick.C:
-			p.tick("waiting for the QR code to be scanned")
+			if codes > 0 {
+				p.tick("waiting for the QR code to be scanned")
+			}
 		case item, ok := <-qrs:
 			if !ok {
 				p.done()
@@ -113,7 +148,9 @@ func Login(ctx context.Context, opts LoginOptions) (LoginResult, error) {
 			}
 			if item.Event == whatsmeow.QRChannelEventCode {
 				p.done()
-				showQR(opts.Out, item.Code)
+				noCode = nil
+				codes++
+				showQR(opts.Out, item.Code, codes)
 				continue
 			}
 			p.done()
@@ -143,6 +180,81 @@ func Login(ctx context.Context, opts LoginOptions) (LoginResult, error) {
 	}
 }
 
+// connectWithin connects wa within the reach timer (limit is its duration, for the
+// message). Past it, or past ctx's deadline, the connect is cancelled (cancel ends ctx,
+// which the dial follows), waited for, and reported as unreachable; a caller that cancels
+// ctx gets ctx.Err().
+func connectWithin(ctx context.Context, cancel context.CancelFunc, wa *whatsmeow.Client, reach <-chan time.Time, limit time.Duration) error {
+	done := make(chan error, 1)
+	go func() { done <- wa.ConnectContext(ctx) }()
+	select {
+	case err := <-done:
+		switch {
+		case err == nil:
+			return nil
+		case errors.Is(ctx.Err(), context.Canceled):
+			return ctx.Err()
+		case ctx.Err() != nil:
+			return &unreachableError{reason: fmt.Sprintf("no answer within %s", limit), err: err}
+		}
+		return &unreachableError{reason: unreachableReason(err), err: err}
+	case <-reach:
+	case <-ctx.Done():
+	}
+	callerCancelled := errors.Is(ctx.Err(), context.Canceled)
+	cancel()
+	if err := <-done; err == nil {
+		wa.Disconnect()
+	}
+	if callerCancelled {
+		return context.Canceled
+	}
+	return &unreachableError{reason: fmt.Sprintf("no answer within %s", limit), err: context.DeadlineExceeded}
+}
+
+// unreachableError is ErrUnreachable with its reason. Its text is one sentence saying what
+// to do; the cause stays available to errors.Is and errors.As.
+type unreachableError struct {
+	reason string
+	err    error
+}
+
+func (e *unreachableError) Error() string {
+	return ErrUnreachable.Error() + ": " + e.reason + "; check this machine's internet connection " +
+		"(and HTTPS_PROXY, if one is set), then run `clawdis login` again"
+}
+
+func (e *unreachableError) Unwrap() []error {
+	if e.err == nil {
+		return []error{ErrUnreachable}
+	}
+	return []error{ErrUnreachable, e.err}
+}
+
+// unreachableReason says in a few words why connecting failed, without the chain of
+// wrapped errors.
+func unreachableReason(err error) string {
+	var dnsErr *net.DNSError
+	var opErr *net.OpError
+	var status socket.ErrWithStatusCode
+	switch {
+	case errors.As(err, &dnsErr):
+		return "the name " + dnsErr.Name + " does not resolve"
+	case errors.As(err, &opErr) && opErr.Op == "proxyconnect":
+		return "the proxy set in HTTPS_PROXY cannot be reached"
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return "the connection was refused"
+	case errors.Is(err, syscall.ENETUNREACH), errors.Is(err, syscall.EHOSTUNREACH):
+		return "the network is unreachable"
+	case errors.As(err, &status):
+		return fmt.Sprintf("it answered HTTP %d", status.StatusCode)
+	}
+	for next := errors.Unwrap(err); next != nil; next = errors.Unwrap(next) {
+		err = next
+	}
+	return err.Error()
+}
+
 // qrResult turns a final QR channel item into nil (paired) or an error.
 func qrResult(item whatsmeow.QRChannelItem) error {
 	switch item.Event {
@@ -170,9 +282,13 @@ func loginCtxErr(ctx context.Context, timeout time.Duration, err error) error {
 	return err
 }
 
-// showQR renders a code as half-block characters.
-func showQR(out io.Writer, code string) {
-	fmt.Fprintln(out, "\nScan this QR code in WhatsApp → Settings → Linked devices → Link a device:")
+// showQR renders the n-th code as half-block characters.
+func showQR(out io.Writer, code string, n int) {
+	if n == 1 {
+		fmt.Fprintln(out, "\nQR code shown: scan it in WhatsApp → Settings → Linked devices → Link a device:")
+	} else {
+		fmt.Fprintln(out, "\nNew QR code shown (the previous one expired): scan it in WhatsApp → Settings → Linked devices → Link a device:")
+	}
 	qrterminal.GenerateWithConfig(code, qrterminal.Config{
 		Level:          qrterminal.L,
 		Writer:         out,
@@ -215,6 +331,25 @@ func spinnerLine(frame int, what string, left time.Duration) string {
 		left = 0
 	}
 	return fmt.Sprintf("%s %s… (%s left)\033[K", spinnerFrames[frame%len(spinnerFrames)], what, left.Round(time.Second))
+}
+
+// Linked returns the number linked in the store at storeDir, or "" when nothing is linked.
+// A store that does not exist yet counts as not linked and is not created (for `clawdis
+// doctor`, which may run beside a gateway: the store's busy timeout covers that).
+func Linked(ctx context.Context, storeDir string) (string, error) {
+	if _, err := os.Stat(filepath.Join(storeDir, storeFile)); errors.Is(err, fs.ErrNotExist) {
+		return "", nil
+	}
+	container, err := openStore(ctx, storeDir, nil)
+	if err != nil {
+		return "", fmt.Errorf("whatsapp: %w", err)
+	}
+	defer func() { _ = container.Close() }()
+	dev, err := linkedDevice(ctx, container)
+	if err != nil || dev == nil {
+		return "", err
+	}
+	return e164(dev.ID.ToNonAD()), nil
 }
 
 // LogoutResult says what Logout did.

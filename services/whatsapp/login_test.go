@@ -4,7 +4,11 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
+	"net"
+	"os"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -145,9 +149,52 @@ func TestSpinner(t *testing.T) {
 
 func TestShowQR(t *testing.T) {
 	var out bytes.Buffer
-	showQR(&out, "2@abcdef,ghijkl,mnopqr,stuvwx")
-	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
-	if len(lines) < 10 || !strings.Contains(lines[0], "Linked devices") || !strings.ContainsAny(out.String(), "█▀▄") {
-		t.Errorf("QR output:\n%s", out.String())
+	for n, want := range map[int]string{1: "QR code shown: scan it", 2: "New QR code shown (the previous one expired)"} {
+		out.Reset()
+		showQR(&out, "2@abcdef,ghijkl,mnopqr,stuvwx", n)
+		lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+		if len(lines) < 10 || !strings.HasPrefix(lines[0], want) || !strings.Contains(lines[0], "Linked devices") ||
+			!strings.ContainsAny(out.String(), "█▀▄") {
+			t.Errorf("QR output %d:\n%s", n, out.String())
+		}
+	}
+}
+
+func TestUnreachableReason(t *testing.T) {
+	for _, tt := range []struct {
+		err  error
+		want string
+	}{
+		{&net.OpError{Op: "dial", Err: &net.DNSError{Name: "web.whatsapp.com", Err: "no such host", IsNotFound: true}},
+			"the name web.whatsapp.com does not resolve"},
+		{fmt.Errorf("handshake: %w", &net.OpError{Op: "proxyconnect", Net: "tcp", Err: syscall.ECONNREFUSED}),
+			"the proxy set in HTTPS_PROXY cannot be reached"},
+		{fmt.Errorf("dial: %w", &net.OpError{Op: "dial", Net: "tcp", Err: os.NewSyscallError("connect", syscall.ECONNREFUSED)}),
+			"the connection was refused"},
+		{fmt.Errorf("dial: %w", os.NewSyscallError("connect", syscall.ENETUNREACH)), "the network is unreachable"},
+		{fmt.Errorf("a: %w", fmt.Errorf("b: %w", errors.New("tls: bad certificate"))), "tls: bad certificate"},
+	} {
+		if got := unreachableReason(tt.err); got != tt.want {
+			t.Errorf("unreachableReason(%v) = %q, want %q", tt.err, got, tt.want)
+		}
+	}
+	err := &unreachableError{reason: "the connection was refused", err: syscall.ECONNREFUSED}
+	if !errors.Is(err, ErrUnreachable) || !errors.Is(err, syscall.ECONNREFUSED) || strings.Count(err.Error(), ". ") > 0 ||
+		!strings.HasPrefix(err.Error(), "cannot reach WhatsApp: the connection was refused; ") {
+		t.Errorf("unreachableError: %q", err.Error())
+	}
+}
+
+func TestLinked(t *testing.T) {
+	dir := t.TempDir()
+	if number, err := Linked(context.Background(), dir); number != "" || err != nil {
+		t.Errorf("empty dir: %q %v", number, err)
+	}
+	if entries, _ := os.ReadDir(dir); len(entries) != 0 {
+		t.Errorf("Linked created %d files in an empty dir", len(entries))
+	}
+	linkTestDevice(t, dir, "436641234567", time.Now())
+	if number, err := Linked(context.Background(), dir); number != "+436641234567" || err != nil {
+		t.Errorf("linked store: %q %v", number, err)
 	}
 }

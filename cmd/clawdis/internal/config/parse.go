@@ -2,15 +2,17 @@ package config
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
-	"reflect"
 	"slices"
 	"strconv"
 	"strings"
 
 	"github.com/titanous/json5"
+
+	"github.com/clawdis/clawdis/schemas"
 )
 
 // MaxFileSize is the largest config file accepted, in bytes.
@@ -40,11 +42,13 @@ func (e *Error) Error() string {
 
 func (e *Error) Unwrap() error { return e.Err }
 
-// Parse decodes a JSON5 config file's contents over Default(), applies the migration of the
-// earlier gateway's keys and validates every value. file only names the source in messages.
-// It returns one warning per unknown key (`unknown config key "gateway.prot"`); a null value
-// counts as absent. A leading UTF-8 byte order mark is skipped; a file holding only whitespace
-// means all defaults.
+// Parse decodes a JSON5 config file's contents over Default(), validates it against the
+// config schema (schemas/config.schema.json), applies the migration of the earlier
+// gateway's keys and checks what the schema cannot say (URLs, regular expressions, keys
+// that depend on each other). file only names the source in messages. It returns one
+// warning per unknown key (`unknown config key "agnet" (did you mean "agent"?)`); a null
+// value counts as absent. A leading UTF-8 byte order mark is skipped; a file holding only
+// whitespace means all defaults.
 func Parse(data []byte, file string) (Config, []string, error) {
 	fail := func(path, problem string, err error) (Config, []string, error) {
 		return Config{}, nil, &Error{File: file, Path: path, Problem: problem, Err: err}
@@ -68,21 +72,35 @@ func Parse(data []byte, file string) (Config, []string, error) {
 		}
 		return fail("", "syntax error: "+err.Error(), err)
 	}
-	obj, ok := root.(map[string]any)
-	if !ok {
-		return fail("", "expected an object at the top level, got "+typeName(root), nil)
-	}
-	w := walker{seen: map[string]bool{}}
-	if pe := w.object(obj, reflect.ValueOf(&cfg).Elem(), ""); pe != nil {
+	tree, pe := normalize(root, "")
+	if pe != nil {
 		return fail(pe.path, pe.problem, nil)
 	}
-	migrate(&cfg, w.seen)
+	obj, ok := tree.(map[string]any)
+	if !ok {
+		return fail("", "the top level must be an object", nil)
+	}
+	sch := Schema()
+	var warnings []string
+	seen := map[string]bool{}
+	prune(obj, sch.Document(), "", seen, &warnings)
+	if err := sch.Validate(obj); err != nil {
+		var ve *schemas.ValidationError
+		if errors.As(err, &ve) {
+			return fail(ve.Field, ve.Reason+gotType(obj, sch.Document(), ve.Field), err)
+		}
+		return fail("", err.Error(), err)
+	}
+	if err := decodeInto(obj, &cfg); err != nil {
+		return fail("", err.Error(), err)
+	}
+	migrate(&cfg, seen)
 	for _, c := range checks {
 		if problem := c.fn(&cfg); problem != "" {
 			return fail(c.path, problem, nil)
 		}
 	}
-	return cfg, w.warnings, nil
+	return cfg, warnings, nil
 }
 
 // decodeJSON5 checks the whole input (so trailing garbage is an error) and then decodes it
@@ -110,176 +128,166 @@ func decodeJSON5(data []byte) (v any, err error) {
 
 type pathError struct{ path, problem string }
 
-// walker decodes the generic JSON5 tree into the Config struct following its json tags.
-type walker struct {
-	seen     map[string]bool // paths present with a non-null value
-	warnings []string
-}
-
-func (w *walker) object(obj map[string]any, v reflect.Value, prefix string) *pathError {
-	t := v.Type()
-	index := make(map[string]int, t.NumField())
-	for i := range t.NumField() {
-		index[t.Field(i).Tag.Get("json")] = i
-	}
-	keys := make([]string, 0, len(obj))
-	for k := range obj {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	for _, k := range keys {
-		path := k
-		if prefix != "" {
-			path = prefix + "." + k
-		}
-		i, known := index[k]
-		if !known {
-			w.warnings = append(w.warnings, fmt.Sprintf("unknown config key %q", path))
-			continue
-		}
-		raw := obj[k]
-		if raw == nil {
-			continue
-		}
-		w.seen[path] = true
-		if pe := w.value(raw, v.Field(i), t.Field(i), path); pe != nil {
-			return pe
-		}
-	}
-	return nil
-}
-
-func (w *walker) value(raw any, v reflect.Value, sf reflect.StructField, path string) *pathError {
-	mismatch := func(want string) *pathError {
-		return &pathError{path, "expected " + want + ", got " + typeName(raw)}
-	}
-	switch v.Kind() {
-	case reflect.Struct:
-		obj, ok := raw.(map[string]any)
-		if !ok {
-			return mismatch("an object")
-		}
-		return w.object(obj, v, path)
-	case reflect.String:
-		s, ok := raw.(string)
-		if !ok {
-			return mismatch("a string")
-		}
-		v.SetString(s)
-	case reflect.Bool:
-		b, ok := raw.(bool)
-		if !ok {
-			return mismatch("a boolean")
-		}
-		v.SetBool(b)
-	case reflect.Int:
-		n, problem := toInt(raw)
-		if problem != "" {
-			return &pathError{path, problem}
-		}
-		if v.OverflowInt(n) {
-			return &pathError{path, "expected an integer, got a number out of range"}
-		}
-		v.SetInt(n)
-	case reflect.Float64:
-		f, problem := toFloat(raw)
-		if problem != "" {
-			return &pathError{path, problem}
-		}
-		v.SetFloat(f)
-	case reflect.Slice:
-		arr, ok := raw.([]any)
-		if !ok {
-			return mismatch("an array")
-		}
-		ids := sf.Tag.Get("cfg") == "ids"
-		out := make([]string, 0, len(arr))
-		for i, el := range arr {
-			s, problem := toListString(el, ids)
-			if problem != "" {
-				return &pathError{fmt.Sprintf("%s[%d]", path, i), problem}
+// normalize turns the JSON5 tree into plain JSON values for the schema: numbers become
+// json.Number in plain decimal notation (whole numbers as integers, so 1e3 and 0x10 are the
+// integers 1000 and 16). Infinity, NaN and whole numbers beyond 64 bits are errors.
+func normalize(v any, path string) (any, *pathError) {
+	switch v := v.(type) {
+	case map[string]any:
+		for k, x := range v {
+			n, pe := normalize(x, join(path, k))
+			if pe != nil {
+				return nil, pe
 			}
-			out = append(out, s)
+			v[k] = n
 		}
-		v.Set(reflect.ValueOf(out))
-	default:
-		// Only reachable when a field of an unsupported type is added to Config; the tests
-		// decode every key, so this is caught there.
-		return &pathError{path, "unsupported field type " + v.Type().String()}
-	}
-	return nil
-}
-
-func toListString(el any, ids bool) (string, string) {
-	if s, ok := el.(string); ok {
-		return s, ""
-	}
-	if !ids {
-		return "", "expected a string, got " + typeName(el)
-	}
-	if _, isNum := el.(json5.Number); !isNum {
-		if _, isFloat := el.(float64); !isFloat {
-			return "", "expected a chat id (number or string), got " + typeName(el)
+		return v, nil
+	case []any:
+		for i, x := range v {
+			n, pe := normalize(x, fmt.Sprintf("%s[%d]", path, i))
+			if pe != nil {
+				return nil, pe
+			}
+			v[i] = n
 		}
-	}
-	n, problem := toInt(el)
-	if problem != "" {
-		return "", problem
-	}
-	return strconv.FormatInt(n, 10), ""
-}
-
-// toInt accepts a number literal with a whole value that fits an int64 (1e3 and 0x10 count).
-func toInt(raw any) (int64, string) {
-	switch n := raw.(type) {
+		return v, nil
 	case json5.Number:
-		if i, err := n.Int64(); err == nil {
-			return i, ""
+		if i, err := v.Int64(); err == nil {
+			return json.Number(strconv.FormatInt(i, 10)), nil
 		}
-		f, err := n.Float64()
-		if err != nil || math.IsInf(f, 0) || f < math.MinInt64 || f >= math.MaxInt64 {
-			return 0, "expected an integer, got a number out of range"
+		f, err := v.Float64()
+		if err != nil || math.IsInf(f, 0) {
+			return nil, &pathError{path, "number out of range"}
 		}
-		if f != math.Trunc(f) {
-			return 0, "expected an integer, got a fractional number"
+		if f == math.Trunc(f) {
+			if f < math.MinInt64 || f >= math.MaxInt64 {
+				return nil, &pathError{path, "number out of range"}
+			}
+			return json.Number(strconv.FormatInt(int64(f), 10)), nil
 		}
-		return int64(f), ""
+		return json.Number(strconv.FormatFloat(f, 'g', -1, 64)), nil
 	case float64: // Infinity and NaN
-		return 0, "expected an integer, got a non-finite number"
+		return nil, &pathError{path, "must be a finite number"}
 	}
-	return 0, "expected an integer, got " + typeName(raw)
+	return v, nil
 }
 
-func toFloat(raw any) (float64, string) {
-	switch n := raw.(type) {
-	case json5.Number:
-		f, err := n.Float64()
-		if err != nil || math.IsInf(f, 0) || math.IsNaN(f) {
-			return 0, "expected a number, got a number out of range"
+// gotType says what type of value the file has at field when the schema wants another
+// type there (", got a string"); "" otherwise. It never shows the value itself.
+func gotType(tree any, node map[string]any, field string) string {
+	for _, tok := range splitField(field) {
+		switch v := tree.(type) {
+		case map[string]any:
+			props, _ := node["properties"].(map[string]any)
+			node, _ = props[tok].(map[string]any)
+			tree = v[tok]
+		case []any:
+			i, err := strconv.Atoi(tok)
+			if err != nil || i < 0 || i >= len(v) {
+				return ""
+			}
+			node, _ = node["items"].(map[string]any)
+			tree = v[i]
+		default:
+			return ""
 		}
-		return f, ""
-	case float64:
-		return 0, "expected a finite number, got a non-finite number"
 	}
-	return 0, "expected a number, got " + typeName(raw)
+	if node == nil {
+		return ""
+	}
+	want := schemas.TypesOf(node)
+	got := jsonType(tree)
+	if len(want) == 0 || slices.Contains(want, got) || (got == "integer" && slices.Contains(want, "number")) {
+		return ""
+	}
+	if got == "number" && slices.Contains(want, "integer") {
+		return ", got a fractional number"
+	}
+	return ", got " + map[string]string{"string": "a string", "boolean": "a boolean", "integer": "a number",
+		"number": "a number", "object": "an object", "array": "an array", "null": "null"}[got]
 }
 
-func typeName(raw any) string {
-	switch raw.(type) {
+// splitField splits "a.b[2].c" into a, b, 2, c.
+func splitField(field string) []string {
+	var out []string
+	for part := range strings.SplitSeq(field, ".") {
+		name, idx, _ := strings.Cut(part, "[")
+		if name != "" {
+			out = append(out, name)
+		}
+		for idx != "" {
+			var i string
+			i, idx, _ = strings.Cut(idx, "]")
+			out = append(out, i)
+			idx = strings.TrimPrefix(idx, "[")
+		}
+	}
+	return out
+}
+
+// jsonType is the JSON Schema type of a normalized value; whole numbers are "integer".
+func jsonType(v any) string {
+	switch v := v.(type) {
 	case nil:
 		return "null"
 	case string:
 		return "string"
 	case bool:
 		return "boolean"
-	case json5.Number, float64:
+	case json.Number:
+		if _, err := v.Int64(); err == nil {
+			return "integer"
+		}
 		return "number"
 	case map[string]any:
 		return "object"
 	case []any:
 		return "array"
 	}
-	return fmt.Sprintf("%T", raw)
+	return fmt.Sprintf("%T", v)
+}
+
+// decodeInto decodes a validated tree over cfg: keys present replace cfg's values, absent
+// keys keep them.
+func decodeInto(tree map[string]any, cfg *Config) error {
+	b, err := json.Marshal(tree)
+	if err != nil {
+		return fmt.Errorf("re-encode: %w", err)
+	}
+	if err := json.Unmarshal(b, cfg); err != nil {
+		// Only reachable when Config and the schema disagree; a test decodes every key.
+		return fmt.Errorf("decode: %w", err)
+	}
+	return nil
+}
+
+// IDs is a list of chat ids, written as numbers or strings in the file and kept as strings.
+type IDs []string
+
+// UnmarshalJSON accepts an array of numbers and strings.
+func (l *IDs) UnmarshalJSON(b []byte) error {
+	var raw []json.RawMessage
+	if err := json.Unmarshal(b, &raw); err != nil {
+		return fmt.Errorf("chat ids: %w", err)
+	}
+	out := make(IDs, 0, len(raw))
+	for i, r := range raw {
+		if len(r) > 0 && r[0] == '"' {
+			var s string
+			if err := json.Unmarshal(r, &s); err != nil {
+				return fmt.Errorf("chat id %d: %w", i, err)
+			}
+			out = append(out, s)
+			continue
+		}
+		n, err := strconv.ParseInt(string(r), 10, 64)
+		if err != nil {
+			return fmt.Errorf("chat id %d: expected an integer or a string: %w", i, err)
+		}
+		out = append(out, strconv.FormatInt(n, 10))
+	}
+	*l = out
+	return nil
 }
 
 // migrate reads the earlier gateway's inbound.reply keys where the new keys are absent.
@@ -298,14 +306,4 @@ func migrate(c *Config, seen map[string]bool) {
 	if c.Agent.Backend == "" && len(c.Agent.Command) > 0 {
 		c.Agent.Backend = BackendCommand
 	}
-}
-
-// quoteValue renders a user value for an error message, shortened. Only used for keys that are
-// never secrets.
-func quoteValue(s string) string {
-	const limit = 40
-	if len(s) > limit {
-		s = strings.ToValidUTF8(s[:limit], "") + "…"
-	}
-	return strconv.Quote(s)
 }

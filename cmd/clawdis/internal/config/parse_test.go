@@ -11,18 +11,9 @@ import (
 // lookup returns the field at a dotted JSON key path, following the json tags.
 func lookup(t *testing.T, c *Config, path string) reflect.Value {
 	t.Helper()
-	v := reflect.ValueOf(c).Elem()
-	for part := range strings.SplitSeq(path, ".") {
-		found := false
-		for i := range v.NumField() {
-			if v.Type().Field(i).Tag.Get("json") == part {
-				v, found = v.Field(i), true
-				break
-			}
-		}
-		if !found {
-			t.Fatalf("no config field %q", path)
-		}
+	v, ok := field(reflect.ValueOf(c).Elem(), path)
+	if !ok {
+		t.Fatalf("no config field %q", path)
 	}
 	return v
 }
@@ -58,7 +49,12 @@ func TestDefault(t *testing.T) {
 		{"gateway.handshakeTimeoutMs", 10000},
 		{"gateway.maxPayload", 524288},
 		{"gateway.maxBufferedBytes", 1572864},
-		{"gateway.allowedOrigins", []string(nil)},
+		{"gateway.allowedOrigins", []string{}},
+		{"gateway.allowedHosts", []string{}},
+		{"gateway.maxConnections", 1024},
+		{"gateway.authRateLimit.maxFailures", 10},
+		{"gateway.authRateLimit.windowMs", 60000},
+		{"gateway.authRateLimit.lockoutMs", 60000},
 		{"webchat.enabled", true},
 		{"webchat.port", 18788},
 		{"agent.backend", ""},
@@ -70,11 +66,12 @@ func TestDefault(t *testing.T) {
 		{"agent.timeoutSeconds", 600},
 		{"agent.maxConcurrent", 4},
 		{"agent.thinkingDefault", "off"},
+		{"agent.maxReplyBytes", 262144},
 		{"sessions.mainKey", "main"},
 		{"sessions.historyLimit", 40},
 		{"inbound.allowFrom", []string(nil)},
 		{"inbound.groupChat.requireMention", true},
-		{"inbound.groupChat.mentionPatterns", []string(nil)},
+		{"inbound.groupChat.mentionPatterns", []string{}},
 		{"inbound.reply.mode", ""},
 		{"inbound.reply.command", []string(nil)},
 		{"inbound.reply.timeoutSeconds", 0},
@@ -87,7 +84,7 @@ func TestDefault(t *testing.T) {
 		{"web.heartbeatSeconds", 60},
 		{"telegram.botToken", ""},
 		{"telegram.apiRoot", "https://api.telegram.org"},
-		{"telegram.allowFrom", []string(nil)},
+		{"telegram.allowFrom", IDs(nil)},
 		{"telegram.requireMention", true},
 		{"telegram.webhookUrl", ""},
 		{"telegram.webhookSecret", ""},
@@ -95,6 +92,9 @@ func TestDefault(t *testing.T) {
 		{"telegram.webhookPath", "/telegram-webhook"},
 		{"telegram.proxy", ""},
 		{"telegram.mediaMaxMb", 5},
+		{"logging.level", "info"},
+		{"bus.storeDir", ""},
+		{"bus.replicas", 1},
 	}
 	if got, want := len(tests), len(leafPaths(reflect.TypeFor[Config](), "")); got != want {
 		t.Fatalf("table covers %d keys, Config has %d", got, want)
@@ -121,14 +121,15 @@ const fullConfig = `// every key, none at its default
     port: 1234, bind: "0.0.0.0", token: "tok",
     tickIntervalMs: 1000, handshakeTimeoutMs: 2000,
     maxPayload: 2048, maxBufferedBytes: 4096,
-    allowedOrigins: ["https://a.example", "b.example"],
+    allowedOrigins: ["https://a.example", "b.example"], allowedHosts: ["gw.example"],
+    maxConnections: 10, authRateLimit: { maxFailures: 3, windowMs: 1000, lockoutMs: 2000 },
   },
   webchat: { enabled: false, port: 1235 },
   agent: {
     backend: "openai",
     command: ["claude", "-p", "{{Body}}"],
     openai: { baseUrl: "http://127.0.0.1:9/v1", model: "m", apiKeyEnv: "K", systemPrompt: "be brief" },
-    timeoutSeconds: 30, maxConcurrent: 2, thinkingDefault: "high",
+    timeoutSeconds: 30, maxConcurrent: 2, thinkingDefault: "high", maxReplyBytes: 100,
   },
   sessions: { mainKey: "primary", historyLimit: 0 },
   inbound: {
@@ -142,6 +143,8 @@ const fullConfig = `// every key, none at its default
     requireMention: false, webhookUrl: "https://x.example/hook", webhookSecret: "ws",
     webhookListen: ":9000", webhookPath: "/hook", proxy: "socks5://127.0.0.1:1080", mediaMaxMb: 20,
   },
+  logging: { level: "debug" },
+  bus: { storeDir: "/srv/bus", replicas: 3 },
 }`
 
 func TestParseEveryKey(t *testing.T) {
@@ -155,11 +158,12 @@ func TestParseEveryKey(t *testing.T) {
 	want := Config{
 		Gateway: Gateway{Port: 1234, Bind: "0.0.0.0", Token: "tok", TickIntervalMs: 1000,
 			HandshakeTimeoutMs: 2000, MaxPayload: 2048, MaxBufferedBytes: 4096,
-			AllowedOrigins: []string{"https://a.example", "b.example"}},
+			AllowedOrigins: []string{"https://a.example", "b.example"}, AllowedHosts: []string{"gw.example"},
+			MaxConnections: 10, AuthRateLimit: AuthRateLimit{MaxFailures: 3, WindowMs: 1000, LockoutMs: 2000}},
 		WebChat: WebChat{Enabled: false, Port: 1235},
 		Agent: Agent{Backend: "openai", Command: []string{"claude", "-p", "{{Body}}"},
 			OpenAI:         OpenAI{BaseURL: "http://127.0.0.1:9/v1", Model: "m", APIKeyEnv: "K", SystemPrompt: "be brief"},
-			TimeoutSeconds: 30, MaxConcurrent: 2, ThinkingDefault: "high"},
+			TimeoutSeconds: 30, MaxConcurrent: 2, ThinkingDefault: "high", MaxReplyBytes: 100},
 		Sessions: Sessions{MainKey: "primary", HistoryLimit: 0},
 		Inbound: Inbound{AllowFrom: []string{"+15550001", "*"},
 			GroupChat: GroupChat{RequireMention: false, MentionPatterns: []string{"@bot", "(?i)clawd"}},
@@ -168,9 +172,11 @@ func TestParseEveryKey(t *testing.T) {
 		Web: Web{Reconnect: Reconnect{InitialMs: 10, MaxMs: 20, Factor: 2, Jitter: 0, MaxAttempts: 3},
 			HeartbeatSeconds: 5},
 		Telegram: Telegram{BotToken: "bt", APIRoot: "http://127.0.0.1:8081",
-			AllowFrom: []string{"123", "-100456", "*"}, RequireMention: false,
+			AllowFrom: IDs{"123", "-100456", "*"}, RequireMention: false,
 			WebhookURL: "https://x.example/hook", WebhookSecret: "ws", WebhookListen: ":9000",
 			WebhookPath: "/hook", Proxy: "socks5://127.0.0.1:1080", MediaMaxMb: 20},
+		Logging: Logging{Level: "debug"},
+		Bus:     Bus{StoreDir: "/srv/bus", Replicas: 3},
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("Parse:\n got %+v\nwant %+v", got, want)
@@ -222,64 +228,71 @@ func TestParseErrors(t *testing.T) {
 		in   string
 		want string
 	}{
-		{`{gateway: {port: "80"}}`, "gateway.port: expected an integer, got string"},
-		{`{gateway: {port: 1.5}}`, "gateway.port: expected an integer, got a fractional number"},
-		{`{gateway: {port: Infinity}}`, "gateway.port: expected an integer, got a non-finite number"},
-		{`{gateway: {port: 1e400}}`, "gateway.port: expected an integer, got a number out of range"},
-		{`{gateway: {port: 0}}`, "gateway.port: must be between 1 and 65535"},
-		{`{gateway: {port: 65536}}`, "gateway.port: must be between 1 and 65535"},
+		{`{gateway: {port: "80"}}`, "gateway.port: must be an integer between 1 and 65535, got a string"},
+		{`{gateway: {port: 1.5}}`, "gateway.port: must be an integer between 1 and 65535, got a fractional number"},
+		{`{gateway: {port: Infinity}}`, "gateway.port: must be a finite number"},
+		{`{gateway: {port: 1e400}}`, "gateway.port: number out of range"},
+		{`{gateway: {port: 1e30}}`, "gateway.port: number out of range"},
+		{`{gateway: {port: 0}}`, "gateway.port: must be an integer between 1 and 65535"},
+		{`{gateway: {port: 65536}}`, "gateway.port: must be an integer between 1 and 65535"},
 		{`{gateway: {bind: ""}}`, "gateway.bind: must not be empty"},
-		{`{gateway: {bind: 1}}`, "gateway.bind: expected a string, got number"},
-		{`{gateway: {tickIntervalMs: 99}}`, "gateway.tickIntervalMs: must be at least 100"},
-		{`{gateway: {handshakeTimeoutMs: 50}}`, "gateway.handshakeTimeoutMs: must be at least 100"},
-		{`{gateway: {maxPayload: 1023}}`, "gateway.maxPayload: must be at least 1024"},
+		{`{gateway: {bind: 1}}`, "gateway.bind: must be a string, got a number"},
+		{`{gateway: {bind: "127.0.0.1:18789"}}`, "gateway.bind: must be an address without a port (the port is gateway.port or --port)"},
+		{`{gateway: {tickIntervalMs: 99}}`, "gateway.tickIntervalMs: must be an integer >= 100"},
+		{`{gateway: {handshakeTimeoutMs: 50}}`, "gateway.handshakeTimeoutMs: must be an integer >= 100"},
+		{`{gateway: {maxPayload: 1023}}`, "gateway.maxPayload: must be an integer >= 1024"},
 		{`{gateway: {maxPayload: 4096, maxBufferedBytes: 2048}}`,
 			"gateway.maxBufferedBytes: must be at least gateway.maxPayload (4096)"},
-		{`{gateway: {allowedOrigins: "x"}}`, "gateway.allowedOrigins: expected an array, got string"},
-		{`{gateway: {allowedOrigins: ["a", 2]}}`, "gateway.allowedOrigins[1]: expected a string, got number"},
-		{`{gateway: {allowedOrigins: [null]}}`, "gateway.allowedOrigins[0]: expected a string, got null"},
-		{`{gateway: 5}`, "gateway: expected an object, got number"},
-		{`{gateway: []}`, "gateway: expected an object, got array"},
-		{`{webchat: {enabled: "yes"}}`, "webchat.enabled: expected a boolean, got string"},
-		{`{webchat: {port: -1}}`, "webchat.port: must be between 1 and 65535"},
-		{`{agent: {backend: "shell"}}`, `agent.backend: must be one of "command", "openai"; got "shell"`},
+		{`{gateway: {allowedOrigins: "x"}}`, "gateway.allowedOrigins: must be an array, got a string"},
+		{`{gateway: {allowedOrigins: ["a", 2]}}`, "gateway.allowedOrigins[1]: must be a string, got a number"},
+		{`{gateway: {allowedOrigins: [null]}}`, "gateway.allowedOrigins[0]: must be a string, got null"},
+		{`{gateway: {maxConnections: 0}}`, "gateway.maxConnections: must be an integer >= 1"},
+		{`{gateway: {authRateLimit: {lockoutMs: true}}}`, "gateway.authRateLimit.lockoutMs: must be an integer >= 1, got a boolean"},
+		{`{gateway: 5}`, "gateway: must be an object, got a number"},
+		{`{gateway: []}`, "gateway: must be an object, got an array"},
+		{`{webchat: {enabled: "yes"}}`, "webchat.enabled: must be a boolean, got a string"},
+		{`{webchat: {port: -1}}`, "webchat.port: must be an integer between 1 and 65535"},
+		{`{agent: {backend: "shell"}}`, `agent.backend: must be one of "command", "openai"`},
 		{`{agent: {backend: "command"}}`,
 			`agent.command: required when agent.backend is "command" (an argv array whose first element is the program)`},
 		{`{agent: {command: [""]}}`,
 			`agent.command: required when agent.backend is "command" (an argv array whose first element is the program)`},
 		{`{agent: {backend: "openai"}}`, `agent.openai.model: required when agent.backend is "openai"`},
 		{`{agent: {openai: {baseUrl: "ftp://x"}}}`, "agent.openai.baseUrl: must be an absolute http or https URL"},
-		{`{agent: {timeoutSeconds: 0}}`, "agent.timeoutSeconds: must be at least 1"},
-		{`{agent: {maxConcurrent: 0}}`, "agent.maxConcurrent: must be at least 1"},
-		{`{agent: {thinkingDefault: "max"}}`,
-			`agent.thinkingDefault: must be one of "off", "minimal", "low", "medium", "high"; got "max"`},
+		{`{agent: {timeoutSeconds: 0}}`, "agent.timeoutSeconds: must be an integer >= 1"},
+		{`{agent: {maxConcurrent: 0}}`, "agent.maxConcurrent: must be an integer >= 1"},
+		{`{agent: {maxReplyBytes: 0}}`, "agent.maxReplyBytes: must be an integer >= 1"},
+		{`{agent: {thinkingDefault: "max"}}`, `agent.thinkingDefault: must be one of "off", "minimal", "low", "medium", "high"`},
 		{`{sessions: {mainKey: ""}}`, "sessions.mainKey: must not be empty"},
-		{`{sessions: {historyLimit: -1}}`, "sessions.historyLimit: must be at least 0"},
+		{`{sessions: {historyLimit: -1}}`, "sessions.historyLimit: must be an integer >= 0"},
 		{`{inbound: {groupChat: {mentionPatterns: ["("]}}}`,
-			"inbound.groupChat.mentionPatterns: element 0: invalid regular expression: missing closing ) in \"(\""},
-		{`{inbound: {reply: {timeoutSeconds: -5}}}`, "inbound.reply.timeoutSeconds: must be at least 0"},
-		{`{web: {reconnect: {initialMs: 0}}}`, "web.reconnect.initialMs: must be at least 1"},
+			"inbound.groupChat.mentionPatterns: element 0: invalid regular expression: missing closing )"},
+		{`{inbound: {reply: {timeoutSeconds: -5}}}`, "inbound.reply.timeoutSeconds: must be an integer >= 0"},
+		{`{web: {reconnect: {initialMs: 0}}}`, "web.reconnect.initialMs: must be an integer >= 1"},
 		{`{web: {reconnect: {initialMs: 500, maxMs: 100}}}`,
 			"web.reconnect.maxMs: must be at least web.reconnect.initialMs (500)"},
-		{`{web: {reconnect: {factor: 0.5}}}`, "web.reconnect.factor: must be at least 1"},
-		{`{web: {reconnect: {factor: "2"}}}`, "web.reconnect.factor: expected a number, got string"},
-		{`{web: {reconnect: {factor: NaN}}}`, "web.reconnect.factor: expected a finite number, got a non-finite number"},
-		{`{web: {reconnect: {jitter: 1.5}}}`, "web.reconnect.jitter: must be between 0 and 1"},
-		{`{web: {reconnect: {jitter: -0.1}}}`, "web.reconnect.jitter: must be between 0 and 1"},
-		{`{web: {reconnect: {maxAttempts: -1}}}`, "web.reconnect.maxAttempts: must be at least 0"},
-		{`{web: {heartbeatSeconds: 0}}`, "web.heartbeatSeconds: must be at least 1"},
+		{`{web: {reconnect: {factor: 0.5}}}`, "web.reconnect.factor: must be a number >= 1"},
+		{`{web: {reconnect: {factor: "2"}}}`, "web.reconnect.factor: must be a number >= 1, got a string"},
+		{`{web: {reconnect: {factor: NaN}}}`, "web.reconnect.factor: must be a finite number"},
+		{`{web: {reconnect: {jitter: 1.5}}}`, "web.reconnect.jitter: must be a number between 0 and 1"},
+		{`{web: {reconnect: {jitter: -0.1}}}`, "web.reconnect.jitter: must be a number between 0 and 1"},
+		{`{web: {reconnect: {maxAttempts: -1}}}`, "web.reconnect.maxAttempts: must be an integer >= 0"},
+		{`{web: {heartbeatSeconds: 0}}`, "web.heartbeatSeconds: must be an integer >= 1"},
 		{`{telegram: {apiRoot: "api.telegram.org"}}`, "telegram.apiRoot: must be an absolute http or https URL"},
 		{`{telegram: {webhookUrl: "/hook"}}`, "telegram.webhookUrl: must be an absolute http or https URL"},
 		{`{telegram: {webhookListen: "8787"}}`, "telegram.webhookListen: must be host:port"},
 		{`{telegram: {webhookListen: "h:99999"}}`, "telegram.webhookListen: must be host:port with a port between 0 and 65535"},
 		{`{telegram: {webhookPath: "hook"}}`, `telegram.webhookPath: must start with "/"`},
 		{`{telegram: {proxy: "nope"}}`, "telegram.proxy: must be a proxy URL such as http://host:port or socks5://host:port"},
-		{`{telegram: {mediaMaxMb: 0}}`, "telegram.mediaMaxMb: must be at least 1"},
-		{`{telegram: {allowFrom: [1.5]}}`, "telegram.allowFrom[0]: expected an integer, got a fractional number"},
-		{`{telegram: {allowFrom: [true]}}`, "telegram.allowFrom[0]: expected a chat id (number or string), got boolean"},
-		{`{telegram: {allowFrom: 123}}`, "telegram.allowFrom: expected an array, got number"},
-		{`[1, 2]`, "expected an object at the top level, got array"},
-		{`null`, "expected an object at the top level, got null"},
+		{`{telegram: {mediaMaxMb: 0}}`, "telegram.mediaMaxMb: must be an integer >= 1"},
+		{`{telegram: {allowFrom: [1.5]}}`, "telegram.allowFrom[0]: must be an integer or a string, got a fractional number"},
+		{`{telegram: {allowFrom: [true]}}`, "telegram.allowFrom[0]: must be an integer or a string, got a boolean"},
+		{`{telegram: {allowFrom: 123}}`, "telegram.allowFrom: must be an array, got a number"},
+		{`{logging: {level: "verbose"}}`, `logging.level: must be one of "debug", "info", "warn", "error"`},
+		{`{bus: {replicas: 0}}`, "bus.replicas: must be an integer between 1 and 5"},
+		{`{bus: {storeDir: ""}}`, "bus.storeDir: must not be empty"},
+		{`[1, 2]`, "the top level must be an object"},
+		{`null`, "the top level must be an object"},
 		{"{\n  gateway: {\n    port: 1 2\n  }\n}", "syntax error at line 3: invalid character '2' after object key:value pair"},
 		{`{gateway: {port: 1}`, "syntax error at line 1: unexpected end of JSON input"},
 		{"{\n gateway: {port: 1}\n", "syntax error at line 2: unexpected end of JSON input"},
@@ -308,12 +321,17 @@ func TestParseWarnings(t *testing.T) {
 		in   string
 		want []string
 	}{
-		{`{gateway: {prot: 1}}`, []string{`unknown config key "gateway.prot"`}},
-		{`{gatway: {port: 1, more: {deep: 1}}}`, []string{`unknown config key "gatway"`}},
+		{`{gateway: {prot: 1}}`, []string{`unknown config key "gateway.prot" (did you mean "gateway.port"?)`}},
+		{`{gatway: {port: 1, more: {deep: 1}}}`, []string{`unknown config key "gatway" (did you mean "gateway"?)`}},
+		{`{agnet: {command: ["x"]}}`, []string{`unknown config key "agnet" (did you mean "agent"?)`}},
 		{`{web: {reconnect: {initalMs: 5, factor: 2}}, b: null, a: 1}`, []string{
-			`unknown config key "a"`, `unknown config key "b"`, `unknown config key "web.reconnect.initalMs"`}},
-		{`{inbound: {reply: {session: {mainkey: "x"}}}}`, []string{`unknown config key "inbound.reply.session.mainkey"`}},
-		{`{gateway: {Port: 1}}`, []string{`unknown config key "gateway.Port"`}},
+			`unknown config key "a"`, `unknown config key "b"`,
+			`unknown config key "web.reconnect.initalMs" (did you mean "web.reconnect.initialMs"?)`}},
+		{`{inbound: {reply: {session: {mainkey: "x"}}}}`,
+			[]string{`unknown config key "inbound.reply.session.mainkey" (did you mean "inbound.reply.session.mainKey"?)`}},
+		{`{gateway: {Port: 1}}`, []string{`unknown config key "gateway.Port" (did you mean "gateway.port"?)`}},
+		{`{gateway: {botToken: "x"}}`, []string{`unknown config key "gateway.botToken" (did you mean "telegram.botToken"?)`}},
+		{`{gateway: {port: 1}, $schema: "./config.schema.json"}`, nil},
 		{`{gateway: {port: 1}}`, nil},
 	}
 	for _, tt := range tests {
@@ -381,6 +399,7 @@ func TestParseTelegramAllowFrom(t *testing.T) {
 		{`["123456789"]`, []string{"123456789"}},
 		{`[-1001234567890, "*", "@name"]`, []string{"-1001234567890", "*", "@name"}},
 		{`[1e3, 0x10]`, []string{"1000", "16"}},
+		{`[9223372036854775807]`, []string{"9223372036854775807"}},
 		{`[]`, []string{}},
 	}
 	for _, tt := range tests {
@@ -389,7 +408,7 @@ func TestParseTelegramAllowFrom(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if !reflect.DeepEqual(c.Telegram.AllowFrom, tt.want) {
+			if !reflect.DeepEqual([]string(c.Telegram.AllowFrom), tt.want) {
 				t.Errorf("allowFrom = %#v, want %#v", c.Telegram.AllowFrom, tt.want)
 			}
 		})

@@ -16,6 +16,7 @@ const (
 	EnvConfigPath   = "CLAWDIS_CONFIG_PATH"
 	EnvGatewayToken = "CLAWDIS_GATEWAY_TOKEN"
 	EnvTelegramBot  = "TELEGRAM_BOT_TOKEN"
+	EnvLogLevel     = "CLAWDIS_LOG_LEVEL"
 )
 
 // Load reads and parses the config file at path. A missing file means Default() with no
@@ -41,6 +42,23 @@ func Load(path string) (Config, []string, error) {
 type Paths struct {
 	StateDir   string
 	ConfigPath string
+	// ConfigFrom names where ConfigPath came from when it was given explicitly: "--config" or
+	// "$CLAWDIS_CONFIG_PATH"; "" for the default <state dir>/clawdis.json.
+	ConfigFrom string
+}
+
+// Load reads the config file at p.ConfigPath like Load, except that a file named explicitly
+// (by --config or $CLAWDIS_CONFIG_PATH) must exist: its absence is an error naming it and
+// where it was named. found reports whether a file was read (false: all defaults).
+func (p Paths) Load() (cfg Config, warnings []string, found bool, err error) {
+	_, statErr := os.Stat(p.ConfigPath)
+	missing := errors.Is(statErr, fs.ErrNotExist)
+	if missing && p.ConfigFrom != "" {
+		return Config{}, nil, false, &Error{File: p.ConfigPath,
+			Problem: "no such file (named by " + p.ConfigFrom + ")", Err: statErr}
+	}
+	cfg, warnings, err = Load(p.ConfigPath)
+	return cfg, warnings, !missing && err == nil, err
 }
 
 // ResolvePaths applies SPEC §3's precedence. State dir: flagStateDir, else $CLAWDIS_STATE_DIR,
@@ -57,11 +75,16 @@ func ResolvePaths(flagStateDir, flagConfig string, getenv func(string) string, h
 		state = filepath.Join(home, ".clawdis")
 	}
 	state = expandHome(state, home)
-	cfg := expandHome(firstNonEmpty(flagConfig, getenv(EnvConfigPath)), home)
-	if cfg == "" {
-		cfg = filepath.Join(state, "clawdis.json")
+	p := Paths{StateDir: state}
+	switch {
+	case flagConfig != "":
+		p.ConfigPath, p.ConfigFrom = expandHome(flagConfig, home), "--config"
+	case getenv(EnvConfigPath) != "":
+		p.ConfigPath, p.ConfigFrom = expandHome(getenv(EnvConfigPath), home), "$"+EnvConfigPath
+	default:
+		p.ConfigPath = filepath.Join(state, "clawdis.json")
 	}
-	return Paths{StateDir: state, ConfigPath: cfg}
+	return p
 }
 
 func firstNonEmpty(vals ...string) string {

@@ -20,24 +20,24 @@ func TestResolvePaths(t *testing.T) {
 		home              string
 		want              Paths
 	}{
-		{"defaults", "", "", nil, home, Paths{"/home/u/.clawdis", "/home/u/.clawdis/clawdis.json"}},
+		{"defaults", "", "", nil, home, Paths{"/home/u/.clawdis", "/home/u/.clawdis/clawdis.json", ""}},
 		{"env state dir", "", "", map[string]string{EnvStateDir: "/srv/st"}, home,
-			Paths{"/srv/st", "/srv/st/clawdis.json"}},
+			Paths{"/srv/st", "/srv/st/clawdis.json", ""}},
 		{"flag state dir wins over env", "/flag/st", "", map[string]string{EnvStateDir: "/srv/st"}, home,
-			Paths{"/flag/st", "/flag/st/clawdis.json"}},
+			Paths{"/flag/st", "/flag/st/clawdis.json", ""}},
 		{"env config path", "", "", map[string]string{EnvConfigPath: "/etc/c.json"}, home,
-			Paths{"/home/u/.clawdis", "/etc/c.json"}},
+			Paths{"/home/u/.clawdis", "/etc/c.json", "$CLAWDIS_CONFIG_PATH"}},
 		{"flag config wins over env", "", "/f/c.json", map[string]string{EnvConfigPath: "/etc/c.json"}, home,
-			Paths{"/home/u/.clawdis", "/f/c.json"}},
+			Paths{"/home/u/.clawdis", "/f/c.json", "--config"}},
 		{"all set", "/a", "/b.json", map[string]string{EnvStateDir: "/c", EnvConfigPath: "/d.json"}, home,
-			Paths{"/a", "/b.json"}},
-		{"tilde in flags", "~/st", "~/cfg/c.json", nil, home, Paths{"/home/u/st", "/home/u/cfg/c.json"}},
+			Paths{"/a", "/b.json", "--config"}},
+		{"tilde in flags", "~/st", "~/cfg/c.json", nil, home, Paths{"/home/u/st", "/home/u/cfg/c.json", "--config"}},
 		{"tilde in env", "", "", map[string]string{EnvStateDir: "~/e", EnvConfigPath: "~"}, home,
-			Paths{"/home/u/e", "/home/u"}},
-		{"tilde in the middle is kept", "/x/~/y", "", nil, home, Paths{"/x/~/y", "/x/~/y/clawdis.json"}},
-		{"~user is not expanded", "~bob/st", "", nil, home, Paths{"~bob/st", "~bob/st/clawdis.json"}},
-		{"no home", "", "", nil, "", Paths{".clawdis", ".clawdis/clawdis.json"}},
-		{"no home keeps tilde", "~/st", "", nil, "", Paths{"~/st", "~/st/clawdis.json"}},
+			Paths{"/home/u/e", "/home/u", "$CLAWDIS_CONFIG_PATH"}},
+		{"tilde in the middle is kept", "/x/~/y", "", nil, home, Paths{"/x/~/y", "/x/~/y/clawdis.json", ""}},
+		{"~user is not expanded", "~bob/st", "", nil, home, Paths{"~bob/st", "~bob/st/clawdis.json", ""}},
+		{"no home", "", "", nil, "", Paths{".clawdis", ".clawdis/clawdis.json", ""}},
+		{"no home keeps tilde", "~/st", "", nil, "", Paths{"~/st", "~/st/clawdis.json", ""}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -100,7 +100,7 @@ func TestLoad(t *testing.T) {
 	tests := []struct {
 		path, want string
 	}{
-		{bad, "config " + bad + ": gateway.port: expected an integer, got string"},
+		{bad, "config " + bad + ": gateway.port: must be an integer between 1 and 65535, got a string"},
 		{dir, "config " + dir + ": cannot read: read " + dir + ": is a directory"},
 		{big, "config " + big + ": file larger than 1048576 bytes"},
 	}
@@ -152,5 +152,28 @@ func TestEnsureStateDir(t *testing.T) {
 	}
 	if err := EnsureStateDir(""); err == nil {
 		t.Error("empty path: no error")
+	}
+}
+
+func TestPathsLoad(t *testing.T) {
+	dir := t.TempDir()
+	missing := filepath.Join(dir, "nope.json")
+	for _, from := range []string{"--config", "$CLAWDIS_CONFIG_PATH"} {
+		_, _, found, err := Paths{StateDir: dir, ConfigPath: missing, ConfigFrom: from}.Load()
+		if want := "config " + missing + ": no such file (named by " + from + ")"; err == nil || err.Error() != want || found {
+			t.Errorf("explicit missing file from %s: found %v, err %v, want %s", from, found, err, want)
+		}
+	}
+	c, _, found, err := Paths{StateDir: dir, ConfigPath: missing}.Load()
+	if err != nil || found || c.Gateway.Port != 18789 {
+		t.Errorf("default missing file: found %v, port %d, err %v", found, c.Gateway.Port, err)
+	}
+	good := filepath.Join(dir, "c.json")
+	if err := os.WriteFile(good, []byte("{gateway: {port: 1000}}"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c, _, found, err = Paths{StateDir: dir, ConfigPath: good, ConfigFrom: "--config"}.Load()
+	if err != nil || !found || c.Gateway.Port != 1000 {
+		t.Errorf("explicit file: found %v, port %d, err %v", found, c.Gateway.Port, err)
 	}
 }
