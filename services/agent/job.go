@@ -238,31 +238,11 @@ func (s *Service) finish(j *job, r idem.Result) idem.Result {
 		delete(s.runs, j.key)
 	}
 	if !r.Remembered() {
-		s.rememberLocked(j.key, r)
+		s.recent.Put(j.key, r, s.cfg.Now())
 	}
 	j.final = r
 	close(j.done)
 	return r
-}
-
-// rememberLocked keeps a final idem does not remember, for recentTTL.
-func (s *Service) rememberLocked(key string, r idem.Result) {
-	now := s.cfg.Now().UnixMilli()
-	for k, old := range s.recent {
-		if now-old.At > recentTTL.Milliseconds() {
-			delete(s.recent, k)
-		}
-	}
-	if len(s.recent) >= maxRecent {
-		oldest, at := "", int64(0)
-		for k, old := range s.recent {
-			if oldest == "" || old.At < at {
-				oldest, at = k, old.At
-			}
-		}
-		delete(s.recent, oldest)
-	}
-	s.recent[key] = r
 }
 
 // recentTTL is how long a final idem does not remember stays available to agent.status.

@@ -23,6 +23,7 @@ import (
 	"github.com/clawdis/clawdis/bus/wire"
 	"github.com/clawdis/clawdis/schemas"
 	"github.com/clawdis/clawdis/services/internal/idem"
+	"github.com/clawdis/clawdis/services/internal/ttlmap"
 )
 
 // Version is the version the service registers with nats micro.
@@ -44,10 +45,10 @@ type Service struct {
 	stopped bool
 	runCtx  context.Context // parent of every run; ends when Run stops
 	idem    *idem.Store
-	runs    map[string]*job            // runs in progress by idempotency key
-	recent  map[string]idem.Result     // finals idem does not remember (retryable failures)
-	lanes   map[string]<-chan struct{} // session key -> turn of its newest run
-	wg      sync.WaitGroup             // runs and pending waits
+	runs    map[string]*job                  // runs in progress by idempotency key
+	recent  *ttlmap.Map[string, idem.Result] // finals idem does not remember (retryable failures)
+	lanes   map[string]<-chan struct{}       // session key -> turn of its newest run
+	wg      sync.WaitGroup                   // runs and pending waits
 }
 
 // New validates cfg and returns a service ready to Run. It does no I/O. A nil log discards.
@@ -69,7 +70,7 @@ func New(cfg Config, nc *nats.Conn, log *slog.Logger) (*Service, error) {
 		ready:  make(chan struct{}),
 		sem:    make(chan struct{}, cfg.MaxConcurrent),
 		runs:   map[string]*job{},
-		recent: map[string]idem.Result{},
+		recent: ttlmap.New[string, idem.Result](recentTTL, maxRecent),
 		lanes:  map[string]<-chan struct{}{},
 	}
 	switch cfg.Backend {
@@ -204,7 +205,7 @@ func (s *Service) accept(j *job) (*idem.Result, error) {
 		}
 		return nil, nil
 	}
-	delete(s.recent, j.key)
+	s.recent.Delete(j.key)
 	if s.backend == nil {
 		r := errorResult(j.runID, wire.Unavailable(false, "%s", noBackendMessage))
 		if err := s.idem.Finish(j.key, r); err != nil {

@@ -79,10 +79,7 @@ func (s *Service) finishedLocked(key string) (idem.Result, bool) {
 	if r, ok := s.idem.Get(key); ok {
 		return r, true
 	}
-	if r, ok := s.recent[key]; ok && s.cfg.Now().UnixMilli()-r.At <= recentTTL.Milliseconds() {
-		return r, true
-	}
-	return idem.Result{}, false
+	return s.recent.Get(key, s.cfg.Now())
 }
 
 func finalOf(r idem.Result) wire.RunFinal {

@@ -15,6 +15,7 @@ import (
 	"github.com/clawdis/clawdis/bus/subject"
 	"github.com/clawdis/clawdis/bus/wire"
 	"github.com/clawdis/clawdis/schemas"
+	"github.com/clawdis/clawdis/services/internal/backoff"
 )
 
 // Bus request timeouts.
@@ -115,8 +116,8 @@ func (s *Service) runAgent(ctx context.Context, log *slog.Logger, e entry, t *ty
 		wait := s.cfg.backoff(run)
 		log.Warn("agent run ended with a retryable error; running it again", "runs", run,
 			"retry_in", wait, "err", ferr)
-		if !sleep(ctx, wait) {
-			return res, ctx.Err()
+		if err := backoff.Sleep(ctx, wait); err != nil {
+			return res, err
 		}
 	}
 }
@@ -198,21 +199,9 @@ func (s *Service) requestMsg(ctx context.Context, log *slog.Logger, op, subj str
 		}
 		wait := s.cfg.backoff(attempt)
 		log.Warn(op+" failed; retrying", "attempt", attempt, "retry_in", wait, "err", err)
-		if !sleep(ctx, wait) {
-			return nil, ctx.Err()
+		if err := backoff.Sleep(ctx, wait); err != nil {
+			return nil, err
 		}
-	}
-}
-
-// sleep waits for d or until ctx ends; it reports whether d passed.
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
 	}
 }
 
