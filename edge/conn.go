@@ -5,75 +5,137 @@ import (
 	"context"
 	"crypto/subtle"
 	"encoding/json"
-	"errors"
-	"github.com/clawdis/clawdis/edge/internal/outq"
 	"io"
 	"log/slog"
-	"net"
-	"net/http"
 	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/coder/websocket"
-	"github.com/nats-io/nats.go"
 
-	"github.com/clawdis/clawdis/bus/subject"
 	"github.com/clawdis/clawdis/bus/wire"
+	"github.com/clawdis/clawdis/edge/internal/outq"
 	"github.com/clawdis/clawdis/schemas"
 )
 
-// conn is one client connection: a reader (this goroutine), a writer goroutine draining the
-// bounded queue, and one goroutine per request in flight.
-type conn struct {
-	s        *Server
+// Backend is what a protocol server plugs into the shared connection machinery: the
+// gateway routes requests over the bus, the WebChat relay through its upstream client.
+type Backend interface {
+	// Admit decides on a hello that passed validation, the protocol check and the token
+	// check; it may block briefly (the relay waits for its upstream). A non-nil refusal
+	// is sent as hello-error and closes the connection.
+	Admit(c *Conn, h *schemas.Hello) *Refusal
+	// HelloOK encodes the hello-ok frame for c from the server's current state. It is
+	// called with the hub's lock held, and the connection starts receiving events right
+	// after it, so the snapshot and the events never overlap or leave a gap.
+	HelloOK(c *Conn) []byte
+	// Joined and Left are told when c passed its hello-ok and when it closed (cli clients
+	// included); they run on the connection's reader goroutine.
+	Joined(c *Conn)
+	Left(c *Conn)
+	// Serve answers one request through c: exactly once, or twice for a two-stage method.
+	// release frees the request's in-flight slot early (an acknowledged run no longer
+	// counts); ctx ends when the connection closes or the drain budget of a shutdown ends.
+	// It runs on a goroutine of its own; a panic in it is answered UNAVAILABLE.
+	Serve(ctx context.Context, c *Conn, req Request, release func())
+}
+
+// Refusal is a hello-error and the close code and reason that follow it.
+type Refusal struct {
+	HelloError schemas.HelloError
+	Code       websocket.StatusCode
+	Reason     string
+}
+
+// Request is one validated req frame; Params are the raw bytes (nil when absent or null).
+type Request struct {
+	ID, Method string
+	Params     []byte
+}
+
+// ConnConfig are the limits and checks of every connection of one protocol server.
+type ConnConfig struct {
+	Schemas          *schemas.Set
+	Token            string // required hello auth.token; empty: none
+	MaxPayload       int64  // largest inbound frame
+	MaxBufferedBytes int64  // outbound queue bound
+	MaxInFlight      int
+	HandshakeTimeout time.Duration
+	WriteTimeout     time.Duration
+	Verbose          bool // log every frame at debug level (never tokens)
+	// MaxPayloadAfter, when set, gives the frame limit once the hello is admitted (the relay
+	// takes it from its gateway's policy); default MaxPayload.
+	MaxPayloadAfter func() int64
+}
+
+// Conn is one client connection: a reader (the goroutine of Hub.Serve), a writer goroutine
+// draining the bounded queue, and one goroutine per request in flight.
+type Conn struct {
+	hub      *Hub
+	b        Backend
+	cfg      *ConnConfig
 	ws       *websocket.Conn
 	id       string
-	remoteIP string // empty for loopback clients
+	remoteIP string
 	log      *slog.Logger
 	queue    *outq.Queue
 	inflight chan struct{}
 	reqWG    sync.WaitGroup
+	ctx      context.Context // ends when the reader ends
+	cancel   context.CancelFunc
+	limit    int64 // current inbound frame limit
 
 	hello      schemas.Hello
-	registered atomic.Bool // hello-ok sent; receives events
-	seq        int64       // last event seq; guarded by s.mu (events are sent under it)
+	registered atomic.Bool // hello-ok queued; receives events
+	seq        int64       // last event seq; guarded by the hub's lock
 	closeOnce  sync.Once
 	closeDone  chan struct{} // closed when a close started by closeNow has finished
 }
 
-func (s *Server) serveConn(ws *websocket.Conn, r *http.Request) {
-	ws.SetReadLimit(-1) // we enforce maxPayload ourselves to close with our own reason
-	c := &conn{
-		s:         s,
-		ws:        ws,
-		id:        s.newConnID(),
-		remoteIP:  remoteIP(r),
-		queue:     outq.New(s.cfg.MaxBufferedBytes),
-		inflight:  make(chan struct{}, s.cfg.MaxInFlight),
+// ID is the connection's id (hello-ok server.connId).
+func (c *Conn) ID() string { return c.id }
+
+// RemoteIP is the client's address, empty for loopback clients.
+func (c *Conn) RemoteIP() string { return c.remoteIP }
+
+// Hello is the client's hello; valid once admitted.
+func (c *Conn) Hello() *schemas.Hello { return &c.hello }
+
+// Log is the connection's logger.
+func (c *Conn) Log() *slog.Logger { return c.log }
+
+// Serve runs one upgraded connection with backend b until it closes. remoteIP is the
+// client's address (empty for loopback); log gets the connection's lines.
+func (h *Hub) Serve(ws *websocket.Conn, remoteIP string, cfg *ConnConfig, b Backend, log *slog.Logger) {
+	ws.SetReadLimit(-1) // the limit is enforced below, to close with our own reason
+	c := &Conn{
+		hub: h, b: b, cfg: cfg, ws: ws, id: h.newConnID(), remoteIP: remoteIP,
+		queue:     outq.New(cfg.MaxBufferedBytes),
+		inflight:  make(chan struct{}, cfg.MaxInFlight),
 		closeDone: make(chan struct{}),
+		limit:     cfg.MaxPayload,
 	}
-	c.log = s.log.With("conn", c.id)
-	s.mu.Lock()
-	s.all[c] = struct{}{}
-	s.mu.Unlock()
-	if f := s.connAdded.Load(); f != nil {
+	c.ctx, c.cancel = context.WithCancel(h.reqCtx)
+	c.log = log.With("conn", c.id)
+	h.mu.Lock()
+	h.all[c] = struct{}{}
+	h.mu.Unlock()
+	if f := h.connAdded.Load(); f != nil {
 		(*f)()
 	}
 	defer func() {
-		s.mu.Lock()
-		delete(s.all, c)
-		s.mu.Unlock()
+		h.mu.Lock()
+		delete(h.all, c)
+		h.mu.Unlock()
 	}()
-	c.log.Debug("connection opened", "remote", r.RemoteAddr)
 
 	writerDone := make(chan struct{})
 	go func() {
 		defer close(writerDone)
 		c.writeLoop()
 	}()
-	timer := time.AfterFunc(s.cfg.HandshakeTimeout, func() {
+	timer := time.AfterFunc(cfg.HandshakeTimeout, func() {
 		if !c.registered.Load() {
 			c.close(websocket.StatusPolicyViolation, "handshake timeout")
 		}
@@ -82,11 +144,12 @@ func (s *Server) serveConn(ws *websocket.Conn, r *http.Request) {
 	c.readLoop()
 
 	timer.Stop()
+	c.cancel()
 	if c.registered.Load() {
-		s.mu.Lock()
-		delete(s.conns, c)
-		s.mu.Unlock()
-		c.announce(wire.ClientDisconnect)
+		h.mu.Lock()
+		delete(h.conns, c)
+		h.mu.Unlock()
+		b.Left(c)
 	}
 	c.reqWG.Wait()
 	c.queue.Shut()
@@ -98,16 +161,15 @@ func (s *Server) serveConn(ws *websocket.Conn, r *http.Request) {
 		<-c.closeDone
 	}
 	_ = ws.CloseNow()
-	c.log.Debug("connection closed")
 }
 
 // close closes the connection after what is already queued (hello-error, responses).
-func (c *conn) close(code websocket.StatusCode, reason string) {
+func (c *Conn) close(code websocket.StatusCode, reason string) {
 	c.queue.CloseAfterFlush(int(code), reason)
 }
 
 // closeNow closes at once, dropping what is queued (slow consumers).
-func (c *conn) closeNow(code websocket.StatusCode, reason string) {
+func (c *Conn) closeNow(code websocket.StatusCode, reason string) {
 	c.closeOnce.Do(func() {
 		c.queue.Shut()
 		go func() {
@@ -117,7 +179,7 @@ func (c *conn) closeNow(code websocket.StatusCode, reason string) {
 	})
 }
 
-func (c *conn) writeLoop() {
+func (c *Conn) writeLoop() {
 	var buf [][]byte
 	for range c.queue.Wake() {
 		frames, cr, done := c.queue.Take(buf)
@@ -125,7 +187,7 @@ func (c *conn) writeLoop() {
 			if done {
 				break
 			}
-			ctx, cancel := context.WithTimeout(context.Background(), c.s.cfg.WriteTimeout)
+			ctx, cancel := context.WithTimeout(context.Background(), c.cfg.WriteTimeout)
 			err := c.ws.Write(ctx, websocket.MessageText, f)
 			cancel()
 			if err != nil {
@@ -135,10 +197,11 @@ func (c *conn) writeLoop() {
 				return
 			}
 			c.queue.Written(len(f))
-			if c.s.cfg.Verbose {
+			if c.cfg.Verbose {
 				c.log.Debug("frame out", "bytes", len(f), "frame", truncate(f))
 			}
 		}
+		clear(frames)
 		buf = frames
 		if done {
 			return
@@ -153,44 +216,46 @@ func (c *conn) writeLoop() {
 	}
 }
 
-func (c *conn) readLoop() {
+func (c *Conn) readLoop() {
 	var buf bytes.Buffer
-	max := c.s.cfg.MaxPayload
 	for {
 		_, r, err := c.ws.Reader(context.Background())
 		if err != nil {
 			return
 		}
 		buf.Reset()
-		n, err := buf.ReadFrom(io.LimitReader(r, max+1))
+		limit := c.limit
+		n, err := buf.ReadFrom(io.LimitReader(r, limit+1))
 		if err != nil {
 			return
 		}
-		if n > max {
-			c.log.Warn("frame too large; closing", "limit", max)
+		if n > limit {
+			c.log.Warn("frame too large; closing", "limit", limit)
 			c.closeNow(websocket.StatusMessageTooBig, "frame too large")
 			return
 		}
-		if c.s.cfg.Verbose {
+		if c.cfg.Verbose {
 			c.log.Debug("frame in", "bytes", n, "frame", redactedPreview(buf.Bytes()))
 		}
+		ok := true
 		if !c.registered.Load() {
-			if !c.handshake(buf.Bytes()) {
-				// keep reading so the close handshake completes; nothing else is processed
-				c.drain()
-				return
-			}
-			continue
+			ok = c.handshake(buf.Bytes())
+		} else {
+			ok = c.handleFrame(buf.Bytes())
 		}
-		if !c.handleFrame(buf.Bytes()) {
+		if !ok {
+			// keep reading so the close handshake completes; nothing else is processed
 			c.drain()
 			return
+		}
+		if buf.Cap() > 64<<10 {
+			buf = bytes.Buffer{} // do not keep a large frame's buffer for an idle connection
 		}
 	}
 }
 
 // drain reads until the connection ends, discarding data, so a close handshake can finish.
-func (c *conn) drain() {
+func (c *Conn) drain() {
 	for {
 		if _, _, err := c.ws.Read(context.Background()); err != nil {
 			return
@@ -198,112 +263,72 @@ func (c *conn) drain() {
 	}
 }
 
-// handshake processes the first frame. It returns false when the connection is closing.
-func (c *conn) handshake(data []byte) bool {
+// handshake checks the first frame; false means the connection closes.
+func (c *Conn) handshake(data []byte) bool {
 	v, err := schemas.Decode(data)
 	if err != nil {
 		c.close(websocket.StatusPolicyViolation, "malformed JSON")
 		return false
 	}
-	if err := c.s.cfg.Schemas.Hello(v); err != nil {
-		c.helloError(schemas.HelloError{Reason: "invalid hello: " + err.Error()}, websocket.StatusPolicyViolation, "invalid hello")
-		return false
+	if err := c.cfg.Schemas.Hello(v); err != nil {
+		return c.refuse(&Refusal{schemas.HelloError{Reason: "invalid hello: " + err.Error()}, websocket.StatusPolicyViolation, "invalid hello"})
 	}
 	var h schemas.Hello
 	if err := json.Unmarshal(data, &h); err != nil {
-		c.helloError(schemas.HelloError{Reason: "invalid hello: " + err.Error()}, websocket.StatusPolicyViolation, "invalid hello")
-		return false
+		return c.refuse(&Refusal{schemas.HelloError{Reason: "invalid hello"}, websocket.StatusPolicyViolation, "invalid hello"})
 	}
 	if h.MinProtocol > schemas.ProtocolVersion || h.MaxProtocol < schemas.ProtocolVersion {
-		c.helloError(schemas.HelloError{Reason: "protocol mismatch", ExpectedProtocol: schemas.ProtocolVersion},
-			websocket.StatusProtocolError, "protocol mismatch")
-		return false
+		return c.refuse(&Refusal{schemas.HelloError{Reason: "protocol mismatch", ExpectedProtocol: schemas.ProtocolVersion},
+			websocket.StatusProtocolError, "protocol mismatch"})
 	}
-	if want := c.s.cfg.Token; want != "" {
+	if want := c.cfg.Token; want != "" {
 		got := ""
 		if h.Auth != nil {
 			got = h.Auth.Token
 		}
 		if subtle.ConstantTimeCompare([]byte(got), []byte(want)) != 1 {
 			c.log.Warn("refused client with wrong or missing token", "client", h.Client.Name)
-			c.helloError(schemas.HelloError{Reason: "unauthorized"}, websocket.StatusPolicyViolation, "unauthorized")
-			return false
+			return c.refuse(&Refusal{schemas.HelloError{Reason: "unauthorized"}, websocket.StatusPolicyViolation, "unauthorized"})
 		}
 	}
 	c.hello = h
-	if c.s.stopping.Load() {
-		c.helloError(schemas.HelloError{Reason: "gateway stopping"}, websocket.StatusServiceRestart, "service restart")
-		return false
+	if c.hub.stopping.Load() {
+		return c.refuse(&Refusal{schemas.HelloError{Reason: "gateway stopping"}, websocket.StatusServiceRestart, "service restart"})
 	}
-	c.s.ensureState()
-
-	s := c.s
-	s.mu.Lock()
-	presence, health := s.snapshotLocked()
-	ok := schemas.HelloOK{
-		Type:     schemas.TypeHelloOK,
-		Protocol: schemas.ProtocolVersion,
-		Server:   schemas.ServerInfo{Version: s.cfg.Version, Commit: s.cfg.Commit, Host: s.cfg.Host, ConnID: c.id},
-		Features: schemas.Features{Methods: s.Methods(), Events: append([]string(nil), s.cfg.Events...)},
-		Snapshot: schemas.Snapshot{
-			Presence:     presence,
-			StateVersion: s.stateVersion,
-			UptimeMs:     s.cfg.Now().Sub(s.started).Milliseconds(),
-		},
-		Policy: schemas.Policy{
-			MaxPayload:       s.cfg.MaxPayload,
-			MaxBufferedBytes: s.cfg.MaxBufferedBytes,
-			TickIntervalMs:   s.cfg.TickInterval.Milliseconds(),
-		},
+	if r := c.b.Admit(c, &c.hello); r != nil {
+		return c.refuse(r)
 	}
-	if err := json.Unmarshal(health, &ok.Snapshot.Health); err != nil {
-		ok.Snapshot.Health = s.fallbackHealth()
+	if c.cfg.MaxPayloadAfter != nil {
+		c.limit = c.cfg.MaxPayloadAfter()
 	}
-	frame := mustJSON(ok)
-	res := c.queue.Push(frame, false)
+	hub := c.hub
+	hub.mu.Lock()
+	res := c.queue.Push(c.b.HelloOK(c), false)
 	if res == outq.Pushed {
-		s.conns[c] = struct{}{}
+		hub.conns[c] = struct{}{}
 		c.registered.Store(true)
 	}
-	s.mu.Unlock()
+	hub.mu.Unlock()
 	if res != outq.Pushed {
 		c.closeNow(websocket.StatusPolicyViolation, "slow consumer")
 		return false
 	}
-	c.log.Info("client connected", "client", h.Client.Name, "mode", h.Client.Mode, "version", h.Client.Version)
-	c.announce(wire.ClientConnect)
+	c.b.Joined(c)
 	return true
 }
 
-func (c *conn) helloError(he schemas.HelloError, code websocket.StatusCode, reason string) {
+// refuse sends a hello-error and closes; it returns false.
+func (c *Conn) refuse(r *Refusal) bool {
+	he := r.HelloError
 	he.Type = schemas.TypeHelloError
 	c.queue.Push(mustJSON(he), false)
-	c.close(code, reason)
+	c.close(r.Code, r.Reason)
+	return false
 }
 
-// announce tells the presence service about a non-cli client connecting or leaving.
-func (c *conn) announce(event string) {
-	if c.hello.Client.Mode == "cli" {
-		return
-	}
-	key := c.hello.Client.InstanceID
-	if key == "" {
-		key = c.id
-	}
-	cp := wire.ClientPresence{
-		Key: key, Event: event, InstanceID: c.hello.Client.InstanceID,
-		Host: c.hello.Client.Name, IP: c.remoteIP, Version: c.hello.Client.Version, Mode: c.hello.Client.Mode,
-	}
-	ctx, cancel := context.WithTimeout(c.s.reqCtx, 5*time.Second)
-	defer cancel()
-	if err := wire.RequestJSON(ctx, c.s.nc, subject.PresenceClient, cp, nil); err != nil {
-		c.log.Warn("presence update failed", "event", event, "err", err)
-	}
-}
-
-// sendEvent queues an event for this connection. s.mu is held. prefix is the encoded event up
-// to and including `"seq":`.
-func (c *conn) sendEvent(event string, prefix []byte, droppable bool) {
+// sendEvent queues an event for this connection; the hub's lock is held. prefix is the
+// encoded event up to and including `"seq":`.
+func (c *Conn) sendEvent(event string, prefix []byte, droppable bool) {
 	c.seq++
 	frame := make([]byte, 0, len(prefix)+24)
 	frame = append(frame, prefix...)
@@ -318,189 +343,122 @@ func (c *conn) sendEvent(event string, prefix []byte, droppable bool) {
 	}
 }
 
-// sendRes queues a response; a full queue closes the connection as a slow consumer.
-func (c *conn) sendRes(res schemas.Response) {
-	if c.queue.Push(mustJSON(res), false) == outq.Overflow {
-		c.log.Warn("slow consumer: closing", "res", res.ID)
+// push queues a frame; a full queue closes the connection as a slow consumer.
+func (c *Conn) push(frame []byte, id string) {
+	if c.queue.Push(frame, false) == outq.Overflow {
+		c.log.Warn("slow consumer: closing", "res", id)
 		c.closeNow(websocket.StatusPolicyViolation, "slow consumer")
 	}
 }
 
-func (c *conn) sendError(id string, e *wire.Error) {
-	c.sendRes(schemas.Response{Type: schemas.TypeRes, ID: id, OK: false, Error: errorShape(e)})
+// SendOK answers request id with payload, which must be JSON (empty: null). The frame is
+// built by appending the payload bytes; nothing is re-encoded.
+func (c *Conn) SendOK(id string, payload []byte) {
+	if len(payload) == 0 {
+		payload = nullJSON
+	}
+	frame := make([]byte, 0, len(payload)+len(id)+48)
+	frame = append(frame, `{"type":"res","id":`...)
+	frame = appendJSONString(frame, id)
+	frame = append(frame, `,"ok":true,"payload":`...)
+	frame = append(frame, payload...)
+	frame = append(frame, '}')
+	c.push(frame, id)
 }
 
-type reqEnvelope struct {
-	ID     any             `json:"id"`
-	Method string          `json:"method"`
-	Params json.RawMessage `json:"params"`
+// SendError answers request id with a protocol error.
+func (c *Conn) SendError(id string, e *wire.Error) {
+	c.SendFailure(id, ErrorShape(e), nil)
 }
+
+// SendFailure answers request id with ok:false, the error and an optional payload.
+func (c *Conn) SendFailure(id string, e *schemas.ErrorShape, payload json.RawMessage) {
+	c.push(mustJSON(schemas.Response{Type: schemas.TypeRes, ID: id, OK: false, Payload: payload, Error: e}), id)
+}
+
+var nullJSON = []byte("null")
 
 // handleFrame processes one frame after the handshake; false means the connection closes.
-func (c *conn) handleFrame(data []byte) bool {
-	v, err := schemas.Decode(data)
-	if err != nil {
+// A frame is decoded once (params stay raw bytes); only a frame outside the common shape
+// takes the schema path, which also words the error.
+func (c *Conn) handleFrame(data []byte) bool {
+	req, st := parseRequest(data)
+	switch st {
+	case frameMalformed:
 		c.close(websocket.StatusPolicyViolation, "malformed JSON")
 		return false
-	}
-	var env reqEnvelope
-	_ = json.Unmarshal(data, &env) // valid JSON; fields of the wrong type stay zero
-	id, _ := env.ID.(string)
-	if err := c.s.cfg.Schemas.Request(v); err != nil {
-		if id == "" {
-			id = "invalid"
+	case frameOther:
+		var ok bool
+		if req, ok = c.slowRequest(data); !ok {
+			return true
 		}
-		c.sendError(id, wire.Invalid("invalid request frame: %s", err.Error()))
-		return true
 	}
-	route, ok := c.s.routes[env.Method]
-	if !ok {
-		c.sendError(id, wire.Invalid("unknown method: %s", env.Method))
-		return true
-	}
-	var params any
-	if m, ok := v.(map[string]any); ok {
-		params = m["params"]
-	}
-	if err := c.s.cfg.Schemas.Params(route.Method, params); err != nil {
-		c.sendError(id, wire.Invalid("invalid %s params: %s", route.Method, err.Error()))
-		return true
-	}
-	if !c.s.drain.start() {
-		c.sendError(id, wire.Unavailable(true, "gateway shutting down"))
+	if !c.hub.drain.start() {
+		c.SendError(req.ID, wire.Unavailable(true, "gateway shutting down"))
 		return true
 	}
 	select {
 	case c.inflight <- struct{}{}:
 	default:
-		c.s.drain.done()
+		c.hub.drain.done()
 		e := wire.Unavailable(true, "too many requests in flight")
 		e.RetryAfterMs = 100
-		c.sendError(id, e)
+		c.SendError(req.ID, e)
 		return true
 	}
-	body := []byte(env.Params)
-	if len(body) == 0 || string(body) == "null" {
-		body = nil
-	}
 	c.reqWG.Add(1)
-	go func() {
-		defer c.reqWG.Done()
-		defer c.s.drain.done()
-		var once sync.Once
-		release := func() { once.Do(func() { <-c.inflight }) }
-		defer release()
-		c.call(id, route, body, release)
-	}()
+	go c.serve(req)
 	return true
 }
 
-// call forwards one request to the bus and answers it exactly once (twice for a two-stage
-// method: the ack, then the final). release frees the request's in-flight slot; it is
-// called once the request is acknowledged (a two-stage run no longer counts, SPEC §5.3).
-func (c *conn) call(id string, route Route, params []byte, release func()) {
+// serve runs one request on the backend and frees its slot and drain count.
+func (c *Conn) serve(req Request) {
+	defer c.reqWG.Done()
+	defer c.hub.drain.done()
+	var once sync.Once
+	release := func() { once.Do(func() { <-c.inflight }) }
+	defer release()
 	defer func() {
 		if p := recover(); p != nil {
-			c.log.Error("panic handling request", "method", route.Method, "panic", p)
-			c.sendError(id, wire.Unavailable(false, "internal error handling %s", route.Method))
+			c.log.Error("panic handling request", "method", req.Method, "panic", p)
+			c.SendError(req.ID, wire.Unavailable(false, "internal error handling %s", req.Method))
 		}
 	}()
-	subj, body := route.Subject, params
-	var err error
-	if route.SubjectFor != nil {
-		if subj, err = route.SubjectFor(params); err != nil {
-			c.sendError(id, wire.Invalid("invalid %s params: %s", route.Method, err.Error()))
-			return
-		}
-	}
-	if route.Rewrite != nil {
-		if body, err = route.Rewrite(params, c.s.cfg.MaxPayload); err != nil {
-			c.sendError(id, wire.Invalid("invalid %s params: %s", route.Method, err.Error()))
-			return
-		}
-	}
-	var waiter *wire.RunWaiter
-	if route.TwoStage {
-		var p struct {
-			IdempotencyKey string `json:"idempotencyKey"`
-		}
-		if json.Unmarshal(params, &p) != nil || p.IdempotencyKey == "" {
-			c.sendError(id, wire.Invalid("invalid %s params: idempotencyKey required", route.Method))
-			return
-		}
-		waiter = c.s.runs.Watch(p.IdempotencyKey)
-		defer waiter.Stop()
-	}
-	reply, we := c.request(route, subj, body, route.Deadline)
-	if we != nil {
-		c.sendError(id, we)
-		return
-	}
-	if waiter != nil && reply.Header.Get(wire.HeaderRunFinal) != "" {
-		c.sendFinal(id, route, reply.Data)
-		return
-	}
-	payload := reply.Data
-	if len(payload) == 0 {
-		payload = []byte("null")
-	}
-	c.sendRes(schemas.Response{Type: schemas.TypeRes, ID: id, OK: true, Payload: payload})
-	if waiter == nil {
-		return
-	}
-	release()
-	fin, err := waiter.Wait(c.s.reqCtx)
+	c.b.Serve(c.ctx, c, req, release)
+}
+
+// slowRequest validates a frame that is valid JSON but not in the common shape against the
+// request schema; an invalid one is answered INVALID_REQUEST here (false).
+func (c *Conn) slowRequest(data []byte) (Request, bool) {
+	v, err := schemas.Decode(data)
 	if err != nil {
-		c.sendError(id, wire.Unavailable(true, "gateway shutting down"))
-		return
+		c.SendError("invalid", wire.Invalid("invalid request frame: not JSON"))
+		return Request{}, false
 	}
-	c.sendRunFinal(id, route, fin)
-}
-
-// request sends one bus request and maps every failure to a wire error.
-func (c *conn) request(route Route, subj string, body []byte, deadline time.Duration) (*nats.Msg, *wire.Error) {
-	ctx, cancel := context.WithTimeout(c.s.reqCtx, deadline)
-	defer cancel()
-	reply, err := wire.RequestMsg(ctx, c.s.nc, &nats.Msg{Subject: subj, Data: body})
-	if err != nil {
-		var we *wire.Error
-		if !errors.As(err, &we) {
-			we = wire.Unavailable(true, "%s failed: %s", route.Method, err.Error())
+	var env struct {
+		ID     any             `json:"id"`
+		Method any             `json:"method"`
+		Params json.RawMessage `json:"params"`
+	}
+	_ = json.Unmarshal(data, &env) // valid JSON; fields of the wrong type stay zero
+	id, _ := env.ID.(string)
+	if err := c.cfg.Schemas.Request(v); err != nil {
+		if id == "" {
+			id = "invalid"
 		}
-		if c.s.stopping.Load() && errors.Is(ctx.Err(), context.Canceled) {
-			we = wire.Unavailable(true, "gateway shutting down")
-		}
-		return nil, we
+		c.SendError(id, wire.Invalid("invalid request frame: %s", err.Error()))
+		return Request{}, false
 	}
-	return reply, nil
+	method, _ := env.Method.(string)
+	params := []byte(env.Params) // a copy: Unmarshal does not keep data
+	if len(params) == 0 || string(params) == "null" {
+		params = nil
+	}
+	return Request{ID: id, Method: method, Params: params}, true
 }
 
-// sendFinal answers with a run's final as the service encoded it.
-func (c *conn) sendFinal(id string, route Route, data []byte) {
-	var fin wire.RunFinal
-	if err := json.Unmarshal(data, &fin); err != nil {
-		c.sendError(id, wire.Unavailable(false, "%s: malformed final from the service: %s", route.Method, err.Error()))
-		return
-	}
-	c.sendRunFinal(id, route, fin)
-}
-
-// sendRunFinal sends the final res of a two-stage run.
-func (c *conn) sendRunFinal(id string, route Route, fin wire.RunFinal) {
-	res := schemas.Response{Type: schemas.TypeRes, ID: id, OK: fin.OK, Payload: fin.Payload}
-	if fin.OK && len(res.Payload) == 0 {
-		res.Payload = []byte("null")
-	}
-	if !fin.OK {
-		if fin.Error == nil {
-			fin.Error = wire.Unavailable(false, "%s run failed", route.Method)
-		}
-		res.Error = errorShape(fin.Error)
-	}
-	c.sendRes(res)
-}
-
-func errorShape(e *wire.Error) *schemas.ErrorShape {
+// ErrorShape turns a bus error into the res frame's error.
+func ErrorShape(e *wire.Error) *schemas.ErrorShape {
 	es := &schemas.ErrorShape{Code: e.Code, Message: e.Message, Details: e.Details}
 	if e.Retryable || e.Code == wire.CodeUnavailable {
 		r := e.Retryable
@@ -511,15 +469,4 @@ func errorShape(e *wire.Error) *schemas.ErrorShape {
 		es.RetryAfterMs = &ms
 	}
 	return es
-}
-
-func remoteIP(r *http.Request) string {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		return ""
-	}
-	if ip := net.ParseIP(host); ip == nil || ip.IsLoopback() {
-		return ""
-	}
-	return host
 }

@@ -25,7 +25,7 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "403 forbidden: origin not allowed", http.StatusForbidden)
 		return
 	}
-	if s.stopping.Load() {
+	if s.hub.Stopping() {
 		http.Error(w, "503 gateway stopping", http.StatusServiceUnavailable)
 		return
 	}
@@ -42,17 +42,25 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		s.log.Debug("websocket accept failed", "remote", r.RemoteAddr, "err", err)
 		return
 	}
-	s.connWG.Add(1)
-	go func() {
-		defer s.connWG.Done()
-		s.serveConn(ws, r)
-	}()
+	if !s.hub.Go(ws, remoteIP(r), &s.conn, s, s.log) {
+		_ = ws.Close(websocket.StatusServiceRestart, "service restart")
+	}
+}
+
+// remoteIP is the client's address, empty for loopback clients.
+func remoteIP(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return ""
+	}
+	if ip := net.ParseIP(host); ip == nil || ip.IsLoopback() {
+		return ""
+	}
+	return host
 }
 
 func (s *Server) serveHealthz(w http.ResponseWriter) {
-	s.mu.Lock()
-	n := len(s.conns)
-	s.mu.Unlock()
+	n := s.hub.Count()
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")
 	body := `{"ok":true,"connections":` + strconv.Itoa(n) +

@@ -5,6 +5,7 @@
 package edge
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -14,8 +15,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"sync"
-	"sync/atomic"
+	"strconv"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -96,32 +96,31 @@ func (c *Config) setDefaults() {
 	}
 }
 
-// Server is the WebSocket edge.
+// Server is the WebSocket edge: the gateway's protocol server. It is the Backend of its
+// hub's connections: it admits hellos, answers hello-ok from the state it holds, and routes
+// requests onto the bus.
 type Server struct {
 	cfg     Config
 	nc      *nats.Conn
 	log     *slog.Logger
+	hub     *Hub
+	conn    ConnConfig
 	routes  map[string]Route
 	methods []string
-	started time.Time
-	// connAdded, when set (tests), is called with each connection once it is registered.
-	connAdded atomic.Pointer[func()]
+	// paramsNilOK says, per method, whether absent params pass the params schema: decided
+	// once, so a request without params costs no schema walk.
+	paramsNilOK map[string]bool
+	started     time.Time
+	// helloPrefix is hello-ok up to the connection id: type, protocol, features, policy and
+	// the server's own fields, encoded once.
+	helloPrefix []byte
 
-	mu           sync.Mutex         // guards conns and the cached state below, and orders fan-out
-	conns        map[*conn]struct{} // connections past hello-ok (receive events)
-	all          map[*conn]struct{} // every open connection, for shutdown
-	presence     json.RawMessage    // last presence list ({"presence":[...]}), nil until known
-	health       json.RawMessage    // last HealthSummary, nil until known
+	// Guarded by the hub's lock (it orders the fan-out of the events that change them):
+	presence     []byte // last presence list (a JSON array), nil until known
+	health       []byte // last HealthSummary, nil until known
 	stateVersion schemas.StateVersion
 
-	runs      *wire.Runs // follows every run: broadcasts its events, ends two-stage waits
-	stopping  atomic.Bool
-	drain     drainTracker
-	reqCtx    context.Context // parent of every bus request; canceled when the drain budget ends
-	reqCancel context.CancelFunc
-	connWG    sync.WaitGroup // connection handlers
-	nextConn  atomic.Uint64
-	connSalt  string
+	runs *wire.Runs // follows every run: broadcasts its events, ends two-stage waits
 }
 
 // New prepares an edge; it does no I/O.
@@ -133,13 +132,20 @@ func New(cfg Config, nc *nats.Conn, log *slog.Logger) (*Server, error) {
 		return nil, errors.New("edge: Config.Schemas is required")
 	}
 	cfg.setDefaults()
+	var salt [4]byte
+	_, _ = rand.Read(salt[:])
 	s := &Server{
-		cfg:    cfg,
-		nc:     nc,
-		log:    log.With("component", "edge"),
-		routes: make(map[string]Route, len(cfg.Routes)),
-		conns:  make(map[*conn]struct{}),
-		all:    make(map[*conn]struct{}),
+		cfg:         cfg,
+		nc:          nc,
+		log:         log.With("component", "edge"),
+		hub:         NewHub(hex.EncodeToString(salt[:])),
+		routes:      make(map[string]Route, len(cfg.Routes)),
+		paramsNilOK: make(map[string]bool, len(cfg.Routes)),
+	}
+	s.conn = ConnConfig{
+		Schemas: cfg.Schemas, Token: cfg.Token, MaxPayload: cfg.MaxPayload, MaxBufferedBytes: cfg.MaxBufferedBytes,
+		MaxInFlight: cfg.MaxInFlight, HandshakeTimeout: cfg.HandshakeTimeout, WriteTimeout: cfg.WriteTimeout,
+		Verbose: cfg.Verbose,
 	}
 	for _, r := range cfg.Routes {
 		if !cfg.Schemas.HasMethod(r.Method) {
@@ -147,11 +153,27 @@ func New(cfg Config, nc *nats.Conn, log *slog.Logger) (*Server, error) {
 		}
 		s.routes[r.Method] = r
 		s.methods = append(s.methods, r.Method)
+		s.paramsNilOK[r.Method] = cfg.Schemas.Params(r.Method, nil) == nil
 	}
-	var salt [4]byte
-	_, _ = rand.Read(salt[:])
-	s.connSalt = hex.EncodeToString(salt[:])
+	s.helloPrefix = s.encodeHelloPrefix()
 	return s, nil
+}
+
+// encodeHelloPrefix encodes the parts of hello-ok that never change.
+func (s *Server) encodeHelloPrefix() []byte {
+	server := mustJSON(struct {
+		Version string `json:"version"`
+		Commit  string `json:"commit,omitempty"`
+		Host    string `json:"host,omitempty"`
+	}{s.cfg.Version, s.cfg.Commit, s.cfg.Host})
+	b := []byte(`{"type":"hello-ok","protocol":` + strconv.Itoa(schemas.ProtocolVersion) + `,"features":`)
+	b = append(b, mustJSON(schemas.Features{Methods: s.Methods(), Events: s.cfg.Events})...)
+	b = append(b, `,"policy":`...)
+	b = append(b, mustJSON(schemas.Policy{MaxPayload: s.cfg.MaxPayload, MaxBufferedBytes: s.cfg.MaxBufferedBytes,
+		TickIntervalMs: s.cfg.TickInterval.Milliseconds()})...)
+	b = append(b, `,"server":`...)
+	b = append(b, server[:len(server)-1]...) // without its closing brace
+	return append(b, `,"connId":`...)
 }
 
 // Methods lists the methods this edge serves, in route-table order.
@@ -162,9 +184,6 @@ func (s *Server) Methods() []string { return append([]string(nil), s.methods...)
 // connection with 1012, and return nil.
 func (s *Server) Run(ctx context.Context) error {
 	s.started = s.cfg.Now()
-	s.reqCtx, s.reqCancel = context.WithCancel(context.Background())
-	defer s.reqCancel()
-
 	subs, err := s.subscribe()
 	if err != nil {
 		return err
@@ -209,51 +228,14 @@ func (s *Server) Run(ctx context.Context) error {
 }
 
 func (s *Server) shutdown(hs *http.Server) {
-	s.stopping.Store(true)
+	s.hub.Stop()
 	// Stop accepting: closes the listener; upgraded connections are ours to close.
 	shutCtx, cancel := context.WithTimeout(context.Background(), time.Second)
 	_ = hs.Shutdown(shutCtx)
 	cancel()
-
-	s.broadcast(schemas.EventShutdown, mustJSON(schemas.ShutdownPayload{Reason: "gateway stopping"}), false, false)
-
-	drained := s.drain.stop()
-	timer := time.NewTimer(s.cfg.ShutdownTimeout)
-	select {
-	case <-drained:
-	case <-timer.C:
-		s.log.Warn("shutdown: in-flight requests did not finish in time; failing them", "budget", s.cfg.ShutdownTimeout)
-		s.reqCancel()
-		<-drained
-	}
-	timer.Stop()
-
-	conns := s.snapshotConns()
-	for _, c := range conns {
-		c.queue.CloseAfterFlush(1012, "service restart")
-	}
-	waited := make(chan struct{})
-	go func() { s.connWG.Wait(); close(waited) }()
-	select {
-	case <-waited:
-	case <-time.After(s.cfg.ShutdownTimeout):
-		for _, c := range s.snapshotConns() {
-			_ = c.ws.CloseNow()
-		}
-		<-waited
-	}
+	s.hub.Broadcast(schemas.EventShutdown, mustJSON(schemas.ShutdownPayload{Reason: "gateway stopping"}), nil, false)
+	s.hub.Shutdown(s.cfg.ShutdownTimeout, s.cfg.ShutdownTimeout, s.log.Warn)
 	s.log.Info("edge stopped")
-}
-
-// snapshotConns lists every open connection, handshake done or not.
-func (s *Server) snapshotConns() []*conn {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	out := make([]*conn, 0, len(s.all))
-	for c := range s.all {
-		out = append(out, c)
-	}
-	return out
 }
 
 // subscribe follows presence and health changes to keep the snapshot current and fan them out.
@@ -286,15 +268,16 @@ func (s *Server) onPresence(data []byte) {
 	var p struct {
 		Presence json.RawMessage `json:"presence"`
 	}
-	if json.Unmarshal(data, &p) != nil || len(p.Presence) == 0 {
+	if json.Unmarshal(data, &p) != nil || len(p.Presence) == 0 || p.Presence[0] != '[' {
 		s.log.Warn("ignoring malformed presence event")
 		return
 	}
-	s.mu.Lock()
-	s.presence = append(json.RawMessage(nil), data...)
+	s.hub.Lock()
+	s.presence = p.Presence
 	s.stateVersion.Presence++
-	s.fanOutLocked(schemas.EventPresence, s.presence, true, true)
-	s.mu.Unlock()
+	sv := s.stateVersion
+	s.hub.BroadcastLocked(schemas.EventPresence, data, &sv, true)
+	s.hub.Unlock()
 }
 
 func (s *Server) onHealth(data []byte) {
@@ -302,11 +285,13 @@ func (s *Server) onHealth(data []byte) {
 		s.log.Warn("ignoring malformed health event")
 		return
 	}
-	s.mu.Lock()
-	s.health = append(json.RawMessage(nil), data...)
+	data = bytes.Clone(data)
+	s.hub.Lock()
+	s.health = data
 	s.stateVersion.Health++
-	s.fanOutLocked(schemas.EventHealth, s.health, true, true)
-	s.mu.Unlock()
+	sv := s.stateVersion
+	s.hub.BroadcastLocked(schemas.EventHealth, data, &sv, true)
+	s.hub.Unlock()
 }
 
 // onRunEvent broadcasts the agent and chat events of every run. Agent events and chat
@@ -320,11 +305,11 @@ func (s *Server) onRunEvent(kind string, data []byte) {
 	}
 	switch kind {
 	case wire.RunEventAgent:
-		s.broadcast(schemas.EventAgent, data, false, false)
+		s.hub.Broadcast(schemas.EventAgent, data, nil, false)
 	case wire.RunEventChat:
-		s.broadcast(schemas.EventChat, data, false, false)
+		s.hub.Broadcast(schemas.EventChat, data, nil, false)
 	case wire.RunEventChatDelta:
-		s.broadcast(schemas.EventChat, data, true, false)
+		s.hub.Broadcast(schemas.EventChat, data, nil, true)
 	}
 }
 
@@ -336,80 +321,38 @@ func (s *Server) tickLoop(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			s.broadcast(schemas.EventTick, mustJSON(schemas.TickPayload{Ts: s.cfg.Now().UnixMilli()}), true, false)
+			s.hub.Broadcast(schemas.EventTick, mustJSON(schemas.TickPayload{Ts: s.cfg.Now().UnixMilli()}), nil, true)
 		}
 	}
-}
-
-// broadcast sends an event to every connection that completed its handshake.
-func (s *Server) broadcast(event string, payload []byte, droppable, withState bool) {
-	s.mu.Lock()
-	s.fanOutLocked(event, payload, droppable, withState)
-	s.mu.Unlock()
-}
-
-// fanOutLocked encodes the event once and appends each connection's seq. s.mu is held, so
-// events reach every connection in the same order.
-func (s *Server) fanOutLocked(event string, payload []byte, droppable, withState bool) {
-	if len(s.conns) == 0 {
-		return
-	}
-	prefix := make([]byte, 0, len(payload)+96)
-	prefix = append(prefix, `{"type":"event","event":`...)
-	prefix = appendJSONString(prefix, event)
-	prefix = append(prefix, `,"payload":`...)
-	prefix = append(prefix, payload...)
-	if withState {
-		prefix = fmt.Appendf(prefix, `,"stateVersion":{"presence":%d,"health":%d}`, s.stateVersion.Presence, s.stateVersion.Health)
-	}
-	prefix = append(prefix, `,"seq":`...)
-	for c := range s.conns {
-		c.sendEvent(event, prefix, droppable)
-	}
-}
-
-// snapshotLocked builds the hello-ok snapshot; s.mu is held.
-func (s *Server) snapshotLocked() (presence []schemas.PresenceEntry, health json.RawMessage) {
-	if s.presence != nil {
-		var p schemas.PresencePayload
-		if json.Unmarshal(s.presence, &p) == nil {
-			presence = p.Presence
-		}
-	}
-	if presence == nil {
-		presence = []schemas.PresenceEntry{}
-	}
-	health = s.health
-	if health == nil {
-		health = mustJSON(s.fallbackHealth())
-	}
-	return presence, health
 }
 
 // ensureState fetches presence and health once when no event has brought them yet, so the
 // first hello-ok has a real snapshot even if it races the services' first events.
 func (s *Server) ensureState() {
-	ctx, cancel := context.WithTimeout(s.reqCtx, 2*time.Second)
-	defer cancel()
-	s.mu.Lock()
+	s.hub.Lock()
 	needPresence, needHealth := s.presence == nil, s.health == nil
-	s.mu.Unlock()
+	s.hub.Unlock()
+	if !needPresence && !needHealth {
+		return
+	}
+	ctx, cancel := context.WithTimeout(s.hub.reqCtx, 2*time.Second)
+	defer cancel()
 	if needPresence {
-		if data, err := wire.Request(ctx, s.nc, subject.PresenceList, nil, nil); err == nil && len(data) > 0 && data[0] == '[' {
-			s.mu.Lock()
-			if s.presence == nil { // kept in the presence event's shape
-				s.presence = append(append([]byte(`{"presence":`), data...), '}')
+		if data, err := wire.Request(ctx, s.nc, subject.PresenceList, nil, nil); err == nil && len(data) > 0 && data[0] == '[' && json.Valid(data) {
+			s.hub.Lock()
+			if s.presence == nil {
+				s.presence = data
 			}
-			s.mu.Unlock()
+			s.hub.Unlock()
 		}
 	}
 	if needHealth {
 		if data, err := wire.Request(ctx, s.nc, subject.HealthGet, nil, nil); err == nil && json.Valid(data) {
-			s.mu.Lock()
+			s.hub.Lock()
 			if s.health == nil {
 				s.health = data
 			}
-			s.mu.Unlock()
+			s.hub.Unlock()
 		}
 	}
 }
@@ -425,65 +368,4 @@ func (s *Server) fallbackHealth() schemas.HealthSummary {
 		Sessions:         schemas.SessionsHealth{Recent: []schemas.SessionRecent{}},
 		Services:         []schemas.ServiceHealth{{Name: subject.ServiceHealth, OK: false}},
 	}
-}
-
-func (s *Server) newConnID() string {
-	return fmt.Sprintf("%s-%d", s.connSalt, s.nextConn.Add(1))
-}
-
-func mustJSON(v any) []byte {
-	b, err := json.Marshal(v)
-	if err != nil {
-		panic(fmt.Sprintf("edge: encode %T: %v", v, err))
-	}
-	return b
-}
-
-func appendJSONString(dst []byte, s string) []byte {
-	b, _ := json.Marshal(s)
-	return append(dst, b...)
-}
-
-// drainTracker counts requests in flight across all connections so shutdown can wait for
-// them; once stopped it refuses new ones.
-type drainTracker struct {
-	mu      sync.Mutex
-	n       int
-	stopped bool
-	idle    chan struct{}
-}
-
-// start registers a request; false once shutdown began.
-func (d *drainTracker) start() bool {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if d.stopped {
-		return false
-	}
-	d.n++
-	return true
-}
-
-func (d *drainTracker) done() {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	d.n--
-	if d.n == 0 && d.idle != nil {
-		close(d.idle)
-		d.idle = nil
-	}
-}
-
-// stop refuses new requests and returns a channel closed when none is in flight.
-func (d *drainTracker) stop() <-chan struct{} {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	d.stopped = true
-	ch := make(chan struct{})
-	if d.n == 0 {
-		close(ch)
-	} else {
-		d.idle = ch
-	}
-	return ch
 }

@@ -76,7 +76,7 @@ func TestShutdownClosesConnectionsStillInHandshake(t *testing.T) {
 	g := startEdge(t, func(c *Config) { c.HandshakeTimeout = time.Hour })
 	added := make(chan struct{}, 1)
 	hook := func() { added <- struct{}{} }
-	g.srv.connAdded.Store(&hook)
+	g.srv.hub.connAdded.Store(&hook)
 	c := dialRaw(t, g.url, nil)
 	<-added // the server has the connection
 	g.cancel()

@@ -78,24 +78,19 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "403 forbidden: origin not allowed", http.StatusForbidden)
 		return
 	}
-	s.mu.Lock()
-	stopping := s.stopping
-	if !stopping {
-		s.tabWG.Add(1) // under s.mu, so shutdown's Wait never races an Add
-	}
-	s.mu.Unlock()
-	if stopping {
+	if s.hub.Stopping() {
 		http.Error(w, "503 webchat stopping", http.StatusServiceUnavailable)
 		return
 	}
 	// The origin, when present, is the request's own host: the library accepts that as is.
 	ws, err := websocket.Accept(w, r, &websocket.AcceptOptions{CompressionMode: websocket.CompressionDisabled})
 	if err != nil {
-		s.tabWG.Done()
 		s.log.Debug("websocket accept failed", "err", err)
 		return
 	}
-	go s.serveTab(ws)
+	if !s.hub.Go(ws, "", &s.conn, s, s.log) {
+		_ = ws.Close(websocket.StatusServiceRestart, "service restart")
+	}
 }
 
 func (s *Server) serveStatic(w http.ResponseWriter, r *http.Request) {

@@ -3,7 +3,6 @@ package webchat
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"runtime"
 	"time"
 
@@ -65,8 +64,8 @@ func (s *Server) onConnect(h schemas.HelloOK) {
 		presence = []byte("[]")
 	}
 	health, _ := json.Marshal(h.Snapshot.Health)
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	s.hub.Lock()
+	defer s.hub.Unlock()
 	again := s.everUp
 	if !again {
 		close(s.firstUp)
@@ -77,48 +76,46 @@ func (s *Server) onConnect(h schemas.HelloOK) {
 	if s.upHook != nil {
 		s.upHook(true)
 	}
-	s.log.Info("gateway connected", "url", s.cfg.GatewayURL, "reconnect", again, "tabs", len(s.tabs))
+	s.log.Info("gateway connected", "url", s.cfg.GatewayURL, "reconnect", again)
 	if again {
 		sv := s.sv
-		s.fanOutLocked(schemas.EventPresence, presencePayload(presence), &sv, true)
-		s.fanOutLocked(schemas.EventHealth, health, &sv, true)
+		s.hub.BroadcastLocked(schemas.EventPresence, presencePayload(presence), &sv, true)
+		s.hub.BroadcastLocked(schemas.EventHealth, health, &sv, true)
 	}
 }
 
 // onDisconnect tells the tabs that the gateway is gone, unless it said so itself.
 func (s *Server) onDisconnect(err error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	s.hub.Lock()
+	defer s.hub.Unlock()
 	s.up = false
 	if s.upHook != nil {
 		s.upHook(false)
 	}
-	if s.stopping {
+	if s.hub.Stopping() {
 		return
 	}
 	s.log.Warn("gateway connection lost; reconnecting", "url", s.cfg.GatewayURL, "err", err)
 	if !s.announced {
 		s.announced = true
 		payload, _ := json.Marshal(schemas.ShutdownPayload{Reason: reasonGatewayLost})
-		s.fanOutLocked(schemas.EventShutdown, payload, nil, false)
+		s.hub.BroadcastLocked(schemas.EventShutdown, payload, nil, false)
 	}
 }
 
 // onGap passes an upstream seq gap on: every tab's seq skips as many numbers, so each tab
 // sees a gap on its next event and refreshes.
 func (s *Server) onGap(expected, got int64) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for t := range s.tabs {
-		t.seq += got - expected
-	}
+	s.hub.Lock()
+	defer s.hub.Unlock()
+	s.hub.SkipSeqLocked(got - expected)
 }
 
 // onEvent keeps the snapshot current and fans the event out to every tab.
 func (s *Server) onEvent(ev schemas.Event) {
 	droppable := false
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	s.hub.Lock()
+	defer s.hub.Unlock()
 	switch ev.Event {
 	case schemas.EventPresence:
 		var p struct {
@@ -148,32 +145,7 @@ func (s *Server) onEvent(ev schemas.Event) {
 		s.sv.Presence = max(s.sv.Presence, ev.StateVersion.Presence)
 		s.sv.Health = max(s.sv.Health, ev.StateVersion.Health)
 	}
-	s.fanOutLocked(ev.Event, ev.Payload, ev.StateVersion, droppable)
-}
-
-// fanOutLocked encodes an event once and queues it on every tab past its hello with that
-// tab's next seq. s.mu is held, so every tab sees events in the same order.
-func (s *Server) fanOutLocked(event string, payload json.RawMessage, sv *schemas.StateVersion, droppable bool) {
-	if len(s.tabs) == 0 {
-		return
-	}
-	name, _ := json.Marshal(event)
-	prefix := make([]byte, 0, len(payload)+128)
-	prefix = append(prefix, `{"type":"event","event":`...)
-	prefix = append(prefix, name...)
-	if len(payload) > 0 {
-		prefix = append(prefix, `,"payload":`...)
-		prefix = append(prefix, payload...)
-	}
-	if sv != nil {
-		prefix = fmt.Appendf(prefix, `,"stateVersion":{"presence":%d,"health":%d}`, sv.Presence, sv.Health)
-	}
-	prefix = append(prefix, `,"seq":`...)
-	for t := range s.tabs {
-		if t.registered {
-			t.sendEvent(event, prefix, droppable)
-		}
-	}
+	s.hub.BroadcastLocked(ev.Event, ev.Payload, ev.StateVersion, droppable)
 }
 
 // helloOKLocked builds a tab's hello-ok from the upstream one and the current snapshot; s.mu

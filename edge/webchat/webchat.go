@@ -20,7 +20,6 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -175,26 +174,20 @@ type Server struct {
 	addr  atomic.Pointer[net.Addr]
 	cl    atomic.Pointer[client.Client] // nil until the first upstream connection
 
-	reqCtx    context.Context // parent of every relayed request; canceled on shutdown
-	reqCancel context.CancelFunc
-
-	mu        sync.Mutex // guards everything below and orders the fan-out
-	tabs      map[*tab]struct{}
+	hub       *edge.Hub       // the tabs; its lock guards everything below and orders the fan-out
+	conn      edge.ConnConfig // every tab's limits
 	up        bool            // the upstream connection is established
 	firstUp   chan struct{}   // closed when the upstream connection is first established
 	everUp    bool            // some upstream connection was established before
 	announced bool            // tabs were told the gateway is gone (shutdown event)
-	stopping  bool            // Run is shutting down: no new tabs
 	hello     schemas.HelloOK // of the current (or last) upstream connection
 	helloAt   time.Time
 	presence  json.RawMessage // current presence list (JSON array)
 	health    json.RawMessage // current HealthSummary
 	sv        schemas.StateVersion
-	tabWG     sync.WaitGroup // tab handlers
-	// upHook, when set (tests), is called under mu with each change of the upstream state.
-	upHook  func(up bool)
-	nextTab atomic.Uint64
-	tabSalt string
+	// upHook, when set (tests), is called under the hub's lock with each change of the
+	// upstream state.
+	upHook func(up bool)
 }
 
 // New validates cfg and prepares a server; it does no I/O.
@@ -217,10 +210,17 @@ func New(cfg Config) (*Server, error) {
 		set:     set,
 		ready:   make(chan struct{}),
 		firstUp: make(chan struct{}),
-		tabs:    make(map[*tab]struct{}),
-		tabSalt: "wc" + hex.EncodeToString(salt[:]),
+		hub:     edge.NewHub("wc" + hex.EncodeToString(salt[:])),
 	}
-	s.reqCtx, s.reqCancel = context.WithCancel(context.Background())
+	s.conn = edge.ConnConfig{
+		Schemas: set, MaxPayload: DefaultMaxPayload, MaxBufferedBytes: cfg.MaxBufferedBytes,
+		MaxInFlight: cfg.MaxInFlight, HandshakeTimeout: cfg.HandshakeTimeout, WriteTimeout: cfg.WriteTimeout,
+		MaxPayloadAfter: func() int64 {
+			s.hub.Lock()
+			defer s.hub.Unlock()
+			return s.maxPayloadLocked()
+		},
+	}
 	return s, nil
 }
 
@@ -240,7 +240,6 @@ func (s *Server) Addr() net.Addr {
 // upstream connection and returns nil once every goroutine it started has stopped. It
 // returns an error when the listener cannot be bound or fails.
 func (s *Server) Run(ctx context.Context) error {
-	defer s.reqCancel()
 	ln := s.cfg.Listener
 	if ln == nil {
 		var err error
@@ -287,39 +286,14 @@ func (s *Server) Run(ctx context.Context) error {
 	return runErr
 }
 
-// shutdown stops accepting, fails relayed requests, and closes every tab within
-// ShutdownTimeout.
+// shutdown stops accepting, fails relayed requests at once (the tabs are told nothing more),
+// and closes every tab within ShutdownTimeout.
 func (s *Server) shutdown(hs *http.Server) {
-	s.mu.Lock()
-	s.stopping = true
-	s.mu.Unlock()
+	s.hub.Stop()
 	shutCtx, cancel := context.WithTimeout(context.Background(), time.Second)
 	_ = hs.Shutdown(shutCtx) // closes the listener; upgraded connections are ours
 	cancel()
-	s.reqCancel()
-	for _, t := range s.allTabs() {
-		t.close(1012, "service restart")
-	}
-	waited := make(chan struct{})
-	go func() { s.tabWG.Wait(); close(waited) }()
-	select {
-	case <-waited:
-	case <-time.After(s.cfg.ShutdownTimeout):
-		for _, t := range s.allTabs() {
-			_ = t.ws.CloseNow()
-		}
-		<-waited
-	}
-}
-
-func (s *Server) allTabs() []*tab {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	out := make([]*tab, 0, len(s.tabs))
-	for t := range s.tabs {
-		out = append(out, t)
-	}
-	return out
+	s.hub.Shutdown(0, s.cfg.ShutdownTimeout, nil)
 }
 
 // prefixStrings renders prefixes for the logs.
@@ -329,8 +303,4 @@ func prefixStrings(ps []netip.Prefix) []string {
 		out[i] = p.String()
 	}
 	return out
-}
-
-func (s *Server) newTabID() string {
-	return fmt.Sprintf("%s-%d", s.tabSalt, s.nextTab.Add(1))
 }

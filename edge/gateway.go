@@ -1,0 +1,197 @@
+package edge
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"strconv"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/clawdis/clawdis/bus/subject"
+	"github.com/clawdis/clawdis/bus/wire"
+	"github.com/clawdis/clawdis/schemas"
+)
+
+var _ Backend = (*Server)(nil)
+
+// Admit makes sure the first hello-ok has a real snapshot; any authenticated hello is
+// admitted.
+func (s *Server) Admit(*Conn, *schemas.Hello) *Refusal {
+	s.ensureState()
+	return nil
+}
+
+// HelloOK appends the connection's hello-ok from the values the edge holds; the hub's lock
+// is held.
+func (s *Server) HelloOK(c *Conn) []byte {
+	health := s.health
+	if health == nil {
+		health = mustJSON(s.fallbackHealth())
+	}
+	presence := s.presence
+	if presence == nil {
+		presence = []byte("[]")
+	}
+	b := make([]byte, 0, len(s.helloPrefix)+len(presence)+len(health)+160)
+	b = append(b, s.helloPrefix...)
+	b = appendJSONString(b, c.id)
+	b = append(b, `},"snapshot":{"presence":`...)
+	b = append(b, presence...)
+	b = append(b, `,"health":`...)
+	b = append(b, health...)
+	b = append(b, `,"stateVersion":{"presence":`...)
+	b = strconv.AppendInt(b, s.stateVersion.Presence, 10)
+	b = append(b, `,"health":`...)
+	b = strconv.AppendInt(b, s.stateVersion.Health, 10)
+	b = append(b, `},"uptimeMs":`...)
+	b = strconv.AppendInt(b, s.cfg.Now().Sub(s.started).Milliseconds(), 10)
+	return append(b, "}}"...)
+}
+
+// Joined tells presence about a client that is not a cli client, after its hello-ok.
+func (s *Server) Joined(c *Conn) {
+	h := c.Hello()
+	level := slog.LevelInfo
+	if h.Client.Mode == "cli" { // one a minute from a container health check: not news
+		level = slog.LevelDebug
+	}
+	c.Log().Log(context.Background(), level, "client connected", "client", h.Client.Name, "mode", h.Client.Mode, "version", h.Client.Version)
+	s.announce(c, wire.ClientConnect)
+}
+
+// Left tells presence that the client left.
+func (s *Server) Left(c *Conn) { s.announce(c, wire.ClientDisconnect) }
+
+// announce tells the presence service about a non-cli client connecting or leaving.
+func (s *Server) announce(c *Conn, event string) {
+	h := c.Hello()
+	if h.Client.Mode == "cli" {
+		return
+	}
+	key := h.Client.InstanceID
+	if key == "" {
+		key = c.ID()
+	}
+	cp := wire.ClientPresence{
+		Key: key, Event: event, InstanceID: h.Client.InstanceID,
+		Host: h.Client.Name, IP: c.RemoteIP(), Version: h.Client.Version, Mode: h.Client.Mode,
+	}
+	ctx, cancel := context.WithTimeout(s.hub.reqCtx, 5*time.Second)
+	defer cancel()
+	if err := wire.RequestJSON(ctx, s.nc, subject.PresenceClient, cp, nil); err != nil {
+		c.Log().Warn("presence update failed", "event", event, "err", err)
+	}
+}
+
+// Serve routes one request to the bus and answers it exactly once (twice for a two-stage
+// method: the ack, then the final). An acknowledged two-stage run frees its in-flight slot.
+func (s *Server) Serve(ctx context.Context, c *Conn, req Request, release func()) {
+	route, ok := s.routes[req.Method]
+	if !ok {
+		c.SendError(req.ID, wire.Invalid("unknown method: %s", req.Method))
+		return
+	}
+	if req.Params != nil || !s.paramsNilOK[route.Method] {
+		if err := s.validateParams(route.Method, req.Params); err != nil {
+			c.SendError(req.ID, wire.Invalid("invalid %s params: %s", route.Method, err.Error()))
+			return
+		}
+	}
+	subj, body := route.Subject, req.Params
+	var err error
+	if route.SubjectFor != nil {
+		if subj, err = route.SubjectFor(req.Params); err != nil {
+			c.SendError(req.ID, wire.Invalid("invalid %s params: %s", route.Method, err.Error()))
+			return
+		}
+	}
+	if route.Rewrite != nil {
+		if body, err = route.Rewrite(req.Params, s.cfg.MaxPayload); err != nil {
+			c.SendError(req.ID, wire.Invalid("invalid %s params: %s", route.Method, err.Error()))
+			return
+		}
+	}
+	var waiter *wire.RunWaiter
+	if route.TwoStage {
+		var p struct {
+			IdempotencyKey string `json:"idempotencyKey"`
+		}
+		if json.Unmarshal(req.Params, &p) != nil || p.IdempotencyKey == "" {
+			c.SendError(req.ID, wire.Invalid("invalid %s params: idempotencyKey required", route.Method))
+			return
+		}
+		waiter = s.runs.Watch(p.IdempotencyKey)
+		defer waiter.Stop()
+	}
+	reply, we := s.request(ctx, route, subj, body)
+	if we != nil {
+		c.SendError(req.ID, we)
+		return
+	}
+	if waiter == nil {
+		c.SendOK(req.ID, reply.Data)
+		return
+	}
+	if reply.Header.Get(wire.HeaderRunFinal) != "" {
+		var fin wire.RunFinal
+		if err := json.Unmarshal(reply.Data, &fin); err != nil {
+			c.SendError(req.ID, wire.Unavailable(false, "%s: malformed final from the service", route.Method))
+			return
+		}
+		sendRunFinal(c, req.ID, route, fin)
+		return
+	}
+	c.SendOK(req.ID, reply.Data)
+	release()
+	fin, err := waiter.Wait(ctx)
+	if err != nil {
+		c.SendError(req.ID, wire.Unavailable(true, "gateway shutting down"))
+		return
+	}
+	sendRunFinal(c, req.ID, route, fin)
+}
+
+// validateParams checks raw params against the method's schema.
+func (s *Server) validateParams(method string, params []byte) error {
+	var v any
+	if params != nil {
+		var err error
+		if v, err = schemas.Decode(params); err != nil {
+			return errors.New("not JSON")
+		}
+	}
+	return s.cfg.Schemas.Params(method, v)
+}
+
+// request sends one bus request and maps every failure to a wire error.
+func (s *Server) request(ctx context.Context, route Route, subj string, body []byte) (*nats.Msg, *wire.Error) {
+	ctx, cancel := context.WithTimeout(ctx, route.Deadline)
+	defer cancel()
+	reply, err := wire.RequestMsg(ctx, s.nc, &nats.Msg{Subject: subj, Data: body})
+	if err != nil {
+		var we *wire.Error
+		if !errors.As(err, &we) {
+			we = wire.Unavailable(true, "%s failed: %s", route.Method, err.Error())
+		}
+		if s.hub.Stopping() && errors.Is(ctx.Err(), context.Canceled) {
+			we = wire.Unavailable(true, "gateway shutting down")
+		}
+		return nil, we
+	}
+	return reply, nil
+}
+
+// sendRunFinal sends the final res of a two-stage run.
+func sendRunFinal(c *Conn, id string, route Route, fin wire.RunFinal) {
+	if fin.OK {
+		c.SendOK(id, fin.Payload)
+		return
+	}
+	if fin.Error == nil {
+		fin.Error = wire.Unavailable(false, "%s run failed", route.Method)
+	}
+	c.SendFailure(id, ErrorShape(fin.Error), fin.Payload)
+}

@@ -1,0 +1,230 @@
+package edge
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/coder/websocket"
+
+	"github.com/clawdis/clawdis/schemas"
+)
+
+// Hub is the part of a protocol server that its connections share: the connections that
+// finished their handshake (which receive events, each with its own seq), every open
+// connection (for shutdown), the requests in flight, and the context of those requests. The
+// gateway's Server and the WebChat relay each own one; both serve their WebSocket
+// connections with Hub.Serve and a Backend.
+type Hub struct {
+	mu    sync.Mutex         // guards conns and all, and orders the fan-out
+	conns map[*Conn]struct{} // past hello-ok: receive events
+	all   map[*Conn]struct{} // every open connection
+	wg    sync.WaitGroup     // connection handlers
+
+	stopping  atomic.Bool
+	drain     drainTracker
+	reqCtx    context.Context // parent of every request; canceled when the drain budget ends
+	reqCancel context.CancelFunc
+	nextConn  atomic.Uint64
+	connSalt  string
+	// connAdded, when set (tests), is called with each connection once it is open.
+	connAdded atomic.Pointer[func()]
+}
+
+// NewHub returns an empty hub whose connection ids start with salt.
+func NewHub(salt string) *Hub {
+	h := &Hub{conns: map[*Conn]struct{}{}, all: map[*Conn]struct{}{}, connSalt: salt}
+	h.reqCtx, h.reqCancel = context.WithCancel(context.Background())
+	return h
+}
+
+// Lock takes the hub's lock: state that hello-ok snapshots and events carry is kept under
+// it, so that a connection never misses or doubles an event around its hello-ok.
+func (h *Hub) Lock() { h.mu.Lock() }
+
+// Unlock releases the hub's lock.
+func (h *Hub) Unlock() { h.mu.Unlock() }
+
+// Stopping reports whether shutdown began.
+func (h *Hub) Stopping() bool { return h.stopping.Load() }
+
+// Count is the number of connections past hello-ok.
+func (h *Hub) Count() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return len(h.conns)
+}
+
+// Broadcast sends an event to every connection past hello-ok.
+func (h *Hub) Broadcast(event string, payload []byte, sv *schemas.StateVersion, droppable bool) {
+	h.mu.Lock()
+	h.BroadcastLocked(event, payload, sv, droppable)
+	h.mu.Unlock()
+}
+
+// BroadcastLocked encodes the event once and queues it on every connection past hello-ok
+// with that connection's next seq; the hub's lock is held, so every connection sees events
+// in the same order. A droppable event is skipped for a connection whose queue is full
+// (its seq still counts); any other event closes such a connection as a slow consumer.
+func (h *Hub) BroadcastLocked(event string, payload []byte, sv *schemas.StateVersion, droppable bool) {
+	if len(h.conns) == 0 {
+		return
+	}
+	prefix := make([]byte, 0, len(payload)+96)
+	prefix = append(prefix, `{"type":"event","event":`...)
+	prefix = appendJSONString(prefix, event)
+	if len(payload) > 0 {
+		prefix = append(prefix, `,"payload":`...)
+		prefix = append(prefix, payload...)
+	}
+	if sv != nil {
+		prefix = append(prefix, `,"stateVersion":{"presence":`...)
+		prefix = strconv.AppendInt(prefix, sv.Presence, 10)
+		prefix = append(prefix, `,"health":`...)
+		prefix = strconv.AppendInt(prefix, sv.Health, 10)
+		prefix = append(prefix, '}')
+	}
+	prefix = append(prefix, `,"seq":`...)
+	for c := range h.conns {
+		c.sendEvent(event, prefix, droppable)
+	}
+}
+
+// SkipSeqLocked advances every connection's seq by n without sending anything, so that each
+// sees a gap on its next event (the relay passes an upstream gap on this way).
+func (h *Hub) SkipSeqLocked(n int64) {
+	for c := range h.conns {
+		c.seq += n
+	}
+}
+
+// Shutdown stops taking requests and connections, gives the requests in flight budget to
+// finish (then cancels them), closes every connection 1012 "service restart" after what is
+// queued, and waits up to closeWait for them to go before dropping the rest. log, when
+// set, is told when the budget ran out.
+func (h *Hub) Shutdown(budget, closeWait time.Duration, log func(msg string, args ...any)) {
+	h.Stop()
+	drained := h.drain.stop()
+	timer := time.NewTimer(budget)
+	select {
+	case <-drained:
+	case <-timer.C:
+		if log != nil {
+			log("shutdown: in-flight requests did not finish in time; failing them", "budget", budget)
+		}
+		h.reqCancel()
+		<-drained
+	}
+	timer.Stop()
+	for _, c := range h.snapshot() {
+		c.queue.CloseAfterFlush(int(websocket.StatusServiceRestart), "service restart")
+	}
+	waited := make(chan struct{})
+	go func() { h.wg.Wait(); close(waited) }()
+	select {
+	case <-waited:
+	case <-time.After(closeWait):
+		for _, c := range h.snapshot() {
+			_ = c.ws.CloseNow()
+		}
+		<-waited
+	}
+	h.reqCancel()
+}
+
+// Go serves an upgraded connection on a goroutine of its own (see Serve); false once
+// shutdown began, and then the caller closes ws.
+func (h *Hub) Go(ws *websocket.Conn, remoteIP string, cfg *ConnConfig, b Backend, log *slog.Logger) bool {
+	h.mu.Lock()
+	if h.stopping.Load() {
+		h.mu.Unlock()
+		return false
+	}
+	h.wg.Add(1) // under mu, so that Shutdown's Wait never races an Add
+	h.mu.Unlock()
+	go func() {
+		defer h.wg.Done()
+		h.Serve(ws, remoteIP, cfg, b, log)
+	}()
+	return true
+}
+
+// Stop marks the hub stopping: no new connection or request is taken.
+func (h *Hub) Stop() {
+	h.mu.Lock()
+	h.stopping.Store(true)
+	h.mu.Unlock()
+}
+
+// snapshot lists every open connection, handshake done or not.
+func (h *Hub) snapshot() []*Conn {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	out := make([]*Conn, 0, len(h.all))
+	for c := range h.all {
+		out = append(out, c)
+	}
+	return out
+}
+
+func (h *Hub) newConnID() string {
+	return h.connSalt + "-" + strconv.FormatUint(h.nextConn.Add(1), 10)
+}
+
+// drainTracker counts requests in flight across all connections so shutdown can wait for
+// them; once stopped it refuses new ones.
+type drainTracker struct {
+	mu      sync.Mutex
+	n       int
+	stopped bool
+	idle    chan struct{}
+}
+
+// start registers a request; false once shutdown began.
+func (d *drainTracker) start() bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.stopped {
+		return false
+	}
+	d.n++
+	return true
+}
+
+func (d *drainTracker) done() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.n--
+	if d.n == 0 && d.idle != nil {
+		close(d.idle)
+		d.idle = nil
+	}
+}
+
+// stop refuses new requests and returns a channel closed when none is in flight.
+func (d *drainTracker) stop() <-chan struct{} {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.stopped = true
+	ch := make(chan struct{})
+	if d.n == 0 {
+		close(ch)
+	} else {
+		d.idle = ch
+	}
+	return ch
+}
+
+// mustJSON encodes v, which cannot fail for the protocol's own types.
+func mustJSON(v any) []byte {
+	b, err := json.Marshal(v)
+	if err != nil {
+		panic(fmt.Sprintf("edge: encode %T: %v", v, err))
+	}
+	return b
+}

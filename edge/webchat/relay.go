@@ -1,0 +1,98 @@
+package webchat
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"time"
+
+	"github.com/coder/websocket"
+
+	"github.com/clawdis/clawdis/bus/wire"
+	"github.com/clawdis/clawdis/edge"
+	"github.com/clawdis/clawdis/edge/client"
+	"github.com/clawdis/clawdis/schemas"
+)
+
+// The relay is the Backend of the WebChat server's connections (one per browser tab): the
+// edge's connection machinery runs each tab, and the relay answers its hello from the
+// upstream hello-ok and sends its requests through the upstream client.
+var _ edge.Backend = (*Server)(nil)
+
+// firstConnectWait bounds how long a hello waits for the first upstream connection (and at
+// most half the handshake timeout, so the tab gets its hello-error before that closes it).
+const firstConnectWait = 5 * time.Second
+
+// Admit waits briefly for the first upstream connection right after start, then admits the
+// tab while the gateway is connected.
+func (s *Server) Admit(*edge.Conn, *schemas.Hello) *edge.Refusal {
+	select {
+	case <-s.firstUp:
+	case <-time.After(min(firstConnectWait, s.cfg.HandshakeTimeout/2)):
+	}
+	s.hub.Lock()
+	up := s.up
+	s.hub.Unlock()
+	if !up || s.hub.Stopping() {
+		return &edge.Refusal{HelloError: schemas.HelloError{Reason: "gateway unavailable"},
+			Code: websocket.StatusTryAgainLater, Reason: "gateway unavailable"}
+	}
+	return nil
+}
+
+// HelloOK encodes the tab's hello-ok from the upstream one and the current snapshot; the
+// hub's lock is held.
+func (s *Server) HelloOK(c *edge.Conn) []byte {
+	b, err := json.Marshal(s.helloOKLocked(c.ID()))
+	if err != nil {
+		panic("webchat: encode hello-ok: " + err.Error())
+	}
+	return b
+}
+
+// Joined logs a tab's arrival.
+func (s *Server) Joined(c *edge.Conn) {
+	h := c.Hello()
+	c.Log().Debug("tab connected", "client", h.Client.Name, "mode", h.Client.Mode)
+}
+
+// Left logs a tab's departure.
+func (s *Server) Left(c *edge.Conn) { c.Log().Debug("tab closed") }
+
+// Serve sends one request upstream under the client's own id and answers the tab under the
+// tab's id: once, or twice for the two-stage agent method (the ack, then the final).
+func (s *Server) Serve(ctx context.Context, c *edge.Conn, req edge.Request, release func()) {
+	cl := s.cl.Load()
+	if cl == nil {
+		c.SendError(req.ID, wire.Unavailable(true, "gateway not connected"))
+		return
+	}
+	params := json.RawMessage(req.Params)
+	var payload json.RawMessage
+	var err error
+	if req.Method == schemas.MethodAgent {
+		payload, err = cl.RequestFinal(ctx, req.Method, params, func(ack json.RawMessage) {
+			c.SendOK(req.ID, ack)
+			release()
+		})
+	} else {
+		payload, err = cl.Request(ctx, req.Method, params)
+	}
+	if err == nil {
+		c.SendOK(req.ID, payload)
+		return
+	}
+	var re *client.ResponseError
+	switch {
+	case errors.As(err, &re):
+		shape := re.Shape
+		c.SendFailure(req.ID, &shape, re.Payload)
+	case ctx.Err() != nil:
+		// The tab is gone, or the server is stopping: nobody to answer.
+	case errors.Is(err, client.ErrDisconnected), errors.Is(err, client.ErrClosed):
+		c.SendError(req.ID, wire.Unavailable(true, "gateway not connected"))
+	default:
+		c.Log().Warn("relay failed", "method", req.Method, "err", err)
+		c.SendError(req.ID, wire.Unavailable(false, "%s failed in the webchat relay", req.Method))
+	}
+}
