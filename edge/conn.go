@@ -183,14 +183,15 @@ func (c *Conn) writeLoop() {
 	var buf [][]byte
 	for range c.queue.Wake() {
 		frames, cr, done := c.queue.Take(buf)
+		// One deadline for what was taken at once: under load that is many frames.
+		ctx, cancel := context.WithTimeout(context.Background(), c.cfg.WriteTimeout*time.Duration(max(1, min(len(frames), 8))))
 		for _, f := range frames {
 			if done {
 				break
 			}
-			ctx, cancel := context.WithTimeout(context.Background(), c.cfg.WriteTimeout)
 			err := c.ws.Write(ctx, websocket.MessageText, f)
-			cancel()
 			if err != nil {
+				cancel()
 				c.log.Debug("write failed", "err", err)
 				c.queue.Shut()
 				_ = c.ws.CloseNow()
@@ -201,6 +202,7 @@ func (c *Conn) writeLoop() {
 				c.log.Debug("frame out", "bytes", len(f), "frame", truncate(f))
 			}
 		}
+		cancel()
 		clear(frames)
 		buf = frames
 		if done {

@@ -10,7 +10,7 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/clawdis/clawdis/bus/subject"
-	"github.com/clawdis/clawdis/bus/wire"
+	"github.com/clawdis/clawdis/edge/edgetest"
 	"github.com/clawdis/clawdis/schemas"
 )
 
@@ -129,7 +129,7 @@ func TestSlowConsumerSkipsDroppableEvents(t *testing.T) {
 	// Small kernel send buffers make a client that stops reading back up into the queue;
 	// a long write timeout: this test is about the queue bound, not about stuck writes.
 	g := startEdge(t, func(c *Config) {
-		c.Listener = smallSendBufListener{c.Listener}
+		c.Listener = edgetest.SmallSendBuffer(c.Listener)
 		c.MaxBufferedBytes = 64 << 10
 		c.WriteTimeout = 5 * time.Minute
 	})
@@ -175,37 +175,5 @@ func TestSlowConsumerSkipsDroppableEvents(t *testing.T) {
 	}
 	if !gap {
 		t.Errorf("slow client saw no seq gap although events were skipped for it (last seq %v)", prev)
-	}
-}
-
-// TestSlowConsumerClosed: a client that stops reading while non-droppable events (agent
-// events) pile up is closed with 1008 "slow consumer"; another client gets every event.
-func TestSlowConsumerClosed(t *testing.T) {
-	g := startEdge(t, func(c *Config) {
-		c.Listener = smallSendBufListener{c.Listener}
-		c.MaxBufferedBytes = 64 << 10
-		c.WriteTimeout = 5 * time.Minute
-		c.Routes = RoutesFor(DefaultRoutes(), allServices)
-	})
-	startFakeServices(t, g.nc)
-	slow, _ := g.connect("cli")
-	fast, _ := g.connect("cli")
-	text := strings.Repeat("a", 8<<10)
-	const n = 200 // 1.6 MB: far beyond the slow client's queue and socket buffers
-	for i := 1; i <= n; i++ {
-		data, _ := json.Marshal(map[string]string{"text": text})
-		publishRunEvent(t, g.nc, subject.AgentRunEvents("r"), wire.RunEventAgent,
-			schemas.AgentEventPayload{RunID: "r", Seq: int64(i), Stream: "assistant", Ts: 1, Data: data})
-		if ev := fast.nextEvent("agent"); ev["seq"] != float64(i) {
-			t.Fatalf("fast client seq %v, want %d", ev["seq"], i)
-		}
-	}
-	code, reason := slow.closed()
-	if code != websocket.StatusPolicyViolation || reason != "slow consumer" {
-		t.Fatalf("slow client closed with %d %q, want 1008 slow consumer", code, reason)
-	}
-	fast.send(`{"type":"req","id":"still","method":"health"}`)
-	if res := fast.nextRes("still"); res["ok"] != true {
-		t.Errorf("fast client after the slow one was closed: %v", res)
 	}
 }

@@ -17,7 +17,7 @@ const (
 
 // parseRequest decodes a frame in one pass when it is a req in the common shape: a JSON
 // object with exactly the keys type ("req"), id and method (non-empty strings without
-// escapes) and optionally params (kept as raw bytes; null counts as absent), each once.
+// escapes, in valid UTF-8) and optionally params (kept as raw bytes; null counts as absent), each once.
 // Such a frame satisfies the request schema, so nothing else needs to look at it. Anything
 // else that is valid JSON is frameOther, for the schema path to accept or word the error.
 func parseRequest(data []byte) (Request, frameStatus) {
@@ -101,7 +101,7 @@ func skipSpace(b []byte, p int) int {
 	return p
 }
 
-// plainString reads the JSON string at p when it has no escapes: its contents and the index
+// plainString reads the JSON string at p when it has no escapes and is valid UTF-8: its contents and the index
 // after its closing quote. b is valid JSON.
 func plainString(b []byte, p int) (s []byte, next int, ok bool) {
 	if p >= len(b) || b[p] != '"' {
@@ -112,7 +112,7 @@ func plainString(b []byte, p int) (s []byte, next int, ok bool) {
 		return nil, p, false
 	}
 	s = b[p+1 : p+1+end]
-	if bytes.IndexByte(s, '\\') >= 0 {
+	if bytes.IndexByte(s, '\\') >= 0 || !utf8.Valid(s) {
 		return nil, p, false
 	}
 	return s, p + end + 2, true

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"strings"
 	"sync"
@@ -292,17 +291,6 @@ func newPanicService(t testing.TB, nc *nats.Conn) micro.Service {
 	}
 	t.Cleanup(func() { _ = svc.Stop() })
 	return svc
-}
-
-// smallSendBufListener gives accepted connections a small kernel send buffer.
-type smallSendBufListener struct{ net.Listener }
-
-func (l smallSendBufListener) Accept() (net.Conn, error) {
-	c, err := l.Listener.Accept()
-	if err == nil {
-		_ = c.(*net.TCPConn).SetWriteBuffer(4096)
-	}
-	return c, err
 }
 
 // publishRunEvent publishes one run event of kind with v as JSON, as the agent service does.

@@ -1,7 +1,6 @@
 package edge
 
 import (
-	"fmt"
 	"testing"
 	"time"
 
@@ -68,48 +67,6 @@ func TestMalformedJSONAfterHandshakeCloses(t *testing.T) {
 		t.Errorf("closed %d %q", code, reason)
 	}
 }
-
-func TestInFlightLimit(t *testing.T) {
-	g := startEdge(t, nil)
-	release := make(chan struct{})
-	arrived := make(chan struct{}, 64)
-	sub, err := g.nc.Subscribe(subject.HealthGet, func(m *nats.Msg) {
-		arrived <- struct{}{}
-		go func() { <-release; _ = m.Respond([]byte(`{}`)) }()
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sub.Unsubscribe()
-	c, _ := g.connect("cli")
-	for i := range 32 {
-		c.send(fmt.Sprintf(`{"type":"req","id":"slow-%d","method":"health"}`, i))
-	}
-	for range 32 {
-		<-arrived // all 32 are in flight at the service
-	}
-	c.send(`{"type":"req","id":"33rd","method":"health"}`)
-	res := c.nextRes("33rd")
-	code, msg, retryable := errCode(res)
-	e := res["error"].(map[string]any)
-	if code != "UNAVAILABLE" || msg != "too many requests in flight" || !retryable || e["retryAfterMs"] == nil {
-		t.Fatalf("33rd: %v", res)
-	}
-	close(release)
-	seen := map[string]bool{}
-	for len(seen) < 32 {
-		m := c.next()
-		if m["type"] == "res" {
-			seen[m["id"].(string)] = true
-		}
-	}
-	c.send(`{"type":"req","id":"again","method":"health"}`)
-	go func() { <-arrived }()
-	if res := c.nextRes("again"); res["ok"] != true {
-		t.Errorf("after the burst: %v", res)
-	}
-}
-
 func TestStoppedServiceAnswersUnavailable(t *testing.T) {
 	g := startEdge(t, nil)
 	fs := startFakeServices(t, g.nc)

@@ -48,6 +48,7 @@ func discard() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, ni
 type gateway struct {
 	t      *testing.T
 	nc     *nats.Conn
+	svcs   map[string]micro.Service // the fake services by name
 	port   int
 	cancel context.CancelFunc
 	done   chan error
@@ -57,7 +58,7 @@ func startGateway(t *testing.T) *gateway {
 	t.Helper()
 	b := bustest.New(t)
 	g := &gateway{t: t, nc: b.Conn("edge")}
-	startFakeServices(t, b.Conn("services"))
+	g.svcs = startFakeServices(t, b.Conn("services"))
 	g.start()
 	t.Cleanup(g.stop)
 	return g
@@ -103,15 +104,18 @@ func (g *gateway) stop() {
 	g.done = nil
 }
 
-// startFakeServices registers presence, health and agent responders on the bus.
-func startFakeServices(t *testing.T, nc *nats.Conn) {
+// startFakeServices registers presence, health and agent responders on the bus and
+// returns their micro services by name.
+func startFakeServices(t *testing.T, nc *nats.Conn) map[string]micro.Service {
 	t.Helper()
+	svcs := map[string]micro.Service{}
 	svc := func(name string) micro.Service {
 		s, err := micro.AddService(nc, micro.Config{Name: name, Version: "1.0.0"})
 		if err != nil {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { _ = s.Stop() })
+		svcs[name] = s
 		return s
 	}
 	add := func(s micro.Service, name, subj string, fn wire.HandlerFunc) {
@@ -158,6 +162,7 @@ func startFakeServices(t *testing.T, nc *nats.Conn) {
 		}
 		return schemas.AgentResult{RunID: p.IdempotencyKey, Status: schemas.RunAccepted}, nil
 	})
+	return svcs
 }
 
 // relay is a webchat server under test.

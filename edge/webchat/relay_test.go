@@ -1,19 +1,13 @@
 package webchat
 
 import (
-	"context"
 	"encoding/json"
-	"errors"
 	"net"
-	"net/http"
 	"slices"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/coder/websocket"
-
-	"github.com/nats-io/nats.go"
 
 	"github.com/clawdis/clawdis/bus/subject"
 	"github.com/clawdis/clawdis/bus/wire"
@@ -176,16 +170,10 @@ func publish(t *testing.T, g *gateway, subj string, v any) {
 	}
 }
 
-// publishRun publishes one run event of kind, as the agent service does.
+// publishRun publishes one run event of kind on g's bus, as the agent service does.
 func publishRun(t *testing.T, g *gateway, subj, kind string, v any) {
 	t.Helper()
-	b, err := json.Marshal(v)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := g.nc.PublishMsg(&nats.Msg{Subject: subj, Data: b, Header: nats.Header{wire.HeaderRunEvent: []string{kind}}}); err != nil {
-		t.Fatal(err)
-	}
+	publishRunTB(t, g.nc, subj, kind, v)
 }
 
 func TestReconnectsToARestartedGateway(t *testing.T) {
@@ -252,73 +240,6 @@ func (l smallBufListener) Accept() (net.Conn, error) {
 	}
 	return c, err
 }
-
-func TestSlowTabIsClosedOthersUnaffected(t *testing.T) {
-	g := startGateway(t)
-	r := startRelay(t, g.url(), func(c *Config) {
-		c.Listener = smallBufListener{c.Listener}
-		c.MaxBufferedBytes = 16 << 10
-	})
-	r.waitUp(true)
-	// The slow tab has a small receive buffer and reads nothing until the end.
-	dialer := &net.Dialer{}
-	hc := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
-		c, err := dialer.DialContext(ctx, network, addr)
-		if err == nil {
-			_ = c.(*net.TCPConn).SetReadBuffer(4096)
-		}
-		return c, err
-	}}}
-	ctx, cancel := context.WithTimeout(context.Background(), waitLimit)
-	defer cancel()
-	ws, _, err := websocket.Dial(ctx, "ws://"+r.addr+"/ws", &websocket.DialOptions{HTTPClient: hc})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ws.CloseNow()
-	ws.SetReadLimit(1 << 20)
-	slow := &tabConn{t: t, ws: ws}
-	slow.send(helloFrame())
-	if m := slow.next(); m["type"] != "hello-ok" {
-		t.Fatalf("slow tab: %v", m)
-	}
-	fast, _ := r.open()
-
-	// Published in small batches, each read by the fast tab before the next: the fast tab's
-	// queue never holds more than a batch, while the slow tab's keeps growing.
-	const n, batch = 300, 4
-	text := strings.Repeat("x", 2000)
-	for i := 1; i <= n; i++ {
-		publishRun(t, g, subject.AgentRunEvents("r"), wire.RunEventAgent, schemas.AgentEventPayload{RunID: "r", Seq: int64(i), Stream: "assistant", Ts: 1,
-			Data: json.RawMessage(`{"text":"` + text + `"}`)})
-		if i%batch != 0 && i != n {
-			continue
-		}
-		for j := i - (i-1)%batch; j <= i; j++ {
-			if m := fast.next(); m["type"] != "event" || m["seq"] != float64(j) {
-				t.Fatalf("fast tab: event %d has seq %v", j, m["seq"])
-			}
-		}
-	}
-	got := 0
-	for {
-		m, err := slow.read()
-		if err != nil {
-			var ce websocket.CloseError
-			if !errors.As(err, &ce) || ce.Code != websocket.StatusPolicyViolation || ce.Reason != "slow consumer" {
-				t.Errorf("slow tab ended with %v, want 1008 slow consumer", err)
-			}
-			break
-		}
-		if m["type"] == "event" {
-			got++
-		}
-	}
-	if got >= n {
-		t.Errorf("the slow tab got all %d events; it should have been closed", got)
-	}
-}
-
 func TestShutdownClosesTabs(t *testing.T) {
 	g := startGateway(t)
 	r := startRelay(t, g.url(), nil)

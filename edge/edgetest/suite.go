@@ -1,0 +1,311 @@
+// Package edgetest is the one set of connection tests that every protocol server built on
+// edge.Hub passes: the gateway's edge and the WebChat relay. Each test package supplies a
+// Target (a running server and a way to make its source emit events or hold requests) and
+// calls Run.
+package edgetest
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+
+	"github.com/clawdis/clawdis/schemas"
+)
+
+// Options are what the suite asks of a target's server.
+type Options struct {
+	// MaxBufferedBytes is the per-connection outbound queue bound to configure.
+	MaxBufferedBytes int64
+	// Listener wraps the server's listener: accepted connections get a small kernel send
+	// buffer, so a client that stops reading fills the server's queue quickly.
+	Listener func(net.Listener) net.Listener
+}
+
+// Target is a running protocol server under test.
+type Target struct {
+	// URL is the WebSocket URL clients dial.
+	URL string
+	// Hello is the first frame a client sends (with whatever auth the server needs).
+	Hello map[string]any
+	// Emit makes the server send n agent events of run runID, each with a text of size
+	// bytes, numbered from seq0, to every connection (they are not droppable).
+	Emit func(t testing.TB, runID string, seq0, n, size int)
+	// Hold makes every health request reach the server's source and wait there until
+	// release is called; arrived gets a value for each request that arrived.
+	Hold func(t testing.TB) (arrived <-chan struct{}, release func())
+}
+
+// Run runs the shared connection tests; start builds a fresh target for each.
+func Run(t *testing.T, start func(t *testing.T, o Options) Target) {
+	t.Run("SlowConsumerClosed", func(t *testing.T) { testSlowConsumer(t, start) })
+	t.Run("CloseCodes", func(t *testing.T) { testCloseCodes(t, start) })
+	t.Run("SeqCounts", func(t *testing.T) { testSeqCounts(t, start) })
+	t.Run("InFlightLimit", func(t *testing.T) { testInFlight(t, start) })
+}
+
+// SmallSendBuffer wraps ln so that accepted TCP connections get a 4 KiB send buffer.
+func SmallSendBuffer(ln net.Listener) net.Listener { return smallSendBuf{ln} }
+
+type smallSendBuf struct{ net.Listener }
+
+func (l smallSendBuf) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if tc, ok := c.(*net.TCPConn); ok && err == nil {
+		_ = tc.SetWriteBuffer(4096)
+	}
+	return c, err
+}
+
+var loadSchemas = func() func(testing.TB) *schemas.Set {
+	var set *schemas.Set
+	return func(t testing.TB) *schemas.Set {
+		if set == nil {
+			s, err := schemas.Load()
+			if err != nil {
+				t.Fatal(err)
+			}
+			set = s
+		}
+		return set
+	}
+}()
+
+// client is a raw protocol client that validates every frame the server sends.
+type client struct {
+	t   testing.TB
+	ws  *websocket.Conn
+	set *schemas.Set
+}
+
+func dial(t testing.TB, url string) *client {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	ws, _, err := websocket.Dial(ctx, url, nil)
+	if err != nil {
+		t.Fatalf("dial %s: %v", url, err)
+	}
+	ws.SetReadLimit(8 << 20)
+	t.Cleanup(func() { _ = ws.CloseNow() })
+	return &client{t: t, ws: ws, set: loadSchemas(t)}
+}
+
+// connect dials and completes the handshake.
+func connect(t testing.TB, tg Target) *client {
+	t.Helper()
+	c := dial(t, tg.URL)
+	c.send(tg.Hello)
+	if m := c.next(); m["type"] != "hello-ok" {
+		t.Fatalf("want hello-ok, got %v", m)
+	}
+	return c
+}
+
+func (c *client) send(v any) {
+	c.t.Helper()
+	b, ok := v.([]byte)
+	if s, isStr := v.(string); isStr {
+		b, ok = []byte(s), true
+	}
+	if !ok {
+		var err error
+		if b, err = json.Marshal(v); err != nil {
+			c.t.Fatal(err)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := c.ws.Write(ctx, websocket.MessageText, b); err != nil {
+		c.t.Fatalf("write: %v", err)
+	}
+}
+
+func (c *client) read() (map[string]any, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	_, b, err := c.ws.Read(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if err := c.set.ServerFrame(b); err != nil {
+		c.t.Errorf("server frame fails schema: %v\n%.300s", err, b)
+	}
+	var m map[string]any
+	if err := json.Unmarshal(b, &m); err != nil {
+		c.t.Fatalf("server sent non-JSON: %.300s", b)
+	}
+	return m, nil
+}
+
+func (c *client) next() map[string]any {
+	c.t.Helper()
+	m, err := c.read()
+	if err != nil {
+		c.t.Fatalf("read: %v", err)
+	}
+	return m
+}
+
+// closed reads until the connection closes and returns the close status and reason.
+func (c *client) closed() (websocket.StatusCode, string) {
+	c.t.Helper()
+	for {
+		if _, err := c.read(); err != nil {
+			var ce websocket.CloseError
+			if errors.As(err, &ce) {
+				return ce.Code, ce.Reason
+			}
+			c.t.Fatalf("connection ended without a close frame: %v", err)
+		}
+	}
+}
+
+func (c *client) nextRes(id string) map[string]any {
+	c.t.Helper()
+	for {
+		if m := c.next(); m["type"] == "res" && m["id"] == id {
+			return m
+		}
+	}
+}
+
+// testSlowConsumer: a client that stops reading while non-droppable events pile up is
+// closed 1008 "slow consumer"; another client gets every event and keeps working.
+func testSlowConsumer(t *testing.T, start func(*testing.T, Options) Target) {
+	tg := start(t, Options{MaxBufferedBytes: 64 << 10, Listener: SmallSendBuffer})
+	slow := connect(t, tg)
+	fast := connect(t, tg)
+	const n, size = 200, 8 << 10 // 1.6 MB: far beyond the slow client's queue and socket buffers
+	for i := 1; i <= n; i++ {
+		tg.Emit(t, "slow-run", i, 1, size)
+		m := fast.next()
+		for m["type"] != "event" || m["event"] != "agent" {
+			m = fast.next()
+		}
+		if p, _ := m["payload"].(map[string]any); p["seq"] != float64(i) {
+			t.Fatalf("fast client: agent event %d carries run seq %v", i, p["seq"])
+		}
+	}
+	code, reason := slow.closed()
+	if code != websocket.StatusPolicyViolation || reason != "slow consumer" {
+		t.Fatalf("slow client closed with %d %q, want 1008 slow consumer", code, reason)
+	}
+	fast.send(`{"type":"req","id":"still","method":"health"}`)
+	if res := fast.nextRes("still"); res["ok"] != true {
+		t.Errorf("fast client after the slow one was closed: %v", res)
+	}
+}
+
+// testCloseCodes: the close codes and reasons of SPEC §5.2 and §5.3.
+func testCloseCodes(t *testing.T, start func(*testing.T, Options) Target) {
+	tg := start(t, Options{})
+	for _, tt := range []struct {
+		name   string
+		hello  bool // complete the handshake first
+		frame  string
+		code   websocket.StatusCode
+		reason string
+	}{
+		{"malformed first frame", false, `{"type":`, websocket.StatusPolicyViolation, "malformed JSON"},
+		{"invalid hello", false, `{"type":"req","id":"1","method":"health"}`, websocket.StatusPolicyViolation, "invalid hello"},
+		{"protocol mismatch", false, `{"type":"hello","minProtocol":2,"maxProtocol":3,"client":{"name":"x","version":"1","platform":"p","mode":"cli"}}`,
+			websocket.StatusProtocolError, "protocol mismatch"},
+		{"malformed after hello", true, `{"nope"`, websocket.StatusPolicyViolation, "malformed JSON"},
+		{"frame too large", true, `{"type":"req","id":"big","method":"health","params":"` + strings.Repeat("x", 600<<10) + `"}`,
+			websocket.StatusMessageTooBig, "frame too large"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			var c *client
+			if tt.hello {
+				c = connect(t, tg)
+			} else {
+				c = dial(t, tg.URL)
+			}
+			c.send(tt.frame)
+			if code, reason := c.closed(); code != tt.code || reason != tt.reason {
+				t.Fatalf("closed %d %q, want %d %q", code, reason, tt.code, tt.reason)
+			}
+		})
+	}
+	// An invalid req keeps the connection open and gets INVALID_REQUEST under its id.
+	c := connect(t, tg)
+	c.send(`{"type":"req","id":"bad","method":"health","extra":1}`)
+	res := c.nextRes("bad")
+	if e, _ := res["error"].(map[string]any); res["ok"] != false || e["code"] != "INVALID_REQUEST" {
+		t.Fatalf("invalid frame: %v", res)
+	}
+	c.send(`{"type":"req","id":"ok","method":"health"}`)
+	if res := c.nextRes("ok"); res["ok"] != true {
+		t.Fatalf("after an invalid frame: %v", res)
+	}
+}
+
+// testSeqCounts: events reach every connection numbered 1, 2, 3… per connection, and a
+// connection that joins later starts at 1.
+func testSeqCounts(t *testing.T, start func(*testing.T, Options) Target) {
+	tg := start(t, Options{})
+	a := connect(t, tg)
+	tg.Emit(t, "seq-run", 1, 3, 10)
+	b := connect(t, tg)
+	tg.Emit(t, "seq-run", 4, 2, 10)
+	expect := func(name string, c *client, n int) {
+		want := float64(1)
+		for got := 0; got < n; {
+			m := c.next()
+			if m["type"] != "event" {
+				continue
+			}
+			if m["event"] == "agent" {
+				got++
+			}
+			if m["seq"] != want {
+				t.Fatalf("client %s: event %v has seq %v, want %v", name, m["event"], m["seq"], want)
+			}
+			want++
+		}
+	}
+	expect("a", a, 5)
+	expect("b", b, 2)
+}
+
+// testInFlight: at most 32 requests in flight per connection; the 33rd is answered
+// UNAVAILABLE retryable with retryAfterMs, and all are answered once released.
+func testInFlight(t *testing.T, start func(*testing.T, Options) Target) {
+	tg := start(t, Options{})
+	arrived, release := tg.Hold(t)
+	c := connect(t, tg)
+	for i := range 32 {
+		c.send(fmt.Sprintf(`{"type":"req","id":"slow-%d","method":"health"}`, i))
+	}
+	for range 32 {
+		select {
+		case <-arrived: // all 32 are in flight at the source
+		case <-time.After(15 * time.Second):
+			t.Fatal("the held requests did not all arrive")
+		}
+	}
+	c.send(`{"type":"req","id":"33rd","method":"health"}`)
+	res := c.nextRes("33rd")
+	e, _ := res["error"].(map[string]any)
+	if res["ok"] != false || e["code"] != "UNAVAILABLE" || e["message"] != "too many requests in flight" ||
+		e["retryable"] != true || e["retryAfterMs"] == nil {
+		t.Fatalf("33rd: %v", res)
+	}
+	release()
+	seen := map[string]bool{}
+	for len(seen) < 32 {
+		if m := c.next(); m["type"] == "res" {
+			if m["ok"] != true {
+				t.Fatalf("held request answered %v", m)
+			}
+			seen[m["id"].(string)] = true
+		}
+	}
+}

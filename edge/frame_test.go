@@ -1,0 +1,114 @@
+package edge
+
+import (
+	"bytes"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/clawdis/clawdis/schemas"
+)
+
+func TestParseRequest(t *testing.T) {
+	for _, tt := range []struct {
+		frame  string
+		status frameStatus
+		want   Request
+	}{
+		{`{"type":"req","id":"1","method":"health"}`, frameReq, Request{ID: "1", Method: "health"}},
+		{` { "method" : "health" , "id":"a b" ,"type": "req", "params": null } `, frameReq, Request{ID: "a b", Method: "health"}},
+		{`{"type":"req","id":"x","method":"send","params":{"to":"+1","nested":[1,{"a":"}"}],"s":"q\"}"}}`, frameReq,
+			Request{ID: "x", Method: "send", Params: []byte(`{"to":"+1","nested":[1,{"a":"}"}],"s":"q\"}"}`)}},
+		{`{"type":"req","id":"x","method":"m","params":[1, 2]}`, frameReq, Request{ID: "x", Method: "m", Params: []byte(`[1, 2]`)}},
+		{`{"type":"req","id":"x","method":"m","params":12}`, frameReq, Request{ID: "x", Method: "m", Params: []byte(`12`)}},
+		// Outside the common shape: the schema path decides.
+		{`{"type":"req","id":"\u0031","method":"health"}`, frameOther, Request{}},
+		{`{"type":"req","id":"","method":"health"}`, frameOther, Request{}},
+		{`{"type":"req","id":1,"method":"health"}`, frameOther, Request{}},
+		{`{"type":"req","method":"health"}`, frameOther, Request{}},
+		{`{"type":"req","id":"1","method":"health","x":1}`, frameOther, Request{}},
+		{`{"type":"req","id":"1","id":"2","method":"health"}`, frameOther, Request{}},
+		{`{"type":"hello","id":"1","method":"health"}`, frameOther, Request{}},
+		{`[]`, frameOther, Request{}},
+		{`null`, frameOther, Request{}},
+		{`"req"`, frameOther, Request{}},
+		// Not JSON.
+		{`{"type":"req"`, frameMalformed, Request{}},
+		{`{"type":"req","id":"1","method":"health"} {}`, frameMalformed, Request{}},
+		{``, frameMalformed, Request{}},
+	} {
+		got, st := parseRequest([]byte(tt.frame))
+		if st != tt.status {
+			t.Errorf("%s: status %d, want %d", tt.frame, st, tt.status)
+			continue
+		}
+		if st == frameReq && (got.ID != tt.want.ID || got.Method != tt.want.Method || !bytes.Equal(got.Params, tt.want.Params)) {
+			t.Errorf("%s: got %+v (params %s), want %+v (params %s)", tt.frame, got, got.Params, tt.want, tt.want.Params)
+		}
+	}
+}
+
+func TestAppendJSONString(t *testing.T) {
+	for _, s := range []string{"", "abc-1", `q"uote`, `back\slash`, "ctl\x01", "ünï", "<&>"} {
+		got := appendJSONString([]byte("x"), s)
+		var back string
+		if err := json.Unmarshal(got[1:], &back); err != nil || back != s {
+			t.Errorf("appendJSONString(%q) = %s (%v)", s, got, err)
+		}
+	}
+}
+
+// FuzzParseRequest: the one-pass decoder agrees with the schema path. A frame it takes as a
+// req in the common shape passes the request schema with the same id, method and params;
+// a frame it calls malformed is not JSON; it never panics.
+func FuzzParseRequest(f *testing.F) {
+	for _, dir := range []string{"valid", "invalid"} {
+		files, _ := filepath.Glob(filepath.Join("..", "schemas", "testdata", dir, "*.json"))
+		for _, name := range files {
+			if data, err := os.ReadFile(name); err == nil {
+				f.Add(data)
+			}
+		}
+	}
+	f.Add([]byte(`{"type":"req","id":"1","method":"health","params":{"a":[1,"}"]}}`))
+	set, err := schemas.Load()
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		req, st := parseRequest(data)
+		switch st {
+		case frameMalformed:
+			if json.Valid(data) {
+				t.Fatalf("valid JSON called malformed: %q", data)
+			}
+		case frameReq:
+			v, err := schemas.Decode(data)
+			if err != nil {
+				t.Fatalf("taken as a req but not decodable: %q: %v", data, err)
+			}
+			if err := set.Request(v); err != nil {
+				t.Fatalf("taken as a req but fails the request schema: %q: %v", data, err)
+			}
+			var env struct {
+				ID     string          `json:"id"`
+				Method string          `json:"method"`
+				Params json.RawMessage `json:"params"`
+			}
+			if err := json.Unmarshal(data, &env); err != nil {
+				t.Fatalf("unmarshal %q: %v", data, err)
+			}
+			if string(env.Params) == "null" {
+				env.Params = nil
+			}
+			if env.ID != req.ID || env.Method != req.Method || !bytes.Equal(env.Params, req.Params) {
+				t.Fatalf("%q: parsed %+v params %s, want %+v params %s", data, req, req.Params, env, env.Params)
+			}
+		case frameOther:
+			if !json.Valid(data) {
+				t.Fatalf("invalid JSON not called malformed: %q", data)
+			}
+		}
+	})
+}
