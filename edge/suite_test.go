@@ -76,4 +76,3 @@ func holdHealth(t testing.TB, nc *nats.Conn, stop func()) (<-chan struct{}, func
 		}
 	}
 }
-

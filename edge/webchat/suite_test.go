@@ -70,4 +70,3 @@ func publishRunTB(t testing.TB, nc *nats.Conn, subj, kind string, v any) {
 		t.Fatal(err)
 	}
 }
-
