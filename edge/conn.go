@@ -78,8 +78,9 @@ type Conn struct {
 	ws       *websocket.Conn
 	id       string
 	remoteIP string
-	log      *slog.Logger
+	baseLog  *slog.Logger // the server's; Log adds the connection id
 	queue    *outq.Queue
+	writers  sync.WaitGroup // the writer goroutine, while one runs
 	inflight chan struct{}
 	reqWG    sync.WaitGroup
 	ctx      context.Context // ends when the reader ends
@@ -103,7 +104,9 @@ func (c *Conn) RemoteIP() string { return c.remoteIP }
 func (c *Conn) Hello() *schemas.Hello { return &c.hello }
 
 // Log is the connection's logger.
-func (c *Conn) Log() *slog.Logger { return c.log }
+// Log is the connection's logger. It is made when something is logged: an idle connection
+// keeps no logger of its own.
+func (c *Conn) Log() *slog.Logger { return c.baseLog.With("conn", c.id) }
 
 // Serve runs one upgraded connection with backend b until it closes. remoteIP is the
 // client's address (empty for loopback); log gets the connection's lines.
@@ -111,13 +114,13 @@ func (h *Hub) Serve(ws *websocket.Conn, remoteIP string, cfg *ConnConfig, b Back
 	ws.SetReadLimit(-1) // the limit is enforced below, to close with our own reason
 	c := &Conn{
 		hub: h, b: b, cfg: cfg, ws: ws, id: h.newConnID(), remoteIP: remoteIP,
-		queue:     outq.New(cfg.MaxBufferedBytes),
 		inflight:  make(chan struct{}, cfg.MaxInFlight),
 		closeDone: make(chan struct{}),
 		limit:     cfg.MaxPayload,
 	}
+	c.queue = outq.New(cfg.MaxBufferedBytes, c.spawnWriter)
 	c.ctx, c.cancel = context.WithCancel(h.reqCtx)
-	c.log = log.With("conn", c.id)
+	c.baseLog = log
 	h.mu.Lock()
 	h.all[c] = struct{}{}
 	h.mu.Unlock()
@@ -130,11 +133,6 @@ func (h *Hub) Serve(ws *websocket.Conn, remoteIP string, cfg *ConnConfig, b Back
 		h.mu.Unlock()
 	}()
 
-	writerDone := make(chan struct{})
-	go func() {
-		defer close(writerDone)
-		c.writeLoop()
-	}()
 	timer := time.AfterFunc(cfg.HandshakeTimeout, func() {
 		if !c.registered.Load() {
 			c.close(websocket.StatusPolicyViolation, "handshake timeout")
@@ -152,8 +150,8 @@ func (h *Hub) Serve(ws *websocket.Conn, remoteIP string, cfg *ConnConfig, b Back
 		b.Left(c)
 	}
 	c.reqWG.Wait()
-	c.queue.Shut()
-	<-writerDone
+	c.queue.Shut() // no writer starts after this
+	c.writers.Wait()
 	// Let a close handshake that is under way finish; otherwise drop the socket.
 	started := true
 	c.closeOnce.Do(func() { started = false; close(c.closeDone) })
@@ -179,10 +177,25 @@ func (c *Conn) closeNow(code websocket.StatusCode, reason string) {
 	})
 }
 
+// spawnWriter starts a writer goroutine; the queue calls it (under its lock) when frames
+// wait and no writer runs.
+func (c *Conn) spawnWriter() {
+	c.writers.Add(1)
+	go func() {
+		defer c.writers.Done()
+		c.writeLoop()
+	}()
+}
+
+// writeLoop writes what is queued until the queue is empty (then it returns; the next frame
+// starts a new writer), shut, or asks for the close.
 func (c *Conn) writeLoop() {
 	var buf [][]byte
-	for range c.queue.Wake() {
-		frames, cr, done := c.queue.Take(buf)
+	for {
+		frames, cr, done, stop := c.queue.Take(buf)
+		if done || stop {
+			return
+		}
 		// One deadline for what was taken at once: under load that is many frames.
 		ctx, cancel := context.WithTimeout(context.Background(), c.cfg.WriteTimeout*time.Duration(max(1, min(len(frames), 8))))
 		for _, f := range frames {
@@ -192,22 +205,19 @@ func (c *Conn) writeLoop() {
 			err := c.ws.Write(ctx, websocket.MessageText, f)
 			if err != nil {
 				cancel()
-				c.log.Debug("write failed", "err", err)
+				c.Log().Debug("write failed", "err", err)
 				c.queue.Shut()
 				_ = c.ws.CloseNow()
 				return
 			}
 			c.queue.Written(len(f))
 			if c.cfg.Verbose {
-				c.log.Debug("frame out", "bytes", len(f), "frame", truncate(f))
+				c.Log().Debug("frame out", "bytes", len(f), "frame", truncate(f))
 			}
 		}
 		cancel()
 		clear(frames)
 		buf = frames
-		if done {
-			return
-		}
 		if cr != nil {
 			c.closeOnce.Do(func() {
 				defer close(c.closeDone)
@@ -218,42 +228,54 @@ func (c *Conn) writeLoop() {
 	}
 }
 
+// readLoop reads frames until the connection ends. A frame is read into a buffer from the
+// hub's pool and the buffer goes back once the frame is handled (whatever outlives it is
+// copied), so an idle connection holds no read buffer.
 func (c *Conn) readLoop() {
-	var buf bytes.Buffer
 	for {
 		_, r, err := c.ws.Reader(context.Background())
 		if err != nil {
 			return
 		}
-		buf.Reset()
-		limit := c.limit
-		n, err := buf.ReadFrom(io.LimitReader(r, limit+1))
-		if err != nil {
-			return
-		}
-		if n > limit {
-			c.log.Warn("frame too large; closing", "limit", limit)
-			c.closeNow(websocket.StatusMessageTooBig, "frame too large")
-			return
-		}
-		if c.cfg.Verbose {
-			c.log.Debug("frame in", "bytes", n, "frame", redactedPreview(buf.Bytes()))
-		}
-		ok := true
-		if !c.registered.Load() {
-			ok = c.handshake(buf.Bytes())
-		} else {
-			ok = c.handleFrame(buf.Bytes())
-		}
+		buf := c.hub.getBuf()
+		ok := c.readFrame(r, buf)
+		c.hub.putBuf(buf)
 		if !ok {
-			// keep reading so the close handshake completes; nothing else is processed
-			c.drain()
 			return
-		}
-		if buf.Cap() > 64<<10 {
-			buf = bytes.Buffer{} // do not keep a large frame's buffer for an idle connection
 		}
 	}
+}
+
+// readFrame reads and handles one frame; false means the connection closes.
+func (c *Conn) readFrame(r io.Reader, buf *bytes.Buffer) bool {
+	limit := c.limit
+	n, err := buf.ReadFrom(io.LimitReader(r, limit+1))
+	if err != nil {
+		return false
+	}
+	if n > limit {
+		c.Log().Warn("frame too large; closing", "limit", limit)
+		c.closeNow(websocket.StatusMessageTooBig, "frame too large")
+		return false
+	}
+	if c.cfg.Verbose {
+		c.Log().Debug("frame in", "bytes", n, "frame", redactedPreview(buf.Bytes()))
+	}
+	ok := true
+	if !c.registered.Load() {
+		// On a goroutine of its own: validating a hello grows a stack that the reader,
+		// which then waits idle for the connection's whole life, need not keep.
+		done := make(chan bool, 1)
+		go func() { done <- c.handshake(buf.Bytes()) }()
+		ok = <-done
+	} else {
+		ok = c.handleFrame(buf.Bytes())
+	}
+	if !ok {
+		// keep reading so the close handshake completes; nothing else is processed
+		c.drain()
+	}
+	return ok
 }
 
 // drain reads until the connection ends, discarding data, so a close handshake can finish.
@@ -289,7 +311,7 @@ func (c *Conn) handshake(data []byte) bool {
 			got = h.Auth.Token
 		}
 		if subtle.ConstantTimeCompare([]byte(got), []byte(want)) != 1 {
-			c.log.Warn("refused client with wrong or missing token", "client", h.Client.Name)
+			c.Log().Warn("refused client with wrong or missing token", "client", h.Client.Name)
 			return c.refuse(&Refusal{schemas.HelloError{Reason: "unauthorized"}, websocket.StatusPolicyViolation, "unauthorized"})
 		}
 	}
@@ -338,9 +360,9 @@ func (c *Conn) sendEvent(event string, prefix []byte, droppable bool) {
 	frame = append(frame, '}')
 	switch c.queue.Push(frame, droppable) {
 	case outq.Dropped:
-		c.log.Debug("slow consumer: event skipped", "event", event, "seq", c.seq)
+		c.Log().Debug("slow consumer: event skipped", "event", event, "seq", c.seq)
 	case outq.Overflow:
-		c.log.Warn("slow consumer: closing", "event", event)
+		c.Log().Warn("slow consumer: closing", "event", event)
 		c.closeNow(websocket.StatusPolicyViolation, "slow consumer")
 	}
 }
@@ -348,7 +370,7 @@ func (c *Conn) sendEvent(event string, prefix []byte, droppable bool) {
 // push queues a frame; a full queue closes the connection as a slow consumer.
 func (c *Conn) push(frame []byte, id string) {
 	if c.queue.Push(frame, false) == outq.Overflow {
-		c.log.Warn("slow consumer: closing", "res", id)
+		c.Log().Warn("slow consumer: closing", "res", id)
 		c.closeNow(websocket.StatusPolicyViolation, "slow consumer")
 	}
 }
@@ -422,7 +444,7 @@ func (c *Conn) serve(req Request) {
 	defer release()
 	defer func() {
 		if p := recover(); p != nil {
-			c.log.Error("panic handling request", "method", req.Method, "panic", p)
+			c.Log().Error("panic handling request", "method", req.Method, "panic", p)
 			c.SendError(req.ID, wire.Unavailable(false, "internal error handling %s", req.Method))
 		}
 	}()

@@ -1,6 +1,10 @@
 package edge
 
 import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/url"
@@ -37,7 +41,7 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 			opts.OriginPatterns = []string{escapeGlob(u.Scheme + "://" + u.Host)}
 		}
 	}
-	ws, err := websocket.Accept(w, r, opts)
+	ws, err := Accept(w, r, opts)
 	if err != nil {
 		s.log.Debug("websocket accept failed", "remote", r.RemoteAddr, "err", err)
 		return
@@ -116,4 +120,38 @@ func escapeGlob(s string) string {
 		b.WriteRune(r)
 	}
 	return b.String()
+}
+
+// Accept upgrades a WebSocket request like websocket.Accept, but the connection gets small
+// read and write buffers (net/http's are 4 KiB each, most of an idle connection's memory);
+// frames larger than a buffer are read and written through it in pieces.
+func Accept(w http.ResponseWriter, r *http.Request, opts *websocket.AcceptOptions) (*websocket.Conn, error) {
+	return websocket.Accept(smallBufHijacker{w}, r, opts)
+}
+
+// Buffer sizes of an upgraded connection.
+const (
+	connReadBuf  = 1 << 10
+	connWriteBuf = 2 << 10
+)
+
+type smallBufHijacker struct{ http.ResponseWriter }
+
+func (h smallBufHijacker) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	conn, brw, err := http.NewResponseController(h.ResponseWriter).Hijack()
+	if err != nil {
+		return nil, nil, err
+	}
+	br := bufio.NewReaderSize(conn, connReadBuf)
+	if n := brw.Reader.Buffered(); n > 0 {
+		// Bytes the client sent right after its request (its hello) must be in the new
+		// reader's buffer: websocket.Accept takes what is buffered and reads on from conn.
+		b, _ := brw.Reader.Peek(n)
+		br = bufio.NewReaderSize(io.MultiReader(bytes.NewReader(bytes.Clone(b)), conn), max(connReadBuf, n))
+		if _, err := br.Peek(n); err != nil {
+			_ = conn.Close()
+			return nil, nil, fmt.Errorf("hijack: buffer early bytes: %w", err)
+		}
+	}
+	return conn, bufio.NewReadWriter(br, bufio.NewWriterSize(conn, connWriteBuf)), nil
 }

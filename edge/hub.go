@@ -1,6 +1,7 @@
 package edge
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -34,6 +35,23 @@ type Hub struct {
 	connSalt  string
 	// connAdded, when set (tests), is called with each connection once it is open.
 	connAdded atomic.Pointer[func()]
+	bufs      sync.Pool // *bytes.Buffer for reading frames
+}
+
+// getBuf returns an empty read buffer.
+func (h *Hub) getBuf() *bytes.Buffer {
+	if b, ok := h.bufs.Get().(*bytes.Buffer); ok {
+		return b
+	}
+	return new(bytes.Buffer)
+}
+
+// putBuf gives a read buffer back, unless a large frame grew it.
+func (h *Hub) putBuf(b *bytes.Buffer) {
+	if b.Cap() <= 64<<10 {
+		b.Reset()
+		h.bufs.Put(b)
+	}
 }
 
 // NewHub returns an empty hub whose connection ids start with salt.

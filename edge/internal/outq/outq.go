@@ -1,30 +1,34 @@
-// Package outq is the bounded per-connection outbound queue of the edge and the WebChat relay,
-// measured in bytes: producers never block, one writer goroutine drains it.
+// Package outq is the bounded per-connection outbound queue of the protocol servers,
+// measured in bytes: producers never block, and a writer goroutine drains it. The writer
+// runs only while there is something to write (an idle connection holds no writer
+// goroutine and no stack for it).
 package outq
 
 import "sync"
 
-// Queue is a connection's bounded outbound queue, measured in bytes. One writer goroutine
-// drains it; producers never block.
+// Queue is a connection's bounded outbound queue, measured in bytes.
 type Queue struct {
-	mu     sync.Mutex
-	frames [][]byte
-	bytes  int64
-	max    int64
-	closed bool
+	mu      sync.Mutex
+	frames  [][]byte
+	bytes   int64
+	max     int64
+	closed  bool
+	running bool // a writer is draining
 	// closeAfter, when set, is sent by the writer once the frames queued before it are written.
 	closeAfter *CloseReq
-	wake       chan struct{}
-	shutCh     chan struct{} // closed by shut
+	spawn      func() // starts a writer (go w.run()); called with mu held
 }
 
+// CloseReq asks the writer to close the connection with a code and reason.
 type CloseReq struct {
 	Code   int
 	Reason string
 }
 
+// Result is what Push did with a frame.
 type Result int
 
+// Results of Push.
 const (
 	Pushed   Result = iota
 	Dropped         // over the bound, droppable: skipped
@@ -32,9 +36,10 @@ const (
 	Closing         // the queue no longer accepts frames
 )
 
-// New returns a queue holding at most max bytes.
-func New(max int64) *Queue {
-	return &Queue{max: max, wake: make(chan struct{}, 1), shutCh: make(chan struct{})}
+// New returns a queue holding at most max bytes; spawn starts a writer goroutine when there
+// is work and none runs. The writer calls Take until it reports stop.
+func New(max int64, spawn func()) *Queue {
+	return &Queue{max: max, spawn: spawn}
 }
 
 // Push appends a frame unless that would put more than max bytes in the queue.
@@ -53,7 +58,7 @@ func (q *Queue) Push(frame []byte, droppable bool) Result {
 	}
 	q.frames = append(q.frames, frame)
 	q.bytes += n
-	q.signal()
+	q.wakeLocked()
 	return Pushed
 }
 
@@ -65,32 +70,40 @@ func (q *Queue) CloseAfterFlush(code int, reason string) {
 		return
 	}
 	q.closeAfter = &CloseReq{Code: code, Reason: reason}
-	q.signal()
+	q.wakeLocked()
 }
 
 // Shut stops the queue: nothing more is accepted and what is queued is dropped.
 func (q *Queue) Shut() {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	if !q.closed {
-		close(q.shutCh)
-	}
 	q.closed = true
 	q.frames = nil
 	q.bytes = 0
-	q.signal()
 }
 
-// Take removes every queued frame; their bytes stay counted until written reports them, so a
-// client that stops reading fills the queue. cr is non-nil when the writer must close after
-// writing them; done is true when the queue is shut.
-func (q *Queue) Take(buf [][]byte) (frames [][]byte, cr *CloseReq, done bool) {
+// Take removes every queued frame for the writer; their bytes stay counted until Written
+// reports them, so a client that stops reading fills the queue. cr is non-nil when the
+// writer must close after writing them; done is true when the queue is shut. stop is true
+// when there is nothing to do: the writer must return (a later Push starts a new one).
+func (q *Queue) Take(buf [][]byte) (frames [][]byte, cr *CloseReq, done, stop bool) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
+	if q.closed {
+		q.running = false
+		return buf[:0], nil, true, false
+	}
+	if len(q.frames) == 0 && q.closeAfter == nil {
+		q.running = false
+		return buf[:0], nil, false, true
+	}
 	frames = append(buf[:0], q.frames...)
 	clear(q.frames)
 	q.frames = q.frames[:0]
-	return frames, q.closeAfter, q.closed
+	if cap(q.frames) > 64 {
+		q.frames = nil // do not keep a burst's backing array for an idle connection
+	}
+	return frames, q.closeAfter, false, false
 }
 
 // Written gives back the bytes of a frame the socket accepted.
@@ -100,15 +113,9 @@ func (q *Queue) Written(n int) {
 	q.mu.Unlock()
 }
 
-func (q *Queue) signal() {
-	select {
-	case q.wake <- struct{}{}:
-	default:
+func (q *Queue) wakeLocked() {
+	if !q.running && !q.closed {
+		q.running = true
+		q.spawn()
 	}
 }
-
-// Wake receives a value whenever there may be frames to take.
-func (q *Queue) Wake() <-chan struct{} { return q.wake }
-
-// Done is closed by Shut.
-func (q *Queue) Done() <-chan struct{} { return q.shutCh }
