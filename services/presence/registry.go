@@ -192,6 +192,9 @@ func (r *registry) expire(now time.Time) bool {
 	return r.entries.Expire(now) > 0
 }
 
+// nextExpiry is when the oldest entry expires; false when none will.
+func (r *registry) nextExpiry() (time.Time, bool) { return r.entries.NextExpiry() }
+
 // list returns copies of the entries, newest first (the most recently updated first among
 // equal ts), the self entry stamped with now (the gateway is present right now) and placed
 // before every entry not newer. Callers expire first.

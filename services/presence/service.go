@@ -40,20 +40,16 @@ type Config struct {
 	MaxEntries int
 	// MaxQueue caps the system-event queue; the oldest texts are dropped. Default 20.
 	MaxQueue int
-	// SweepInterval is how often expired entries are removed (and a change published).
-	// Default 5s.
-	SweepInterval time.Duration
 	// Now is the clock. Default time.Now.
 	Now func() time.Time
 }
 
 // Defaults of Config.
 const (
-	DefaultSelfKey       = "gateway"
-	DefaultTTL           = 5 * time.Minute
-	DefaultMaxEntries    = 200
-	DefaultMaxQueue      = 20
-	DefaultSweepInterval = 5 * time.Second
+	DefaultSelfKey    = "gateway"
+	DefaultTTL        = 5 * time.Minute
+	DefaultMaxEntries = 200
+	DefaultMaxQueue   = 20
 )
 
 // withDefaults returns c with every zero field set to its default.
@@ -69,9 +65,6 @@ func (c Config) withDefaults() Config {
 	}
 	if c.MaxQueue == 0 {
 		c.MaxQueue = DefaultMaxQueue
-	}
-	if c.SweepInterval == 0 {
-		c.SweepInterval = DefaultSweepInterval
 	}
 	if c.Now == nil {
 		c.Now = time.Now
@@ -93,8 +86,10 @@ type Service struct {
 	ready   chan struct{} // closed once the endpoints are subscribed on the server
 	stopped bool
 
-	// ticks replaces the sweep ticker when set (tests).
+	// ticks, when set (tests), replaces the expiry timer: each value sweeps.
 	ticks <-chan time.Time
+	// changed is signalled when the entries changed, so that Run re-arms its expiry timer.
+	changed chan struct{}
 }
 
 // New validates cfg, applies its defaults and returns a service ready to Run. It does no
@@ -110,19 +105,18 @@ func New(cfg Config, nc *nats.Conn, log *slog.Logger) (*Service, error) {
 		return nil, fmt.Errorf("presence: MaxEntries %d is negative", cfg.MaxEntries)
 	case cfg.MaxQueue < 0:
 		return nil, fmt.Errorf("presence: MaxQueue %d is negative", cfg.MaxQueue)
-	case cfg.SweepInterval < 0:
-		return nil, fmt.Errorf("presence: SweepInterval %s is negative", cfg.SweepInterval)
 	}
 	cfg = cfg.withDefaults()
 	if log == nil {
 		log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
 	return &Service{
-		cfg:   cfg,
-		nc:    nc,
-		log:   log.With("component", "presence"),
-		reg:   newRegistry(cfg),
-		ready: make(chan struct{}),
+		cfg:     cfg,
+		nc:      nc,
+		log:     log.With("component", "presence"),
+		reg:     newRegistry(cfg),
+		ready:   make(chan struct{}),
+		changed: make(chan struct{}, 1),
 	}, nil
 }
 
@@ -132,7 +126,7 @@ func (s *Service) Ready() <-chan struct{} { return s.ready }
 
 // Run registers the service with nats micro, publishes the current list once (so
 // subscribers that outlived an earlier copy of the service catch up), sweeps expired
-// entries every SweepInterval, and serves until ctx ends. It then stops the micro service
+// entries when they expire, and serves until ctx ends. It then stops the micro service
 // and its own goroutines and returns nil. It returns an error only when registration fails.
 func (s *Service) Run(ctx context.Context) error {
 	h := func(name string, fn wire.HandlerFunc) micro.Handler { return wire.Handler("presence."+name, fn) }
@@ -157,18 +151,31 @@ func (s *Service) Run(ctx context.Context) error {
 	s.publishLocked(s.cfg.Now())
 	s.mu.Unlock()
 
-	ticks := s.ticks
-	if ticks == nil {
-		t := time.NewTicker(s.cfg.SweepInterval)
-		defer t.Stop()
-		ticks = t.C
+	// One timer, set to when the oldest entry expires (nothing to expire: no timer), not
+	// a sweep on a period.
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
+	defer timer.Stop()
+	arm := func() {
+		s.mu.Lock()
+		next, ok := s.reg.nextExpiry()
+		s.mu.Unlock()
+		if s.ticks == nil && ok {
+			timer.Reset(max(next.Sub(s.cfg.Now()), time.Millisecond))
+		}
 	}
+	arm()
 	for {
 		select {
 		case <-ctx.Done():
 			return s.stop(svc)
-		case <-ticks:
+		case <-s.ticks:
 			s.sweep()
+		case <-timer.C:
+			s.sweep()
+			arm()
+		case <-s.changed:
+			arm()
 		}
 	}
 }
@@ -203,6 +210,10 @@ func (s *Service) sweep() {
 // publishLocked publishes the full list on subject.PresenceChanged. s.mu must be held, so
 // changes are published in the order they were made.
 func (s *Service) publishLocked(now time.Time) {
+	select {
+	case s.changed <- struct{}{}:
+	default:
+	}
 	data, err := json.Marshal(schemas.PresencePayload{Presence: s.reg.list(now)})
 	if err != nil {
 		s.log.Error("encode presence list", "err", err)

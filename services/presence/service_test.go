@@ -59,6 +59,13 @@ var testSelf = Config{Host: "gw-host", IP: "192.168.1.2", Version: "1.0.0-test"}
 // serves: Run publishes the list once after registering its endpoints.
 func start(t *testing.T, cfg Config) *harness {
 	t.Helper()
+	return startClock(t, cfg, false)
+}
+
+// startClock is start; with realTime the service keeps the real clock and its own expiry
+// timer (no ticks from the test).
+func startClock(t *testing.T, cfg Config, realTime bool) *harness {
+	t.Helper()
 	b := bustest.New(t)
 	h := &harness{
 		t:       t,
@@ -77,12 +84,16 @@ func start(t *testing.T, cfg Config) *harness {
 		t.Fatalf("flush: %v", err)
 	}
 
-	cfg.Now = h.clock.Now
+	if !realTime {
+		cfg.Now = h.clock.Now
+	}
 	h.svc, err = New(cfg, b.Conn("presence"), slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
-	h.svc.ticks = h.ticks
+	if !realTime {
+		h.svc.ticks = h.ticks
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	h.cancel = cancel
 	go func() { h.done <- h.svc.Run(ctx) }()
@@ -406,7 +417,6 @@ func TestNewRejectsBadConfig(t *testing.T) {
 		{"negative TTL", Config{TTL: -time.Second}, nc},
 		{"negative MaxEntries", Config{MaxEntries: -1}, nc},
 		{"negative MaxQueue", Config{MaxQueue: -1}, nc},
-		{"negative SweepInterval", Config{SweepInterval: -time.Second}, nc},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -420,7 +430,20 @@ func TestNewRejectsBadConfig(t *testing.T) {
 		t.Fatalf("zero config: %v", err)
 	}
 	if s.cfg.TTL != DefaultTTL || s.cfg.MaxEntries != DefaultMaxEntries || s.cfg.MaxQueue != DefaultMaxQueue ||
-		s.cfg.SelfKey != DefaultSelfKey || s.cfg.SweepInterval != DefaultSweepInterval || s.cfg.Now == nil {
+		s.cfg.SelfKey != DefaultSelfKey || s.cfg.Now == nil {
 		t.Errorf("defaults not applied: %+v", s.cfg)
+	}
+}
+
+// TestEntriesExpireOnTheirOwnTimer: with no sweep period, an entry is removed (and the
+// change published) when its TTL has passed, by the one timer set to the oldest expiry.
+func TestEntriesExpireOnTheirOwnTimer(t *testing.T) {
+	h := startClock(t, Config{TTL: 50 * time.Millisecond}, true)
+	h.ok(subject.PresenceClient, wire.ClientPresence{Key: "k1", Event: "connect", Host: "app", Mode: "app"})
+	if got := h.nextChange(); len(got) != 2 {
+		t.Fatalf("after connect: %+v", got)
+	}
+	if got := h.nextChange(); len(got) != 1 || got[0].Reason != reasonSelf {
+		t.Fatalf("after the TTL: %+v, want only the self entry", got)
 	}
 }
