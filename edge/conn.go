@@ -85,7 +85,8 @@ type Conn struct {
 	reqWG    sync.WaitGroup
 	ctx      context.Context // ends when the reader ends
 	cancel   context.CancelFunc
-	limit    int64 // current inbound frame limit
+	limit    int64            // current inbound frame limit
+	lr       io.LimitedReader // the reader's, reused for every frame
 
 	hello      schemas.Hello
 	registered atomic.Bool // hello-ok queued; receives events
@@ -249,7 +250,9 @@ func (c *Conn) readLoop() {
 // readFrame reads and handles one frame; false means the connection closes.
 func (c *Conn) readFrame(r io.Reader, buf *bytes.Buffer) bool {
 	limit := c.limit
-	n, err := buf.ReadFrom(io.LimitReader(r, limit+1))
+	c.lr = io.LimitedReader{R: r, N: limit + 1}
+	n, err := buf.ReadFrom(&c.lr)
+	c.lr.R = nil
 	if err != nil {
 		return false
 	}
@@ -431,24 +434,38 @@ func (c *Conn) handleFrame(data []byte) bool {
 		return true
 	}
 	c.reqWG.Add(1)
-	go c.serve(req)
+	go (&inflight{c: c, req: req}).serve()
 	return true
 }
 
+// inflight is one request being served; it holds a slot of the connection's in-flight limit
+// until released.
+type inflight struct {
+	c        *Conn
+	req      Request
+	released atomic.Bool
+}
+
+// release frees the request's in-flight slot; later calls do nothing.
+func (r *inflight) release() {
+	if r.released.CompareAndSwap(false, true) {
+		<-r.c.inflight
+	}
+}
+
 // serve runs one request on the backend and frees its slot and drain count.
-func (c *Conn) serve(req Request) {
+func (r *inflight) serve() {
+	c, req := r.c, r.req
 	defer c.reqWG.Done()
 	defer c.hub.drain.done()
-	var once sync.Once
-	release := func() { once.Do(func() { <-c.inflight }) }
-	defer release()
+	defer r.release()
 	defer func() {
 		if p := recover(); p != nil {
 			c.Log().Error("panic handling request", "method", req.Method, "panic", p)
 			c.SendError(req.ID, wire.Unavailable(false, "internal error handling %s", req.Method))
 		}
 	}()
-	c.b.Serve(c.ctx, c, req, release)
+	c.b.Serve(c.ctx, c, req, r.release)
 }
 
 // slowRequest validates a frame that is valid JSON but not in the common shape against the
