@@ -2,7 +2,6 @@ package webchat
 
 import (
 	"encoding/json"
-	"net"
 	"slices"
 	"testing"
 	"time"
@@ -230,16 +229,6 @@ func TestReconnectsToARestartedGateway(t *testing.T) {
 	}
 }
 
-// smallBufListener gives accepted connections a small kernel send buffer.
-type smallBufListener struct{ net.Listener }
-
-func (l smallBufListener) Accept() (net.Conn, error) {
-	c, err := l.Listener.Accept()
-	if err == nil {
-		_ = c.(*net.TCPConn).SetWriteBuffer(4096)
-	}
-	return c, err
-}
 func TestShutdownClosesTabs(t *testing.T) {
 	g := startGateway(t)
 	r := startRelay(t, g.url(), nil)
