@@ -3,6 +3,7 @@ package edge
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"slices"
 	"strings"
 	"sync"
@@ -246,6 +247,43 @@ func TestRoutedParams(t *testing.T) {
 		}
 		if g := <-got; len(g) < len(tt.want) || g[:len(tt.want)] != tt.want {
 			t.Errorf("%s reached the bus as %q, want prefix %q", tt.id, g, tt.want)
+		}
+	}
+}
+
+// TestAckedRunFreesItsSlot: an acknowledged agent run does not hold one of the connection's
+// in-flight slots while it runs (SPEC §5.3): with a limit of 2 and 3 runs going, health is
+// still answered; each run still gets its final.
+func TestAckedRunFreesItsSlot(t *testing.T) {
+	g := startEdge(t, func(c *Config) {
+		c.Routes = RoutesFor(DefaultRoutes(), allServices)
+		c.MaxInFlight = 2
+	})
+	startFakeServices(t, g.nc)
+	fa := startFakeAgent(t, g.nc)
+	c, _ := g.connect("cli")
+	for i := range 3 {
+		id := fmt.Sprintf("a%d", i)
+		c.send(map[string]any{"type": "req", "id": id, "method": "agent",
+			"params": map[string]any{"message": "hi", "idempotencyKey": "slot-" + id}})
+		if ack := c.nextRes(id); ack["ok"] != true {
+			t.Fatalf("ack %s = %v", id, ack)
+		}
+	}
+	c.send(`{"type":"req","id":"h","method":"health"}`)
+	if res := c.nextRes("h"); res["ok"] != true {
+		t.Fatalf("health while 3 runs go on with a limit of 2: %v", res)
+	}
+	finals := map[string]bool{}
+	for range 3 {
+		fa.go_ <- struct{}{}
+	}
+	for len(finals) < 3 {
+		if m := c.next(); m["type"] == "res" {
+			if m["ok"] != true {
+				t.Fatalf("final %v", m)
+			}
+			finals[m["id"].(string)] = true
 		}
 	}
 }
