@@ -40,9 +40,16 @@ func (s *Service) pipeline(j *job, ev *emitter) (string, error) {
 	}
 	s.updateSession(ctx, j, sess)
 
-	prompt := s.systemLines(ctx, j) + j.message
-	t := &turn{RunID: j.runID, SessionKey: j.sessionKey, SessionID: sess.SessionID, Prompt: prompt,
-		Images: j.images, From: j.to, Thinking: level}
+	events := s.drainSystemEvents(ctx, j)
+	consumed := false
+	defer func() {
+		if !consumed {
+			s.requeueSystemEvents(ctx, j, events)
+		}
+	}()
+	t := &turn{RunID: j.runID, SessionKey: j.sessionKey, SessionID: sess.SessionID, Prompt: systemLines(events) + j.message,
+		Images: j.images, From: j.to, Thinking: level,
+		Reply: newReplyBuffer(s.cfg.MaxReplyBytes, textBudget(s.cfg.MaxPayload, j.runID, j.sessionKey))}
 	if s.backend.wantsHistory() {
 		var h schemas.ChatHistoryResult
 		req := wire.HistoryRequest{SessionKey: j.sessionKey, Limit: s.cfg.HistoryLimit, MaxBytes: historyMaxBytes}
@@ -56,6 +63,8 @@ func (s *Service) pipeline(j *job, ev *emitter) (string, error) {
 	}
 
 	text, err := s.stream(ctx, t, ev)
+	var notStarted *notStartedError
+	consumed = !errors.As(err, &notStarted)
 	if err != nil {
 		return "", err
 	}
@@ -108,19 +117,40 @@ func (s *Service) updateSession(ctx context.Context, j *job, sess wire.Session) 
 	}
 }
 
-// systemLines drains the queued system events for a main-session turn and returns one
-// "System: <text>" line each. Without a presence service there are none.
-func (s *Service) systemLines(ctx context.Context, j *job) string {
+// drainSystemEvents takes the queued system events for a main-session turn, oldest first.
+// Without a presence service there are none.
+func (s *Service) drainSystemEvents(ctx context.Context, j *job) []string {
 	if j.sessionKey != s.cfg.MainKey {
-		return ""
+		return nil
 	}
 	var q wire.SystemEventQueue
 	if err := s.request(ctx, drainTimeout, subject.PresenceDrain, struct{}{}, &q, "drain system events"); err != nil {
 		s.log.Debug("no system events drained", "run_id", j.runID, "err", err)
-		return ""
+		return nil
 	}
+	return q.Events
+}
+
+// requeueSystemEvents puts drained system events back at the front of the queue when the
+// turn failed before they reached the agent, so the next turn gets them. A failure is
+// logged: the events are lost then.
+func (s *Service) requeueSystemEvents(ctx context.Context, j *job, events []string) {
+	if len(events) == 0 {
+		return
+	}
+	ctx = context.WithoutCancel(ctx)
+	err := s.request(ctx, drainTimeout, subject.PresenceRequeue, wire.SystemEventQueue{Events: events}, nil, "requeue system events")
+	if err != nil {
+		s.log.Warn("drained system events lost", "run_id", j.runID, "events", len(events), "err", err)
+		return
+	}
+	s.log.Debug("system events requeued", "run_id", j.runID, "events", len(events))
+}
+
+// systemLines returns one "System: <text>" line per system event, its whitespace folded.
+func systemLines(events []string) string {
 	var b strings.Builder
-	for _, e := range q.Events {
+	for _, e := range events {
 		e = strings.Join(strings.Fields(e), " ")
 		if e != "" {
 			b.WriteString("System: " + e + "\n")
