@@ -13,13 +13,17 @@ const MaxEcho = 64
 
 // Clip returns s cut to MaxEcho characters, with "…" appended when it was longer, for
 // error messages that repeat a client-supplied value (quote it with %q).
-func Clip(s string) string {
-	n := 0
+func Clip(s string) string { return ClipTo(s, MaxEcho) }
+
+// ClipTo returns s cut to n characters, with "…" appended when it was longer: for an error
+// text from elsewhere (a network library) that may repeat client input.
+func ClipTo(s string, n int) string {
+	count := 0
 	for i := range s {
-		if n == MaxEcho {
+		if count == n {
 			return s[:i] + "…"
 		}
-		n++
+		count++
 	}
 	return s
 }

@@ -3,6 +3,7 @@ package agent
 import (
 	"context"
 	"errors"
+	"strconv"
 	"strings"
 	"time"
 
@@ -26,7 +27,7 @@ func (s *Service) pipeline(j *job, ev *emitter) (string, error) {
 	ctx := j.ctx
 	var sess wire.Session
 	err := s.request(ctx, sessionsTimeout, subject.SessionsResolve,
-		wire.SessionResolve{SessionKey: j.sessionKey, SessionID: j.sessionID}, &sess, "resolve session "+j.sessionKey)
+		wire.SessionResolve{SessionKey: j.sessionKey, SessionID: j.sessionID}, &sess, "resolve session "+strconv.Quote(wire.Clip(j.sessionKey)))
 	if err != nil {
 		return "", err
 	}
@@ -53,7 +54,7 @@ func (s *Service) pipeline(j *job, ev *emitter) (string, error) {
 	if s.backend.wantsHistory() {
 		var h schemas.ChatHistoryResult
 		req := wire.HistoryRequest{SessionKey: j.sessionKey, Limit: s.cfg.HistoryLimit, MaxBytes: historyMaxBytes}
-		if err := s.request(ctx, sessionsTimeout, subject.SessionsHistory, req, &h, "read history of "+j.sessionKey); err != nil {
+		if err := s.request(ctx, sessionsTimeout, subject.SessionsHistory, req, &h, "read history of "+strconv.Quote(wire.Clip(j.sessionKey))); err != nil {
 			return "", err
 		}
 		t.History = h.Messages
@@ -112,7 +113,7 @@ func (s *Service) updateSession(ctx context.Context, j *job, sess wire.Session) 
 	if !changed {
 		return
 	}
-	if err := s.request(ctx, sessionsTimeout, subject.SessionsUpdate, upd, nil, "update session "+j.sessionKey); err != nil {
+	if err := s.request(ctx, sessionsTimeout, subject.SessionsUpdate, upd, nil, "update session "+strconv.Quote(wire.Clip(j.sessionKey))); err != nil {
 		s.log.Warn("session not updated", "run_id", j.runID, "session_key", j.sessionKey, "err", err)
 	}
 }
@@ -161,7 +162,7 @@ func systemLines(events []string) string {
 
 func (s *Service) appendTranscript(ctx context.Context, j *job, sess wire.Session, m schemas.ChatMessage) error {
 	req := wire.TranscriptAppend{SessionKey: j.sessionKey, SessionID: sess.SessionID, Messages: []schemas.ChatMessage{m}}
-	return s.request(ctx, sessionsTimeout, subject.SessionsAppend, req, nil, "append to the transcript of "+j.sessionKey)
+	return s.request(ctx, sessionsTimeout, subject.SessionsAppend, req, nil, "append to the transcript of "+strconv.Quote(wire.Clip(j.sessionKey)))
 }
 
 // deliver sends the reply through the provider of the run's route; a run without a
