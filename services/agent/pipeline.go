@@ -50,7 +50,7 @@ func (s *Service) pipeline(j *job, ev *emitter) (string, error) {
 	}()
 	t := &turn{RunID: j.runID, SessionKey: j.sessionKey, SessionID: sess.SessionID, Prompt: systemLines(events) + j.message,
 		Images: j.images, From: j.to, Thinking: level,
-		Reply: newReplyBuffer(s.cfg.MaxReplyBytes, textBudget(s.cfg.MaxPayload, j.runID, j.sessionKey))}
+		Reply: newReplyBuffer(s.cfg.MaxReplyBytes, textBudget(s.frameLimit(), j.runID, j.sessionKey))}
 	if s.backend.wantsHistory() {
 		var h schemas.ChatHistoryResult
 		req := wire.HistoryRequest{SessionKey: j.sessionKey, Limit: s.cfg.HistoryLimit, MaxBytes: historyMaxBytes}
@@ -80,6 +80,15 @@ func (s *Service) pipeline(j *job, ev *emitter) (string, error) {
 		}
 	}
 	return text, nil
+}
+
+// frameLimit is the largest event or final a run may publish: a client frame
+// (Config.MaxPayload), and never more than the bus carries.
+func (s *Service) frameLimit() int {
+	if bus := s.nc.MaxPayload(); bus > 0 && bus < int64(s.cfg.MaxPayload) {
+		return int(bus)
+	}
+	return s.cfg.MaxPayload
 }
 
 // inputMessage is the transcript message of the turn's input (without system lines).

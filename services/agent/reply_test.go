@@ -63,3 +63,20 @@ func TestJSONLenBounds(t *testing.T) {
 		}
 	}
 }
+
+// TestFrameLimitIsTheBusAtMost: a configured MaxPayload larger than the bus's limit does not
+// let a reply grow past what the bus carries.
+func TestFrameLimitIsTheBusAtMost(t *testing.T) {
+	cfg := commandConfig("true")
+	cfg.MaxPayload = 1 << 30
+	h := start(t, cfg)
+	bus := h.svc.nc.MaxPayload()
+	if got := h.svc.frameLimit(); bus <= 0 || int64(got) != bus {
+		t.Fatalf("frameLimit = %d, want the bus's %d", got, bus)
+	}
+	cfg.MaxPayload = 1000
+	h = start(t, cfg)
+	if got := h.svc.frameLimit(); got != 1000 {
+		t.Fatalf("frameLimit = %d, want the configured 1000", got)
+	}
+}
