@@ -365,13 +365,17 @@ const (
 )
 
 // clip cuts a client-supplied name to maxEchoName characters, marking the cut with "…".
-func clip(s string) string {
-	n := 0
+func clip(s string) string { return Clip(s, maxEchoName) }
+
+// Clip returns s cut to n characters, with "…" appended when it was longer: how an error
+// text repeats client input, which it may do for at most 200 characters in all (SPEC §5.2).
+func Clip(s string, n int) string {
+	count := 0
 	for i := range s {
-		if n == maxEchoName {
+		if count == n {
 			return s[:i] + "…"
 		}
-		n++
+		count++
 	}
 	return s
 }

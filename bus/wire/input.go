@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"errors"
 	"reflect"
+
+	"github.com/clawdis/clawdis/schemas"
 )
 
 // MaxEcho is the most characters of one client-supplied value an error message repeats
@@ -17,16 +19,7 @@ func Clip(s string) string { return ClipTo(s, MaxEcho) }
 
 // ClipTo returns s cut to n characters, with "…" appended when it was longer: for an error
 // text from elsewhere (a network library) that may repeat client input.
-func ClipTo(s string, n int) string {
-	count := 0
-	for i := range s {
-		if count == n {
-			return s[:i] + "…"
-		}
-		count++
-	}
-	return s
-}
+func ClipTo(s string, n int) string { return schemas.Clip(s, n) }
 
 // DecodeParams unmarshals a request body into v. A body that does not decode is an
 // INVALID_REQUEST whose message names the offending field and the expected type, never the
