@@ -140,3 +140,19 @@ func TestLongSystemEventsThroughBodyFile(t *testing.T) {
 		t.Fatalf("%d events requeued after a good turn", len(got))
 	}
 }
+
+// TestSystemEventsRequeuedWhenTheModelRefuses: an openai server that refuses the turn
+// (HTTP 500) did not consume the system events drained into it: they are queued again.
+func TestSystemEventsRequeuedWhenTheModelRefuses(t *testing.T) {
+	f := newFakeOpenAI(t)
+	f.set(openaiScript{status: 500, body: `{"error":{"message":"overloaded"}}`})
+	h := start(t, openaiConfig(f, map[string]string{"OPENAI_API_KEY": "k"}))
+	q := serveQueue(t, h.bus.Conn("presence"), "Node: mac · reason periodic")
+	h.run(schemas.AgentParams{Message: "hi", IdempotencyKey: "refused"})
+	if werr, _ := h.finalErr("refused", wire.CodeUnavailable); !strings.Contains(werr.Message, "overloaded") {
+		t.Fatalf("error = %q", werr.Message)
+	}
+	if got := q.queued(); !slices.Equal(got, []string{"Node: mac · reason periodic"}) {
+		t.Fatalf("queue after the refused turn = %q, want the drained event back", got)
+	}
+}

@@ -158,16 +158,16 @@ func userMessage(text string, images []schemas.ChatContent) chatMessage {
 func (b *openaiBackend) run(ctx context.Context, t *turn, out chan<- output) (string, error) {
 	key := b.getenv(b.cfg.APIKeyEnv)
 	if key == "" && !b.loopback {
-		return "", fmt.Errorf("openai: no API key: set the environment variable %s (agent.openai.apiKeyEnv names it)", b.cfg.APIKeyEnv)
+		return "", &notStartedError{fmt.Errorf("openai: no API key: set the environment variable %s (agent.openai.apiKeyEnv names it)", b.cfg.APIKeyEnv)}
 	}
 	body, err := json.Marshal(chatRequest{Model: b.cfg.Model, Stream: true, Messages: b.messages(t)})
 	if err != nil {
-		return "", fmt.Errorf("openai: encode request: %w", err)
+		return "", &notStartedError{fmt.Errorf("openai: encode request: %w", err)}
 	}
 	endpoint := b.cfg.BaseURL + "/chat/completions"
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, endpoint, bytes.NewReader(body))
 	if err != nil {
-		return "", fmt.Errorf("openai: %w", err)
+		return "", &notStartedError{fmt.Errorf("openai: %w", err)}
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Accept", "text/event-stream")
@@ -177,13 +177,14 @@ func (b *openaiBackend) run(ctx context.Context, t *turn, out chan<- output) (st
 	resp, err := b.client.Do(req)
 	if err != nil {
 		if ctx.Err() != nil {
-			return "", fmt.Errorf("openai: %w", context.Cause(ctx))
+			return "", &notStartedError{fmt.Errorf("openai: %w", context.Cause(ctx))}
 		}
-		return "", fmt.Errorf("openai: POST %s: %s", endpoint, redact(rootCause(err).Error(), key))
+		return "", &notStartedError{fmt.Errorf("openai: POST %s: %s", endpoint, redact(rootCause(err).Error(), key))}
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		return "", fmt.Errorf("openai: HTTP %d: %s", resp.StatusCode, redact(errorMessage(resp), key))
+		// The server refused the turn: its prompt was not consumed.
+		return "", &notStartedError{fmt.Errorf("openai: HTTP %d: %s", resp.StatusCode, redact(errorMessage(resp), key))}
 	}
 	if mt, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type")); mt == "application/json" {
 		err = b.readWhole(io.LimitReader(resp.Body, maxWholeBody), t.Reply, out)
