@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/santhosh-tekuri/jsonschema/v6"
 	"github.com/santhosh-tekuri/jsonschema/v6/kind"
@@ -172,14 +173,14 @@ func (s *Set) phrase(e *jsonschema.ValidationError, v any, root string) *Validat
 	case *kind.AdditionalProperties:
 		prefixed = true
 		props := slices.Sorted(slices.Values(k.Properties))
-		reason = "unexpected " + plural(len(props), "property", "properties") + " " + quoteAll(props)
+		reason = "unexpected " + plural(len(props), "property", "properties") + " " + quoteSome(props)
 	case *kind.FalseSchema:
 		if len(loc) == 0 {
 			reason = "is not allowed"
 			break
 		}
 		prefixed = true
-		reason = "unexpected property " + strconv.Quote(loc[len(loc)-1])
+		reason = "unexpected property " + strconv.Quote(clip(loc[len(loc)-1]))
 		loc = loc[:len(loc)-1]
 	case *kind.Type:
 		reason = "must be " + s.describe(e.SchemaURL, k.Want)
@@ -206,7 +207,7 @@ func (s *Set) phrase(e *jsonschema.ValidationError, v any, root string) *Validat
 	case *kind.OneOf:
 		reason = "matches more than one allowed shape"
 	case *kind.InvalidJsonValue:
-		reason = fmt.Sprintf("is not a JSON value (%T)", k.Value)
+		reason = "is not a JSON value"
 	default:
 		reason = "is invalid"
 	}
@@ -244,7 +245,14 @@ func path(v any, loc []string) string {
 		if b.Len() > 0 {
 			b.WriteByte('.')
 		}
-		b.WriteString(tok)
+		b.WriteString(clip(tok))
+	}
+	if p := b.String(); len(p) > maxEchoPath {
+		i := len(p) - maxEchoPath
+		for i < len(p) && !utf8.RuneStart(p[i]) {
+			i++
+		}
+		return "…" + p[i:]
 	}
 	return b.String()
 }
@@ -344,6 +352,46 @@ func oneOf(values []any) string {
 		parts[i] = display(v)
 	}
 	return "one of " + strings.Join(parts, ", ")
+}
+
+// Bounds of client input repeated in a message (SPEC §5.2: at most 200 characters of it
+// in all): a property name is cut to maxEchoName characters, at most maxEchoNames are
+// listed.
+// A field path longer than maxEchoPath bytes is cut to its end.
+const (
+	maxEchoName  = 40
+	maxEchoNames = 3
+	maxEchoPath  = 120
+)
+
+// clip cuts a client-supplied name to maxEchoName characters, marking the cut with "…".
+func clip(s string) string { return Clip(s, maxEchoName) }
+
+// Clip returns s cut to n characters, with "…" appended when it was longer: how an error
+// text repeats client input, which it may do for at most 200 characters in all (SPEC §5.2).
+func Clip(s string, n int) string {
+	count := 0
+	for i := range s {
+		if count == n {
+			return s[:i] + "…"
+		}
+		count++
+	}
+	return s
+}
+
+// quoteSome quotes the first maxEchoNames client-supplied names, clipped, and says how
+// many more there are.
+func quoteSome(names []string) string {
+	shown := make([]string, 0, maxEchoNames)
+	for _, n := range names[:min(len(names), maxEchoNames)] {
+		shown = append(shown, clip(n))
+	}
+	out := quoteAll(shown)
+	if more := len(names) - len(shown); more > 0 {
+		out += fmt.Sprintf(" and %d more", more)
+	}
+	return out
 }
 
 func quoteAll(names []string) string {

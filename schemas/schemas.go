@@ -186,7 +186,7 @@ func (s *Set) HasMethod(method string) bool {
 func (s *Set) Params(method string, v any) error {
 	m, ok := s.methods[method]
 	if !ok {
-		return fmt.Errorf("unknown method: %s", method)
+		return fmt.Errorf("unknown method: %s", clip(method))
 	}
 	if v == nil && m.noParams {
 		return nil
@@ -200,7 +200,7 @@ func (s *Set) Params(method string, v any) error {
 func (s *Set) Payload(method string, v any) error {
 	m, ok := s.methods[method]
 	if !ok {
-		return fmt.Errorf("unknown method: %s", method)
+		return fmt.Errorf("unknown method: %s", clip(method))
 	}
 	return s.validate(m.payload, v, rootPayload)
 }

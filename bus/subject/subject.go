@@ -20,6 +20,7 @@ const (
 	PresenceClient  = "gw.v1.req.presence.client"  // wire.ClientPresence -> {"ok":true}
 	PresenceQueue   = "gw.v1.req.presence.queue"   // {} -> wire.SystemEventQueue (peek)
 	PresenceDrain   = "gw.v1.req.presence.drain"   // {} -> wire.SystemEventQueue (take all)
+	PresenceRequeue = "gw.v1.req.presence.requeue" // wire.SystemEventQueue -> {"ok":true} (put drained events back first)
 	HealthGet       = "gw.v1.req.health.get"       // {} -> HealthSummary
 	HealthStatus    = "gw.v1.req.health.status"    // {} -> StatusSummary
 	SessionsSummary = "gw.v1.req.sessions.summary" // {"limit":N} -> wire.SessionsSummary

@@ -192,38 +192,18 @@ func getJSON(ctx context.Context, hc *http.Client, u, bearer string, v any) (int
 	return resp.StatusCode, nil
 }
 
-// minTokenLen and minTokenDistinct make a token strong enough for a non-loopback bind:
-// `openssl rand -hex 16` gives 32 characters.
-const (
-	minTokenLen      = 20
-	minTokenDistinct = 8
-)
-
-// checkBindToken wants a strong token whenever the gateway listens beyond loopback.
+// checkBindToken wants a strong token whenever the gateway listens beyond loopback, by
+// the rule the gateway applies at start-up (bindTokenProblem).
 func checkBindToken(cfg config.Config) checkResult {
 	const name = "bind"
-	bind, token := cfg.Gateway.Bind, cfg.Gateway.Token
+	bind := cfg.Gateway.Bind
 	if edge.IsLoopbackHost(bind) {
 		return pass(name, "the gateway listens on loopback (%s) only", bind)
 	}
-	const fix = "set CLAWDIS_GATEWAY_TOKEN (or gateway.token) to a random value: openssl rand -hex 32"
-	if token == "" {
-		return fail(name, fix, "gateway.bind is %s (not loopback) and no token is set: the gateway refuses to start", bind)
-	}
-	if weakToken(token) {
-		return fail(name, fix, "gateway.bind is %s (not loopback) and the token is weak (%d characters; want %d or more, varied)",
-			bind, len(token), minTokenLen)
+	if problem := bindTokenProblem(bind, cfg.Gateway.Token); problem != "" {
+		return fail(name, tokenFix, "gateway.bind is %s (not loopback) and %s: the gateway refuses to start", bind, problem)
 	}
 	return pass(name, "gateway.bind is %s, protected by a strong token", bind)
-}
-
-// weakToken reports whether t is too short or too uniform for a non-loopback bind.
-func weakToken(t string) bool {
-	distinct := map[rune]bool{}
-	for _, r := range t {
-		distinct[r] = true
-	}
-	return len(t) < minTokenLen || len(distinct) < minTokenDistinct
 }
 
 // secretFlags are flags whose value is a secret; on a service's command line they are

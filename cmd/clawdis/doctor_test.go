@@ -125,7 +125,10 @@ func TestDoctorBroken(t *testing.T) {
 			"agent", `the agent command "/nonexistent/agent-cli" is not found`, "agent.command"},
 		{"weak token on a non-loopback bind", func(t *testing.T, s *doctorSetup) {
 			s.extra = `gateway: { port: ` + fmt.Sprint(s.port) + `, bind: "0.0.0.0", token: "s3kr1t" },`
-		}, "bind", "the token is weak", "openssl rand -hex 32"},
+		}, "bind", "the token is weak (6 characters; at least 16 needed)", "openssl rand -hex 16"},
+		{"token with whitespace on a non-loopback bind", func(t *testing.T, s *doctorSetup) {
+			s.extra = `gateway: { port: ` + fmt.Sprint(s.port) + `, bind: "0.0.0.0", token: "hunter2 hunter2 hunter2" },`
+		}, "bind", "the token contains whitespace", "without whitespace"},
 		{"token on a unit's command line", func(t *testing.T, s *doctorSetup) {
 			dir := filepath.Join(s.home, ".config", "systemd", "user")
 			if err := os.MkdirAll(dir, 0o755); err != nil {

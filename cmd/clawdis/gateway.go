@@ -148,8 +148,8 @@ func resolveSettings(df daemonFlags, getenv func(string) string, log *slog.Logge
 	if s.port < 0 || s.port > 65535 {
 		return settings{}, usageError{fmt.Errorf("--port %d out of range", s.port)}
 	}
-	if !edge.IsLoopbackHost(s.bind) && s.token == "" {
-		return settings{}, fmt.Errorf("refusing to bind %s without a token: set --token, CLAWDIS_GATEWAY_TOKEN or gateway.token", s.bind)
+	if problem := bindTokenProblem(s.bind, s.token); problem != "" {
+		return settings{}, fmt.Errorf("refusing to bind %s (not loopback): %s; %s", s.bind, problem, tokenFix)
 	}
 	if s.bus, err = planBus(df.bus, serviceNames(s), getenv); err != nil {
 		return settings{}, err

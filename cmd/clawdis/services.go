@@ -65,13 +65,16 @@ func buildServices(s settings, host string, run []string, connect func(string) (
 
 func buildService(s settings, host string, names []string, name string, nc *nats.Conn, log *slog.Logger) (runner, error) {
 	cfg, state := s.cfg, s.paths.StateDir
+	// Payloads that reach clients are bounded by the frame size the edge allows.
+	maxPayload := cfg.Gateway.MaxPayload
 	switch name {
 	case subject.ServicePresence:
-		return presence.New(presence.Config{Host: host, IP: primaryIP(), Version: version}, nc, log)
+		return presence.New(presence.Config{Host: host, IP: primaryIP(), Version: version, MaxBytes: maxPayload}, nc, log)
 	case subject.ServiceHealth:
-		return health.New(health.Config{Services: names}, nc, log)
+		return health.New(health.Config{Services: names, MaxBytes: maxPayload}, nc, log)
 	case subject.ServiceSessions:
-		return sessions.New(sessions.Config{Dir: filepath.Join(state, "sessions"), MainKey: cfg.Sessions.MainKey}, nc, log)
+		return sessions.New(sessions.Config{Dir: filepath.Join(state, "sessions"), MainKey: cfg.Sessions.MainKey,
+			MaxBytes: maxPayload}, nc, log)
 	case subject.ServiceAgent:
 		a := cfg.Agent
 		return agent.New(agent.Config{
@@ -79,6 +82,7 @@ func buildService(s settings, host string, names []string, name string, nc *nats
 			OpenAI: agent.OpenAIConfig{BaseURL: a.OpenAI.BaseURL, Model: a.OpenAI.Model, APIKeyEnv: a.OpenAI.APIKeyEnv,
 				SystemPrompt: a.OpenAI.SystemPrompt},
 			Timeout: time.Duration(a.TimeoutSeconds) * time.Second, MaxConcurrent: a.MaxConcurrent,
+			MaxReplyBytes: a.MaxReplyBytes, MaxPayload: maxPayload,
 			ThinkingDefault: a.ThinkingDefault, MainKey: cfg.Sessions.MainKey, HistoryLimit: historyLimit(cfg.Sessions.HistoryLimit),
 			DedupePath: filepath.Join(state, "dedupe", "agent.json"),
 		}, nc, log)

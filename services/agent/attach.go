@@ -20,7 +20,7 @@ func imageParts(atts []schemas.ChatAttachment) ([]schemas.ChatContent, error) {
 	for i, a := range atts {
 		name := fmt.Sprintf("attachment %d", i+1)
 		if a.FileName != "" {
-			name += " (" + a.FileName + ")"
+			name += " (" + wire.Clip(a.FileName) + ")"
 		}
 		mimeType := strings.ToLower(strings.TrimSpace(a.MimeType))
 		if a.Type != "image" || !strings.HasPrefix(mimeType, "image/") {

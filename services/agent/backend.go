@@ -22,6 +22,9 @@ type turn struct {
 	// History is the session's recent transcript, oldest first, without this turn; only
 	// filled for backends that want it.
 	History []schemas.ChatMessage
+	// Reply collects the reply within agent.maxReplyBytes and the frame size; a backend
+	// adds its text there and streams only what was kept.
+	Reply *replyBuffer
 }
 
 // output is one piece of progress a backend reports: new assistant text, or a tool call.
@@ -31,8 +34,9 @@ type output struct {
 }
 
 // backend runs turns. run streams progress to out (the caller always keeps receiving until
-// run returns) and returns the whole reply, surrounding whitespace trimmed. When ctx ends
-// it must stop everything it started before returning.
+// run returns) and returns the whole reply, surrounding whitespace trimmed: t.Reply's text.
+// When ctx ends it must stop everything it started before returning. A failure before the
+// turn reached the agent is a *notStartedError.
 type backend interface {
 	// wantsHistory reports whether turn.History should be filled.
 	wantsHistory() bool

@@ -1,7 +1,6 @@
 package agent
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -9,12 +8,14 @@ import (
 	"os/exec"
 	"slices"
 	"strings"
+	"sync"
+	"syscall"
 	"time"
 	"unicode/utf8"
 )
 
-// commandWaitDelay bounds how long the command's output pipes may stay open after it
-// exited (held by a child it left behind) before they are closed.
+// commandWaitDelay bounds how long the command's output pipes may stay open after its
+// process group was killed (held by a process that left the group) before they are closed.
 const commandWaitDelay = 2 * time.Second
 
 // stderrTailBytes and stderrTailLines bound the stderr kept for the error of a failed
@@ -32,48 +33,48 @@ type commandBackend struct {
 
 func (b *commandBackend) wantsHistory() bool { return false }
 
-// argvFor fills the placeholders of every argument.
-func (b *commandBackend) argvFor(t *turn) []string {
-	r := strings.NewReplacer(
-		"{{Body}}", t.Prompt,
-		"{{SessionId}}", t.SessionID,
-		"{{SessionKey}}", t.SessionKey,
-		"{{From}}", t.From,
-		"{{Thinking}}", t.Thinking,
-	)
-	argv := make([]string, len(b.argv))
-	for i, a := range b.argv {
-		argv[i] = r.Replace(a)
-	}
-	return argv
-}
+// notStartedError is a backend failure before the turn reached the agent: the prompt, and
+// the system events drained into it, were not consumed.
+type notStartedError struct{ err error }
+
+func (e *notStartedError) Error() string { return e.err.Error() }
+func (e *notStartedError) Unwrap() error { return e.err }
 
 func (b *commandBackend) run(ctx context.Context, t *turn, out chan<- output) (string, error) {
-	argv := b.argvFor(t)
+	argv, cleanup, err := fillArgv(b.argv, t)
+	if err != nil {
+		return "", &notStartedError{err}
+	}
+	defer cleanup()
 	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Env = commandEnv(os.Environ())
 	// Stdin stays nil: the command reads /dev/null.
-	stdout := &streamWriter{out: out}
+	stdout := &streamWriter{out: out, reply: t.Reply}
 	stderr := &tailBuffer{max: stderrTailBytes}
 	cmd.Stdout, cmd.Stderr = stdout, stderr
 	cmd.WaitDelay = commandWaitDelay
 	setProcessGroup(cmd)
 	if err := cmd.Start(); err != nil {
-		return "", fmt.Errorf("agent command: start %s: %w", argv[0], err)
+		if errors.Is(err, syscall.E2BIG) {
+			return "", &notStartedError{fmt.Errorf("agent command: start %s: the arguments are too long for the system; "+
+				"put %s in agent.command to pass the message through a file: %w", argv[0], phBodyFile, err)}
+		}
+		return "", &notStartedError{fmt.Errorf("agent command: start %s: %w", argv[0], err)}
 	}
+	g := &procGroup{cmd: cmd}
 	waited := make(chan error, 1)
-	go func() { waited <- cmd.Wait() }()
-	var err error
+	go func() { waited <- g.wait() }()
 	select {
 	case err = <-waited:
 	case <-ctx.Done():
-		killProcessGroup(cmd)
+		g.kill()
 		<-waited
 		return "", fmt.Errorf("agent command: %w", context.Cause(ctx))
 	}
 	stdout.flush()
 	if errors.Is(err, exec.ErrWaitDelay) {
-		// It exited 0 but left a process holding its output open; the reply is complete.
+		// It exited 0 but a process that left its group held its output open; the reply
+		// is complete.
 		err = nil
 	}
 	if err != nil {
@@ -87,7 +88,44 @@ func (b *commandBackend) run(ctx context.Context, t *turn, out chan<- output) (s
 		}
 		return "", errors.New(msg)
 	}
-	return strings.TrimSpace(stdout.all.String()), nil
+	return t.Reply.text(), nil
+}
+
+// procGroup is the process group of a started command. kill and wait may be called
+// concurrently.
+type procGroup struct {
+	cmd  *exec.Cmd
+	mu   sync.Mutex
+	done bool // the group was killed after the command exited: its id is not signalled again
+}
+
+// kill kills the whole group, unless wait already did.
+func (g *procGroup) kill() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if !g.done {
+		killProcessGroup(g.cmd)
+	}
+}
+
+// wait waits for the command to exit, kills what is left of its process group (nothing a
+// run started outlives it), then reaps the command and waits for its output. Where the
+// platform can wait without reaping (Linux), the group is killed while the command's pid,
+// which is the group's id, cannot have been reused.
+func (g *procGroup) wait() error {
+	if awaitExit(g.cmd.Process.Pid) {
+		g.mu.Lock()
+		killProcessGroup(g.cmd)
+		g.done = true
+		g.mu.Unlock()
+		return g.cmd.Wait()
+	}
+	err := g.cmd.Wait()
+	g.mu.Lock()
+	killProcessGroup(g.cmd)
+	g.done = true
+	g.mu.Unlock()
+	return err
 }
 
 // gatewaySecrets are the environment variables an agent command never inherits: it runs
@@ -107,20 +145,24 @@ func commandEnv(env []string) []string {
 	return out
 }
 
-// streamWriter receives the command's stdout as it arrives and reports it as assistant
-// text, holding back an incomplete UTF-8 sequence at the end of a chunk.
+// streamWriter receives the command's stdout as it arrives, keeps what fits in the reply
+// and reports it as assistant text, holding back an incomplete UTF-8 sequence at the end of
+// a chunk. Once the reply is full the rest is read and discarded, so memory stays bounded
+// however much the command prints.
 type streamWriter struct {
 	out     chan<- output
-	all     bytes.Buffer
+	reply   *replyBuffer
 	pending []byte
 }
 
 func (w *streamWriter) Write(p []byte) (int, error) {
-	w.all.Write(p)
+	if w.reply.isFull() {
+		return len(p), nil
+	}
 	w.pending = append(w.pending, p...)
 	n := completeUTF8(w.pending)
 	if n > 0 {
-		w.out <- output{Text: string(w.pending[:n])}
+		w.emit(string(w.pending[:n]))
 		w.pending = append(w.pending[:0], w.pending[n:]...)
 	}
 	return len(p), nil
@@ -129,8 +171,15 @@ func (w *streamWriter) Write(p []byte) (int, error) {
 // flush reports what is still held back (invalid UTF-8 at the very end).
 func (w *streamWriter) flush() {
 	if len(w.pending) > 0 {
-		w.out <- output{Text: string(w.pending)}
+		w.emit(string(w.pending))
 		w.pending = w.pending[:0]
+	}
+}
+
+// emit adds s to the reply and reports the part kept.
+func (w *streamWriter) emit(s string) {
+	if kept := w.reply.add(s); kept != "" {
+		w.out <- output{Text: kept}
 	}
 }
 

@@ -28,6 +28,10 @@ const (
 	DefaultHistoryLimit    = 40
 	DefaultOpenAIBaseURL   = "https://api.openai.com/v1"
 	DefaultOpenAIAPIKeyEnv = "OPENAI_API_KEY"
+	DefaultMaxReplyBytes   = 262144
+	DefaultMaxPayload      = 524288
+	// MaxTimeout is the longest deadline a request may ask for (SPEC §6.6).
+	MaxTimeout = 86400 * time.Second
 )
 
 // noBackendMessage is the error of every run when no backend is configured.
@@ -39,7 +43,8 @@ type Config struct {
 	// Backend is BackendCommand, BackendOpenAI or BackendNone. Default none.
 	Backend string
 	// Command is the argv run per turn by the command backend; each argument may contain
-	// the placeholders {{Body}}, {{SessionId}}, {{SessionKey}}, {{From}} and {{Thinking}}.
+	// the placeholders {{Body}}, {{BodyFile}} (a temporary file holding the body, removed
+	// after the run), {{SessionId}}, {{SessionKey}}, {{From}} and {{Thinking}}.
 	// Required (with a non-empty program) when Backend is "command".
 	Command []string
 	// OpenAI configures the openai backend.
@@ -47,6 +52,14 @@ type Config struct {
 	// Timeout is the deadline of a run, counted from its acceptance, when the request
 	// gives none. Default 600s.
 	Timeout time.Duration
+	// MaxReplyBytes is the longest reply kept (agent.maxReplyBytes): a longer one is cut
+	// there with the line "[reply truncated at N bytes]" appended, the rest of the
+	// backend's output read and dropped. Default 262144.
+	MaxReplyBytes int
+	// MaxPayload is the largest frame the edge sends a client (gateway.maxPayload). A reply
+	// whose JSON encoding would not fit in one event or final is cut shorter, so none is
+	// ever larger. Default 524288.
+	MaxPayload int
 	// MaxConcurrent caps the runs executing at once; more wait in turn. Default 4.
 	MaxConcurrent int
 	// ThinkingDefault is the thinking level of a session that has none. Default "off".
@@ -108,6 +121,18 @@ func (cfg Config) withDefaults() (Config, error) {
 	}
 	if cfg.Timeout == 0 {
 		cfg.Timeout = DefaultTimeout
+	}
+	for _, f := range []struct {
+		name string
+		v    *int
+		def  int
+	}{{"MaxReplyBytes", &cfg.MaxReplyBytes, DefaultMaxReplyBytes}, {"MaxPayload", &cfg.MaxPayload, DefaultMaxPayload}} {
+		if *f.v < 0 {
+			return cfg, fmt.Errorf("agent: %s %d is negative", f.name, *f.v)
+		}
+		if *f.v == 0 {
+			*f.v = f.def
+		}
 	}
 	if cfg.MaxConcurrent < 0 {
 		return cfg, fmt.Errorf("agent: MaxConcurrent %d is negative", cfg.MaxConcurrent)

@@ -111,7 +111,7 @@ func TestDeliver(t *testing.T) {
 
 // TestInvalidRequests: bad params are rejected before the ack, and nothing runs.
 func TestInvalidRequests(t *testing.T) {
-	zero := int64(0)
+	zero, huge, dayPlus, dayPlusMs := int64(0), int64(1e10), int64(86401), int64(86400001)
 	png := "iVBORw0KGgo="
 	tests := []struct {
 		name string
@@ -121,7 +121,10 @@ func TestInvalidRequests(t *testing.T) {
 	}{
 		{"thinking", subject.AgentRun, schemas.AgentParams{Message: "m", Thinking: "extreme"}, `invalid thinking level "extreme"`},
 		{"channel", subject.AgentRun, schemas.AgentParams{Message: "m", Channel: "sms"}, `invalid channel "sms"`},
-		{"timeout", subject.AgentRun, schemas.AgentParams{Message: "m", Timeout: &zero}, "timeout must be at least 1 second"},
+		{"timeout", subject.AgentRun, schemas.AgentParams{Message: "m", Timeout: &zero}, "timeout must be between 1 and 86400 seconds"},
+		{"timeout overflowing a duration", subject.AgentRun, schemas.AgentParams{Message: "m", Timeout: &huge}, "timeout must be between 1 and 86400 seconds"},
+		{"timeout a second too long", subject.AgentRun, schemas.AgentParams{Message: "m", Timeout: &dayPlus}, "timeout must be between 1 and 86400 seconds"},
+		{"chat timeoutMs too long", subject.ChatSend, schemas.ChatSendParams{SessionKey: "main", Message: "m", TimeoutMs: &dayPlusMs}, "timeoutMs must be between 1 and 86400000"},
 		{"blank message", subject.AgentRun, schemas.AgentParams{Message: "  "}, "message required"},
 		{"chat thinking", subject.ChatSend, schemas.ChatSendParams{SessionKey: "main", Message: "m", Thinking: "lots"}, `invalid thinking level "lots"`},
 		{"pdf", subject.ChatSend, schemas.ChatSendParams{SessionKey: "main", Message: "m", Attachments: []schemas.ChatAttachment{

@@ -70,17 +70,18 @@ func (s *Service) agentJob(p schemas.AgentParams) (*job, error) {
 	}
 	level, _, ok := normalizeThinking(p.Thinking)
 	if !ok {
-		return nil, wire.Invalid("invalid thinking level %q (use %s)", p.Thinking, levelList)
+		return nil, wire.Invalid("invalid thinking level %q (use %s)", wire.Clip(p.Thinking), levelList)
 	}
 	switch p.Channel {
 	case "", channelLast, channelWhatsApp, channelTelegram, channelWebChat:
 	default:
-		return nil, wire.Invalid("invalid channel %q (use last, whatsapp, telegram or webchat)", p.Channel)
+		return nil, wire.Invalid("invalid channel %q (use last, whatsapp, telegram or webchat)", wire.Clip(p.Channel))
 	}
 	timeout := s.cfg.Timeout
 	if p.Timeout != nil {
-		if *p.Timeout < 1 {
-			return nil, wire.Invalid("timeout must be at least 1 second")
+		// Checked before the conversion, which would overflow for huge values.
+		if *p.Timeout < 1 || *p.Timeout > int64(MaxTimeout/time.Second) {
+			return nil, wire.Invalid("timeout must be between 1 and %d seconds", int64(MaxTimeout/time.Second))
 		}
 		timeout = time.Duration(*p.Timeout) * time.Second
 	}
@@ -105,7 +106,7 @@ func (s *Service) chatJob(p schemas.ChatSendParams) (*job, error) {
 	}
 	level, _, ok := normalizeThinking(p.Thinking)
 	if !ok {
-		return nil, wire.Invalid("invalid thinking level %q (use %s)", p.Thinking, levelList)
+		return nil, wire.Invalid("invalid thinking level %q (use %s)", wire.Clip(p.Thinking), levelList)
 	}
 	images, err := imageParts(p.Attachments)
 	if err != nil {
@@ -116,8 +117,8 @@ func (s *Service) chatJob(p schemas.ChatSendParams) (*job, error) {
 	}
 	timeout := s.cfg.Timeout
 	if p.TimeoutMs != nil {
-		if *p.TimeoutMs < 1 {
-			return nil, wire.Invalid("timeoutMs must be at least 1")
+		if *p.TimeoutMs < 1 || *p.TimeoutMs > MaxTimeout.Milliseconds() {
+			return nil, wire.Invalid("timeoutMs must be between 1 and %d", MaxTimeout.Milliseconds())
 		}
 		timeout = time.Duration(*p.TimeoutMs) * time.Millisecond
 	}

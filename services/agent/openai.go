@@ -158,16 +158,16 @@ func userMessage(text string, images []schemas.ChatContent) chatMessage {
 func (b *openaiBackend) run(ctx context.Context, t *turn, out chan<- output) (string, error) {
 	key := b.getenv(b.cfg.APIKeyEnv)
 	if key == "" && !b.loopback {
-		return "", fmt.Errorf("openai: no API key: set the environment variable %s (agent.openai.apiKeyEnv names it)", b.cfg.APIKeyEnv)
+		return "", &notStartedError{fmt.Errorf("openai: no API key: set the environment variable %s (agent.openai.apiKeyEnv names it)", b.cfg.APIKeyEnv)}
 	}
 	body, err := json.Marshal(chatRequest{Model: b.cfg.Model, Stream: true, Messages: b.messages(t)})
 	if err != nil {
-		return "", fmt.Errorf("openai: encode request: %w", err)
+		return "", &notStartedError{fmt.Errorf("openai: encode request: %w", err)}
 	}
 	endpoint := b.cfg.BaseURL + "/chat/completions"
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, endpoint, bytes.NewReader(body))
 	if err != nil {
-		return "", fmt.Errorf("openai: %w", err)
+		return "", &notStartedError{fmt.Errorf("openai: %w", err)}
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Accept", "text/event-stream")
@@ -177,19 +177,19 @@ func (b *openaiBackend) run(ctx context.Context, t *turn, out chan<- output) (st
 	resp, err := b.client.Do(req)
 	if err != nil {
 		if ctx.Err() != nil {
-			return "", fmt.Errorf("openai: %w", context.Cause(ctx))
+			return "", &notStartedError{fmt.Errorf("openai: %w", context.Cause(ctx))}
 		}
-		return "", fmt.Errorf("openai: POST %s: %s", endpoint, redact(rootCause(err).Error(), key))
+		return "", &notStartedError{fmt.Errorf("openai: POST %s: %s", endpoint, redact(rootCause(err).Error(), key))}
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		return "", fmt.Errorf("openai: HTTP %d: %s", resp.StatusCode, redact(errorMessage(resp), key))
+		// The server refused the turn: its prompt was not consumed.
+		return "", &notStartedError{fmt.Errorf("openai: HTTP %d: %s", resp.StatusCode, redact(errorMessage(resp), key))}
 	}
-	var text strings.Builder
 	if mt, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type")); mt == "application/json" {
-		err = b.readWhole(resp.Body, &text, out)
+		err = b.readWhole(io.LimitReader(resp.Body, maxWholeBody), t.Reply, out)
 	} else {
-		err = b.readStream(resp.Body, &text, out)
+		err = b.readStream(resp.Body, t.Reply, out)
 	}
 	if err != nil {
 		if ctx.Err() != nil {
@@ -197,11 +197,22 @@ func (b *openaiBackend) run(ctx context.Context, t *turn, out chan<- output) (st
 		}
 		return "", fmt.Errorf("openai: %s", redact(err.Error(), key))
 	}
-	return strings.TrimSpace(text.String()), nil
+	return t.Reply.text(), nil
 }
 
-// readStream reads an SSE stream of chunks until [DONE] or its end.
-func (b *openaiBackend) readStream(r io.Reader, text *strings.Builder, out chan<- output) error {
+// maxWholeBody bounds a non-streamed answer read at once.
+const maxWholeBody = 16 << 20
+
+// addText adds content to the reply and streams the part kept.
+func addText(reply *replyBuffer, content string, out chan<- output) {
+	if kept := reply.add(content); kept != "" {
+		out <- output{Text: kept}
+	}
+}
+
+// readStream reads an SSE stream of chunks until [DONE] or its end, or until the reply is
+// full: then the rest is not read (the stream is closed).
+func (b *openaiBackend) readStream(r io.Reader, reply *replyBuffer, out chan<- output) error {
 	sse := newSSEReader(r)
 	for {
 		ev, err := sse.Next()
@@ -234,15 +245,15 @@ func (b *openaiBackend) readStream(r io.Reader, text *strings.Builder, out chan<
 				out <- output{Tool: tc.Function.Name}
 			}
 		}
-		if d.Content != "" {
-			text.WriteString(d.Content)
-			out <- output{Text: d.Content}
+		addText(reply, d.Content, out)
+		if reply.isFull() {
+			return nil
 		}
 	}
 }
 
 // readWhole reads a non-streamed answer (a server that ignored stream:true).
-func (b *openaiBackend) readWhole(r io.Reader, text *strings.Builder, out chan<- output) error {
+func (b *openaiBackend) readWhole(r io.Reader, reply *replyBuffer, out chan<- output) error {
 	var c chatChunk
 	if err := json.NewDecoder(r).Decode(&c); err != nil {
 		return fmt.Errorf("bad response: %w", err)
@@ -250,9 +261,8 @@ func (b *openaiBackend) readWhole(r io.Reader, text *strings.Builder, out chan<-
 	if msg := apiErrorMessage(c.Error); msg != "" {
 		return errors.New(msg)
 	}
-	if len(c.Choices) > 0 && c.Choices[0].Message.Content != "" {
-		text.WriteString(c.Choices[0].Message.Content)
-		out <- output{Text: c.Choices[0].Message.Content}
+	if len(c.Choices) > 0 {
+		addText(reply, c.Choices[0].Message.Content, out)
 	}
 	return nil
 }

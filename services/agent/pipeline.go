@@ -3,6 +3,7 @@ package agent
 import (
 	"context"
 	"errors"
+	"strconv"
 	"strings"
 	"time"
 
@@ -26,7 +27,7 @@ func (s *Service) pipeline(j *job, ev *emitter) (string, error) {
 	ctx := j.ctx
 	var sess wire.Session
 	err := s.request(ctx, sessionsTimeout, subject.SessionsResolve,
-		wire.SessionResolve{SessionKey: j.sessionKey, SessionID: j.sessionID}, &sess, "resolve session "+j.sessionKey)
+		wire.SessionResolve{SessionKey: j.sessionKey, SessionID: j.sessionID}, &sess, "resolve session "+strconv.Quote(wire.Clip(j.sessionKey)))
 	if err != nil {
 		return "", err
 	}
@@ -40,13 +41,20 @@ func (s *Service) pipeline(j *job, ev *emitter) (string, error) {
 	}
 	s.updateSession(ctx, j, sess)
 
-	prompt := s.systemLines(ctx, j) + j.message
-	t := &turn{RunID: j.runID, SessionKey: j.sessionKey, SessionID: sess.SessionID, Prompt: prompt,
-		Images: j.images, From: j.to, Thinking: level}
+	events := s.drainSystemEvents(ctx, j)
+	consumed := false
+	defer func() {
+		if !consumed {
+			s.requeueSystemEvents(ctx, j, events)
+		}
+	}()
+	t := &turn{RunID: j.runID, SessionKey: j.sessionKey, SessionID: sess.SessionID, Prompt: systemLines(events) + j.message,
+		Images: j.images, From: j.to, Thinking: level,
+		Reply: newReplyBuffer(s.cfg.MaxReplyBytes, textBudget(s.frameLimit(), j.runID, j.sessionKey))}
 	if s.backend.wantsHistory() {
 		var h schemas.ChatHistoryResult
 		req := wire.HistoryRequest{SessionKey: j.sessionKey, Limit: s.cfg.HistoryLimit, MaxBytes: historyMaxBytes}
-		if err := s.request(ctx, sessionsTimeout, subject.SessionsHistory, req, &h, "read history of "+j.sessionKey); err != nil {
+		if err := s.request(ctx, sessionsTimeout, subject.SessionsHistory, req, &h, "read history of "+strconv.Quote(wire.Clip(j.sessionKey))); err != nil {
 			return "", err
 		}
 		t.History = h.Messages
@@ -56,6 +64,8 @@ func (s *Service) pipeline(j *job, ev *emitter) (string, error) {
 	}
 
 	text, err := s.stream(ctx, t, ev)
+	var notStarted *notStartedError
+	consumed = !errors.As(err, &notStarted)
 	if err != nil {
 		return "", err
 	}
@@ -70,6 +80,15 @@ func (s *Service) pipeline(j *job, ev *emitter) (string, error) {
 		}
 	}
 	return text, nil
+}
+
+// frameLimit is the largest event or final a run may publish: a client frame
+// (Config.MaxPayload), and never more than the bus carries.
+func (s *Service) frameLimit() int {
+	if bus := s.nc.MaxPayload(); bus > 0 && bus < int64(s.cfg.MaxPayload) {
+		return int(bus)
+	}
+	return s.cfg.MaxPayload
 }
 
 // inputMessage is the transcript message of the turn's input (without system lines).
@@ -103,24 +122,45 @@ func (s *Service) updateSession(ctx context.Context, j *job, sess wire.Session) 
 	if !changed {
 		return
 	}
-	if err := s.request(ctx, sessionsTimeout, subject.SessionsUpdate, upd, nil, "update session "+j.sessionKey); err != nil {
+	if err := s.request(ctx, sessionsTimeout, subject.SessionsUpdate, upd, nil, "update session "+strconv.Quote(wire.Clip(j.sessionKey))); err != nil {
 		s.log.Warn("session not updated", "run_id", j.runID, "session_key", j.sessionKey, "err", err)
 	}
 }
 
-// systemLines drains the queued system events for a main-session turn and returns one
-// "System: <text>" line each. Without a presence service there are none.
-func (s *Service) systemLines(ctx context.Context, j *job) string {
+// drainSystemEvents takes the queued system events for a main-session turn, oldest first.
+// Without a presence service there are none.
+func (s *Service) drainSystemEvents(ctx context.Context, j *job) []string {
 	if j.sessionKey != s.cfg.MainKey {
-		return ""
+		return nil
 	}
 	var q wire.SystemEventQueue
 	if err := s.request(ctx, drainTimeout, subject.PresenceDrain, struct{}{}, &q, "drain system events"); err != nil {
 		s.log.Debug("no system events drained", "run_id", j.runID, "err", err)
-		return ""
+		return nil
 	}
+	return q.Events
+}
+
+// requeueSystemEvents puts drained system events back at the front of the queue when the
+// turn failed before they reached the agent, so the next turn gets them. A failure is
+// logged: the events are lost then.
+func (s *Service) requeueSystemEvents(ctx context.Context, j *job, events []string) {
+	if len(events) == 0 {
+		return
+	}
+	ctx = context.WithoutCancel(ctx)
+	err := s.request(ctx, drainTimeout, subject.PresenceRequeue, wire.SystemEventQueue{Events: events}, nil, "requeue system events")
+	if err != nil {
+		s.log.Warn("drained system events lost", "run_id", j.runID, "events", len(events), "err", err)
+		return
+	}
+	s.log.Debug("system events requeued", "run_id", j.runID, "events", len(events))
+}
+
+// systemLines returns one "System: <text>" line per system event, its whitespace folded.
+func systemLines(events []string) string {
 	var b strings.Builder
-	for _, e := range q.Events {
+	for _, e := range events {
 		e = strings.Join(strings.Fields(e), " ")
 		if e != "" {
 			b.WriteString("System: " + e + "\n")
@@ -131,7 +171,7 @@ func (s *Service) systemLines(ctx context.Context, j *job) string {
 
 func (s *Service) appendTranscript(ctx context.Context, j *job, sess wire.Session, m schemas.ChatMessage) error {
 	req := wire.TranscriptAppend{SessionKey: j.sessionKey, SessionID: sess.SessionID, Messages: []schemas.ChatMessage{m}}
-	return s.request(ctx, sessionsTimeout, subject.SessionsAppend, req, nil, "append to the transcript of "+j.sessionKey)
+	return s.request(ctx, sessionsTimeout, subject.SessionsAppend, req, nil, "append to the transcript of "+strconv.Quote(wire.Clip(j.sessionKey)))
 }
 
 // deliver sends the reply through the provider of the run's route; a run without a

@@ -225,10 +225,7 @@ func decode(data []byte, v any) error {
 	if len(data) == 0 {
 		return wire.Invalid("params required")
 	}
-	if err := json.Unmarshal(data, v); err != nil {
-		return wire.Invalid("invalid params: %s", err.Error())
-	}
-	return nil
+	return wire.DecodeParams(data, v, "params")
 }
 
 // Results of a run, as remembered and as the agent method's final res.

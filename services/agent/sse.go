@@ -8,8 +8,11 @@ import (
 	"io"
 )
 
-// maxSSELine bounds one line of an event stream.
-const maxSSELine = 1 << 20
+// maxSSELine bounds one line of an event stream, maxSSEEvent the data of one event.
+const (
+	maxSSELine  = 1 << 20
+	maxSSEEvent = 4 << 20
+)
 
 // sseEvent is one dispatched server-sent event.
 type sseEvent struct {
@@ -28,6 +31,7 @@ type sseReader struct {
 	data  bytes.Buffer
 	has   bool // a data field was seen since the last dispatch
 	done  bool
+	big   bool // the event's data grew past maxSSEEvent
 }
 
 func newSSEReader(r io.Reader) *sseReader {
@@ -37,8 +41,12 @@ func newSSEReader(r io.Reader) *sseReader {
 	return &sseReader{sc: sc}
 }
 
-// errSSELineTooLong is returned for a line over maxSSELine bytes.
-var errSSELineTooLong = errors.New("event stream line too long")
+// errSSELineTooLong is returned for a line over maxSSELine bytes, errSSEEventTooLarge for
+// an event whose data is over maxSSEEvent bytes.
+var (
+	errSSELineTooLong   = errors.New("event stream line too long")
+	errSSEEventTooLarge = errors.New("event stream event too large")
+)
 
 // Next returns the next event, io.EOF after the last one, or the read error.
 func (p *sseReader) Next() (sseEvent, error) {
@@ -53,7 +61,12 @@ func (p *sseReader) Next() (sseEvent, error) {
 			}
 			break
 		}
-		if ev, ok := p.line(p.sc.Bytes()); ok {
+		ev, ok := p.line(p.sc.Bytes())
+		if p.big {
+			p.done = true
+			return sseEvent{}, fmt.Errorf("read event stream: %w", errSSEEventTooLarge)
+		}
+		if ok {
 			return ev, nil
 		}
 	}
@@ -82,6 +95,10 @@ func (p *sseReader) line(l []byte) (sseEvent, bool) {
 	}
 	switch string(field) {
 	case "data":
+		if p.data.Len()+len(value) >= maxSSEEvent {
+			p.big = true
+			return sseEvent{}, false
+		}
 		if p.has {
 			p.data.WriteByte('\n')
 		}

@@ -44,6 +44,11 @@ func (s *Service) publishFinal(j *job, r idem.Result) {
 		s.log.Error("encode final", "run_id", j.runID, "err", err)
 		return
 	}
+	if limit := s.nc.MaxPayload(); limit > 0 && int64(len(data)) > limit {
+		// Never silence: a final too large for the bus becomes an error final that fits.
+		s.log.Error("final too large for the bus", "run_id", j.runID, "bytes", len(data), "limit", limit)
+		data, _ = json.Marshal(finalOf(errorResult(j.runID, wire.Unavailable(false, "the run's final was too large to send"))))
+	}
 	s.publishRun(j.eventsSubject(), j.runID, wire.RunEventFinal, data)
 }
 

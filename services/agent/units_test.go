@@ -140,7 +140,7 @@ func TestCompleteUTF8(t *testing.T) {
 // TestStreamWriterSplitsRunes: a rune split across writes reaches one output whole.
 func TestStreamWriterSplitsRunes(t *testing.T) {
 	out := make(chan output, 8)
-	w := &streamWriter{out: out}
+	w := &streamWriter{out: out, reply: newReplyBuffer(1<<10, 1<<12)}
 	for _, p := range []string{"a€"[:2], "a€"[2:], "b"} {
 		_, _ = w.Write([]byte(p))
 	}

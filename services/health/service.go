@@ -54,6 +54,11 @@ type Config struct {
 	MaxEventInterval time.Duration
 	// Now is the clock for timestamps and ages. Default time.Now.
 	Now func() time.Time
+	// MaxBytes is the largest frame the edge sends a client (gateway.maxPayload). The
+	// health summary is kept within a quarter of it (a hello-ok carries it beside the
+	// presence list) and the status answer within it, the oldest recent sessions and
+	// queued system events left out. Default 524288.
+	MaxBytes int
 }
 
 // withDefaults returns cfg with defaults applied, or an error naming the invalid field.
@@ -82,6 +87,12 @@ func (cfg Config) withDefaults() (Config, error) {
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
+	}
+	if cfg.MaxBytes < 0 {
+		return cfg, fmt.Errorf("health: MaxBytes %d is negative", cfg.MaxBytes)
+	}
+	if cfg.MaxBytes == 0 {
+		cfg.MaxBytes = DefaultMaxBytes
 	}
 	seen := make(map[string]bool, len(cfg.Services))
 	for _, name := range cfg.Services {
@@ -243,6 +254,7 @@ func (s *Service) health(snap snapshot, start time.Time) schemas.HealthSummary {
 	now := s.cfg.Now()
 	sum := snap.health(now)
 	sum.Ts = now.UnixMilli()
+	boundHealth(&sum, healthBudget(s.cfg.MaxBytes))
 	sum.DurationMs = time.Since(start).Milliseconds()
 	return sum
 }
@@ -257,7 +269,9 @@ func (s *Service) status(ctx context.Context) schemas.StatusSummary {
 		s.log.Debug("queued system events unavailable", "err", err)
 		q.Events = nil
 	}
-	return s.state.get().status(s.cfg.Now(), q.Events)
+	sum := s.state.get().status(s.cfg.Now(), q.Events)
+	boundStatus(&sum, s.cfg.MaxBytes-statusReserve)
+	return sum
 }
 
 // poke tells the publish loop that the state may have changed.

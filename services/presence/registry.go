@@ -1,10 +1,12 @@
 package presence
 
 import (
+	"encoding/json"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/clawdis/clawdis/bus/wire"
 	"github.com/clawdis/clawdis/schemas"
@@ -29,7 +31,8 @@ const (
 // takes the current time, nothing runs in the background, and it is not safe for concurrent
 // use (Service guards it with a mutex).
 type registry struct {
-	maxQueue int
+	maxQueue     int
+	maxListBytes int // the encoded presence payload's bound
 
 	selfKey string // lower-cased
 	self    schemas.PresenceEntry
@@ -51,10 +54,11 @@ func newRegistry(cfg Config) *registry {
 		Text:    selfText(cfg.Host, cfg.IP, cfg.Version),
 	}
 	return &registry{
-		maxQueue: cfg.MaxQueue,
-		selfKey:  strings.ToLower(cfg.SelfKey),
-		self:     self,
-		entries:  ttlmap.New[string, *schemas.PresenceEntry](cfg.TTL, cfg.MaxEntries),
+		maxQueue:     cfg.MaxQueue,
+		maxListBytes: cfg.MaxBytes / 2,
+		selfKey:      strings.ToLower(cfg.SelfKey),
+		self:         self,
+		entries:      ttlmap.New[string, *schemas.PresenceEntry](cfg.TTL, cfg.MaxEntries),
 	}
 }
 
@@ -80,25 +84,20 @@ func selfText(host, ip, version string) string {
 // describes and queues its text. It returns a *wire.Error for invalid params.
 func (r *registry) systemEvent(p schemas.SystemEventParams, now time.Time) error {
 	text := strings.TrimSpace(p.Text)
-	if text == "" {
-		return wire.Invalid("text required")
-	}
-	if p.LastInputSeconds != nil && *p.LastInputSeconds < 0 {
-		return wire.Invalid("lastInputSeconds must be >= 0")
-	}
-	for _, tag := range p.Tags {
-		if strings.TrimSpace(tag) == "" {
-			return wire.Invalid("tags must be non-empty strings")
-		}
+	if err := checkSystemEvent(p, text); err != nil {
+		return err
 	}
 
 	parsed := parseText(text)
+	// Parsed values come from a text of up to MaxTextChars: keep them within the limit of
+	// the explicit params.
+	field := func(explicit, parsed string) string { return clipChars(firstNonEmpty(explicit, parsed), MaxFieldChars) }
 	upd := schemas.PresenceEntry{
-		Host:             firstNonEmpty(p.Host, parsed.Host),
-		IP:               firstNonEmpty(p.IP, parsed.IP),
-		Version:          firstNonEmpty(p.Version, parsed.Version),
-		Mode:             firstNonEmpty(p.Mode, parsed.Mode),
-		Reason:           firstNonEmpty(p.Reason, parsed.Reason),
+		Host:             field(p.Host, parsed.Host),
+		IP:               field(p.IP, parsed.IP),
+		Version:          field(p.Version, parsed.Version),
+		Mode:             field(p.Mode, parsed.Mode),
+		Reason:           field(p.Reason, parsed.Reason),
 		LastInputSeconds: parsed.LastInputSeconds,
 		Tags:             slices.Clone(p.Tags),
 		Text:             text,
@@ -124,19 +123,19 @@ func (r *registry) client(cp wire.ClientPresence, now time.Time) error {
 	case eventDisconnect:
 		reason = reasonDisconnect
 	default:
-		return wire.Invalid("event must be %q or %q, got %q", eventConnect, eventDisconnect, cp.Event)
+		return wire.Invalid("event must be %q or %q, got %q", eventConnect, eventDisconnect, wire.Clip(cp.Event))
 	}
 	key := firstNonEmpty(strings.TrimSpace(cp.Key), strings.TrimSpace(cp.InstanceID))
 	if key == "" {
 		return wire.Invalid("key required")
 	}
-	r.upsert(key, schemas.PresenceEntry{
-		Host:       cp.Host,
-		IP:         cp.IP,
-		Version:    cp.Version,
-		Mode:       cp.Mode,
+	r.upsert(clipChars(key, MaxFieldChars), schemas.PresenceEntry{
+		Host:       clipChars(cp.Host, MaxFieldChars),
+		IP:         clipChars(cp.IP, MaxFieldChars),
+		Version:    clipChars(cp.Version, MaxFieldChars),
+		Mode:       clipChars(cp.Mode, MaxFieldChars),
 		Reason:     reason,
-		InstanceID: strings.TrimSpace(cp.InstanceID),
+		InstanceID: clipChars(strings.TrimSpace(cp.InstanceID), MaxFieldChars),
 	}, now)
 	return nil
 }
@@ -197,15 +196,21 @@ func (r *registry) nextExpiry() (time.Time, bool) { return r.entries.NextExpiry(
 
 // list returns copies of the entries, newest first (the most recently updated first among
 // equal ts), the self entry stamped with now (the gateway is present right now) and placed
-// before every entry not newer. Callers expire first.
+// before every entry not newer. The oldest entries that do not fit in maxListBytes, once
+// encoded as the presence event's payload, are left out (SPEC §5.4); the self entry is
+// always there. Callers expire first.
 func (r *registry) list(now time.Time) []schemas.PresenceEntry {
 	self := r.self
 	self.Ts = now.UnixMilli()
+	budget := r.maxListBytes - len(`{"presence":[]}`) - encodedSize(self)
 	out := make([]schemas.PresenceEntry, 0, r.entries.Len()+1)
 	placed := false
 	for _, e := range r.entries.Backward() {
 		if !placed && e.Ts <= self.Ts {
 			out, placed = append(out, clone(self)), true
+		}
+		if budget -= encodedSize(*e) + 1; budget < 0 { // the entry and its comma
+			break // this one and every older one do not fit
 		}
 		out = append(out, clone(*e))
 	}
@@ -213,6 +218,15 @@ func (r *registry) list(now time.Time) []schemas.PresenceEntry {
 		out = append(out, clone(self))
 	}
 	return out
+}
+
+// encodedSize is the length of e encoded as JSON.
+func encodedSize(e schemas.PresenceEntry) int {
+	b, err := json.Marshal(e)
+	if err != nil {
+		return 0 // never happens: an entry is strings and numbers
+	}
+	return len(b)
 }
 
 func clone(e schemas.PresenceEntry) schemas.PresenceEntry {
@@ -231,6 +245,22 @@ func (r *registry) enqueue(text string) {
 		return
 	}
 	r.queue = append(r.queue, text)
+	if over := len(r.queue) - r.maxQueue; over > 0 {
+		r.queue = slices.Delete(r.queue, 0, over)
+	}
+}
+
+// requeue puts drained texts back at the front of the queue, oldest first, ahead of the
+// texts queued since; beyond the cap the oldest are dropped. Blank and over-long texts are
+// skipped.
+func (r *registry) requeue(texts []string) {
+	var front []string
+	for _, t := range texts {
+		if t = strings.TrimSpace(t); t != "" && utf8.RuneCountInString(t) <= MaxTextChars {
+			front = append(front, t)
+		}
+	}
+	r.queue = append(front, r.queue...)
 	if over := len(r.queue) - r.maxQueue; over > 0 {
 		r.queue = slices.Delete(r.queue, 0, over)
 	}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -138,8 +139,20 @@ func TestSystemEventInvalid(t *testing.T) {
 	}{
 		{"missing text", schemas.SystemEventParams{InstanceID: "x"}, "text required"},
 		{"blank text", schemas.SystemEventParams{Text: " \t\n "}, "text required"},
-		{"negative last input", schemas.SystemEventParams{Text: "hi", LastInputSeconds: i64(-1)}, "lastInputSeconds must be >= 0"},
-		{"empty tag", schemas.SystemEventParams{Text: "hi", Tags: []string{"a", " "}}, "tags must be non-empty strings"},
+		{"negative last input", schemas.SystemEventParams{Text: "hi", LastInputSeconds: i64(-1)}, "lastInputSeconds must be an integer between 0 and 1000000000"},
+		{"last input over 10^9", schemas.SystemEventParams{Text: "hi", LastInputSeconds: i64(1e9 + 1)}, "lastInputSeconds must be an integer between 0 and 1000000000"},
+		{"empty tag", schemas.SystemEventParams{Text: "hi", Tags: []string{"a", " "}}, "tags[1] must not be empty"},
+		// SPEC §6.4 limits: the message names the field and the limit, never the value.
+		{"200 KB text", schemas.SystemEventParams{Text: strings.Repeat("A", 200<<10)}, "text must be at most 4096 characters (after trimming)"},
+		{"4097 characters", schemas.SystemEventParams{Text: strings.Repeat("é", 4097)}, "text must be at most 4096 characters (after trimming)"},
+		{"long host", schemas.SystemEventParams{Text: "hi", Host: strings.Repeat("h", 257)}, "host must be at most 256 characters"},
+		{"long instanceId", schemas.SystemEventParams{Text: "hi", InstanceID: strings.Repeat("i", 257)}, "instanceId must be at most 256 characters"},
+		{"long ip", schemas.SystemEventParams{Text: "hi", IP: strings.Repeat("1", 257)}, "ip must be at most 256 characters"},
+		{"long mode", schemas.SystemEventParams{Text: "hi", Mode: strings.Repeat("m", 257)}, "mode must be at most 256 characters"},
+		{"long version", schemas.SystemEventParams{Text: "hi", Version: strings.Repeat("v", 257)}, "version must be at most 256 characters"},
+		{"long reason", schemas.SystemEventParams{Text: "hi", Reason: strings.Repeat("r", 257)}, "reason must be at most 256 characters"},
+		{"17 tags", schemas.SystemEventParams{Text: "hi", Tags: strings.Split(strings.Repeat("t,", 16)+"t", ",")}, "tags must have at most 16 items"},
+		{"long tag", schemas.SystemEventParams{Text: "hi", Tags: []string{"ok", strings.Repeat("t", 65)}}, "tags[1] must be at most 64 characters"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -153,6 +166,18 @@ func TestSystemEventInvalid(t *testing.T) {
 				t.Errorf("invalid event changed state: entries %v queue %v", dump(r), r.queue)
 			}
 		})
+	}
+}
+
+// TestSystemEventAtTheLimits: values exactly at the SPEC §6.4 limits are accepted; the
+// text is measured after trimming.
+func TestSystemEventAtTheLimits(t *testing.T) {
+	r := testRegistry(t, Config{})
+	tags := strings.Split(strings.Repeat(strings.Repeat("t", 64)+",", 15)+strings.Repeat("t", 64), ",")
+	p := schemas.SystemEventParams{Text: "  " + strings.Repeat("é", 4096) + "\n", Host: strings.Repeat("h", 256),
+		LastInputSeconds: i64(1e9), Tags: tags}
+	if err := r.systemEvent(p, t0); err != nil {
+		t.Fatalf("at the limits: %v", err)
 	}
 }
 

@@ -40,6 +40,11 @@ type Config struct {
 	MaxEntries int
 	// MaxQueue caps the system-event queue; the oldest texts are dropped. Default 20.
 	MaxQueue int
+	// MaxBytes is the largest frame the edge sends a client (gateway.maxPayload). The list
+	// is kept within half of it, the oldest entries left out, so that the presence event,
+	// the system-presence answer and a hello-ok (the list beside the health summary) all
+	// fit. Default 524288.
+	MaxBytes int
 	// Now is the clock. Default time.Now.
 	Now func() time.Time
 }
@@ -50,6 +55,7 @@ const (
 	DefaultTTL        = 5 * time.Minute
 	DefaultMaxEntries = 200
 	DefaultMaxQueue   = 20
+	DefaultMaxBytes   = 524288
 )
 
 // withDefaults returns c with every zero field set to its default.
@@ -65,6 +71,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.MaxQueue == 0 {
 		c.MaxQueue = DefaultMaxQueue
+	}
+	if c.MaxBytes == 0 {
+		c.MaxBytes = DefaultMaxBytes
 	}
 	if c.Now == nil {
 		c.Now = time.Now
@@ -105,6 +114,8 @@ func New(cfg Config, nc *nats.Conn, log *slog.Logger) (*Service, error) {
 		return nil, fmt.Errorf("presence: MaxEntries %d is negative", cfg.MaxEntries)
 	case cfg.MaxQueue < 0:
 		return nil, fmt.Errorf("presence: MaxQueue %d is negative", cfg.MaxQueue)
+	case cfg.MaxBytes < 0:
+		return nil, fmt.Errorf("presence: MaxBytes %d is negative", cfg.MaxBytes)
 	}
 	cfg = cfg.withDefaults()
 	if log == nil {
@@ -140,6 +151,7 @@ func (s *Service) Run(ctx context.Context) error {
 		wire.Endpoint{Name: "client", Subject: subject.PresenceClient, Handler: h("client", s.handleClient)},
 		wire.Endpoint{Name: "queue", Subject: subject.PresenceQueue, Handler: h("queue", s.handleQueue)},
 		wire.Endpoint{Name: "drain", Subject: subject.PresenceDrain, Handler: h("drain", s.handleDrain)},
+		wire.Endpoint{Name: "requeue", Subject: subject.PresenceRequeue, Handler: h("requeue", s.handleRequeue)},
 	)
 	if err != nil {
 		return err
@@ -298,14 +310,27 @@ func (s *Service) handleDrain(context.Context, []byte, nats.Header) (any, error)
 	return wire.SystemEventQueue{Events: s.reg.drainQueue()}, nil
 }
 
+// handleRequeue puts system events drained by a turn that failed before reaching the
+// agent back at the front of the queue.
+func (s *Service) handleRequeue(_ context.Context, data []byte, _ nats.Header) (any, error) {
+	var q wire.SystemEventQueue
+	if err := decode(data, &q); err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.stopped {
+		return nil, errStopping
+	}
+	s.reg.requeue(q.Events)
+	return schemas.OKPayload{OK: true}, nil
+}
+
 // decode unmarshals a request body into v; an empty body is an empty object. Unknown keys
-// are ignored.
+// are ignored. An error names the field, never the value.
 func decode(data []byte, v any) error {
 	if len(bytes.TrimSpace(data)) == 0 {
 		return nil
 	}
-	if err := json.Unmarshal(data, v); err != nil {
-		return wire.Invalid("invalid params: %s", err.Error())
-	}
-	return nil
+	return wire.DecodeParams(data, v, "params")
 }

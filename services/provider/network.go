@@ -67,8 +67,9 @@ type RecipientError struct {
 	Reason string
 }
 
+// Error names the recipient, clipped: it is client input (SPEC §5.2).
 func (e *RecipientError) Error() string {
-	return fmt.Sprintf("invalid recipient %q: %s", e.To, e.Reason)
+	return fmt.Sprintf("invalid recipient %q: %s", wire.Clip(e.To), e.Reason)
 }
 
 // TerminalError ends supervision: State is the provider state to show in health (for

@@ -18,8 +18,8 @@ var okReply = json.RawMessage(`{"ok":true}`)
 // remembered result, a concurrent repeat waits for the first delivery.
 func (c *Core) handleSend(ctx context.Context, data []byte) (any, error) {
 	var p schemas.SendParams
-	if err := json.Unmarshal(data, &p); err != nil {
-		return nil, wire.Invalid("invalid send params: %s", err.Error())
+	if err := wire.DecodeParams(data, &p, "send params"); err != nil {
+		return nil, err
 	}
 	switch {
 	case strings.TrimSpace(p.IdempotencyKey) == "":
@@ -29,7 +29,7 @@ func (c *Core) handleSend(ctx context.Context, data []byte) (any, error) {
 	case strings.TrimSpace(p.Message) == "" && strings.TrimSpace(p.MediaURL) == "":
 		return nil, wire.Invalid("message required")
 	case p.Provider != "" && p.Provider != c.id:
-		return nil, wire.Invalid("provider %q sent to the %s provider", p.Provider, c.id)
+		return nil, wire.Invalid("provider %q sent to the %s provider", wire.Clip(p.Provider), c.id)
 	}
 	r, err := c.sends.Do(ctx, p.IdempotencyKey, func() idem.Result { return c.deliver(ctx, p) })
 	switch {
@@ -75,8 +75,8 @@ func (c *Core) deliver(ctx context.Context, p schemas.SendParams) idem.Result {
 // handleTyping shows or clears the typing indicator.
 func (c *Core) handleTyping(ctx context.Context, data []byte) (any, error) {
 	var req wire.TypingRequest
-	if err := json.Unmarshal(data, &req); err != nil {
-		return nil, wire.Invalid("invalid typing request: %s", err.Error())
+	if err := wire.DecodeParams(data, &req, "typing request"); err != nil {
+		return nil, err
 	}
 	if strings.TrimSpace(req.ChatID) == "" {
 		return nil, wire.Invalid("chatId required")
@@ -105,12 +105,19 @@ func (c *Core) wireError(op string, err error) *wire.Error {
 	case errors.Is(err, ErrNotConfigured):
 		return wire.Unavailable(false, "%s not configured", c.id)
 	case errors.Is(err, ErrNotConnected):
-		return wire.Unavailable(true, "%s not connected: %s", c.id, err.Error())
+		return wire.Unavailable(true, "%s not connected: %s", c.id, networkText(err))
 	case errors.As(err, &rerr):
 		return wire.Invalid("%s", rerr.Error())
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
-		return wire.Unavailable(true, "%s %s interrupted: %s", c.id, op, err.Error())
+		return wire.Unavailable(true, "%s %s interrupted: %s", c.id, op, networkText(err))
 	default:
-		return wire.Unavailable(false, "%s %s failed: %s", c.id, op, err.Error())
+		return wire.Unavailable(false, "%s %s failed: %s", c.id, op, networkText(err))
 	}
 }
+
+// maxNetworkText bounds the text of a network's error in a reply: it may repeat the
+// recipient or the media reference the client sent (SPEC §5.2 allows 200 characters).
+const maxNetworkText = 200
+
+// networkText is err's text, clipped.
+func networkText(err error) string { return wire.ClipTo(err.Error(), maxNetworkText) }

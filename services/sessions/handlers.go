@@ -59,7 +59,30 @@ func (s *Service) summary(limit int) (wire.SessionsSummary, error) {
 		return cmp.Compare(a.Key, b.Key)
 	})
 	n := len(all)
-	return wire.SessionsSummary{Path: s.st.path, Count: n, Sessions: all[:min(n, limit)]}, nil
+	sum := wire.SessionsSummary{Path: s.st.path, Count: n, Sessions: all[:min(n, limit)]}
+	fitSummary(&sum, s.cfg.MaxBytes)
+	return sum, nil
+}
+
+// fitSummary leaves out the oldest sessions of sum until it takes at most maxBytes encoded.
+func fitSummary(sum *wire.SessionsSummary, maxBytes int) {
+	size := encodedLen(sum)
+	for n := len(sum.Sessions); size > maxBytes && n > 0; n-- {
+		size -= encodedLen(sum.Sessions[n-1])
+		if n > 1 {
+			size-- // its comma
+		}
+		sum.Sessions = sum.Sessions[:n-1]
+	}
+}
+
+// encodedLen is the length of v encoded as JSON.
+func encodedLen(v any) int {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return 0 // never happens: plain values
+	}
+	return len(b)
 }
 
 // handleResolve answers subject.SessionsResolve: the session of the key, created when
@@ -162,7 +185,7 @@ func (s *Service) handleAppend(_ context.Context, data []byte, _ nats.Header) (a
 	}
 	if err := appendTranscript(transcriptPath(s.cfg.Dir, e.SessionID), req.Messages); err != nil {
 		s.log.Error("appending to transcript failed", "session_key", key, "session_id", e.SessionID, "err", err)
-		return nil, wire.Unavailable(false, "session %q: %s", key, err.Error())
+		return nil, wire.Unavailable(false, "session %q: %s", wire.Clip(key), err.Error())
 	}
 	s.log.Debug("transcript appended", "session_key", key, "messages", len(req.Messages))
 	return e.session(key, created), nil
@@ -237,7 +260,7 @@ func (s *Service) handleHistory(_ context.Context, data []byte, _ nats.Header) (
 	msgs, err := readTranscript(transcriptPath(s.cfg.Dir, e.SessionID), req.Limit, budget)
 	if err != nil {
 		s.log.Error("reading transcript failed", "session_key", key, "session_id", e.SessionID, "err", err)
-		return nil, wire.Unavailable(false, "session %q: %s", key, err.Error())
+		return nil, wire.Unavailable(false, "session %q: %s", wire.Clip(key), err.Error())
 	}
 	res.Messages = msgs
 	return res, nil

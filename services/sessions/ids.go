@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"strings"
 	"unicode"
+
+	"github.com/clawdis/clawdis/bus/wire"
 )
 
 // MaxSessionIDLen is the longest session id accepted (it names a file).
@@ -37,7 +39,7 @@ func ValidateSessionID(id string) error {
 	default:
 		return nil
 	}
-	return fmt.Errorf("%w %q: %s", ErrInvalidSessionID, id, why)
+	return fmt.Errorf("%w %q: %s", ErrInvalidSessionID, wire.Clip(id), why)
 }
 
 // newUUID returns a random (version 4) UUID, the earlier gateway's kind of session id.

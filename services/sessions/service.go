@@ -10,7 +10,6 @@ package sessions
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -38,6 +37,7 @@ const (
 	MaxHistoryLimit      = 1000
 	DefaultThinkingLevel = "off" // reported by history when the session has none
 	DefaultEventInterval = 250 * time.Millisecond
+	DefaultMaxBytes      = 524288
 )
 
 // Config configures the sessions service.
@@ -56,6 +56,10 @@ type Config struct {
 	// first change is published at once, further changes within the interval in one event
 	// at its end. Default 250ms.
 	EventInterval time.Duration
+	// MaxBytes bounds the encoded summary (the sessions changed event and the summary
+	// answer): the oldest of the sessions it lists are left out beyond it, as session
+	// keys come from clients and may be long. Default 524288 (gateway.maxPayload).
+	MaxBytes int
 }
 
 // withDefaults validates cfg and applies its defaults.
@@ -81,6 +85,12 @@ func (cfg Config) withDefaults() (Config, error) {
 	}
 	if cfg.EventInterval == 0 {
 		cfg.EventInterval = DefaultEventInterval
+	}
+	if cfg.MaxBytes < 0 {
+		return cfg, fmt.Errorf("sessions: MaxBytes %d is negative", cfg.MaxBytes)
+	}
+	if cfg.MaxBytes == 0 {
+		cfg.MaxBytes = DefaultMaxBytes
 	}
 	return cfg, nil
 }
@@ -256,10 +266,7 @@ func decode(data []byte, v any) error {
 	if len(bytes.TrimSpace(data)) == 0 {
 		return nil
 	}
-	if err := json.Unmarshal(data, v); err != nil {
-		return wire.Invalid("invalid request body: %s", err.Error())
-	}
-	return nil
+	return wire.DecodeParams(data, v, "request body")
 }
 
 // sessionKey returns the key without surrounding white space, INVALID_REQUEST when blank.
@@ -286,7 +293,7 @@ func requestedID(id string) error {
 func usableID(key string, e *entry) error {
 	if err := ValidateSessionID(e.SessionID); err != nil {
 		return wire.Unavailable(false, "session %q in %s has an unusable session id: %s",
-			key, StoreFile, err.Error())
+			wire.Clip(key), StoreFile, err.Error())
 	}
 	return nil
 }

@@ -40,7 +40,7 @@ func validateMessages(msgs []schemas.ChatMessage, now time.Time) error {
 	for i := range msgs {
 		m := &msgs[i]
 		if m.Role != roleUser && m.Role != roleAssistant {
-			return wire.Invalid("messages[%d].role %q must be user or assistant", i, m.Role)
+			return wire.Invalid("messages[%d].role %q must be user or assistant", i, wire.Clip(m.Role))
 		}
 		if len(m.Content) == 0 {
 			return wire.Invalid("messages[%d].content must not be empty", i)
@@ -52,7 +52,7 @@ func validateMessages(msgs []schemas.ChatMessage, now time.Time) error {
 			case c.Type == contentImage && (c.MimeType == "" || c.Data == ""):
 				return wire.Invalid("messages[%d].content[%d]: an image needs mimeType and data", i, j)
 			case c.Type != contentText && c.Type != contentImage:
-				return wire.Invalid("messages[%d].content[%d].type %q must be text or image", i, j, c.Type)
+				return wire.Invalid("messages[%d].content[%d].type %q must be text or image", i, j, wire.Clip(c.Type))
 			}
 		}
 		if m.Timestamp < 0 {

@@ -153,12 +153,12 @@ func mediaFile(ref string) (tele.File, string, error) {
 	local := strings.TrimPrefix(ref, "file://")
 	f, err := os.Open(local)
 	if err != nil {
-		return tele.File{}, "", wire.Invalid("media %s: %s", ref, errors.Unwrap(err))
+		return tele.File{}, "", wire.Invalid("media %s: %s", wire.Clip(ref), errors.Unwrap(err))
 	}
 	defer f.Close()
 	st, err := f.Stat()
 	if err != nil || st.IsDir() {
-		return tele.File{}, "", wire.Invalid("media %s is not a file", ref)
+		return tele.File{}, "", wire.Invalid("media %s is not a file", wire.Clip(ref))
 	}
 	head := make([]byte, 512)
 	n, _ := io.ReadFull(f, head)
@@ -176,7 +176,7 @@ func mediaFile(ref string) (tele.File, string, error) {
 	}
 	if st.Size() > limit {
 		return tele.File{}, "", wire.Invalid("media %s is %d bytes, over the %d MiB limit for its type",
-			ref, st.Size(), limit>>20)
+			wire.Clip(ref), st.Size(), limit>>20)
 	}
 	return tele.FromDisk(local), mimeType, nil
 }

@@ -102,7 +102,8 @@ type Agent struct {
 	// Backend is "command", "openai" or "" (no agent configured).
 	Backend string `json:"backend"`
 	// Command is the argv of the command backend, with the placeholders {{Body}},
-	// {{SessionId}}, {{SessionKey}}, {{From}}, {{Thinking}}. Migrated from inbound.reply.command.
+	// {{BodyFile}}, {{SessionId}}, {{SessionKey}}, {{From}}, {{Thinking}}. Migrated from
+	// inbound.reply.command.
 	Command []string `json:"command"`
 	// OpenAI configures the openai backend.
 	OpenAI OpenAI `json:"openai"`
