@@ -315,6 +315,7 @@ func (c *Core) worker(ctx context.Context, h micro.Handler) micro.Handler {
 		}
 		c.work.Add(1)
 		c.workMu.Unlock()
+		req = wire.Detach(c.nc, req) // answered after this handler returned
 		go func() {
 			defer c.work.Done()
 			defer func() { <-c.slots }()
