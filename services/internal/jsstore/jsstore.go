@@ -1,0 +1,169 @@
+// Package jsstore declares the gateway's JetStream streams and buckets (SPEC §13) and
+// creates or updates them idempotently, with the configured number of replicas, for the
+// services that use them: every service ensures what it uses when it starts, so that split
+// deployments work whichever service starts first. The definitions live here only.
+//
+// What is stored:
+//   - InboundStream: inbound provider messages, deduplicated by message id, kept until
+//     autoreply acknowledged its final outcome (a work queue).
+//   - IdemBucket: the remembered results of idempotent requests (agent, chat.send, provider
+//     send), one key per request, for IdemTTL.
+package jsstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/clawdis/clawdis/bus/subject"
+	"github.com/clawdis/clawdis/services/internal/backoff"
+)
+
+// Names and limits of the inbound stream.
+const (
+	// InboundStream holds every inbound message a provider accepted from its network, on
+	// subject.ProviderInboundAll, until its consumer acknowledged it.
+	InboundStream = "CLAWDIS_INBOUND"
+	// InboundDuplicates is the window in which a message id is published at most once.
+	InboundDuplicates = 24 * time.Hour
+	// InboundMaxAge drops a message nobody consumed within it.
+	InboundMaxAge = 7 * 24 * time.Hour
+	// InboundMaxMsgs and InboundMaxBytes bound the unconsumed messages; past them a publish
+	// is refused (the provider then does not acknowledge upstream, and the network
+	// redelivers), never an older message dropped.
+	InboundMaxMsgs  = 100_000
+	InboundMaxBytes = 1 << 30
+)
+
+// Names and limits of the idempotency bucket.
+const (
+	// IdemBucket is the key-value bucket of remembered results.
+	IdemBucket = "clawdis_idem"
+	// IdemTTL is how long a result is remembered (SPEC §6.5).
+	IdemTTL = 5 * time.Minute
+)
+
+// Config says how the gateway's streams and buckets are created.
+type Config struct {
+	// Replicas is the number of JetStream replicas (bus.replicas): 1 on one node, 3 on a
+	// three-node cluster. Default 1.
+	Replicas int
+	// Log reports while JetStream is not ready yet. Default discards.
+	Log *slog.Logger
+}
+
+func (c Config) replicas() int { return max(c.Replicas, 1) }
+
+// InboundConfig is the configuration of the inbound stream.
+func InboundConfig(c Config) jetstream.StreamConfig {
+	return jetstream.StreamConfig{
+		Name:        InboundStream,
+		Description: "inbound provider messages until their outcome is final (SPEC §13)",
+		Subjects:    []string{subject.ProviderInboundAll},
+		Retention:   jetstream.WorkQueuePolicy,
+		Storage:     jetstream.FileStorage,
+		Replicas:    c.replicas(),
+		Duplicates:  InboundDuplicates,
+		MaxAge:      InboundMaxAge,
+		MaxMsgs:     InboundMaxMsgs,
+		MaxBytes:    InboundMaxBytes,
+		Discard:     jetstream.DiscardNew,
+	}
+}
+
+// IdemConfig is the configuration of the idempotency bucket.
+func IdemConfig(c Config) jetstream.KeyValueConfig {
+	return jetstream.KeyValueConfig{
+		Bucket:      IdemBucket,
+		Description: "results of idempotent requests (SPEC §6.5)",
+		History:     1,
+		TTL:         IdemTTL,
+		Storage:     jetstream.FileStorage,
+		Replicas:    c.replicas(),
+	}
+}
+
+// Inbound creates or updates the inbound stream on nc's JetStream and returns it.
+func Inbound(ctx context.Context, nc *nats.Conn, c Config) (jetstream.Stream, error) {
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return nil, fmt.Errorf("jetstream: %w", err)
+	}
+	return ensure(ctx, c, "stream "+InboundStream, func(ctx context.Context) (jetstream.Stream, error) {
+		return js.CreateOrUpdateStream(ctx, InboundConfig(c))
+	})
+}
+
+// Idem creates or updates the idempotency bucket on nc's JetStream and returns it.
+func Idem(ctx context.Context, nc *nats.Conn, c Config) (jetstream.KeyValue, error) {
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return nil, fmt.Errorf("jetstream: %w", err)
+	}
+	return ensure(ctx, c, "bucket "+IdemBucket, func(ctx context.Context) (jetstream.KeyValue, error) {
+		return js.CreateOrUpdateKeyValue(ctx, IdemConfig(c))
+	})
+}
+
+// Bounds of ensure's attempts.
+const (
+	attemptTimeout = 5 * time.Second
+	retryInitial   = 50 * time.Millisecond
+	retryMax       = 2 * time.Second
+)
+
+// ensure runs create until it succeeds or ctx ends. JetStream may not be ready when a
+// service starts (a cluster still electing its leader, a bus node not yet joined, peers
+// for the replicas still missing); each failure is retried with backoff and logged when it
+// changes.
+func ensure[T any](ctx context.Context, c Config, what string, create func(context.Context) (T, error)) (T, error) {
+	log := c.Log
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	retry := backoff.Policy{Initial: retryInitial, Max: retryMax}
+	var last string
+	for attempt := 1; ; attempt++ {
+		actx, cancel := context.WithTimeout(ctx, attemptTimeout)
+		v, err := create(actx)
+		cancel()
+		if err == nil {
+			if last != "" {
+				log.Info("jetstream ready", "what", what, "attempts", attempt)
+			}
+			return v, nil
+		}
+		if ctx.Err() != nil {
+			return v, fmt.Errorf("create %s: %w (last error: %w)", what, ctx.Err(), err)
+		}
+		if !transient(err) {
+			return v, fmt.Errorf("create %s: %w", what, err)
+		}
+		if msg := err.Error(); msg != last {
+			log.Warn("waiting for jetstream", "what", what, "err", err)
+			last = msg
+		}
+		if err := backoff.Sleep(ctx, retry.Delay(attempt, nil)); err != nil {
+			return v, fmt.Errorf("create %s: %w", what, err)
+		}
+	}
+}
+
+// transient reports whether a failure to create a stream or bucket may go away by itself:
+// anything but a configuration the server refuses outright.
+func transient(err error) bool {
+	var api *jetstream.APIError
+	if !errors.As(err, &api) {
+		return true // no answer yet, not enabled yet, a connection in between
+	}
+	switch api.ErrorCode {
+	case jetstream.JSErrCodeBadRequest, jetstream.JSErrCodeStreamNameInUse:
+		return false
+	}
+	return true
+}

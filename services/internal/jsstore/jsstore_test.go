@@ -1,0 +1,215 @@
+package jsstore
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/clawdis/clawdis/bus"
+	"github.com/clawdis/clawdis/bus/bustest"
+	"github.com/clawdis/clawdis/bus/subject"
+)
+
+// TestEnsureIsIdempotent: creating the stream and the bucket twice leaves one of each with
+// the declared limits.
+func TestEnsureIsIdempotent(t *testing.T) {
+	nc := bustest.New(t).Conn("store")
+	ctx := t.Context()
+	for range 2 {
+		s, err := Inbound(ctx, nc, Config{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg := s.CachedInfo().Config
+		if cfg.Retention != jetstream.WorkQueuePolicy || cfg.Duplicates != InboundDuplicates ||
+			cfg.Discard != jetstream.DiscardNew || cfg.Replicas != 1 || cfg.Subjects[0] != subject.ProviderInboundAll {
+			t.Fatalf("inbound stream config = %+v", cfg)
+		}
+		kv, err := Idem(ctx, nc, Config{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		st, err := kv.Status(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.TTL() != IdemTTL || st.History() != 1 {
+			t.Fatalf("idem bucket ttl %s history %d", st.TTL(), st.History())
+		}
+	}
+}
+
+// TestInboundDedupeOutlivesTheAck: a message id published again after the message was
+// consumed and acknowledged (and so removed from the work queue) is still a duplicate.
+func TestInboundDedupeOutlivesTheAck(t *testing.T) {
+	nc := bustest.New(t).Conn("store")
+	ctx := t.Context()
+	s, err := Inbound(ctx, nc, Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	js, _ := jetstream.New(nc)
+	subj, _ := subject.ProviderInbound("telegram")
+	ack, err := js.Publish(ctx, subj, []byte("1"), jetstream.WithMsgID("telegram:1:1"))
+	if err != nil || ack.Duplicate {
+		t.Fatalf("first publish: %+v %v", ack, err)
+	}
+	c, err := s.CreateOrUpdateConsumer(ctx, jetstream.ConsumerConfig{Durable: "t", AckPolicy: jetstream.AckExplicitPolicy})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := c.Next(jetstream.FetchMaxWait(5 * time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.DoubleAck(ctx); err != nil {
+		t.Fatal(err)
+	}
+	ack, err = js.Publish(ctx, subj, []byte("1"), jetstream.WithMsgID("telegram:1:1"))
+	if err != nil || !ack.Duplicate {
+		t.Fatalf("publish after the ack: %+v %v, want a duplicate", ack, err)
+	}
+	info, err := s.Info(ctx)
+	if err != nil || info.State.Msgs != 0 {
+		t.Fatalf("stream after the duplicate: %+v %v, want empty", info.State, err)
+	}
+}
+
+// TestReplicatedSurvivesNodeLoss: on a three-node bus cluster with Replicas 3, the inbound
+// stream and the idempotency bucket lose nothing when one node stops while messages flow.
+func TestReplicatedSurvivesNodeLoss(t *testing.T) {
+	if testing.Short() {
+		t.Skip("a three-node JetStream cluster takes seconds to form")
+	}
+	log := slog.New(slog.DiscardHandler)
+	// A JetStream cluster node needs its routes up front: every node lists all three.
+	var clusterAddrs, routes []string
+	for range 3 {
+		a := freeAddr(t)
+		clusterAddrs, routes = append(clusterAddrs, a), append(routes, "nats://"+a)
+	}
+	var nodes []*bus.Bus
+	for i := range 3 {
+		cfg := bus.Config{ServerName: fmt.Sprintf("n%d", i), Listen: "127.0.0.1:0", ClusterListen: clusterAddrs[i],
+			Routes: routes, StoreDir: filepath.Join(t.TempDir(), "bus")}
+		b := bus.New(cfg, log)
+		if err := b.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(b.Shutdown)
+		nodes = append(nodes, b)
+	}
+	urls := nodes[0].ClientURL() + "," + nodes[1].ClientURL() + "," + nodes[2].ClientURL()
+	nc, err := nats.Connect(urls, nats.MaxReconnects(-1), nats.ReconnectWait(50*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+	cfg := Config{Replicas: 3}
+	s, err := Inbound(ctx, nc, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := s.CachedInfo().Config.Replicas; r != 3 {
+		t.Fatalf("replicas = %d", r)
+	}
+	kv, err := Idem(ctx, nc, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	js, _ := jetstream.New(nc)
+	subj, _ := subject.ProviderInbound("telegram")
+	publish := func(i int) {
+		t.Helper()
+		id := fmt.Sprintf("telegram:1:%d", i)
+		// A publish during the failover may go unanswered; the same id again is harmless.
+		for {
+			pctx, pcancel := context.WithTimeout(ctx, 2*time.Second)
+			_, err := js.Publish(pctx, subj, []byte(id), jetstream.WithMsgID(id))
+			pcancel()
+			if err == nil {
+				break
+			}
+			if ctx.Err() != nil {
+				t.Fatalf("publish %s: %v", id, err)
+			}
+		}
+		for {
+			pctx, pcancel := context.WithTimeout(ctx, 2*time.Second)
+			_, err := kv.Put(pctx, fmt.Sprintf("k%d", i), []byte(id))
+			pcancel()
+			if err == nil {
+				break
+			}
+			if ctx.Err() != nil {
+				t.Fatalf("put k%d: %v", i, err)
+			}
+		}
+	}
+	for i := range 20 {
+		publish(i)
+	}
+	// Stop the stream leader: the hardest node to lose.
+	info, err := s.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stopped := false
+	for _, n := range nodes {
+		if info.Cluster != nil && n.Name() == info.Cluster.Leader {
+			n.Shutdown()
+			stopped = true
+		}
+	}
+	if !stopped {
+		t.Fatalf("no node leads the stream: %+v", info.Cluster)
+	}
+	for i := 20; i < 40; i++ {
+		publish(i)
+	}
+	c, err := s.CreateOrUpdateConsumer(ctx, jetstream.ConsumerConfig{Durable: "check", AckPolicy: jetstream.AckExplicitPolicy})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]bool{}
+	for len(got) < 40 {
+		b, err := c.Fetch(40, jetstream.FetchMaxWait(5*time.Second))
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := 0
+		for m := range b.Messages() {
+			got[string(m.Data())] = true
+			n++
+		}
+		if n == 0 {
+			t.Fatalf("only %d of 40 messages after losing a node", len(got))
+		}
+	}
+	for i := range 40 {
+		e, err := kv.Get(ctx, fmt.Sprintf("k%d", i))
+		if err != nil || string(e.Value()) != fmt.Sprintf("telegram:1:%d", i) {
+			t.Fatalf("k%d after losing a node: %v", i, err)
+		}
+	}
+}
+
+// freeAddr is a loopback address with a port free right now.
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
