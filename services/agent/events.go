@@ -36,6 +36,9 @@ type emitter struct {
 
 	agentSeq int64
 	chatSeq  int64
+	// lastChat is the last final or error chat event published: what a chat turn
+	// remembers, so that a repeat of it replays the event.
+	lastChat []byte
 	text     strings.Builder // the whole assistant text so far
 	throttle throttle
 }
@@ -157,7 +160,7 @@ func (e *emitter) chatEvent(state string, msg *schemas.ChatMessage, errMsg strin
 	if state == chatDelta {
 		kind = wire.RunEventChatDelta
 	}
-	e.publish(kind, schemas.ChatEventPayload{
+	data := e.publish(kind, schemas.ChatEventPayload{
 		RunID:        e.runID,
 		SessionKey:   e.sessionKey,
 		Seq:          e.chatSeq,
@@ -165,6 +168,9 @@ func (e *emitter) chatEvent(state string, msg *schemas.ChatMessage, errMsg strin
 		Message:      msg,
 		ErrorMessage: errMsg,
 	})
+	if state != chatDelta {
+		e.lastChat = data
+	}
 }
 
 func (e *emitter) assistantMessage(text string) *schemas.ChatMessage {
@@ -181,17 +187,18 @@ func assistantMessage(text string, now time.Time) schemas.ChatMessage {
 	return schemas.ChatMessage{Role: "assistant", Content: content, Timestamp: now.UnixMilli()}
 }
 
-// publish sends one event of the run's lifecycle; v nil sends no data.
-func (e *emitter) publish(kind string, v any) {
+// publish sends one event of the run's lifecycle (v nil sends no data) and returns its data.
+func (e *emitter) publish(kind string, v any) []byte {
 	var data []byte
 	if v != nil {
 		var err error
 		if data, err = json.Marshal(v); err != nil {
 			e.s.log.Error("encode run event", "kind", kind, "run_id", e.runID, "err", err)
-			return
+			return nil
 		}
 	}
 	e.s.publishRun(e.subj, e.runID, kind, data)
+	return data
 }
 
 // publishRun sends one run event on subj.

@@ -189,8 +189,18 @@ func (s *Service) perform(j *job) idem.Result {
 	return s.conclude(j, ev, text, err)
 }
 
-// conclude turns the outcome of a run into its final and publishes the closing events.
+// conclude turns the outcome of a run into its final and publishes the closing events. A
+// chat turn's final carries its final or error chat event, which a repeat replays.
 func (s *Service) conclude(j *job, ev *emitter, text string, err error) idem.Result {
+	r := s.outcome(j, ev, text, err)
+	if j.kind == kindChat {
+		r.Payload = ev.lastChat
+	}
+	return r
+}
+
+// outcome publishes the closing events of a run and returns its final.
+func (s *Service) outcome(j *job, ev *emitter, text string, err error) idem.Result {
 	d := time.Since(j.accepted)
 	if err == nil {
 		ev.chatFinal(text)
@@ -223,21 +233,25 @@ func (s *Service) conclude(j *job, ev *emitter, text string, err error) idem.Res
 // maxRecent caps the finals kept in memory that idem does not remember.
 const maxRecent = 1000
 
-// finish records j's final: in idem (persisted unless it is a retryable failure), else in
-// memory for agent.status, and returns it.
+// finish records j's final: in the idempotency records (unless it is a retryable failure),
+// else, and when the records could not be written, in memory for agent.status; it returns
+// the final.
 func (s *Service) finish(j *job, r idem.Result) idem.Result {
 	if r.At == 0 {
 		r.At = s.cfg.Now().UnixMilli()
 	}
+	ctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
+	err := s.idem.Finish(ctx, j.key, r)
+	cancel()
+	if err != nil {
+		s.log.Error("idempotency record not stored: a repeat of this run will run it again", "run_id", j.runID, "err", err)
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if err := s.idem.Finish(j.key, r); err != nil {
-		s.log.Warn("persist idempotency record", "run_id", j.runID, "err", err)
-	}
 	if s.runs[j.key] == j {
 		delete(s.runs, j.key)
 	}
-	if !r.Remembered() {
+	if !r.Remembered() || err != nil {
 		s.recent.Put(j.key, r, s.cfg.Now())
 	}
 	j.final = r

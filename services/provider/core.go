@@ -19,6 +19,7 @@ import (
 	"github.com/clawdis/clawdis/schemas"
 	"github.com/clawdis/clawdis/services/internal/backoff"
 	"github.com/clawdis/clawdis/services/internal/idem"
+	"github.com/clawdis/clawdis/services/internal/jsstore"
 )
 
 // Version is the version the core registers with nats micro.
@@ -45,9 +46,13 @@ type StateNamer interface {
 type Config struct {
 	// Network is the adapter the core drives; its ID names the micro service and subjects.
 	Network Network
-	// DedupeDir holds <id>-send.json (idempotent send results) and <id>-inbound.json
-	// (inbound dedupe), normally <state>/dedupe. Default "": kept in memory only.
+	// DedupeDir holds <id>-inbound.json (inbound dedupe), normally <state>/dedupe, and the
+	// earlier version's <id>-send.json, whose send results are read once into the
+	// idempotency bucket and renamed *.migrated. Default "": kept in memory only.
 	DedupeDir string
+	// Replicas is the number of JetStream replicas of the idempotency bucket (bus.replicas).
+	// Default 1.
+	Replicas int
 	// Reconnect is the restart policy for transient failures of Network.Run.
 	Reconnect Policy
 	// SendTimeout bounds one Network.Send (retries and rate-limit waits included).
@@ -198,7 +203,10 @@ func (c *Core) State() wire.ProviderState {
 // ctx ends; then it stops the network and every goroutine it started and returns nil. It
 // returns an error only when it cannot be set up. Run must not be called twice.
 func (c *Core) Run(ctx context.Context) error {
-	if err := c.open(); err != nil {
+	if err := c.open(ctx); err != nil {
+		if ctx.Err() != nil {
+			return nil // stopped while JetStream was not ready
+		}
 		return err
 	}
 	owner, err := c.claimOwnership(ctx)
@@ -254,20 +262,26 @@ func (c *Core) Run(ctx context.Context) error {
 	return nil
 }
 
-// open loads the idempotency and dedupe records. Unreadable files are moved aside and
-// logged; only a failing read stops the start.
-func (c *Core) open() error {
-	var sendPath, seenPath string
-	if c.cfg.DedupeDir != "" {
-		sendPath = filepath.Join(c.cfg.DedupeDir, c.id+"-send.json")
-		seenPath = filepath.Join(c.cfg.DedupeDir, c.id+"-inbound.json")
-	}
-	var err error
-	c.sends, err = idem.Open(idem.Config{Path: sendPath, Now: c.cfg.Now})
-	if errors.Is(err, idem.ErrCorrupt) {
-		c.log.Warn("send idempotency records reset", "err", err)
-	} else if err != nil {
+// open opens the send idempotency records (migrating the earlier version's file) and loads
+// the dedupe records. Unreadable files are moved aside and logged; only a failing read
+// stops the start.
+func (c *Core) open(ctx context.Context) error {
+	kv, err := jsstore.Idem(ctx, c.nc, jsstore.Config{Replicas: c.cfg.Replicas, Log: c.log})
+	if err != nil {
 		return fmt.Errorf("provider %s: %w", c.id, err)
+	}
+	if c.sends, err = idem.New(kv, idem.Config{Prefix: "send." + c.id, Now: c.cfg.Now}); err != nil {
+		return fmt.Errorf("provider %s: %w", c.id, err)
+	}
+	var seenPath string
+	if c.cfg.DedupeDir != "" {
+		seenPath = filepath.Join(c.cfg.DedupeDir, c.id+"-inbound.json")
+		legacy := filepath.Join(c.cfg.DedupeDir, c.id+"-send.json")
+		if n, err := c.sends.Migrate(ctx, legacy); err != nil {
+			c.log.Warn("send idempotency records of the earlier version not migrated", "err", err)
+		} else if n > 0 {
+			c.log.Info("send idempotency records migrated", "count", n, "from", legacy)
+		}
 	}
 	c.seen, err = openSeen(seenPath, c.cfg.Now)
 	if c.seen == nil {
@@ -315,10 +329,11 @@ func (c *Core) worker(ctx context.Context, h micro.Handler) micro.Handler {
 		}
 		c.work.Add(1)
 		c.workMu.Unlock()
+		d := detach(c.nc, req)
 		go func() {
 			defer c.work.Done()
 			defer func() { <-c.slots }()
-			h.Handle(req)
+			h.Handle(d)
 		}()
 	})
 }
