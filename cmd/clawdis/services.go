@@ -106,8 +106,8 @@ func buildService(s settings, host string, names []string, name string, nc *nats
 			Providers: providerNames(names), MainKey: cfg.Sessions.MainKey,
 			WhatsAppAllowFrom: cfg.Inbound.AllowFrom, TelegramAllowFrom: cfg.Telegram.AllowFrom,
 			GroupRequireMention: &groupMention, TelegramRequireMention: &tgMention,
-			MentionPatterns: cfg.Inbound.GroupChat.MentionPatterns,
-			JournalPath:     filepath.Join(state, "autoreply", "pending.json"),
+			MentionPatterns:   cfg.Inbound.GroupChat.MentionPatterns,
+			LegacyJournalPath: filepath.Join(state, "autoreply", "pending.json"), Replicas: s.bus.replicas,
 		}, nc, log)
 	}
 	return nil, fmt.Errorf("unknown service %q", name)

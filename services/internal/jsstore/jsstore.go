@@ -4,10 +4,17 @@
 // deployments work whichever service starts first. The definitions live here only.
 //
 // What is stored:
-//   - InboundStream: inbound provider messages, deduplicated by message id, kept until
-//     autoreply acknowledged its final outcome (a work queue).
+//   - InboundStream: inbound provider messages, deduplicated by message id; autoreply's
+//     durable consumer acknowledges each one's final outcome. Messages are kept for
+//     InboundMaxAge after that, because the server rebuilds its dedupe state from the
+//     messages it still holds when it restarts: a message the network delivers again
+//     after a restart (its acknowledgement upstream was lost in the crash) is then still
+//     recognised.
 //   - IdemBucket: the remembered results of idempotent requests (agent, chat.send, provider
 //     send), one key per request, for IdemTTL.
+//
+// Consumers are their consumers' own business (autoreply declares its durable consumer of
+// the inbound stream); InboundConsumer creates or updates one.
 package jsstore
 
 import (
@@ -27,16 +34,15 @@ import (
 // Names and limits of the inbound stream.
 const (
 	// InboundStream holds every inbound message a provider accepted from its network, on
-	// subject.ProviderInboundAll, until its consumer acknowledged it.
+	// subject.ProviderInboundAll.
 	InboundStream = "CLAWDIS_INBOUND"
-	// InboundDuplicates is the window in which a message id is published at most once.
+	// InboundDuplicates is the window in which a message id is stored at most once.
 	InboundDuplicates = 24 * time.Hour
-	// InboundMaxAge drops a message nobody consumed within it.
+	// InboundMaxAge is how long a message is kept, answered or not: the longest a consumer
+	// may be away without losing a message.
 	InboundMaxAge = 7 * 24 * time.Hour
-	// InboundMaxMsgs and InboundMaxBytes bound the unconsumed messages; past them a publish
-	// is refused (the provider then does not acknowledge upstream, and the network
-	// redelivers), never an older message dropped.
-	InboundMaxMsgs  = 100_000
+	// InboundMaxBytes bounds the stream; past it the oldest messages (answered ones, unless
+	// autoreply has been away for long) are dropped first.
 	InboundMaxBytes = 1 << 30
 )
 
@@ -63,16 +69,15 @@ func (c Config) replicas() int { return max(c.Replicas, 1) }
 func InboundConfig(c Config) jetstream.StreamConfig {
 	return jetstream.StreamConfig{
 		Name:        InboundStream,
-		Description: "inbound provider messages until their outcome is final (SPEC §13)",
+		Description: "inbound provider messages, deduplicated by <provider>:<chat>:<message id> (SPEC §13)",
 		Subjects:    []string{subject.ProviderInboundAll},
-		Retention:   jetstream.WorkQueuePolicy,
+		Retention:   jetstream.LimitsPolicy,
 		Storage:     jetstream.FileStorage,
 		Replicas:    c.replicas(),
 		Duplicates:  InboundDuplicates,
 		MaxAge:      InboundMaxAge,
-		MaxMsgs:     InboundMaxMsgs,
 		MaxBytes:    InboundMaxBytes,
-		Discard:     jetstream.DiscardNew,
+		Discard:     jetstream.DiscardOld,
 	}
 }
 
@@ -96,6 +101,18 @@ func Inbound(ctx context.Context, nc *nats.Conn, c Config) (jetstream.Stream, er
 	}
 	return ensure(ctx, c, "stream "+InboundStream, func(ctx context.Context) (jetstream.Stream, error) {
 		return js.CreateOrUpdateStream(ctx, InboundConfig(c))
+	})
+}
+
+// InboundConsumer creates or updates the inbound stream and the durable consumer cc on it,
+// and returns the consumer.
+func InboundConsumer(ctx context.Context, nc *nats.Conn, c Config, cc jetstream.ConsumerConfig) (jetstream.Consumer, error) {
+	s, err := Inbound(ctx, nc, c)
+	if err != nil {
+		return nil, err
+	}
+	return ensure(ctx, c, "consumer "+cc.Durable, func(ctx context.Context) (jetstream.Consumer, error) {
+		return s.CreateOrUpdateConsumer(ctx, cc)
 	})
 }
 

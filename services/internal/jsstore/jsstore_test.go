@@ -28,8 +28,8 @@ func TestEnsureIsIdempotent(t *testing.T) {
 			t.Fatal(err)
 		}
 		cfg := s.CachedInfo().Config
-		if cfg.Retention != jetstream.WorkQueuePolicy || cfg.Duplicates != InboundDuplicates ||
-			cfg.Discard != jetstream.DiscardNew || cfg.Replicas != 1 || cfg.Subjects[0] != subject.ProviderInboundAll {
+		if cfg.Retention != jetstream.LimitsPolicy || cfg.Duplicates != InboundDuplicates || cfg.MaxAge < cfg.Duplicates ||
+			cfg.Replicas != 1 || cfg.Subjects[0] != subject.ProviderInboundAll {
 			t.Fatalf("inbound stream config = %+v", cfg)
 		}
 		kv, err := Idem(ctx, nc, Config{})
@@ -47,7 +47,7 @@ func TestEnsureIsIdempotent(t *testing.T) {
 }
 
 // TestInboundDedupeOutlivesTheAck: a message id published again after the message was
-// consumed and acknowledged (and so removed from the work queue) is still a duplicate.
+// consumed and acknowledged is still a duplicate.
 func TestInboundDedupeOutlivesTheAck(t *testing.T) {
 	nc := bustest.New(t).Conn("store")
 	ctx := t.Context()
@@ -77,8 +77,8 @@ func TestInboundDedupeOutlivesTheAck(t *testing.T) {
 		t.Fatalf("publish after the ack: %+v %v, want a duplicate", ack, err)
 	}
 	info, err := s.Info(ctx)
-	if err != nil || info.State.Msgs != 0 {
-		t.Fatalf("stream after the duplicate: %+v %v, want empty", info.State, err)
+	if err != nil || info.State.Msgs != 1 {
+		t.Fatalf("stream after the duplicate: %+v %v, want the one message", info.State, err)
 	}
 }
 
@@ -212,4 +212,46 @@ func freeAddr(t *testing.T) string {
 	}
 	defer ln.Close()
 	return ln.Addr().String()
+}
+
+// TestInboundDedupeAcrossBusRestart: after a restart of the bus on the same store, a message
+// id published before is still a duplicate, whether its message is still waiting or was
+// consumed and acknowledged.
+func TestInboundDedupeAcrossBusRestart(t *testing.T) {
+	dir := t.TempDir()
+	b := bustest.NewAt(t, dir)
+	nc := b.Conn("store")
+	ctx := t.Context()
+	s, err := Inbound(ctx, nc, Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	js, _ := jetstream.New(nc)
+	subj, _ := subject.ProviderInbound("telegram")
+	for _, id := range []string{"telegram:1:acked", "telegram:1:waiting"} {
+		if _, err := js.Publish(ctx, subj, []byte(id), jetstream.WithMsgID(id)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c, err := s.CreateOrUpdateConsumer(ctx, jetstream.ConsumerConfig{Durable: "t", AckPolicy: jetstream.AckExplicitPolicy})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := c.Next(jetstream.FetchMaxWait(5 * time.Second))
+	if err != nil || string(m.Data()) != "telegram:1:acked" {
+		t.Fatalf("first message: %v", err)
+	}
+	if err := m.DoubleAck(ctx); err != nil {
+		t.Fatal(err)
+	}
+	b.Shutdown()
+
+	nc = bustest.NewAt(t, dir).Conn("store")
+	js, _ = jetstream.New(nc)
+	for _, id := range []string{"telegram:1:acked", "telegram:1:waiting"} {
+		ack, err := js.Publish(ctx, subj, []byte(id), jetstream.WithMsgID(id))
+		if err != nil || !ack.Duplicate {
+			t.Errorf("%s after the restart: %+v %v, want a duplicate", id, ack, err)
+		}
+	}
 }
