@@ -22,6 +22,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -99,8 +100,14 @@ func Inbound(ctx context.Context, nc *nats.Conn, c Config) (jetstream.Stream, er
 	if err != nil {
 		return nil, fmt.Errorf("jetstream: %w", err)
 	}
+	want := InboundConfig(c)
 	return ensure(ctx, c, "stream "+InboundStream, func(ctx context.Context) (jetstream.Stream, error) {
-		return js.CreateOrUpdateStream(ctx, InboundConfig(c))
+		// Reading is cheaper than an update (which rewrites the stream's metadata); most
+		// starts find the stream as declared.
+		if s, err := js.Stream(ctx, want.Name); err == nil && sameStream(s.CachedInfo().Config, want) {
+			return s, nil
+		}
+		return js.CreateOrUpdateStream(ctx, want)
 	})
 }
 
@@ -112,6 +119,9 @@ func InboundConsumer(ctx context.Context, nc *nats.Conn, c Config, cc jetstream.
 		return nil, err
 	}
 	return ensure(ctx, c, "consumer "+cc.Durable, func(ctx context.Context) (jetstream.Consumer, error) {
+		if cons, err := s.Consumer(ctx, cc.Durable); err == nil && sameConsumer(cons.CachedInfo().Config, cc) {
+			return cons, nil
+		}
 		return s.CreateOrUpdateConsumer(ctx, cc)
 	})
 }
@@ -122,9 +132,32 @@ func Idem(ctx context.Context, nc *nats.Conn, c Config) (jetstream.KeyValue, err
 	if err != nil {
 		return nil, fmt.Errorf("jetstream: %w", err)
 	}
+	want := IdemConfig(c)
 	return ensure(ctx, c, "bucket "+IdemBucket, func(ctx context.Context) (jetstream.KeyValue, error) {
-		return js.CreateOrUpdateKeyValue(ctx, IdemConfig(c))
+		if s, err := js.Stream(ctx, "KV_"+want.Bucket); err == nil {
+			got := s.CachedInfo().Config
+			if got.MaxAge == want.TTL && got.MaxMsgsPerSubject == int64(want.History) && got.Replicas == want.Replicas &&
+				got.Storage == want.Storage && got.Description == want.Description {
+				return js.KeyValue(ctx, want.Bucket)
+			}
+		}
+		return js.CreateOrUpdateKeyValue(ctx, want)
 	})
+}
+
+// sameStream reports whether got has what want declares.
+func sameStream(got, want jetstream.StreamConfig) bool {
+	return slices.Equal(got.Subjects, want.Subjects) && got.Description == want.Description &&
+		got.Retention == want.Retention && got.Storage == want.Storage && got.Replicas == want.Replicas &&
+		got.Duplicates == want.Duplicates && got.MaxAge == want.MaxAge && got.MaxBytes == want.MaxBytes &&
+		got.Discard == want.Discard
+}
+
+// sameConsumer reports whether got has what want declares.
+func sameConsumer(got, want jetstream.ConsumerConfig) bool {
+	return got.Durable == want.Durable && got.Description == want.Description && got.AckPolicy == want.AckPolicy &&
+		got.AckWait == want.AckWait && got.MaxDeliver == want.MaxDeliver && got.MaxAckPending == want.MaxAckPending &&
+		slices.Equal(got.FilterSubjects, want.FilterSubjects) && got.FilterSubject == want.FilterSubject
 }
 
 // Bounds of ensure's attempts.

@@ -46,6 +46,44 @@ func TestEnsureIsIdempotent(t *testing.T) {
 	}
 }
 
+// TestEnsureRestoresTheDeclaredConfig: a stream, bucket or consumer found with another
+// configuration is updated to the declared one.
+func TestEnsureRestoresTheDeclaredConfig(t *testing.T) {
+	nc := bustest.New(t).Conn("store")
+	ctx := t.Context()
+	js, _ := jetstream.New(nc)
+	changed := InboundConfig(Config{})
+	changed.MaxAge = 48 * time.Hour
+	if _, err := js.CreateStream(ctx, changed); err != nil {
+		t.Fatal(err)
+	}
+	s, err := Inbound(ctx, nc, Config{})
+	if err != nil || s.CachedInfo().Config.MaxAge != InboundMaxAge {
+		t.Fatalf("stream after ensure: %v %v", s.CachedInfo().Config.MaxAge, err)
+	}
+	kvChanged := IdemConfig(Config{})
+	kvChanged.TTL = time.Hour
+	if _, err := js.CreateKeyValue(ctx, kvChanged); err != nil {
+		t.Fatal(err)
+	}
+	kv, err := Idem(ctx, nc, Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st, err := kv.Status(ctx); err != nil || st.TTL() != IdemTTL {
+		t.Fatalf("bucket after ensure: %v %v", st.TTL(), err)
+	}
+	cc := jetstream.ConsumerConfig{Durable: "c", AckPolicy: jetstream.AckExplicitPolicy, AckWait: time.Minute}
+	if _, err := InboundConsumer(ctx, nc, Config{}, cc); err != nil {
+		t.Fatal(err)
+	}
+	cc.AckWait = 2 * time.Minute
+	c, err := InboundConsumer(ctx, nc, Config{}, cc)
+	if err != nil || c.CachedInfo().Config.AckWait != 2*time.Minute {
+		t.Fatalf("consumer after ensure: %v %v", c.CachedInfo().Config.AckWait, err)
+	}
+}
+
 // TestInboundDedupeOutlivesTheAck: a message id published again after the message was
 // consumed and acknowledged is still a duplicate.
 func TestInboundDedupeOutlivesTheAck(t *testing.T) {
