@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"cmp"
 	"strings"
 	"testing"
 	"time"
@@ -20,6 +21,7 @@ func TestDeliver(t *testing.T) {
 		wantTo    string      // "" = nothing sent
 		wantVia   string
 		wantErr   string // part of the final's error; "" = ok
+		wantCode  string // the final's error code; "" = UNAVAILABLE
 		wantRoute [2]string
 	}{
 		{
@@ -69,6 +71,16 @@ func TestDeliver(t *testing.T) {
 			wantErr:   "deliver via telegram: chat not found",
 			wantRoute: [2]string{"telegram", "12345"},
 		},
+		{
+			name:      "delivery to an unlinked WhatsApp fails NOT_LINKED",
+			params:    schemas.AgentParams{Deliver: true, Channel: "whatsapp", To: "+4366444"},
+			fail:      &wire.Error{Code: wire.CodeNotLinked, Message: "whatsapp not linked"},
+			wantVia:   "whatsapp",
+			wantTo:    "+4366444",
+			wantErr:   "deliver via whatsapp: whatsapp not linked",
+			wantCode:  wire.CodeNotLinked,
+			wantRoute: [2]string{"whatsapp", "+4366444"},
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -84,7 +96,7 @@ func TestDeliver(t *testing.T) {
 			h.run(tt.params)
 			if tt.wantErr == "" {
 				h.finalOK("d1")
-			} else if werr, _ := h.finalErr("d1", wire.CodeUnavailable); !strings.Contains(werr.Message, tt.wantErr) {
+			} else if werr, _ := h.finalErr("d1", cmp.Or(tt.wantCode, wire.CodeUnavailable)); !strings.Contains(werr.Message, tt.wantErr) {
 				t.Fatalf("error %q does not contain %q", werr.Message, tt.wantErr)
 			}
 			// Delivery happens before the final, so whatever was sent is here now.

@@ -212,11 +212,15 @@ func (s *Service) conclude(j *job, ev *emitter, text string, err error) (idem.Re
 	case j.ctx.Err() != nil:
 		r = errorResult(j.runID, errStopping)
 	default:
-		// Every other failure is UNAVAILABLE (SPEC §6.6), retryable when its cause was.
+		// Every other failure is UNAVAILABLE (SPEC §6.6), retryable when its cause was, but
+		// for a delivery to an unlinked WhatsApp, which stays NOT_LINKED (SPEC §6.5).
 		werr := wire.Unavailable(false, "%s", err.Error())
 		var cause *wire.Error
 		if errors.As(err, &cause) {
 			werr = wire.Unavailable(cause.Retryable, "%s", cause.Message)
+			if cause.Code == wire.CodeNotLinked {
+				werr.Code = wire.CodeNotLinked
+			}
 		}
 		r = errorResult(j.runID, werr)
 	}
