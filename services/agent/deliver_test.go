@@ -121,6 +121,38 @@ func TestDeliver(t *testing.T) {
 	}
 }
 
+// TestReplyNotStoredFailsTheRun: when the reply cannot be added to the transcript (the
+// sessions service's disk is full) the run fails UNAVAILABLE retryable, delivers nothing and
+// is not remembered: a retry once the disk has room runs and delivers.
+func TestReplyNotStoredFailsTheRun(t *testing.T) {
+	h := start(t, commandConfig("sh", script(t, "args.sh"), "the reply"))
+	wa := serveProvider(t, h.bus.Conn("whatsapp"), "whatsapp", nil)
+	h.sessions.mu.Lock()
+	h.sessions.failReplies = wire.Unavailable(true, "session \"main\": append to transcript: no space left on device")
+	h.sessions.mu.Unlock()
+	p := schemas.AgentParams{Message: "hi", IdempotencyKey: "full", Deliver: true, Channel: "whatsapp", To: "+4366555"}
+	h.run(p)
+	werr, res := h.finalErr("full", wire.CodeUnavailable)
+	if !werr.Retryable || res.Status != "error" || !strings.Contains(werr.Message, "no space left") {
+		t.Fatalf("final = %+v %+v, want UNAVAILABLE retryable naming the disk", werr, res)
+	}
+	select {
+	case sp := <-wa.sent:
+		t.Fatalf("delivered %+v although the reply was not stored", sp)
+	default:
+	}
+	h.sessions.mu.Lock()
+	h.sessions.failReplies = nil
+	h.sessions.mu.Unlock()
+	h.run(p)
+	if r := h.finalOK("full"); r.Text != "the reply" {
+		t.Fatalf("retry = %+v", r)
+	}
+	if sp := <-wa.sent; sp.To != "+4366555" {
+		t.Fatalf("retry delivered %+v", sp)
+	}
+}
+
 // TestInvalidRequests: bad params are rejected before the ack, and nothing runs.
 func TestInvalidRequests(t *testing.T) {
 	zero := int64(0)
