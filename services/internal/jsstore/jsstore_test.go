@@ -293,3 +293,54 @@ func TestInboundDedupeAcrossBusRestart(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkStore measures the store operations on the request path, in process: storing an
+// inbound message (with its message id, acknowledged), writing and reading an idempotency
+// record, and the start-up check of a declared stream that exists.
+func BenchmarkStore(b *testing.B) {
+	nc := bustest.New(b).Conn("store")
+	ctx := b.Context()
+	if _, err := Inbound(ctx, nc, Config{}); err != nil {
+		b.Fatal(err)
+	}
+	kv, err := Idem(ctx, nc, Config{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	js, _ := jetstream.New(nc)
+	subj, _ := subject.ProviderInbound("telegram")
+	data := []byte(`{"provider":"telegram","messageId":"1","chatId":"4242","chatType":"direct","from":"4242","text":"hello there","ts":1}`)
+	value := []byte(`{"ok":true,"payload":{"runId":"k","status":"ok","summary":"completed","text":"hello back"},"at":1}`)
+	b.Run("inbound-publish", func(b *testing.B) {
+		i := 0
+		for b.Loop() {
+			i++
+			if _, err := js.Publish(ctx, subj, data, jetstream.WithMsgID(fmt.Sprintf("telegram:4242:%d", i))); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("idem-put", func(b *testing.B) {
+		i := 0
+		for b.Loop() {
+			i++
+			if _, err := kv.Put(ctx, fmt.Sprintf("agent.k%d", i%1000), value); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("idem-get", func(b *testing.B) {
+		for b.Loop() {
+			if _, err := kv.Get(ctx, "agent.k1"); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("ensure-existing", func(b *testing.B) {
+		for b.Loop() {
+			if _, err := Inbound(ctx, nc, Config{}); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
