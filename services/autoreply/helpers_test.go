@@ -67,7 +67,6 @@ type fakeAgent struct {
 	acks              map[string]int           // AgentRun requests per key
 	active, maxActive int                      // runs started and not finished
 	started           chan schemas.AgentParams // every run started (not repeats)
-	stop              chan struct{}
 }
 
 type fakeRun struct {
