@@ -14,6 +14,10 @@ import (
 // streamAckTimeout bounds the wait for the stream to confirm an acknowledgement.
 const streamAckTimeout = 5 * time.Second
 
+// handBackDelay is how long after a stopping service handed a message back it can be
+// delivered again.
+const handBackDelay = 250 * time.Millisecond
+
 // outcome is what working on a message came to.
 type outcome int
 
@@ -21,7 +25,7 @@ const (
 	answered    outcome = iota // the reply was sent: final
 	notAnswered                // decided not to answer (the reason logged): final
 	retryLater                 // the agent or provider was unavailable: deliver again later
-	interrupted                // the service stops: deliver again (to the next consumer) at once
+	interrupted                // the service stops: deliver again (to the next consumer) soon
 )
 
 // handle works one delivery of the inbound stream to its outcome and tells the stream: a
@@ -83,8 +87,11 @@ func (s *Service) handle(ctx context.Context, m jetstream.Msg) {
 			log.Warn("handing the message back failed; it comes again after its ack wait", "err", err)
 		}
 	case interrupted:
+		// Not at once: the pull this service had waiting is cancelled as it stops, but its
+		// end may reach the server after this hand-back, which would then deliver the
+		// message to that dead pull (and so only after AckWait).
 		log.Debug("stopping; the message goes back to the stream")
-		if err := m.Nak(); err != nil {
+		if err := m.NakWithDelay(handBackDelay); err != nil {
 			log.Debug("handing the message back failed; it comes again after its ack wait", "err", err)
 		}
 	}

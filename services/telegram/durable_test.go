@@ -68,7 +68,11 @@ func TestPollingOffsetWaitsForTheStore(t *testing.T) {
 	h := newHarness(t, nil)
 	h.waitPolling()
 	h.srv.InjectMessage(telegramtest.DirectText(42, "first"))
-	h.waitInbound()
+	ctx, cancel := context.WithTimeout(context.Background(), waitLimit)
+	defer cancel()
+	if err := h.srv.WaitConfirmed(ctx); err != nil { // "first" is stored
+		t.Fatal(err)
+	}
 	dropInbound(t, h.nc)
 	h.srv.InjectMessage(telegramtest.DirectText(42, "kept"))
 	if d := h.waitSleep(); d <= 0 {
