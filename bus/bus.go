@@ -2,7 +2,9 @@
 // out named connections to it. By default the server has no TCP listener: every component
 // connects in-process. The server's client connect/disconnect advisories are mapped into the
 // application account (subject.BusConnect, subject.BusDisconnect), so services learn that a
-// connection came or went without system-account rights.
+// connection came or went without system-account rights. With a store directory the server
+// runs JetStream, the store of the gateway's durable streams and buckets (SPEC §13); in a
+// cluster every node runs it and the streams are replicated across the nodes.
 package bus
 
 import (
@@ -11,7 +13,9 @@ import (
 	"log/slog"
 	"net"
 	"net/url"
+	"os"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -38,6 +42,10 @@ type Config struct {
 	// ClusterName names the cluster; every node of one cluster uses the same. Default
 	// "clawdis".
 	ClusterName string
+	// StoreDir, when set, enables JetStream with its file store in this directory (created
+	// 0700 when missing). Every node of a cluster needs its own, and a unique ServerName.
+	// Default "": no JetStream.
+	StoreDir string
 }
 
 // Bus is the embedded NATS server.
@@ -71,19 +79,49 @@ func (b *Bus) Start() error {
 	if err != nil {
 		return fmt.Errorf("bus: create server: %w", err)
 	}
-	ns.SetLoggerV2(slogBridge{b.log}, false, false, false)
+	bridge := &slogBridge{log: b.log, fatal: make(chan struct{})}
+	ns.SetLoggerV2(bridge, false, false, false)
 	go ns.Start()
-	if !ns.ReadyForConnections(b.cfg.ReadyTimeout) {
+	if err := waitReady(ns, bridge, b.cfg.ReadyTimeout); err != nil {
 		ns.Shutdown()
-		return fmt.Errorf("bus: server not ready after %s", b.cfg.ReadyTimeout)
+		return err
+	}
+	if b.cfg.StoreDir != "" && !ns.JetStreamEnabled() {
+		// A bus that cannot keep its promises must not start.
+		ns.Shutdown()
+		return fmt.Errorf("bus: JetStream did not start with the store %s (see the log above)", b.cfg.StoreDir)
 	}
 	if err := importAdvisories(ns); err != nil {
 		ns.Shutdown()
 		return err
 	}
 	b.ns = ns
-	b.log.Debug("bus started", "server", b.cfg.ServerName)
+	b.log.Debug("bus started", "server", b.cfg.ServerName, "jetstream", b.cfg.StoreDir != "")
 	return nil
+}
+
+// readyPoll is how long each check for readiness waits; the server's own check sleeps
+// 25 ms between looks when it is given longer than that.
+const readyPoll = 50 * time.Millisecond
+
+// waitReady waits until ns accepts connections, failing at once when the server reported
+// a fatal error (which in nats-server's own binary would exit the process and here leaves
+// the server half started) and after timeout.
+func waitReady(ns *server.Server, bridge *slogBridge, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		if ns.ReadyForConnections(readyPoll) {
+			return nil
+		}
+		select {
+		case <-bridge.fatal:
+			return fmt.Errorf("bus: server failed to start: %s", bridge.fatalMsg)
+		default:
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("bus: server not ready after %s", timeout)
+		}
+	}
 }
 
 // The server's advisories about clients of the default (global) account, published in its
@@ -125,6 +163,12 @@ func (b *Bus) options() (*server.Options, error) {
 		MaxPayload:    MaxPayload,
 		Authorization: b.cfg.Token,
 	}
+	if b.cfg.StoreDir != "" {
+		if err := os.MkdirAll(b.cfg.StoreDir, 0o700); err != nil {
+			return nil, fmt.Errorf("bus: create the JetStream store: %w", err)
+		}
+		opts.JetStream, opts.StoreDir = true, b.cfg.StoreDir
+	}
 	if b.cfg.Listen != "" {
 		host, port, err := splitHostPort(b.cfg.Listen, "bus listen")
 		if err != nil {
@@ -151,6 +195,9 @@ func (b *Bus) options() (*server.Options, error) {
 			name = "clawdis"
 		}
 		opts.Cluster = server.ClusterOpts{Name: name, Host: host, Port: port}
+		if b.cfg.StoreDir != "" && len(b.cfg.Routes) == 0 {
+			return nil, errors.New("bus: a JetStream cluster node needs routes: list every node of the cluster, itself included")
+		}
 		for _, r := range b.cfg.Routes {
 			u, err := url.Parse(r)
 			if err != nil || u.Host == "" {
@@ -197,6 +244,12 @@ func (b *Bus) ClusterURL() string {
 	}
 	return ""
 }
+
+// Name is the server name of this bus node.
+func (b *Bus) Name() string { return b.cfg.ServerName }
+
+// JetStream reports whether the server runs JetStream.
+func (b *Bus) JetStream() bool { return b.ns != nil && b.ns.JetStreamEnabled() }
 
 // NumRoutes is the number of routes to other bus nodes currently up.
 func (b *Bus) NumRoutes() int {
@@ -247,15 +300,29 @@ func (b *Bus) Shutdown() {
 	b.ns = nil
 }
 
-// slogBridge sends the NATS server's log lines to slog.
-type slogBridge struct{ log *slog.Logger }
+// slogBridge sends the NATS server's log lines to slog. Its first fatal line is kept and
+// closes fatal.
+type slogBridge struct {
+	log       *slog.Logger
+	fatalOnce sync.Once
+	fatal     chan struct{}
+	fatalMsg  string // written once, before fatal closes
+}
 
-func (l slogBridge) Noticef(format string, v ...any) { l.log.Debug(fmt.Sprintf(format, v...)) }
-func (l slogBridge) Warnf(format string, v ...any)   { l.log.Warn(fmt.Sprintf(format, v...)) }
-func (l slogBridge) Fatalf(format string, v ...any)  { l.log.Error(fmt.Sprintf(format, v...)) }
-func (l slogBridge) Errorf(format string, v ...any)  { l.log.Error(fmt.Sprintf(format, v...)) }
-func (l slogBridge) Debugf(format string, v ...any)  { l.log.Debug(fmt.Sprintf(format, v...)) }
-func (l slogBridge) Tracef(format string, v ...any)  { l.log.Debug(fmt.Sprintf(format, v...)) }
+func (l *slogBridge) Noticef(format string, v ...any) { l.log.Debug(fmt.Sprintf(format, v...)) }
+func (l *slogBridge) Warnf(format string, v ...any)   { l.log.Warn(fmt.Sprintf(format, v...)) }
+func (l *slogBridge) Errorf(format string, v ...any)  { l.log.Error(fmt.Sprintf(format, v...)) }
+func (l *slogBridge) Debugf(format string, v ...any)  { l.log.Debug(fmt.Sprintf(format, v...)) }
+func (l *slogBridge) Tracef(format string, v ...any)  { l.log.Debug(fmt.Sprintf(format, v...)) }
+
+func (l *slogBridge) Fatalf(format string, v ...any) {
+	msg := fmt.Sprintf(format, v...)
+	l.log.Error(msg)
+	l.fatalOnce.Do(func() {
+		l.fatalMsg = msg
+		close(l.fatal)
+	})
+}
 
 // MaxPayload is the largest bus message: room for a chat.send with a 5,000,000-byte image
 // (about 6.7 MB in base64) when gateway.maxPayload allows such a frame.

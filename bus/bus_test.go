@@ -4,11 +4,14 @@ import (
 	"encoding/json"
 	"errors"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/clawdis/clawdis/bus/subject"
 	"github.com/clawdis/clawdis/bus/wire"
@@ -67,6 +70,7 @@ func TestOptionErrors(t *testing.T) {
 		{Config{ClusterListen: "127.0.0.1:0"}, "needs a client listener"},
 		{Config{Routes: []string{"nats://127.0.0.1:1"}}, "need a cluster listener"},
 		{Config{Listen: "127.0.0.1:0", ClusterListen: "127.0.0.1:0", Routes: []string{"::"}}, "not a nats://host:port URL"},
+		{Config{Listen: "127.0.0.1:0", ClusterListen: "127.0.0.1:0", StoreDir: t.TempDir()}, "JetStream cluster node needs routes"},
 	} {
 		err := New(tt.cfg, slog.New(slog.DiscardHandler)).Start()
 		if err == nil || !strings.Contains(err.Error(), tt.want) {
@@ -191,5 +195,96 @@ func TestAdvisories(t *testing.T) {
 		case <-deadline:
 			t.Fatal("no advisory crossed the cluster route")
 		}
+	}
+}
+
+// TestJetStreamStore: with a store directory the bus runs JetStream; a stream and its
+// messages are still there after a restart on the same directory; a store that cannot be
+// created fails Start instead of running without JetStream.
+func TestJetStreamStore(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "bus")
+	ctx := t.Context()
+	b := New(Config{StoreDir: dir}, slog.New(slog.DiscardHandler))
+	if err := b.Start(); err != nil {
+		t.Fatal(err)
+	}
+	if !b.JetStream() {
+		t.Fatal("JetStream not running with a store directory")
+	}
+	if fi, err := os.Stat(dir); err != nil || fi.Mode().Perm() != 0o700 {
+		t.Fatalf("store dir: %v %v, want mode 0700", fi.Mode(), err)
+	}
+	nc, err := b.Connect("js")
+	if err != nil {
+		t.Fatal(err)
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "T", Subjects: []string{"gw.v1.evt.test.>"}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := js.Publish(ctx, "gw.v1.evt.test.a", []byte("kept")); err != nil {
+		t.Fatal(err)
+	}
+	nc.Close()
+	b.Shutdown()
+
+	b = startBus(t, Config{StoreDir: dir})
+	nc, err = b.Connect("js")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	if js, err = jetstream.New(nc); err != nil {
+		t.Fatal(err)
+	}
+	s, err := js.Stream(ctx, "T")
+	if err != nil {
+		t.Fatalf("stream after restart: %v", err)
+	}
+	m, err := s.GetMsg(ctx, 1)
+	if err != nil || string(m.Data) != "kept" {
+		t.Fatalf("message after restart: %v %v", m, err)
+	}
+
+	plain := startBus(t, Config{})
+	if plain.JetStream() {
+		t.Error("JetStream running without a store directory")
+	}
+	file := filepath.Join(t.TempDir(), "file")
+	if err := os.WriteFile(file, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	err = New(Config{StoreDir: file}, slog.New(slog.DiscardHandler)).Start()
+	if err == nil || !strings.Contains(err.Error(), "JetStream store") {
+		t.Fatalf("Start with a file as the store = %v, want an error naming the store", err)
+	}
+}
+
+// BenchmarkStart measures Start until the bus accepts connections, without JetStream and
+// with it (a fresh store each time, and a store reopened with the gateway's streams in it).
+func BenchmarkStart(b *testing.B) {
+	log := slog.New(slog.DiscardHandler)
+	for _, bc := range []struct {
+		name  string
+		store func() string
+	}{
+		{"plain", func() string { return "" }},
+		{"jetstream-new", func() string { return b.TempDir() }},
+		{"jetstream-reopen", func() func() string { dir := b.TempDir(); return func() string { return dir } }()},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			for b.Loop() {
+				bus := New(Config{StoreDir: bc.store()}, log)
+				if err := bus.Start(); err != nil {
+					b.Fatal(err)
+				}
+				b.StopTimer()
+				bus.Shutdown()
+				b.StartTimer()
+			}
+		})
 	}
 }

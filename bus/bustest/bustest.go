@@ -1,4 +1,5 @@
-// Package bustest gives tests an in-process bus that is shut down with t.Cleanup.
+// Package bustest gives tests an in-process bus, with JetStream storing in a t.TempDir(),
+// that is shut down with t.Cleanup.
 package bustest
 
 import (
@@ -16,10 +17,18 @@ type Bus struct {
 	t testing.TB
 }
 
-// New starts a bus and registers its shutdown with t.Cleanup.
+// New starts a bus with JetStream (its store in a fresh t.TempDir()) and registers its
+// shutdown with t.Cleanup.
 func New(t testing.TB) *Bus {
 	t.Helper()
-	b := bus.New(bus.Config{ServerName: "bustest"}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	return NewAt(t, t.TempDir())
+}
+
+// NewAt starts a bus with its JetStream store in dir, so that a test can stop it and start
+// another on the same store (what a restart keeps).
+func NewAt(t testing.TB, dir string) *Bus {
+	t.Helper()
+	b := bus.New(bus.Config{ServerName: "bustest", StoreDir: dir}, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err := b.Start(); err != nil {
 		t.Fatalf("bustest: %v", err)
 	}

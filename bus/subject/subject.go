@@ -42,6 +42,9 @@ const (
 	AgentRunAll = "gw.v1.evt.agent.*.*"
 	// ProviderStateAll matches the state events of every provider.
 	ProviderStateAll = "gw.v1.evt.provider.*.state"
+	// ProviderInboundAll matches the inbound messages of every provider: the subjects of
+	// the JetStream stream of inbound messages (SPEC §13).
+	ProviderInboundAll = "gw.v1.evt.provider.*.inbound"
 	// SessionsChanged carries wire.SessionsSummary (the 5 newest sessions) whenever the
 	// session store changed; bursts of changes are coalesced.
 	SessionsChanged = "gw.v1.evt.sessions.changed"

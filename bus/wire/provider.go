@@ -1,8 +1,9 @@
 package wire
 
-// InboundMessage is what a provider publishes on its inbound subject for every message it
-// accepted from its network (after its own dedupe), whether or not anyone may answer it:
-// the allowlist and mention rules belong to autoreply.
+// InboundMessage is what a provider stores in the inbound stream (its inbound subject) for
+// every message it accepted from its network, whether or not anyone may answer it: the
+// allowlist and mention rules belong to autoreply. Its message id (InboundMsgID) makes the
+// stream drop a second copy of the same message.
 type InboundMessage struct {
 	Provider  string `json:"provider"`  // "whatsapp" or "telegram"
 	MessageID string `json:"messageId"` // unique within ChatID
@@ -20,6 +21,12 @@ type InboundMessage struct {
 	Text      string         `json:"text,omitempty"` // text or caption
 	Media     []InboundMedia `json:"media,omitempty"`
 	Ts        int64          `json:"ts"` // unix ms, as the network stamped it
+}
+
+// InboundMsgID is the stream message id of an inbound message:
+// <provider>:<chat>:<message id>.
+func InboundMsgID(provider, chatID, messageID string) string {
+	return provider + ":" + chatID + ":" + messageID
 }
 
 // InboundMedia is a media attachment saved under <state>/media/inbound.

@@ -113,6 +113,30 @@ func TestChatSendStreamsAndTranscribes(t *testing.T) {
 	if final.Message == nil || final.Message.Content[0].Text != "echo: hi chat" {
 		t.Fatalf("final = %+v", final)
 	}
+	// The same key again: answered ok, and the remembered final chat event comes once more.
+	raw, err = c.Request(ctx, schemas.MethodChatSend, map[string]any{"sessionKey": "main", "message": "hi chat", "idempotencyKey": "c1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var again schemas.ChatSendResult
+	if err := json.Unmarshal(raw, &again); err != nil || again.Status != "ok" || again.RunID != "c1" {
+		t.Fatalf("repeated chat.send = %s", raw)
+	}
+	for replayed := false; !replayed; {
+		select {
+		case ev := <-events:
+			var p schemas.ChatEventPayload
+			if ev.Event != schemas.EventChat || json.Unmarshal(ev.Payload, &p) != nil || p.RunID != "c1" {
+				continue
+			}
+			if p.State != schemas.ChatStateFinal || p.Message == nil || p.Message.Content[0].Text != "echo: hi chat" {
+				t.Fatalf("after the repeat: %+v, want the final again", p)
+			}
+			replayed = true
+		case <-ctx.Done():
+			t.Fatal("the repeat did not replay the final chat event")
+		}
+	}
 	raw, err = c.Request(ctx, schemas.MethodChatHistory, map[string]any{"sessionKey": "main"})
 	if err != nil {
 		t.Fatal(err)

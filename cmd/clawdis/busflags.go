@@ -35,6 +35,8 @@ func (bf *busFlags) register(f *pflag.FlagSet) {
 type busPlan struct {
 	listen, token      string
 	natsURL, natsToken string
+	storeDir           string   // the embedded bus's JetStream store (bus.storeDir)
+	replicas           int      // JetStream replicas of the streams and buckets (bus.replicas)
 	expected           []string // every service the gateway relies on (routes, health pings)
 	inProcess          []string // the ones this process runs
 }
@@ -105,7 +107,7 @@ func (p busPlan) connector(log *slog.Logger) (bus.Connector, func(), error) {
 		log.Info("using an external bus", "nats_url", p.natsURL)
 		return bus.NewRemote(p.natsURL, p.natsToken, log), func() {}, nil
 	}
-	b := bus.New(bus.Config{Listen: p.listen, Token: p.token}, log)
+	b := bus.New(bus.Config{Listen: p.listen, Token: p.token, StoreDir: p.storeDir}, log)
 	if err := b.Start(); err != nil {
 		return nil, nil, err
 	}

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"path/filepath"
 	"strconv"
 	"time"
 
@@ -154,6 +155,7 @@ func resolveSettings(df daemonFlags, getenv func(string) string, log *slog.Logge
 	if s.bus, err = planBus(df.bus, serviceNames(s), getenv); err != nil {
 		return settings{}, err
 	}
+	s.bus.storeDir, s.bus.replicas = cmp.Or(cfg.Bus.StoreDir, filepath.Join(paths.StateDir, "bus")), cfg.Bus.Replicas
 	return s, nil
 }
 

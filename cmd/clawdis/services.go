@@ -84,7 +84,7 @@ func buildService(s settings, host string, names []string, name string, nc *nats
 			Timeout: time.Duration(a.TimeoutSeconds) * time.Second, MaxConcurrent: a.MaxConcurrent,
 			MaxReplyBytes: a.MaxReplyBytes, MaxPayload: maxPayload,
 			ThinkingDefault: a.ThinkingDefault, MainKey: cfg.Sessions.MainKey, HistoryLimit: historyLimit(cfg.Sessions.HistoryLimit),
-			DedupePath: filepath.Join(state, "dedupe", "agent.json"),
+			Replicas: s.bus.replicas, LegacyDedupePath: filepath.Join(state, "dedupe", "agent.json"),
 		}, nc, log)
 	case subject.ServiceWhatsApp:
 		wa, err := whatsapp.New(whatsapp.Config{StoreDir: filepath.Join(state, "whatsapp"),
@@ -110,8 +110,8 @@ func buildService(s settings, host string, names []string, name string, nc *nats
 			Providers: providerNames(names), MainKey: cfg.Sessions.MainKey,
 			WhatsAppAllowFrom: cfg.Inbound.AllowFrom, TelegramAllowFrom: cfg.Telegram.AllowFrom,
 			GroupRequireMention: &groupMention, TelegramRequireMention: &tgMention,
-			MentionPatterns: cfg.Inbound.GroupChat.MentionPatterns,
-			JournalPath:     filepath.Join(state, "autoreply", "pending.json"),
+			MentionPatterns:   cfg.Inbound.GroupChat.MentionPatterns,
+			LegacyJournalPath: filepath.Join(state, "autoreply", "pending.json"), Replicas: s.bus.replicas,
 		}, nc, log)
 	}
 	return nil, fmt.Errorf("unknown service %q", name)
@@ -128,6 +128,7 @@ func newProvider(s settings, n provider.Network, meta map[string]string, nc *nat
 	return provider.New(provider.Config{
 		Network:   n,
 		DedupeDir: filepath.Join(s.paths.StateDir, "dedupe"),
+		Replicas:  s.bus.replicas,
 		MediaDir:  filepath.Join(s.paths.StateDir, "media", "inbound"),
 		Reconnect: provider.Policy{InitialMs: r.InitialMs, MaxMs: r.MaxMs, Factor: r.Factor, Jitter: jitter, MaxAttempts: r.MaxAttempts},
 		// Only the embedded bus without a TCP listener is private: with --bus-listen or

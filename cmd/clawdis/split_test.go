@@ -5,7 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"os"
+	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -135,11 +137,15 @@ func TestClusterOfBusNodes(t *testing.T) {
 	requireLinux(t)
 	exe, _ := os.Executable()
 	home := t.TempDir()
-	a := startProc(t, home, 0, exe, "bus", "--listen", "127.0.0.1:0", "--cluster-listen", "127.0.0.1:0", "--name", "a", "--log-format", "json")
-	recA := a.waitLog("bus listening")
-	b := startProc(t, home, 0, exe, "bus", "--listen", "127.0.0.1:0", "--cluster-listen", "127.0.0.1:0", "--name", "b",
-		"--routes", recA["cluster_url"].(string), "--log-format", "json")
-	recB := b.waitLog("bus listening")
+	// JetStream cluster nodes know their routes up front: each lists both.
+	clusterA, clusterB := "127.0.0.1:"+strconv.Itoa(freePort(t)), "127.0.0.1:"+strconv.Itoa(freePort(t))
+	routes := "nats://" + clusterA + ",nats://" + clusterB
+	node := func(name, cluster string) *gatewayProc {
+		return startProc(t, home, 0, exe, "bus", "--listen", "127.0.0.1:0", "--cluster-listen", cluster, "--name", name,
+			"--routes", routes, "--store-dir", filepath.Join(t.TempDir(), "bus"), "--log-format", "json")
+	}
+	a, b := node("a", clusterA), node("b", clusterB)
+	recA, recB := a.waitLog("bus listening"), b.waitLog("bus listening")
 
 	gw := startGateway(t, home, t.TempDir(), freePort(t), "--nats-url", recA["nats_url"].(string), "--without", "presence")
 	gw.waitListening()

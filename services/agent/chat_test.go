@@ -3,6 +3,7 @@ package agent
 import (
 	"encoding/base64"
 	"encoding/json"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -67,23 +68,38 @@ func TestChatSendStreams(t *testing.T) {
 	}
 }
 
-// TestChatRepeatAndError: a repeated key answers started without running again or
-// publishing; a failing backend ends with an error event; other keys do not touch the
-// main session's route.
+// TestChatRepeatAndError: a repeat of a finished key answers ok without running again and
+// publishes the remembered final chat event once more, also from a restarted service; a
+// failing backend ends with an error event, which a repeat replays with status error;
+// other keys do not touch the main session's route.
 func TestChatRepeatAndError(t *testing.T) {
 	f := newFakeOpenAI(t)
 	f.set(openaiScript{deltas: []string{"one reply"}})
-	h := start(t, openaiConfig(f, map[string]string{"OPENAI_API_KEY": "k"}))
+	cfg := openaiConfig(f, map[string]string{"OPENAI_API_KEY": "k"})
+	h := start(t, cfg)
 	p := schemas.ChatSendParams{SessionKey: "web-1", Message: "hi", IdempotencyKey: "c1"}
 	h.chat(p)
 	h.events.waitFor("c1 ended", chatEnded("c1"))
-	before := len(chatOf(h.events.snapshot(), "c1"))
+	first := chatOf(h.events.snapshot(), "c1")
+	final := first[len(first)-1]
 
-	h.chat(p) // remembered
+	replayed := func(n int) func([]event) bool {
+		return func(evs []event) bool { return len(chatOf(evs, "c1")) == len(first)+n }
+	}
+	h.chatAnswer(p, "ok") // remembered: its final again
+	evs := h.events.waitFor("the final replayed", replayed(1))
+	if got := chatOf(evs, "c1"); !reflect.DeepEqual(got[len(got)-1], final) {
+		t.Fatalf("replayed event = %+v, want the final %+v", got[len(got)-1], final)
+	}
+	h.stop()
+	h.startService(cfg)
+	h.chatAnswer(p, "ok")
+	h.events.waitFor("the final replayed after a restart", replayed(2))
+
 	h.chat(schemas.ChatSendParams{SessionKey: "web-1", Message: "later", IdempotencyKey: "c2"})
-	evs := h.events.waitFor("c2 ended", chatEnded("c2"))
-	if n := len(chatOf(evs, "c1")); n != before {
-		t.Fatalf("the repeat published %d more chat events", n-before)
+	evs = h.events.waitFor("c2 ended", chatEnded("c2"))
+	if n := len(chatOf(evs, "c1")); n != len(first)+2 {
+		t.Fatalf("%d chat events of c1, want its %d and two replays", n, len(first))
 	}
 	if n := len(f.recorded()); n != 2 {
 		t.Fatalf("%d model requests, want 2 (c1 once, c2)", n)
@@ -98,5 +114,10 @@ func TestChatRepeatAndError(t *testing.T) {
 	c := chatOf(evs, "c3")
 	if len(c) != 1 || c[0].State != chatError || !strings.Contains(c[0].ErrorMessage, "model overloaded") {
 		t.Fatalf("chat events of the failed run = %+v", c)
+	}
+	h.chatAnswer(schemas.ChatSendParams{SessionKey: "web-1", Message: "again", IdempotencyKey: "c3"}, "error")
+	evs = h.events.waitFor("the error replayed", func(evs []event) bool { return len(chatOf(evs, "c3")) == 2 })
+	if c := chatOf(evs, "c3"); !reflect.DeepEqual(c[1], c[0]) {
+		t.Fatalf("replayed error = %+v, want %+v", c[1], c[0])
 	}
 }

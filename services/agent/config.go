@@ -71,9 +71,13 @@ type Config struct {
 	// HistoryLimit is the number of transcript messages sent as context to the openai
 	// backend. Default 40; negative sends none.
 	HistoryLimit int
-	// DedupePath is the file where finished runs are remembered for idempotency (5
-	// minutes). Default "" (memory only).
-	DedupePath string
+	// Replicas is the number of JetStream replicas of the idempotency bucket (bus.replicas).
+	// Default 1.
+	Replicas int
+	// LegacyDedupePath is the file where an earlier version remembered finished runs
+	// (<state>/dedupe/agent.json): read once into the bucket and renamed *.migrated.
+	// Default "": nothing to migrate.
+	LegacyDedupePath string
 	// Getenv reads the environment (the OpenAI API key). Default os.Getenv.
 	Getenv func(string) string
 	// Heartbeat is how often a queued or running agent run publishes a heartbeat event.

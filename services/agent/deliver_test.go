@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"cmp"
 	"strings"
 	"testing"
 	"time"
@@ -20,6 +21,7 @@ func TestDeliver(t *testing.T) {
 		wantTo    string      // "" = nothing sent
 		wantVia   string
 		wantErr   string // part of the final's error; "" = ok
+		wantCode  string // the final's error code; "" = UNAVAILABLE
 		wantRoute [2]string
 	}{
 		{
@@ -69,6 +71,16 @@ func TestDeliver(t *testing.T) {
 			wantErr:   "deliver via telegram: chat not found",
 			wantRoute: [2]string{"telegram", "12345"},
 		},
+		{
+			name:      "delivery to an unlinked WhatsApp fails NOT_LINKED",
+			params:    schemas.AgentParams{Deliver: true, Channel: "whatsapp", To: "+4366444"},
+			fail:      &wire.Error{Code: wire.CodeNotLinked, Message: "whatsapp not linked"},
+			wantVia:   "whatsapp",
+			wantTo:    "+4366444",
+			wantErr:   "deliver via whatsapp: whatsapp not linked",
+			wantCode:  wire.CodeNotLinked,
+			wantRoute: [2]string{"whatsapp", "+4366444"},
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -84,7 +96,7 @@ func TestDeliver(t *testing.T) {
 			h.run(tt.params)
 			if tt.wantErr == "" {
 				h.finalOK("d1")
-			} else if werr, _ := h.finalErr("d1", wire.CodeUnavailable); !strings.Contains(werr.Message, tt.wantErr) {
+			} else if werr, _ := h.finalErr("d1", cmp.Or(tt.wantCode, wire.CodeUnavailable)); !strings.Contains(werr.Message, tt.wantErr) {
 				t.Fatalf("error %q does not contain %q", werr.Message, tt.wantErr)
 			}
 			// Delivery happens before the final, so whatever was sent is here now.
@@ -106,6 +118,38 @@ func TestDeliver(t *testing.T) {
 				t.Errorf("session route = %v, want %v", got, tt.wantRoute)
 			}
 		})
+	}
+}
+
+// TestReplyNotStoredFailsTheRun: when the reply cannot be added to the transcript (the
+// sessions service's disk is full) the run fails UNAVAILABLE retryable, delivers nothing and
+// is not remembered: a retry once the disk has room runs and delivers.
+func TestReplyNotStoredFailsTheRun(t *testing.T) {
+	h := start(t, commandConfig("sh", script(t, "args.sh"), "the reply"))
+	wa := serveProvider(t, h.bus.Conn("whatsapp"), "whatsapp", nil)
+	h.sessions.mu.Lock()
+	h.sessions.failReplies = wire.Unavailable(true, "session \"main\": append to transcript: no space left on device")
+	h.sessions.mu.Unlock()
+	p := schemas.AgentParams{Message: "hi", IdempotencyKey: "full", Deliver: true, Channel: "whatsapp", To: "+4366555"}
+	h.run(p)
+	werr, res := h.finalErr("full", wire.CodeUnavailable)
+	if !werr.Retryable || res.Status != "error" || !strings.Contains(werr.Message, "no space left") {
+		t.Fatalf("final = %+v %+v, want UNAVAILABLE retryable naming the disk", werr, res)
+	}
+	select {
+	case sp := <-wa.sent:
+		t.Fatalf("delivered %+v although the reply was not stored", sp)
+	default:
+	}
+	h.sessions.mu.Lock()
+	h.sessions.failReplies = nil
+	h.sessions.mu.Unlock()
+	h.run(p)
+	if r := h.finalOK("full"); r.Text != "the reply" {
+		t.Fatalf("retry = %+v", r)
+	}
+	if sp := <-wa.sent; sp.To != "+4366555" {
+		t.Fatalf("retry delivered %+v", sp)
 	}
 }
 

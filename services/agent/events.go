@@ -36,6 +36,9 @@ type emitter struct {
 
 	agentSeq int64
 	chatSeq  int64
+	// lastChat is the final or error chat event: what a chat turn remembers, so that a
+	// repeat of it replays the event. It is published after the turn's final was stored.
+	lastChat []byte
 	text     strings.Builder // the whole assistant text so far
 	throttle throttle
 }
@@ -137,27 +140,39 @@ func (e *emitter) chatDelta() {
 	e.chatEvent(chatDelta, e.assistantMessage(text), "")
 }
 
-// chatFinal publishes the final chat event with the complete reply, trimmed.
+// chatFinal prepares the final chat event with the complete reply, trimmed, as lastChat;
+// publishLastChat sends it once the turn's final is stored.
 func (e *emitter) chatFinal(text string) {
 	if e.chat {
-		e.chatEvent(chatFinal, e.assistantMessage(strings.TrimSpace(text)), "")
+		e.lastChat = e.chatPayload(chatFinal, e.assistantMessage(strings.TrimSpace(text)), "")
 	}
 }
 
-// chatError publishes the chat error event.
+// chatError prepares the chat error event as lastChat, as chatFinal does.
 func (e *emitter) chatError(msg string) {
 	if e.chat {
-		e.chatEvent(chatError, nil, msg)
+		e.lastChat = e.chatPayload(chatError, nil, msg)
 	}
 }
 
-func (e *emitter) chatEvent(state string, msg *schemas.ChatMessage, errMsg string) {
-	e.chatSeq++
-	kind := wire.RunEventChat
-	if state == chatDelta {
-		kind = wire.RunEventChatDelta
+// publishLastChat publishes the final or error chat event prepared last, if any.
+func (e *emitter) publishLastChat() {
+	if e.lastChat != nil {
+		e.s.publishRun(e.subj, e.runID, wire.RunEventChat, e.lastChat)
 	}
-	e.publish(kind, schemas.ChatEventPayload{
+}
+
+// chatEvent publishes a chat delta.
+func (e *emitter) chatEvent(state string, msg *schemas.ChatMessage, errMsg string) {
+	if data := e.chatPayload(state, msg, errMsg); data != nil {
+		e.s.publishRun(e.subj, e.runID, wire.RunEventChatDelta, data)
+	}
+}
+
+// chatPayload encodes the next chat event of the run (nil when it cannot be encoded).
+func (e *emitter) chatPayload(state string, msg *schemas.ChatMessage, errMsg string) []byte {
+	e.chatSeq++
+	data, err := json.Marshal(schemas.ChatEventPayload{
 		RunID:        e.runID,
 		SessionKey:   e.sessionKey,
 		Seq:          e.chatSeq,
@@ -165,6 +180,11 @@ func (e *emitter) chatEvent(state string, msg *schemas.ChatMessage, errMsg strin
 		Message:      msg,
 		ErrorMessage: errMsg,
 	})
+	if err != nil {
+		e.s.log.Error("encode chat event", "run_id", e.runID, "err", err)
+		return nil
+	}
+	return data
 }
 
 func (e *emitter) assistantMessage(text string) *schemas.ChatMessage {

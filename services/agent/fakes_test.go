@@ -23,6 +23,9 @@ type fakeSessions struct {
 	transcripts map[string][]schemas.ChatMessage
 	updates     []wire.SessionUpdate
 	histories   []wire.HistoryRequest
+	// failReplies, when set, fails every append of an assistant message with it (a full
+	// disk).
+	failReplies *wire.Error
 }
 
 func newFakeSessions() *fakeSessions {
@@ -107,6 +110,9 @@ func (f *fakeSessions) append(_ context.Context, data []byte, _ nats.Header) (an
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if f.failReplies != nil && len(a.Messages) > 0 && a.Messages[0].Role == "assistant" {
+		return nil, f.failReplies
+	}
 	s := f.getLocked(a.SessionKey, a.SessionID)
 	f.transcripts[a.SessionKey] = append(f.transcripts[a.SessionKey], a.Messages...)
 	return s, nil

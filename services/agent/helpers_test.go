@@ -259,8 +259,14 @@ func (h *harness) finalErr(runID, code string) (*wire.Error, schemas.AgentResult
 	return f.Error, r
 }
 
-// chat sends chat.send and checks the immediate answer.
+// chat sends chat.send and checks the immediate answer: started.
 func (h *harness) chat(p schemas.ChatSendParams) {
+	h.t.Helper()
+	h.chatAnswer(p, "started")
+}
+
+// chatAnswer sends chat.send and checks the immediate answer's status.
+func (h *harness) chatAnswer(p schemas.ChatSendParams, status string) {
 	h.t.Helper()
 	reply, err := h.request(subject.ChatSend, p)
 	if err != nil {
@@ -268,8 +274,8 @@ func (h *harness) chat(p schemas.ChatSendParams) {
 	}
 	var res schemas.ChatSendResult
 	mustDecode(h.t, reply, &res)
-	if res.RunID != p.IdempotencyKey || res.Status != "started" {
-		h.t.Fatalf("chat.send answer = %+v", res)
+	if res.RunID != p.IdempotencyKey || res.Status != status {
+		h.t.Fatalf("chat.send answer = %+v, want status %s", res, status)
 	}
 	validatePayload(h.t, schemas.MethodChatSend, reply)
 }

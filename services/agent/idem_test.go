@@ -3,7 +3,9 @@ package agent
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
+	"os"
 	"path/filepath"
 	"slices"
 	"sync"
@@ -11,10 +13,13 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/clawdis/clawdis/bus/subject"
 	"github.com/clawdis/clawdis/bus/wire"
 	"github.com/clawdis/clawdis/schemas"
+	"github.com/clawdis/clawdis/services/internal/idem"
+	"github.com/clawdis/clawdis/services/internal/jsstore"
 )
 
 // sentinel runs one more turn on session key (its gate already open) and waits for it:
@@ -67,12 +72,11 @@ func TestConcurrentSameKeyRunsOnce(t *testing.T) {
 
 // TestRememberedAcrossRestart: a repeat after completion is answered with the remembered
 // final at once (wire.HeaderRunFinal, no ack) and does not run again, also from a new
-// service on the same DedupePath; agent.status reports it done, and a run no one knows
-// unknown.
+// service on the same bus (the records are in its bucket); agent.status reports it done,
+// and a run no one knows unknown.
 func TestRememberedAcrossRestart(t *testing.T) {
 	dir := t.TempDir()
 	cfg := commandConfig("sh", script(t, "block.sh"), dir, "{{Body}}")
-	cfg.DedupePath = filepath.Join(t.TempDir(), "dedupe", "agent.json")
 	h := start(t, cfg)
 	touch(t, filepath.Join(dir, "k"))
 	h.run(schemas.AgentParams{Message: "k", IdempotencyKey: "k"})
@@ -173,5 +177,68 @@ func TestNoBackend(t *testing.T) {
 	werr = h.requestErr(subject.ChatSend, schemas.ChatSendParams{SessionKey: "main", Message: "hi", IdempotencyKey: "c1"})
 	if werr.Code != wire.CodeUnavailable || werr.Message != noBackendMessage {
 		t.Fatalf("chat.send error = %+v", werr)
+	}
+}
+
+// TestLegacyRecordsMigrated: the records file of the earlier version is read into the
+// bucket when the service starts and renamed *.migrated: a repeat of a run it remembers is
+// answered with that final and runs nothing.
+func TestLegacyRecordsMigrated(t *testing.T) {
+	dir := t.TempDir()
+	cfg := commandConfig("sh", script(t, "block.sh"), dir, "{{Body}}")
+	cfg.LegacyDedupePath = filepath.Join(t.TempDir(), "dedupe", "agent.json")
+	remembered := okResult("old", "from before")
+	remembered.At = time.Now().UnixMilli()
+	b, _ := json.Marshal(map[string]idem.Result{agentKeyPrefix + "old": remembered})
+	if err := os.MkdirAll(filepath.Dir(cfg.LegacyDedupePath), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(cfg.LegacyDedupePath, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	h := start(t, cfg)
+	w, f, err := h.submit(schemas.AgentParams{Message: "old", IdempotencyKey: "old"})
+	if err != nil || w != nil || f == nil || !bytes.Equal(f.Payload, remembered.Payload) {
+		t.Fatalf("repeat of a migrated run: waiter %v final %v err %v", w, f, err)
+	}
+	if _, err := os.Stat(cfg.LegacyDedupePath + ".migrated"); err != nil {
+		t.Fatalf("records file not renamed: %v", err)
+	}
+	sentinel(t, h, dir, "main", "after")
+	if got := runLog(t, dir); !slices.Equal(got, []string{"after"}) {
+		t.Fatalf("runs = %v, want the migrated run not run again", got)
+	}
+}
+
+// TestRecordsUnavailable: while the idempotency records cannot be read, agent.run and
+// chat.send fail UNAVAILABLE retryable and nothing runs; once they are back a retry runs.
+func TestRecordsUnavailable(t *testing.T) {
+	dir := t.TempDir()
+	cfg := commandConfig("sh", script(t, "block.sh"), dir, "{{Body}}")
+	h := start(t, cfg)
+	js, err := jetstream.New(h.nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := js.DeleteKeyValue(t.Context(), jsstore.IdemBucket); err != nil {
+		t.Fatal(err)
+	}
+	p := schemas.AgentParams{Message: "k", IdempotencyKey: "k"}
+	for subj, params := range map[string]any{
+		subject.AgentRun: p,
+		subject.ChatSend: schemas.ChatSendParams{SessionKey: "main", Message: "k", IdempotencyKey: "k"},
+	} {
+		if werr := h.requestErr(subj, params); werr.Code != wire.CodeUnavailable || !werr.Retryable {
+			t.Fatalf("%s without records = %+v, want UNAVAILABLE retryable", subj, werr)
+		}
+	}
+	if _, err := jsstore.Idem(t.Context(), h.nc, jsstore.Config{}); err != nil {
+		t.Fatal(err)
+	}
+	touch(t, filepath.Join(dir, "k"))
+	h.run(p)
+	h.finalOK("k")
+	if got := runLog(t, dir); !slices.Equal(got, []string{"k"}) {
+		t.Fatalf("runs = %v, want k once, after the records came back", got)
 	}
 }

@@ -153,11 +153,15 @@ func (s *Service) startLocked(j *job) {
 	s.log.Debug("run accepted", "run_id", j.runID, "session_key", j.sessionKey, "timeout", j.timeout)
 }
 
-// execute runs j to its final, then leaves its session's turn once the previous run did,
-// so that a later run never overtakes an earlier one of the same session.
+// execute runs j to its final, stores it and then publishes the run's closing events (so
+// that a repeat which saw them finds the final remembered), then leaves its session's turn
+// once the previous run did, so that a later run never overtakes an earlier one of the same
+// session.
 func (s *Service) execute(j *job) {
 	defer s.wg.Done()
-	r := s.finish(j, s.perform(j))
+	r, closing := s.perform(j)
+	r = s.finish(j, r)
+	closing()
 	if j.kind == kindAgent {
 		s.publishFinal(j, r)
 	}
@@ -171,8 +175,9 @@ func (s *Service) execute(j *job) {
 	s.mu.Unlock()
 }
 
-// perform waits for j's turn and a free slot, runs it and returns its final.
-func (s *Service) perform(j *job) idem.Result {
+// perform waits for j's turn and a free slot, runs it and returns its final and the
+// function that publishes its closing events.
+func (s *Service) perform(j *job) (idem.Result, func()) {
 	ev := s.newEmitter(j)
 	select {
 	case <-j.prev:
@@ -184,20 +189,22 @@ func (s *Service) perform(j *job) idem.Result {
 	case <-j.ctx.Done():
 		return s.conclude(j, ev, "", j.ctx.Err())
 	}
-	defer func() { <-s.sem }()
 	ev.jobStarted()
 	text, err := s.pipeline(j, ev)
-	return s.conclude(j, ev, text, err)
+	r, closing := s.conclude(j, ev, text, err)
+	// The slot is the run's until its closing events are out: the next run starts after.
+	return r, func() { closing(); <-s.sem }
 }
 
-// conclude turns the outcome of a run into its final and publishes the closing events.
-func (s *Service) conclude(j *job, ev *emitter, text string, err error) idem.Result {
+// conclude turns the outcome of a run into its final and the function that publishes its
+// closing events: the chat final or error, then the job event, always a run's last. A chat
+// turn's final carries its final or error chat event, which a repeat replays.
+func (s *Service) conclude(j *job, ev *emitter, text string, err error) (idem.Result, func()) {
 	d := time.Since(j.accepted)
 	if err == nil {
 		ev.chatFinal(text)
-		ev.jobDone(d) // the job event is always a run's last
 		s.log.Info("run done", "run_id", j.runID, "session_key", j.sessionKey, "duration_ms", d.Milliseconds())
-		return okResult(j.runID, text)
+		return s.withChat(j, ev, okResult(j.runID, text)), func() { ev.publishLastChat(); ev.jobDone(d) }
 	}
 	var r idem.Result
 	switch {
@@ -206,39 +213,55 @@ func (s *Service) conclude(j *job, ev *emitter, text string, err error) idem.Res
 	case j.ctx.Err() != nil:
 		r = errorResult(j.runID, errStopping)
 	default:
-		// Every other failure is UNAVAILABLE (SPEC §6.6), retryable when its cause was.
+		// Every other failure is UNAVAILABLE (SPEC §6.6), retryable when its cause was, but
+		// for a delivery to an unlinked WhatsApp, which stays NOT_LINKED (SPEC §6.5).
 		werr := wire.Unavailable(false, "%s", err.Error())
 		var cause *wire.Error
 		if errors.As(err, &cause) {
 			werr = wire.Unavailable(cause.Retryable, "%s", cause.Message)
+			if cause.Code == wire.CodeNotLinked {
+				werr.Code = wire.CodeNotLinked
+			}
 		}
 		r = errorResult(j.runID, werr)
 	}
-	ev.chatError(r.Error.Message)
-	ev.jobError(r.Error.Message, d)
+	msg := r.Error.Message
+	ev.chatError(msg)
 	s.log.Warn("run failed", "run_id", j.runID, "session_key", j.sessionKey, "code", r.Error.Code,
-		"err", r.Error.Message, "duration_ms", d.Milliseconds())
+		"err", msg, "duration_ms", d.Milliseconds())
+	return s.withChat(j, ev, r), func() { ev.publishLastChat(); ev.jobError(msg, d) }
+}
+
+// withChat makes a chat turn's final carry its final or error chat event.
+func (s *Service) withChat(j *job, ev *emitter, r idem.Result) idem.Result {
+	if j.kind == kindChat {
+		r.Payload = ev.lastChat
+	}
 	return r
 }
 
 // maxRecent caps the finals kept in memory that idem does not remember.
 const maxRecent = 1000
 
-// finish records j's final: in idem (persisted unless it is a retryable failure), else in
-// memory for agent.status, and returns it.
+// finish records j's final: in the idempotency records (unless it is a retryable failure),
+// else, and when the records could not be written, in memory for agent.status; it returns
+// the final.
 func (s *Service) finish(j *job, r idem.Result) idem.Result {
 	if r.At == 0 {
 		r.At = s.cfg.Now().UnixMilli()
 	}
+	ctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
+	err := s.idem.Finish(ctx, j.key, r)
+	cancel()
+	if err != nil {
+		s.log.Error("idempotency record not stored: a repeat of this run will run it again", "run_id", j.runID, "err", err)
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if err := s.idem.Finish(j.key, r); err != nil {
-		s.log.Warn("persist idempotency record", "run_id", j.runID, "err", err)
-	}
 	if s.runs[j.key] == j {
 		delete(s.runs, j.key)
 	}
-	if !r.Remembered() {
+	if !r.Remembered() || err != nil {
 		s.recent.Put(j.key, r, s.cfg.Now())
 	}
 	j.final = r

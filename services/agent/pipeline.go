@@ -70,8 +70,10 @@ func (s *Service) pipeline(j *job, ev *emitter) (string, error) {
 		return "", err
 	}
 	if text != "" {
+		// A reply that could not be stored fails the run (UNAVAILABLE, retryable when the
+		// storage failure is): it never reports ok, and it is not delivered (SPEC §13).
 		if err := s.appendTranscript(ctx, j, sess, assistantMessage(text, s.cfg.Now())); err != nil {
-			s.log.Warn("reply not added to the transcript", "run_id", j.runID, "err", err)
+			return "", err
 		}
 	}
 	if j.kind == kindAgent && j.deliver {

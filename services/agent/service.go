@@ -23,6 +23,7 @@ import (
 	"github.com/clawdis/clawdis/bus/wire"
 	"github.com/clawdis/clawdis/schemas"
 	"github.com/clawdis/clawdis/services/internal/idem"
+	"github.com/clawdis/clawdis/services/internal/jsstore"
 	"github.com/clawdis/clawdis/services/internal/ttlmap"
 )
 
@@ -86,16 +87,17 @@ func New(cfg Config, nc *nats.Conn, log *slog.Logger) (*Service, error) {
 // sent after it is answered.
 func (s *Service) Ready() <-chan struct{} { return s.ready }
 
-// Run loads the idempotency records, serves the agent.run, agent.status and chat.send
+// Run opens the idempotency records, serves the agent.run, agent.status and chat.send
 // requests until ctx ends, then stops accepting, cancels the runs in progress (they end
 // UNAVAILABLE, retryable), waits for them and returns nil. It returns an error only when
 // the service cannot be set up. Run must not be called twice.
 func (s *Service) Run(ctx context.Context) error {
-	store, err := idem.Open(idem.Config{Path: s.cfg.DedupePath, Now: s.cfg.Now})
-	if errors.Is(err, idem.ErrCorrupt) {
-		s.log.Warn("idempotency records were unreadable; starting empty", "err", err)
-	} else if err != nil {
-		return fmt.Errorf("agent: %w", err)
+	store, err := s.openIdem(ctx)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil // stopped while JetStream was not ready
+		}
+		return err
 	}
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -111,7 +113,7 @@ func (s *Service) Run(ctx context.Context) error {
 	},
 		wire.Endpoint{Name: "run", Subject: subject.AgentRun, Handler: wire.Handler("agent.run", s.handleRun)},
 		wire.Endpoint{Name: "status", Subject: subject.AgentStatus, Handler: wire.Handler("agent.status", s.handleStatus)},
-		wire.Endpoint{Name: "chat_send", Subject: subject.ChatSend, Handler: wire.Handler("chat.send", s.handleChatSend)},
+		wire.Endpoint{Name: "chat_send", Subject: subject.ChatSend, Handler: replayHandler("chat.send", s.handleChatSend)},
 	)
 	if err != nil {
 		return err
@@ -169,7 +171,9 @@ func (s *Service) handleRun(_ context.Context, data []byte, _ nats.Header) (any,
 }
 
 // handleChatSend accepts a chat turn: it answers {runId, status:"started"} at once (also
-// for a key that is running or remembered, without a second run) or an error.
+// for a key that is running, without a second run) or an error. For a key whose turn
+// already finished it answers {runId, status:"ok"} ("error" for a remembered failure) and
+// publishes the turn's final chat event again, carrying the remembered reply (SPEC §6.5).
 func (s *Service) handleChatSend(_ context.Context, data []byte, _ nats.Header) (any, error) {
 	var p schemas.ChatSendParams
 	if err := decode(data, &p); err != nil {
@@ -182,22 +186,41 @@ func (s *Service) handleChatSend(_ context.Context, data []byte, _ nats.Header) 
 	if s.backend == nil {
 		return nil, wire.Unavailable(false, "%s", noBackendMessage)
 	}
-	if _, err := s.accept(j); err != nil {
+	done, err := s.accept(j)
+	if err != nil {
 		return nil, err
+	}
+	if done != nil {
+		status := "ok"
+		if !done.OK {
+			status = "error"
+		}
+		return replay{
+			answer: schemas.ChatSendResult{RunID: j.runID, Status: status},
+			after:  func() { s.replayChat(j, *done) },
+		}, nil
 	}
 	return schemas.ChatSendResult{RunID: j.runID, Status: "started"}, nil
 }
 
 // accept claims the run's idempotency key and starts it, unless it is running or
 // remembered; for a remembered key it returns the remembered final. Without a backend the
-// run ends at once with the no-backend error, published as its final.
+// run ends at once with the no-backend error, published as its final. When the records
+// cannot be read it fails UNAVAILABLE, retryable, and nothing runs.
 func (s *Service) accept(j *job) (*idem.Result, error) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.stopped || s.runCtx == nil {
+	stopped := s.stopped || s.runCtx == nil
+	s.mu.Unlock()
+	if stopped {
 		return nil, errStopping
 	}
-	st, r, _ := s.idem.Begin(j.key)
+	ctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
+	defer cancel()
+	st, r, _, err := s.idem.Begin(ctx, j.key)
+	if err != nil {
+		s.log.Warn("idempotency records unavailable; run refused", "run_id", j.runID, "err", err)
+		return nil, wire.Unavailable(true, "%s", err.Error())
+	}
 	if st != idem.Owner {
 		s.log.Debug("repeated run key", "run_id", j.runID, "running", st == idem.Running)
 		if st == idem.Done {
@@ -205,11 +228,17 @@ func (s *Service) accept(j *job) (*idem.Result, error) {
 		}
 		return nil, nil
 	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.stopped {
+		_ = s.idem.Finish(ctx, j.key, errorResult(j.runID, errStopping)) // not remembered: frees the key
+		return nil, errStopping
+	}
 	s.recent.Delete(j.key)
 	if s.backend == nil {
 		r := errorResult(j.runID, wire.Unavailable(false, "%s", noBackendMessage))
-		if err := s.idem.Finish(j.key, r); err != nil {
-			s.log.Warn("persist idempotency record", "run_id", j.runID, "err", err)
+		if err := s.idem.Finish(ctx, j.key, r); err != nil {
+			s.log.Warn("idempotency record not stored", "run_id", j.runID, "err", err)
 		}
 		if j.kind == kindAgent {
 			s.publishFinal(j, r)
@@ -218,6 +247,31 @@ func (s *Service) accept(j *job) (*idem.Result, error) {
 	}
 	s.startLocked(j)
 	return nil, nil
+}
+
+// storeTimeout bounds one read or write of the idempotency records.
+const storeTimeout = 5 * time.Second
+
+// openIdem creates or opens the idempotency bucket and migrates the records file of an
+// earlier version into it. A migration that fails is logged and retried at the next start.
+func (s *Service) openIdem(ctx context.Context) (*idem.Store, error) {
+	kv, err := jsstore.Idem(ctx, s.nc, jsstore.Config{Replicas: s.cfg.Replicas, Log: s.log})
+	if err != nil {
+		return nil, fmt.Errorf("agent: %w", err)
+	}
+	store, err := idem.New(kv, idem.Config{Prefix: subject.ServiceAgent, Timeout: storeTimeout, Now: s.cfg.Now})
+	if err != nil {
+		return nil, fmt.Errorf("agent: %w", err)
+	}
+	if s.cfg.LegacyDedupePath != "" {
+		n, err := store.Migrate(ctx, s.cfg.LegacyDedupePath)
+		if err != nil {
+			s.log.Warn("idempotency records of the earlier version not migrated", "err", err)
+		} else if n > 0 {
+			s.log.Info("idempotency records migrated", "count", n, "from", s.cfg.LegacyDedupePath)
+		}
+	}
+	return store, nil
 }
 
 // decode unmarshals request params into v.

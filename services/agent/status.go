@@ -53,7 +53,8 @@ func (s *Service) publishFinal(j *job, r idem.Result) {
 }
 
 // handleStatus answers agent.status: whether the agent run is queued or running, its final
-// when it finished recently, or unknown. Waiters ask it only when a run has gone quiet.
+// when it finished recently, or unknown; UNAVAILABLE retryable when the idempotency records
+// cannot be read. Waiters ask it only when a run has gone quiet.
 func (s *Service) handleStatus(_ context.Context, data []byte, _ nats.Header) (any, error) {
 	var req wire.RunStatusRequest
 	if err := decode(data, &req); err != nil {
@@ -64,27 +65,30 @@ func (s *Service) handleStatus(_ context.Context, data []byte, _ nats.Header) (a
 	}
 	key := agentKeyPrefix + req.RunID
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.stopped || s.idem == nil {
+	stopped := s.stopped || s.idem == nil
+	_, running := s.runs[key]
+	recent, isRecent := s.recent.Get(key, s.cfg.Now())
+	s.mu.Unlock()
+	switch {
+	case stopped:
 		return nil, errStopping
-	}
-	if _, ok := s.runs[key]; ok {
+	case running:
 		return wire.RunStatus{State: wire.RunRunning}, nil
+	case isRecent:
+		f := finalOf(recent)
+		return wire.RunStatus{State: wire.RunDone, Final: &f}, nil
 	}
-	if r, ok := s.finishedLocked(key); ok {
+	ctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
+	defer cancel()
+	r, found, err := s.idem.Get(ctx, key)
+	if err != nil {
+		return nil, wire.Unavailable(true, "%s", err.Error())
+	}
+	if found {
 		f := finalOf(r)
 		return wire.RunStatus{State: wire.RunDone, Final: &f}, nil
 	}
 	return wire.RunStatus{State: wire.RunUnknown}, nil
-}
-
-// finishedLocked is the final of a run that is not in progress: remembered by idem, or a
-// recent retryable failure idem does not remember.
-func (s *Service) finishedLocked(key string) (idem.Result, bool) {
-	if r, ok := s.idem.Get(key); ok {
-		return r, true
-	}
-	return s.recent.Get(key, s.cfg.Now())
 }
 
 func finalOf(r idem.Result) wire.RunFinal {

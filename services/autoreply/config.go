@@ -21,15 +21,16 @@ const (
 	DefaultMainKey        = "main"
 	DefaultTypingInterval = 5 * time.Second
 	DefaultMaxConcurrent  = 8
-	DefaultMaxPending     = 1000
 	DefaultRetryAttempts  = 8
+	DefaultAckWait        = 10 * time.Second
+	DefaultMaxDeliveries  = 5
 	DefaultRetryInitial   = time.Second
 	DefaultRetryMax       = time.Minute
 )
 
 // Config configures the autoreply service. The zero value works: both providers are
-// followed, WhatsApp answers only the owner, Telegram answers nobody, groups need a mention,
-// and pending messages are kept in memory only.
+// followed, WhatsApp answers only the owner, Telegram answers nobody, groups need a
+// mention.
 type Config struct {
 	// Providers are the provider ids whose inbound messages are followed: "whatsapp" and/or
 	// "telegram". Default both.
@@ -53,24 +54,36 @@ type Config struct {
 	// MentionPatterns are regular expressions, matched case-insensitively against a group
 	// message's text; a match counts as a mention. Default none.
 	MentionPatterns []string
-	// JournalPath is the file of the messages accepted but not yet answered
-	// (<state>/autoreply/pending.json), resumed when Run starts. Default "": memory only.
-	JournalPath string
+	// LegacyJournalPath is the file where an earlier version kept the messages it had
+	// accepted but not answered (<state>/autoreply/pending.json): they are put into the
+	// inbound stream once and the file renamed *.migrated. Default "": nothing to migrate.
+	LegacyJournalPath string
+	// Replicas is the number of JetStream replicas of the inbound stream (bus.replicas).
+	// Default 1.
+	Replicas int
+	// AckWait is how long a message handed to this service may go without word before the
+	// stream delivers it again (to a restarted or another copy of the service); while a
+	// message is worked on its progress is reported every AckWait/3, so it only passes
+	// when the process is gone. It is how long a crashed service's messages wait for the
+	// next one. Default 10s.
+	AckWait time.Duration
+	// MaxDeliveries bounds the deliveries of one message that end without a final outcome
+	// (the agent or provider unavailable, the service stopped or crashed while on it): the
+	// next delivery only logs it as given up. Default 5.
+	MaxDeliveries int
 	// RunTimeout is the timeout passed to each agent run, rounded up to whole seconds.
 	// Default 0: the agent's own default (agent.timeoutSeconds).
 	RunTimeout time.Duration
 	// TypingInterval is how often the typing indicator is refreshed while a run goes on.
 	// Default 5s.
 	TypingInterval time.Duration
-	// MaxConcurrent bounds the messages worked on at once; more wait (journaled) for a slot.
+	// MaxConcurrent bounds the messages worked on at once; more wait in the inbound stream.
 	// The agent service orders the turns of one session itself. Default 8.
 	MaxConcurrent int
-	// MaxPending bounds the messages accepted but not finished; further messages are dropped
-	// with a warning. Default 1000.
-	MaxPending int
 	// RetryAttempts bounds the attempts of each step that fails in a retryable way (agent or
-	// provider not answering, a run lost by the agent, a provider not connected); then the
-	// message is dropped with an error log. Default 8.
+	// provider not answering, a run lost by the agent, a provider not connected) within one
+	// delivery; then the message is handed back to the stream for a later delivery.
+	// Default 8.
 	RetryAttempts int
 	// RunHeartbeat is the agent runs' heartbeat interval (wire.RunWaiter); default
 	// wire.RunHeartbeat.
@@ -124,6 +137,7 @@ func (cfg Config) validate() (settings, error) {
 		{"TypingInterval", &cfg.TypingInterval, DefaultTypingInterval},
 		{"RetryInitial", &cfg.RetryInitial, DefaultRetryInitial},
 		{"RetryMax", &cfg.RetryMax, DefaultRetryMax},
+		{"AckWait", &cfg.AckWait, DefaultAckWait},
 	}
 	for _, d := range durations {
 		if *d.v < 0 {
@@ -145,8 +159,8 @@ func (cfg Config) validate() (settings, error) {
 		def  int
 	}{
 		{"MaxConcurrent", &cfg.MaxConcurrent, DefaultMaxConcurrent},
-		{"MaxPending", &cfg.MaxPending, DefaultMaxPending},
 		{"RetryAttempts", &cfg.RetryAttempts, DefaultRetryAttempts},
+		{"MaxDeliveries", &cfg.MaxDeliveries, DefaultMaxDeliveries},
 	}
 	for _, n := range ints {
 		if *n.v < 0 {

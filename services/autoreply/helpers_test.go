@@ -5,19 +5,20 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
-	"os"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/nats-io/nats.go/micro"
 
 	"github.com/clawdis/clawdis/bus/bustest"
 	"github.com/clawdis/clawdis/bus/subject"
 	"github.com/clawdis/clawdis/bus/wire"
 	"github.com/clawdis/clawdis/schemas"
+	"github.com/clawdis/clawdis/services/internal/jsstore"
 )
 
 // waitFor bounds every wait of these tests; reaching it fails the test.
@@ -337,6 +338,26 @@ func (w *logWatch) count(msg string) int {
 	return n
 }
 
+// countAttr returns how many records contain msg and have attribute key with value val.
+func (w *logWatch) countAttr(msg, key, val string) int {
+	w.st.mu.Lock()
+	defer w.st.mu.Unlock()
+	n := 0
+	for _, r := range w.st.records {
+		if !strings.Contains(r.Message, msg) {
+			continue
+		}
+		r.Attrs(func(a slog.Attr) bool {
+			if a.Key == key && a.Value.String() == val {
+				n++
+				return false
+			}
+			return true
+		})
+	}
+	return n
+}
+
 // running is a started service and the way to stop it.
 type running struct {
 	svc  *Service
@@ -373,41 +394,54 @@ func startService(t *testing.T, b *bustest.Bus, cfg Config, log *logWatch) runni
 	return running{svc: svc, stop: stop}
 }
 
-// publish sends msg as an inbound event of its provider.
-func publish(t *testing.T, nc *nats.Conn, msg wire.InboundMessage) {
+// publish stores msg in the inbound stream as its provider does (creating the stream when
+// no service did yet) and reports whether the stream took it as a duplicate.
+func publish(t *testing.T, nc *nats.Conn, msg wire.InboundMessage) (duplicate bool) {
 	t.Helper()
 	subj, err := subject.ProviderInbound(msg.Provider)
 	if err != nil {
 		t.Fatal(err)
 	}
-	data, _ := json.Marshal(msg)
-	if err := nc.Publish(subj, data); err != nil {
+	if _, err := jsstore.Inbound(t.Context(), nc, jsstore.Config{}); err != nil {
 		t.Fatal(err)
 	}
-	if err := nc.Flush(); err != nil {
-		t.Fatal(err)
-	}
-}
-
-// pendingKeys reads the journal file.
-func pendingKeys(t *testing.T, path string) []string {
-	t.Helper()
-	b, err := os.ReadFile(path)
-	if os.IsNotExist(err) {
-		return nil
-	}
+	js, err := jetstream.New(nc)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var f journalFile
-	if err := json.Unmarshal(b, &f); err != nil {
-		t.Fatalf("journal: %v", err)
+	data, _ := json.Marshal(msg)
+	ack, err := js.Publish(t.Context(), subj, data, jetstream.WithMsgID(wire.InboundMsgID(msg.Provider, msg.ChatID, msg.MessageID)))
+	if err != nil {
+		t.Fatal(err)
 	}
-	var keys []string
-	for _, e := range f.Pending {
-		keys = append(keys, e.Key)
+	return ack.Duplicate
+}
+
+// consumerState is the autoreply consumer's count of messages not yet delivered and of
+// delivered ones not acknowledged.
+func consumerState(t *testing.T, nc *nats.Conn) (pending, unacked int) {
+	t.Helper()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
 	}
-	return keys
+	c, err := js.Consumer(t.Context(), jsstore.InboundStream, ConsumerName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := c.Info(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return int(info.NumPending), info.NumAckPending
+}
+
+// unfinished is the number of messages whose outcome is not final yet: not delivered, or
+// delivered and not acknowledged.
+func unfinished(t *testing.T, nc *nats.Conn) int {
+	t.Helper()
+	pending, unacked := consumerState(t, nc)
+	return pending + unacked
 }
 
 // Fixed clock and messages of the tests.
@@ -418,7 +452,6 @@ var (
 
 func baseConfig(t *testing.T) Config {
 	return Config{
-		JournalPath:  t.TempDir() + "/autoreply/pending.json",
 		Location:     time.UTC,
 		Now:          func() time.Time { return testNow },
 		RetryInitial: 5 * time.Millisecond,

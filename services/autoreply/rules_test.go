@@ -1,9 +1,6 @@
 package autoreply
 
 import (
-	"errors"
-	"os"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -202,60 +199,6 @@ func TestConfigValidate(t *testing.T) {
 		if got := s.backoff(i + 1); got != w {
 			t.Errorf("backoff(%d) = %s, want %s", i+1, got, w)
 		}
-	}
-}
-
-func TestJournal(t *testing.T) {
-	now := time.Unix(1700000000, 0)
-	path := filepath.Join(t.TempDir(), "autoreply", "pending.json")
-	j := newJournal(path)
-	if err := j.load(now); err != nil {
-		t.Fatalf("missing file: %v", err)
-	}
-	for i, k := range []string{"b", "a", "c"} {
-		if err := j.put(entry{Key: k, AddedAt: int64(10 - i), Msg: wire.InboundMessage{ChatID: "chat-" + k}}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := j.remove("a"); err != nil {
-		t.Fatal(err)
-	}
-	if err := j.remove("never"); err != nil {
-		t.Fatal(err)
-	}
-	info, err := os.Stat(path)
-	if err != nil || info.Mode().Perm() != 0o600 {
-		t.Fatalf("journal file: %v %v", info, err)
-	}
-	j2 := newJournal(path)
-	if err := j2.load(now); err != nil {
-		t.Fatal(err)
-	}
-	got := j2.list()
-	if len(got) != 2 || got[0].Key != "c" || got[1].Key != "b" || got[1].Msg.ChatID != "chat-b" {
-		t.Fatalf("reloaded %+v, want c then b", got)
-	}
-
-	for name, content := range map[string]string{"garbage": "{not json", "future version": `{"version":99,"pending":[]}`} {
-		if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		j3 := newJournal(path)
-		err := j3.load(now)
-		if !errors.Is(err, ErrJournalCorrupt) {
-			t.Fatalf("%s: err = %v, want ErrJournalCorrupt", name, err)
-		}
-		if len(j3.list()) != 0 {
-			t.Fatalf("%s: corrupt journal not empty", name)
-		}
-		if _, err := os.Stat(path + ".corrupt-1700000000"); err != nil {
-			t.Fatalf("%s: corrupt file not kept aside: %v", name, err)
-		}
-	}
-
-	mem := newJournal("")
-	if err := mem.put(entry{Key: "x"}); err != nil || len(mem.list()) != 1 {
-		t.Fatalf("memory journal: %v", err)
 	}
 }
 

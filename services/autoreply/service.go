@@ -1,11 +1,13 @@
 // Package autoreply turns inbound provider messages into agent turns and sends the replies
-// back to the same chat (SPEC §3 inbound.*, §6.6, §9). It follows each provider's inbound
-// events, decides who may be answered (direct chats: allowlisted senders; groups: when
-// mentioned), runs the agent over the bus with a key derived from the message, shows
-// "typing" while the run goes on, and sends the reply through the provider. Messages are
-// journaled from acceptance until their reply was sent, and resumed when the service starts
-// again; the agent's and the provider's idempotency keys make a resumed message harmless, so
-// every accepted message is answered exactly once.
+// back to the same chat (SPEC §3 inbound.*, §6.6, §9, §13). It consumes the inbound stream
+// with a durable consumer, decides who may be answered (direct chats: allowlisted senders;
+// groups: when mentioned), runs the agent over the bus with a key derived from the message,
+// shows "typing" while the run goes on, and sends the reply through the provider. A message
+// is acknowledged to the stream only when its outcome is final: answered, or not answered
+// with the reason logged. A message whose outcome is not final (the agent or provider
+// unavailable, the service stopping or crashing) is delivered again, to this service when
+// it returns or to another copy; the agent's and the provider's idempotency keys make a
+// second delivery harmless, so every stored message is answered exactly once.
 //
 // Who is answered: in direct chats, senders in the provider's allowlist (WhatsApp numbers
 // are compared as "+<digits>"; the owner, writing to themselves, always); in groups, anyone
@@ -20,47 +22,55 @@ package autoreply
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/nats-io/nats.go/micro"
 
 	"github.com/clawdis/clawdis/bus/subject"
 	"github.com/clawdis/clawdis/bus/wire"
+	"github.com/clawdis/clawdis/services/internal/backoff"
+	"github.com/clawdis/clawdis/services/internal/jsstore"
 )
 
 // Version is the version the service registers with nats micro.
 const Version = "1.0.0"
 
-// maxResumes is how many starts of the service may find a message still pending before it
-// is dropped, so that a message that crashes the gateway cannot do so forever.
-const maxResumes = 5
+// ConsumerName is the durable consumer of the inbound stream that this service (every copy
+// of it) consumes from.
+const ConsumerName = "autoreply"
+
+// Bounds of the pulls from the inbound stream: a pull waits this long for a message,
+// with the server's heartbeats in between showing the consumer is alive.
+const (
+	pullWait      = 2 * time.Minute
+	pullHeartbeat = 30 * time.Second
+	maxAckPending = 1000
+)
 
 // Service is the autoreply service.
 type Service struct {
-	cfg     settings
-	nc      *nats.Conn
-	log     *slog.Logger
-	journal *journal
-	echo    *echoGuard
-	sem     chan struct{} // one token per message worked on
-	ready   chan struct{}
+	cfg   settings
+	nc    *nats.Conn
+	log   *slog.Logger
+	echo  *echoGuard
+	sem   chan struct{} // one token per message worked on
+	ready chan struct{}
 	// Subjects per provider id.
 	inbound map[string]string // inbound subject -> provider id
 	send    map[string]string
 	typing  map[string]string
 
 	mu       sync.Mutex
-	ctx      context.Context // Run's context, for the workers
-	stopping bool            // set before wg.Wait: no worker starts after it
 	inflight map[string]bool // run keys being worked on
-	wg       sync.WaitGroup
-	runs     *wire.Runs // set by Run before any worker starts
+	runs     *wire.Runs      // set by Run before any worker starts
 }
 
 // New prepares the service; it does no I/O. A nil log discards logging.
@@ -79,7 +89,6 @@ func New(cfg Config, nc *nats.Conn, log *slog.Logger) (*Service, error) {
 		cfg:      st,
 		nc:       nc,
 		log:      log.With("component", subject.ServiceAutoreply),
-		journal:  newJournal(st.JournalPath),
 		echo:     newEchoGuard(st.Now),
 		sem:      make(chan struct{}, st.MaxConcurrent),
 		ready:    make(chan struct{}),
@@ -100,26 +109,45 @@ func New(cfg Config, nc *nats.Conn, log *slog.Logger) (*Service, error) {
 	return s, nil
 }
 
-// Ready is closed once Run has subscribed to the inbound events on the server.
+// Ready is closed once Run consumes the inbound stream.
 func (s *Service) Ready() <-chan struct{} { return s.ready }
 
-// Run loads the journal, follows the inbound events and resumes the journaled messages,
-// until ctx ends; then it stops every worker (messages not finished stay journaled) and
-// returns nil. It returns an error only when the service cannot be set up. Run must not be
-// called twice.
-func (s *Service) Run(ctx context.Context) error {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	if err := s.journal.load(s.cfg.Now()); err != nil {
-		if !errors.Is(err, ErrJournalCorrupt) {
-			return err
-		}
-		s.log.Error("pending messages lost: journal unreadable", "err", err)
+// consumerConfig is the durable consumer of the inbound stream: explicit acks, redelivery
+// after AckWait without word, and one delivery more than MaxDeliveries, which only logs
+// the message as given up.
+func (s *Service) consumerConfig() jetstream.ConsumerConfig {
+	filters := make([]string, 0, len(s.inbound))
+	for subj := range s.inbound {
+		filters = append(filters, subj)
 	}
-	s.mu.Lock()
-	s.ctx = ctx
-	s.mu.Unlock()
+	slices.Sort(filters)
+	return jetstream.ConsumerConfig{
+		Durable:        ConsumerName,
+		Description:    "autoreply: answers inbound messages; acknowledges final outcomes only",
+		AckPolicy:      jetstream.AckExplicitPolicy,
+		AckWait:        s.cfg.AckWait,
+		MaxDeliver:     s.cfg.MaxDeliveries + 1,
+		MaxAckPending:  maxAckPending,
+		FilterSubjects: filters,
+	}
+}
 
+// Run creates or updates the consumer, moves the earlier version's pending messages into
+// the stream, and answers the messages of the stream until ctx ends; then it stops every
+// worker (their messages are handed back to the stream) and returns nil. It returns an error
+// only when the service cannot be set up. Run must not be called twice.
+func (s *Service) Run(ctx context.Context) error {
+	store := jsstore.Config{Replicas: s.cfg.Replicas, Log: s.log}
+	cons, err := jsstore.InboundConsumer(ctx, s.nc, store, s.consumerConfig())
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil // stopped while JetStream was not ready
+		}
+		return fmt.Errorf("autoreply: %w", err)
+	}
+	if s.cfg.LegacyJournalPath != "" {
+		s.migrate(ctx)
+	}
 	svc, err := micro.AddService(s.nc, micro.Config{
 		Name:        subject.ServiceAutoreply,
 		Version:     Version,
@@ -139,151 +167,105 @@ func (s *Service) Run(ctx context.Context) error {
 	}
 	defer runs.Close()
 	s.runs = runs
-	var subs []*nats.Subscription
-	defer s.stop(cancel, &subs)
-	for subj := range s.inbound {
-		// A queue group: copies of this service split the messages instead of doubling them.
-		sub, err := s.nc.QueueSubscribe(subj, subject.ServiceAutoreply, s.onInbound)
-		if err != nil {
-			return fmt.Errorf("autoreply: subscribe %s: %w", subj, err)
-		}
-		subs = append(subs, sub)
-	}
-	if err := s.nc.Flush(); err != nil {
-		return fmt.Errorf("autoreply: flush subscriptions: %w", err)
-	}
 	close(s.ready)
 	s.log.Info("autoreply service started", "providers", strings.Join(s.cfg.Providers, ","),
-		"journal", s.cfg.JournalPath)
-	s.resume()
-	<-ctx.Done()
+		"consumer", ConsumerName, "stream", jsstore.InboundStream)
+	s.consume(ctx, cons, store)
+	s.log.Info("autoreply service stopped")
 	return nil
 }
 
-// stop cancels the workers, unsubscribes, keeps new messages from starting workers and
-// waits for the workers.
-func (s *Service) stop(cancel context.CancelFunc, subs *[]*nats.Subscription) {
-	cancel()
-	for _, sub := range *subs {
-		if err := sub.Unsubscribe(); err != nil && !errors.Is(err, nats.ErrConnectionClosed) {
-			s.log.Warn("unsubscribe failed", "subject", sub.Subject, "err", err)
-		}
-	}
-	s.mu.Lock()
-	s.stopping = true
-	s.mu.Unlock()
-	s.wg.Wait()
-	s.log.Info("autoreply service stopped", "pending", len(s.journal.list()))
-}
-
-// resume starts a worker for every journaled message.
-func (s *Service) resume() {
-	pending := s.journal.list()
-	if len(pending) == 0 {
-		return
-	}
-	var keep []entry
-	for _, e := range pending {
-		e.Resumes++
-		if e.Resumes > maxResumes {
-			s.log.Error("pending message dropped: it did not finish in several starts",
-				"run_id", e.Key, "provider", e.Msg.Provider, "chat_id", e.Msg.ChatID, "starts", e.Resumes)
-			if err := s.journal.remove(e.Key); err != nil {
-				s.log.Error("journal update failed", "err", err)
-			}
-			continue
-		}
-		keep = append(keep, e)
-	}
-	if err := s.journal.putAll(keep); err != nil {
-		s.log.Error("journal update failed", "err", err)
-	}
-	s.log.Info("resuming pending messages", "count", len(keep))
-	for _, e := range keep {
-		s.start(e, false)
-	}
-}
-
-// onInbound handles one inbound event: it decides whether the message gets an answer and
-// hands it to a worker. It never blocks on the network.
-func (s *Service) onInbound(m *nats.Msg) {
-	id := s.inbound[m.Subject]
-	var msg wire.InboundMessage
-	if err := json.Unmarshal(m.Data, &msg); err != nil {
-		s.log.Warn("bad inbound message", "subject", m.Subject, "err", err)
-		return
-	}
-	if msg.Provider != id {
-		if msg.Provider != "" {
-			s.log.Warn("inbound message names another provider than its subject",
-				"subject", m.Subject, "provider", msg.Provider)
-		}
-		msg.Provider = id
-	}
-	log := s.log.With("provider", id, "chat_id", msg.ChatID, "message_id", msg.MessageID)
-	if msg.ChatID == "" || msg.MessageID == "" {
-		log.Warn("inbound message without chat or message id ignored")
-		return
-	}
-	if s.echo.isEcho(msg) {
-		log.Debug("own reply echoed back; ignored")
-		return
-	}
-	if why := s.cfg.allow(msg); why != "" {
-		log.Debug("inbound message not answered", "reason", why, "chat_type", msg.ChatType)
-		return
-	}
-	s.start(entry{Key: runKey(msg), Msg: msg, AddedAt: s.cfg.Now().UnixMilli()}, true)
-}
-
-// start hands e to a new worker. A fresh message is journaled first (by the worker, off the
-// subscription's callback); one arriving while the service stops is only journaled, to be
-// resumed by the next start.
-func (s *Service) start(e entry, fresh bool) {
-	log := s.log.With("run_id", e.Key, "provider", e.Msg.Provider, "chat_id", e.Msg.ChatID)
-	s.mu.Lock()
-	if s.stopping {
-		s.mu.Unlock()
-		if fresh {
-			if err := s.journal.put(e); err != nil {
-				log.Error("message lost: journal update failed while stopping", "err", err)
-			}
-		}
-		return
-	}
-	if s.inflight[e.Key] {
-		s.mu.Unlock()
-		log.Debug("message already being answered; duplicate ignored")
-		return
-	}
-	if fresh && len(s.inflight) >= s.cfg.MaxPending {
-		s.mu.Unlock()
-		log.Warn("message dropped: too many pending messages", "max_pending", s.cfg.MaxPending)
-		return
-	}
-	s.inflight[e.Key] = true
-	ctx := s.ctx
-	s.wg.Add(1)
-	s.mu.Unlock()
-	go func() {
-		defer s.wg.Done()
-		defer func() {
-			s.mu.Lock()
-			delete(s.inflight, e.Key)
-			s.mu.Unlock()
-		}()
-		if fresh {
-			if err := s.journal.put(e); err != nil {
-				log.Error("journal update failed; the message is answered but not kept across a restart", "err", err)
-			}
-		}
-		log.Debug("message accepted", "resumed", !fresh)
+// consume pulls one message whenever a worker slot is free and hands it to a worker, until
+// ctx ends; then it waits for the workers. A message is pulled only when it can be worked
+// on at once, so none waits in this process while its AckWait runs.
+func (s *Service) consume(ctx context.Context, cons jetstream.Consumer, store jsstore.Config) {
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	failures := 0
+	retry := backoff.Policy{Initial: 100 * time.Millisecond, Max: 5 * time.Second}
+	for {
 		select {
 		case s.sem <- struct{}{}:
 		case <-ctx.Done():
 			return
 		}
-		defer func() { <-s.sem }()
-		s.process(ctx, log, e)
+		m, err := s.next(ctx, cons)
+		if err != nil {
+			<-s.sem
+			if ctx.Err() != nil {
+				return
+			}
+			if errors.Is(err, nats.ErrTimeout) {
+				continue // nothing came within pullWait
+			}
+			failures++
+			d := retry.Delay(failures, nil)
+			s.log.Warn("pulling from the inbound stream failed; retrying", "retry_in", d, "err", err)
+			if backoff.Sleep(ctx, d) != nil {
+				return
+			}
+			// The consumer (or the stream) may be gone: ensure it again.
+			if c, err := jsstore.InboundConsumer(ctx, s.nc, store, s.consumerConfig()); err == nil {
+				cons = c
+			}
+			continue
+		}
+		failures = 0
+		wg.Go(func() {
+			defer func() { <-s.sem }()
+			s.handle(ctx, m)
+		})
+	}
+}
+
+// next pulls the next message, waiting up to pullWait or until ctx ends.
+func (s *Service) next(ctx context.Context, cons jetstream.Consumer) (jetstream.Msg, error) {
+	ctx, cancel := context.WithTimeout(ctx, pullWait)
+	defer cancel()
+	m, err := cons.Next(jetstream.FetchContext(ctx), jetstream.FetchHeartbeat(pullHeartbeat))
+	if err != nil && errors.Is(err, context.DeadlineExceeded) {
+		err = fmt.Errorf("%w: %w", nats.ErrTimeout, err)
+	}
+	return m, err
+}
+
+// claim marks the run key as worked on; false when it already is (a redelivery while the
+// first delivery is still being answered).
+func (s *Service) claim(key string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.inflight[key] {
+		return false
+	}
+	s.inflight[key] = true
+	return true
+}
+
+func (s *Service) release(key string) {
+	s.mu.Lock()
+	delete(s.inflight, key)
+	s.mu.Unlock()
+}
+
+// inProgress tells the stream every AckWait/3 that m is still worked on, until the
+// returned stop is called.
+func (s *Service) inProgress(m jetstream.Msg, log *slog.Logger) (stop func()) {
+	done := make(chan struct{})
+	finished := make(chan struct{})
+	go func() {
+		defer close(finished)
+		t := time.NewTicker(s.cfg.AckWait / 3)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				if err := m.InProgress(); err != nil {
+					log.Debug("progress report failed", "err", err)
+				}
+			}
+		}
 	}()
+	return func() { close(done); <-finished }
 }

@@ -3,8 +3,10 @@ package autoreply
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"log/slog"
-	"slices"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -60,10 +62,10 @@ func TestDirectMessageAnswered(t *testing.T) {
 	if u.SessionKey != "main" || u.LastChannel == nil || *u.LastChannel != "whatsapp" || u.LastTo == nil || *u.LastTo != msg.ChatID {
 		t.Fatalf("session update = %+v", u)
 	}
-	logs.wait(t, slog.LevelInfo, "reply sent")
+	logs.wait(t, slog.LevelInfo, "inbound answered")
 	svc.stop()
-	if keys := pendingKeys(t, cfg.JournalPath); len(keys) != 0 {
-		t.Fatalf("journal still holds %v", keys)
+	if n := unfinished(t, b.Conn("check")); n != 0 {
+		t.Fatalf("%d messages without a final outcome after the answer, want 0", n)
 	}
 }
 
@@ -145,7 +147,7 @@ func TestWhoIsAnswered(t *testing.T) {
 			if sp := recv(t, sends, "reply"); sp.To != tt.asked.ChatID || sp.Message != "answer" {
 				t.Fatalf("send = %+v", sp)
 			}
-			logs.wait(t, slog.LevelInfo, "reply sent")
+			logs.wait(t, slog.LevelInfo, "inbound answered")
 			svc.stop()
 			if n := agent.runCount(); n != 1 {
 				t.Fatalf("agent saw %d runs, want 1", n)
@@ -153,43 +155,42 @@ func TestWhoIsAnswered(t *testing.T) {
 			if n := wa.sendCount() + tg.sendCount(); n != 1 {
 				t.Fatalf("%d sends, want 1", n)
 			}
-			if keys := pendingKeys(t, cfg.JournalPath); len(keys) != 0 {
-				t.Fatalf("journal still holds %v", keys)
+			if n := unfinished(t, pub); n != 0 {
+				t.Fatalf("%d messages without a final outcome, want both acknowledged", n)
 			}
-			if logs.count("inbound message not answered") != 1 {
-				t.Fatalf("the ignored message was not logged as not answered")
+			if r := logs.wait(t, slog.LevelInfo, "inbound not answered"); r.Level != slog.LevelInfo {
+				t.Fatalf("the ignored message was logged at %s, want INFO", r.Level)
 			}
 		})
 	}
 }
 
-// TestRestartResumesWithSameKey stops the service while the agent works on a message and
-// starts a new one on the same journal: the message is run again under the same key and
-// exactly one reply is sent.
-func TestRestartResumesWithSameKey(t *testing.T) {
+// TestRestartDeliversAgainWithSameKey stops the service while the agent works on a message
+// and starts a new one: the stream delivers the message again, it is run under the same key
+// and exactly one reply is sent; a third start finds nothing.
+func TestRestartDeliversAgainWithSameKey(t *testing.T) {
 	b := bustest.New(t)
 	agent := newFakeAgent(t, b)
 	wa := newFakeProvider(t, b, ProviderWhatsApp)
 	routes := newFakeSessions(t, b)
 	cfg := baseConfig(t)
 	cfg.WhatsAppAllowFrom = []string{"*"}
+	nc := b.Conn("pub")
 
 	first := startService(t, b, cfg, newLogWatch())
 	msg := waDirect("m1", "+436601234567", "long question")
-	publish(t, b.Conn("pub"), msg)
+	publish(t, nc, msg)
 	p := recv(t, agent.started, "AgentRun")
 	wa.waitTyping(t, msg.ChatID, true)
 	first.stop()
-	if keys := pendingKeys(t, cfg.JournalPath); !slices.Equal(keys, []string{p.IdempotencyKey}) {
-		t.Fatalf("journal after stop = %v, want [%s]", keys, p.IdempotencyKey)
+	if n := unfinished(t, nc); n != 1 {
+		t.Fatalf("%d messages without a final outcome after the stop, want the one not answered", n)
 	}
-
 	wa.waitTyping(t, msg.ChatID, false) // the stopped service cleared typing
 
 	logs := newLogWatch()
 	second := startService(t, b, cfg, logs)
-	logs.wait(t, slog.LevelInfo, "resuming pending messages")
-	wa.waitTyping(t, msg.ChatID, true) // shown again once the resumed run is acknowledged
+	wa.waitTyping(t, msg.ChatID, true) // shown again once the run is acknowledged again
 	if n := agent.ackCount(p.IdempotencyKey); n != 2 {
 		t.Fatalf("agent run requested %d times after the restart, want 2", n)
 	}
@@ -197,16 +198,14 @@ func TestRestartResumesWithSameKey(t *testing.T) {
 	if sp := recv(t, wa.sends, "reply"); sp.IdempotencyKey != p.IdempotencyKey+"-reply" {
 		t.Fatalf("send = %+v", sp)
 	}
-	logs.wait(t, slog.LevelInfo, "reply sent")
+	logs.wait(t, slog.LevelInfo, "inbound answered")
 	second.stop()
-
-	// A third start finds nothing to resume.
-	logs3 := newLogWatch()
-	third := startService(t, b, cfg, logs3)
-	third.stop()
-	if n := logs3.count("resuming pending messages"); n != 0 {
-		t.Fatalf("third start resumed messages")
+	if n := unfinished(t, nc); n != 0 {
+		t.Fatalf("%d messages without a final outcome after the answer, want 0", n)
 	}
+
+	third := startService(t, b, cfg, newLogWatch())
+	third.stop()
 	if n := agent.runCount(); n != 1 {
 		t.Fatalf("agent started %d runs, want 1", n)
 	}
@@ -217,29 +216,60 @@ func TestRestartResumesWithSameKey(t *testing.T) {
 		t.Fatalf("%d sends, want 1", n)
 	}
 	if n := len(routes); n != 1 {
-		t.Fatalf("last route updated %d times, want once (not again on resume)", n)
+		t.Fatalf("last route updated %d times, want once (not again on a redelivery)", n)
 	}
 }
 
-// TestResumeLimit: a message found pending by too many starts is dropped, not run.
-func TestResumeLimit(t *testing.T) {
+// TestPublishedWhileAwayIsAnswered: messages stored while no autoreply runs are answered,
+// each once, when it starts.
+func TestPublishedWhileAwayIsAnswered(t *testing.T) {
 	b := bustest.New(t)
 	agent := newFakeAgent(t, b)
+	wa := newFakeProvider(t, b, ProviderWhatsApp)
+	newFakeSessions(t, b)
 	cfg := baseConfig(t)
-	stuck := waDirect("m1", "+15550001111", "crashes the gateway")
-	j := newJournal(cfg.JournalPath)
-	if err := j.put(entry{Key: runKey(stuck), Msg: stuck, AddedAt: 1, Resumes: maxResumes}); err != nil {
-		t.Fatal(err)
+	cfg.WhatsAppAllowFrom = []string{"*"}
+	nc := b.Conn("pub")
+	for i := range 5 {
+		publish(t, nc, waDirect(fmt.Sprintf("away-%d", i), "+436601234567", fmt.Sprintf("while away %d", i)))
 	}
 	logs := newLogWatch()
-	svc := startService(t, b, cfg, logs)
-	logs.wait(t, slog.LevelError, "did not finish in several starts")
-	svc.stop()
-	if keys := pendingKeys(t, cfg.JournalPath); len(keys) != 0 {
-		t.Fatalf("journal still holds %v", keys)
+	startService(t, b, cfg, logs)
+	for range 5 {
+		p := recv(t, agent.started, "AgentRun")
+		agent.reply(t, p.IdempotencyKey, "answer to "+p.IdempotencyKey)
 	}
-	if n := agent.runCount(); n != 0 {
-		t.Fatalf("agent saw %d runs", n)
+	for range 5 {
+		recv(t, wa.sends, "reply")
+	}
+	logs.waitCount(t, "inbound answered", 5)
+	if n := wa.sendCount(); n != 5 {
+		t.Fatalf("%d sends, want 5", n)
+	}
+}
+
+// TestGivesUpAfterMaxDeliveries: a message whose deliveries all end without a final outcome
+// (no agent answers) is logged as given up after MaxDeliveries and leaves the stream.
+func TestGivesUpAfterMaxDeliveries(t *testing.T) {
+	b := bustest.New(t)
+	cfg := baseConfig(t)
+	cfg.WhatsAppAllowFrom = []string{"*"}
+	cfg.RetryAttempts = 1
+	cfg.MaxDeliveries = 2
+	logs := newLogWatch()
+	svc := startService(t, b, cfg, logs)
+	nc := b.Conn("pub")
+	publish(t, nc, waDirect("m1", "+436601234567", "nobody home"))
+	r := logs.wait(t, slog.LevelError, "given up")
+	if r.Level != slog.LevelError {
+		t.Fatalf("give-up logged at %s", r.Level)
+	}
+	svc.stop()
+	if n := logs.count("not answered yet"); n != 2 {
+		t.Fatalf("%d deliveries handed back, want 2", n)
+	}
+	if n := unfinished(t, nc); n != 0 {
+		t.Fatalf("%d messages without a final outcome, want the given-up one done", n)
 	}
 }
 
@@ -262,12 +292,13 @@ func TestAgentFailureSendsNothing(t *testing.T) {
 	if r.Level != slog.LevelWarn {
 		t.Fatalf("failure logged at %s, want WARN", r.Level)
 	}
+	logs.wait(t, slog.LevelInfo, "inbound not answered")
 	svc.stop()
 	if n := wa.sendCount(); n != 0 {
 		t.Fatalf("%d sends after a failed run, want 0", n)
 	}
-	if keys := pendingKeys(t, cfg.JournalPath); len(keys) != 0 {
-		t.Fatalf("journal still holds %v", keys)
+	if n := unfinished(t, b.Conn("check")); n != 0 {
+		t.Fatalf("%d messages without a final outcome, want the failed one acknowledged", n)
 	}
 }
 
@@ -295,7 +326,7 @@ func TestLostRunRunsAgain(t *testing.T) {
 	}
 }
 
-// TestAgentNotRunning: with nobody serving AgentRun the message stays journaled and is
+// TestAgentNotRunning: with nobody serving AgentRun the message stays in the stream and is
 // retried; once the agent appears it is answered.
 func TestAgentNotRunning(t *testing.T) {
 	b := bustest.New(t)
@@ -308,10 +339,11 @@ func TestAgentNotRunning(t *testing.T) {
 	startService(t, b, cfg, logs)
 
 	msg := waDirect("m1", "+436601234567", "hi")
-	publish(t, b.Conn("pub"), msg)
+	nc := b.Conn("pub")
+	publish(t, nc, msg)
 	logs.wait(t, slog.LevelWarn, "agent run failed; retrying")
-	if keys := pendingKeys(t, cfg.JournalPath); !slices.Equal(keys, []string{runKey(msg)}) {
-		t.Fatalf("journal while the agent is away = %v", keys)
+	if n := unfinished(t, nc); n != 1 {
+		t.Fatalf("%d messages without a final outcome while the agent is away, want 1", n)
 	}
 	agent := newFakeAgent(t, b)
 	p := recv(t, agent.started, "AgentRun")
@@ -321,7 +353,9 @@ func TestAgentNotRunning(t *testing.T) {
 	}
 }
 
-func TestAgentNotRunningGivesUp(t *testing.T) {
+// TestAgentNotRunningHandsBack: when the attempts of a delivery are used up the message
+// goes back to the stream for a later delivery rather than being dropped.
+func TestAgentNotRunningHandsBack(t *testing.T) {
 	b := bustest.New(t)
 	cfg := baseConfig(t)
 	cfg.WhatsAppAllowFrom = []string{"*"}
@@ -330,21 +364,21 @@ func TestAgentNotRunningGivesUp(t *testing.T) {
 	svc := startService(t, b, cfg, logs)
 
 	publish(t, b.Conn("pub"), waDirect("m1", "+436601234567", "hi"))
-	r := logs.wait(t, slog.LevelError, "message dropped: agent unavailable")
-	if r.Level != slog.LevelError {
-		t.Fatalf("drop logged at %s", r.Level)
+	r := logs.wait(t, slog.LevelWarn, "not answered yet; the stream delivers it again")
+	if r.Level != slog.LevelWarn {
+		t.Fatalf("hand-back logged at %s", r.Level)
 	}
 	svc.stop()
-	if n := logs.count("agent run failed; retrying"); n != 2 {
-		t.Fatalf("%d retries logged, want 2", n)
+	if n := logs.count("agent run failed; retrying"); n < 2 {
+		t.Fatalf("%d retries logged, want at least 2", n)
 	}
-	if keys := pendingKeys(t, cfg.JournalPath); len(keys) != 0 {
-		t.Fatalf("journal still holds %v", keys)
+	if n := unfinished(t, b.Conn("check")); n != 1 {
+		t.Fatalf("%d messages without a final outcome, want the message kept", n)
 	}
 }
 
-// TestDuplicateAndEcho: a repeated inbound event while the message is worked on starts
-// nothing, and the reply coming back as a message to yourself is not answered.
+// TestDuplicateAndEcho: a second copy of a message is dropped by the stream, and the reply
+// coming back as a message to yourself is not answered.
 func TestDuplicateAndEcho(t *testing.T) {
 	b := bustest.New(t)
 	agent := newFakeAgent(t, b)
@@ -357,10 +391,13 @@ func TestDuplicateAndEcho(t *testing.T) {
 
 	msg := waDirect("m1", "+15550001111", "note")
 	msg.ToSelf = true
-	publish(t, pub, msg)
-	publish(t, pub, msg)
+	if publish(t, pub, msg) {
+		t.Fatal("the first copy is a duplicate")
+	}
+	if !publish(t, pub, msg) {
+		t.Fatal("the second copy was stored again")
+	}
 	p := recv(t, agent.started, "AgentRun")
-	logs.wait(t, slog.LevelDebug, "duplicate ignored")
 	agent.reply(t, p.IdempotencyKey, "noted")
 	sp := recv(t, wa.sends, "reply")
 	logs.wait(t, slog.LevelInfo, "reply sent")
@@ -380,11 +417,12 @@ func TestDuplicateAndEcho(t *testing.T) {
 	}
 	agent.reply(t, p2.IdempotencyKey, "noted too")
 	recv(t, wa.sends, "second reply")
+	logs.waitCount(t, "inbound not answered", 2)
 	svc.stop()
 	if n := agent.ackCount(p.IdempotencyKey); n != 1 {
 		t.Fatalf("first message run %d times", n)
 	}
-	if n := logs.count("own reply echoed back"); n != 2 {
+	if n := logs.countAttr("inbound not answered", "reason", "own reply echoed back"); n != 2 {
 		t.Fatalf("%d echoes recognised, want 2", n)
 	}
 }
@@ -407,7 +445,7 @@ func TestPingAndReady(t *testing.T) {
 	}
 }
 
-// TestConcurrencyBound: with MaxConcurrent 1 a second message waits (journaled) until the
+// TestConcurrencyBound: with MaxConcurrent 1 a second message waits in the stream until the
 // first one is answered.
 func TestConcurrencyBound(t *testing.T) {
 	b := bustest.New(t)
@@ -424,9 +462,8 @@ func TestConcurrencyBound(t *testing.T) {
 	publish(t, pub, m1)
 	p1 := recv(t, agent.started, "first AgentRun")
 	publish(t, pub, m2)
-	logs.waitCount(t, "message accepted", 2)
-	if keys := pendingKeys(t, cfg.JournalPath); len(keys) != 2 {
-		t.Fatalf("journal = %v, want both messages", keys)
+	if pending, unacked := consumerState(t, pub); pending != 1 || unacked != 1 {
+		t.Fatalf("consumer: %d waiting, %d being answered; want 1 and 1", pending, unacked)
 	}
 	agent.reply(t, p1.IdempotencyKey, "r1")
 	p2 := recv(t, agent.started, "second AgentRun")
@@ -440,5 +477,40 @@ func TestConcurrencyBound(t *testing.T) {
 	defer agent.mu.Unlock()
 	if agent.maxActive != 1 {
 		t.Fatalf("%d runs at once, want 1", agent.maxActive)
+	}
+}
+
+// TestLegacyJournalMigrated: the messages an earlier version left pending are put into the
+// stream once (one the provider stored meanwhile is not doubled), answered, and the file is
+// renamed *.migrated.
+func TestLegacyJournalMigrated(t *testing.T) {
+	b := bustest.New(t)
+	agent := newFakeAgent(t, b)
+	wa := newFakeProvider(t, b, ProviderWhatsApp)
+	newFakeSessions(t, b)
+	cfg := baseConfig(t)
+	cfg.WhatsAppAllowFrom = []string{"*"}
+	cfg.LegacyJournalPath = filepath.Join(t.TempDir(), "autoreply", "pending.json")
+	m1, m2 := waDirect("old-1", "+436601234567", "left pending"), waDirect("old-2", "+436601234567", "also stored anew")
+	journal, _ := json.Marshal(map[string]any{"version": 1, "pending": []map[string]any{
+		{"key": runKey(m1), "msg": m1, "addedAt": 1}, {"key": runKey(m2), "msg": m2, "addedAt": 2}}})
+	if err := os.MkdirAll(filepath.Dir(cfg.LegacyJournalPath), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(cfg.LegacyJournalPath, journal, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	publish(t, b.Conn("pub"), m2) // the provider stored it again after the upgrade
+	startService(t, b, cfg, newLogWatch())
+	for range 2 {
+		p := recv(t, agent.started, "AgentRun")
+		agent.reply(t, p.IdempotencyKey, "answered")
+		recv(t, wa.sends, "reply")
+	}
+	if _, err := os.Stat(cfg.LegacyJournalPath + ".migrated"); err != nil {
+		t.Fatalf("journal not renamed: %v", err)
+	}
+	if n := agent.runCount(); n != 2 {
+		t.Fatalf("%d runs, want 2", n)
 	}
 }

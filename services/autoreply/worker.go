@@ -30,40 +30,39 @@ const (
 // warning, nothing is sent to the chat.
 var errRunFailed = errors.New("agent run failed")
 
-// process answers one journaled message and removes it from the journal, unless ctx ends
-// first (the service stops): then it stays journaled for the next start.
-func (s *Service) process(ctx context.Context, log *slog.Logger, e entry) {
-	msg := e.Msg
-	if msg.ChatType == chatDirect && e.Resumes == 0 {
-		// A resumed message is older than what may have arrived since: its route is stale.
+// process answers one message and says what it came to (and why, for anything but
+// answered). first is its first delivery: only then does a direct chat become the main
+// session's last route (a redelivered message is older than what may have arrived since).
+func (s *Service) process(ctx context.Context, log *slog.Logger, msg wire.InboundMessage, key string, first bool) (outcome, string) {
+	if msg.ChatType == chatDirect && first {
 		s.updateRoute(ctx, log, msg)
 	}
 	t := &typer{s: s, log: log, provider: msg.Provider, chat: msg.ChatID}
-	res, err := s.runAgent(ctx, log, e, t)
+	res, err := s.runAgent(ctx, log, msg, key, t)
 	t.stop()
-	if err != nil && ctx.Err() != nil {
-		log.Debug("stopping; message stays pending")
-		return
-	}
 	switch {
+	case err != nil && ctx.Err() != nil:
+		return interrupted, ""
 	case errors.Is(err, errRunFailed):
 		log.Warn("agent run failed; no reply sent", "err", err)
+		return notAnswered, "agent run failed"
 	case err != nil:
-		log.Error("message dropped: agent unavailable", "err", err)
+		return retryLater, "agent unavailable: " + err.Error()
 	case strings.TrimSpace(res.Text) == "":
-		log.Info("agent reply is empty; nothing sent")
-	default:
-		err := s.sendReply(ctx, log, msg, e.Key, strings.TrimSpace(res.Text))
-		if err != nil && ctx.Err() != nil {
-			log.Debug("stopping; message stays pending")
-			return
-		}
-		if err != nil {
-			log.Error("reply not delivered; message dropped", "err", err)
-		}
+		return notAnswered, "agent reply is empty"
 	}
-	if err := s.journal.remove(e.Key); err != nil {
-		log.Error("journal update failed", "err", err)
+	err = s.sendReply(ctx, log, msg, key, strings.TrimSpace(res.Text))
+	var werr *wire.Error
+	switch {
+	case err == nil:
+		return answered, ""
+	case ctx.Err() != nil:
+		return interrupted, ""
+	case errors.As(err, &werr) && werr.Retryable:
+		return retryLater, "reply not delivered: " + err.Error()
+	default:
+		log.Warn("reply not delivered", "err", err)
+		return notAnswered, "reply not delivered: " + err.Error()
 	}
 }
 
@@ -78,17 +77,17 @@ func (s *Service) updateRoute(ctx context.Context, log *slog.Logger, msg wire.In
 	}
 }
 
-// runAgent starts the run of e and waits for its final. A final with a retryable error, or
+// runAgent starts the run of msg with key and waits for its final. A final with a retryable error, or
 // one without a payload (a run the agent does not know, lost in its own restart), starts
 // the run again with the same key, up to RetryAttempts runs. Typing is shown from the acknowledgement on.
-func (s *Service) runAgent(ctx context.Context, log *slog.Logger, e entry, t *typer) (schemas.AgentResult, error) {
+func (s *Service) runAgent(ctx context.Context, log *slog.Logger, msg wire.InboundMessage, key string, t *typer) (schemas.AgentResult, error) {
 	params := schemas.AgentParams{
-		Message:        s.cfg.envelope(e.Msg),
-		To:             e.Msg.ChatID,
-		SessionKey:     s.cfg.sessionKey(e.Msg),
-		Channel:        e.Msg.Provider,
+		Message:        s.cfg.envelope(msg),
+		To:             msg.ChatID,
+		SessionKey:     s.cfg.sessionKey(msg),
+		Channel:        msg.Provider,
 		Timeout:        s.cfg.runTimeoutSeconds(),
-		IdempotencyKey: e.Key,
+		IdempotencyKey: key,
 	}
 	for run := 1; ; run++ {
 		fin, err := s.startRun(ctx, log, params, t)

@@ -6,12 +6,14 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"os"
 	"path/filepath"
 	"regexp"
 	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/nats-io/nats.go/micro"
 
 	"github.com/clawdis/clawdis/bus/subject"
@@ -19,6 +21,7 @@ import (
 	"github.com/clawdis/clawdis/schemas"
 	"github.com/clawdis/clawdis/services/internal/backoff"
 	"github.com/clawdis/clawdis/services/internal/idem"
+	"github.com/clawdis/clawdis/services/internal/jsstore"
 )
 
 // Version is the version the core registers with nats micro.
@@ -28,6 +31,8 @@ const Version = "1.0.0"
 const (
 	DefaultSendTimeout   = 2 * time.Minute
 	DefaultTypingTimeout = 15 * time.Second
+	// DefaultInboundTimeout bounds storing one inbound message.
+	DefaultInboundTimeout = 10 * time.Second
 	// maxInFlight bounds the send and typing requests served at once; further requests
 	// wait in the bus subscription.
 	maxInFlight = 32
@@ -45,9 +50,17 @@ type StateNamer interface {
 type Config struct {
 	// Network is the adapter the core drives; its ID names the micro service and subjects.
 	Network Network
-	// DedupeDir holds <id>-send.json (idempotent send results) and <id>-inbound.json
-	// (inbound dedupe), normally <state>/dedupe. Default "": kept in memory only.
+	// DedupeDir is where an earlier version kept its records (<state>/dedupe): its
+	// <id>-send.json is read once into the idempotency bucket and <id>-inbound.json retired
+	// (the inbound stream dedupes now), both renamed *.migrated. Default "": nothing to
+	// migrate.
 	DedupeDir string
+	// Replicas is the number of JetStream replicas of the inbound stream and the
+	// idempotency bucket (bus.replicas). Default 1.
+	Replicas int
+	// InboundTimeout bounds the wait for the inbound stream's acknowledgement of one message.
+	// Default DefaultInboundTimeout.
+	InboundTimeout time.Duration
 	// Reconnect is the restart policy for transient failures of Network.Run.
 	Reconnect Policy
 	// SendTimeout bounds one Network.Send (retries and rate-limit waits included).
@@ -95,9 +108,8 @@ type Core struct {
 	state     wire.ProviderState
 	connected bool // a state with Connected arrived during the current run
 
-	seen  *seenStore
+	js    jetstream.JetStream // stores inbound messages in the inbound stream
 	sends *idem.Store
-	dirty chan struct{} // poked when seen has unsaved records
 
 	workMu   sync.Mutex // guards stopping and the wg.Add calls
 	stopping bool
@@ -133,6 +145,12 @@ func New(cfg Config, nc *nats.Conn, log *slog.Logger) (*Core, error) {
 	if cfg.SendTimeout == 0 {
 		cfg.SendTimeout = DefaultSendTimeout
 	}
+	if cfg.InboundTimeout < 0 {
+		return nil, fmt.Errorf("provider %s: InboundTimeout %s is negative", id, cfg.InboundTimeout)
+	}
+	if cfg.InboundTimeout == 0 {
+		cfg.InboundTimeout = DefaultInboundTimeout
+	}
 	if cfg.MediaMaxAge < 0 {
 		return nil, fmt.Errorf("provider %s: MediaMaxAge %s is negative", id, cfg.MediaMaxAge)
 	}
@@ -164,7 +182,6 @@ func New(cfg Config, nc *nats.Conn, log *slog.Logger) (*Core, error) {
 		retrying:  retrying,
 		ready:     make(chan struct{}),
 		state:     wire.ProviderState{Provider: id, State: initial},
-		dirty:     make(chan struct{}, 1),
 		slots:     make(chan struct{}, maxInFlight),
 	}
 	for _, s := range []struct {
@@ -194,11 +211,14 @@ func (c *Core) State() wire.ProviderState {
 	return c.state
 }
 
-// Run loads the persisted records, serves the endpoints and supervises the network until
+// Run opens the inbound stream and the records, serves the endpoints and supervises the network until
 // ctx ends; then it stops the network and every goroutine it started and returns nil. It
 // returns an error only when it cannot be set up. Run must not be called twice.
 func (c *Core) Run(ctx context.Context) error {
-	if err := c.open(); err != nil {
+	if err := c.open(ctx); err != nil {
+		if ctx.Err() != nil {
+			return nil // stopped while JetStream was not ready
+		}
 		return err
 	}
 	owner, err := c.claimOwnership(ctx)
@@ -222,18 +242,12 @@ func (c *Core) Run(ctx context.Context) error {
 		defer close(superDone)
 		c.supervise(superCtx)
 	}()
-	saverCtx, stopSaver := context.WithCancel(context.Background())
-	saverDone := make(chan struct{})
-	go func() {
-		defer close(saverDone)
-		c.saveLoop(saverCtx)
-	}()
-
+	mediaCtx, stopMedia := context.WithCancel(context.Background())
 	mediaDone := make(chan struct{})
 	go func() {
 		defer close(mediaDone)
 		if c.cfg.MediaDir != "" {
-			c.mediaLoop(saverCtx)
+			c.mediaLoop(mediaCtx)
 		}
 	}()
 
@@ -247,36 +261,55 @@ func (c *Core) Run(ctx context.Context) error {
 	stopSuper()
 	<-superDone
 	c.work.Wait()
-	stopSaver()
-	<-saverDone
+	stopMedia()
 	<-mediaDone
 	c.log.Info("provider stopped")
 	return nil
 }
 
-// open loads the idempotency and dedupe records. Unreadable files are moved aside and
-// logged; only a failing read stops the start.
-func (c *Core) open() error {
-	var sendPath, seenPath string
-	if c.cfg.DedupeDir != "" {
-		sendPath = filepath.Join(c.cfg.DedupeDir, c.id+"-send.json")
-		seenPath = filepath.Join(c.cfg.DedupeDir, c.id+"-inbound.json")
-	}
-	var err error
-	c.sends, err = idem.Open(idem.Config{Path: sendPath, Now: c.cfg.Now})
-	if errors.Is(err, idem.ErrCorrupt) {
-		c.log.Warn("send idempotency records reset", "err", err)
-	} else if err != nil {
+// open creates or opens the inbound stream and the send idempotency records, and migrates
+// the earlier version's record files.
+func (c *Core) open(ctx context.Context) error {
+	store := jsstore.Config{Replicas: c.cfg.Replicas, Log: c.log}
+	if _, err := jsstore.Inbound(ctx, c.nc, store); err != nil {
 		return fmt.Errorf("provider %s: %w", c.id, err)
 	}
-	c.seen, err = openSeen(seenPath, c.cfg.Now)
-	if c.seen == nil {
-		return fmt.Errorf("provider %s: %w", c.id, err)
-	}
+	js, err := jetstream.New(c.nc)
 	if err != nil {
-		c.log.Warn("inbound dedupe records reset", "err", err)
+		return fmt.Errorf("provider %s: jetstream: %w", c.id, err)
+	}
+	c.js = js
+	kv, err := jsstore.Idem(ctx, c.nc, store)
+	if err != nil {
+		return fmt.Errorf("provider %s: %w", c.id, err)
+	}
+	if c.sends, err = idem.New(kv, idem.Config{Prefix: "send." + c.id, Now: c.cfg.Now}); err != nil {
+		return fmt.Errorf("provider %s: %w", c.id, err)
+	}
+	if c.cfg.DedupeDir != "" {
+		c.migrate(ctx)
 	}
 	return nil
+}
+
+// migrate moves the earlier version's record files out of the way: the send results into
+// the idempotency bucket, the inbound dedupe records nowhere (the network was acknowledged
+// for those messages, so it does not deliver them again, and the inbound stream dedupes
+// what comes now). A failure is logged and retried at the next start.
+func (c *Core) migrate(ctx context.Context) {
+	legacy := filepath.Join(c.cfg.DedupeDir, c.id+"-send.json")
+	if n, err := c.sends.Migrate(ctx, legacy); err != nil {
+		c.log.Warn("send idempotency records of the earlier version not migrated", "err", err)
+	} else if n > 0 {
+		c.log.Info("send idempotency records migrated", "count", n, "from", legacy)
+	}
+	seen := filepath.Join(c.cfg.DedupeDir, c.id+"-inbound.json")
+	switch err := os.Rename(seen, seen+idem.MigratedSuffix); {
+	case err == nil:
+		c.log.Info("inbound dedupe records of the earlier version retired: the inbound stream dedupes now", "file", seen)
+	case !errors.Is(err, os.ErrNotExist):
+		c.log.Warn("inbound dedupe records of the earlier version not retired", "err", err)
+	}
 }
 
 // serve registers the micro service and its endpoints.
@@ -315,29 +348,11 @@ func (c *Core) worker(ctx context.Context, h micro.Handler) micro.Handler {
 		}
 		c.work.Add(1)
 		c.workMu.Unlock()
-		req = wire.Detach(c.nc, req) // answered after this handler returned
+		d := wire.Detach(c.nc, req) // answered after this handler returned
 		go func() {
 			defer c.work.Done()
 			defer func() { <-c.slots }()
-			h.Handle(req)
+			h.Handle(d)
 		}()
 	})
-}
-
-// saveLoop persists the inbound dedupe records whenever they changed, and once more when
-// ctx ends.
-func (c *Core) saveLoop(ctx context.Context) {
-	for {
-		select {
-		case <-ctx.Done():
-			if err := c.seen.save(); err != nil {
-				c.log.Warn("saving inbound dedupe records failed", "err", err)
-			}
-			return
-		case <-c.dirty:
-			if err := c.seen.save(); err != nil {
-				c.log.Warn("saving inbound dedupe records failed", "err", err)
-			}
-		}
-	}
 }

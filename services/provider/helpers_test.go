@@ -3,6 +3,7 @@ package provider_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"log/slog"
 	"sync"
@@ -10,11 +11,13 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/clawdis/clawdis/bus/bustest"
 	"github.com/clawdis/clawdis/bus/subject"
 	"github.com/clawdis/clawdis/bus/wire"
 	"github.com/clawdis/clawdis/schemas"
+	"github.com/clawdis/clawdis/services/internal/jsstore"
 	"github.com/clawdis/clawdis/services/provider"
 	"github.com/clawdis/clawdis/services/provider/providertest"
 )
@@ -44,39 +47,32 @@ func (c *fakeClock) Advance(d time.Duration) {
 
 // harness is a bus with a test connection subscribed to the fake provider's events.
 type harness struct {
-	t       *testing.T
-	bus     *bustest.Bus
-	nc      *nats.Conn
-	states  chan *nats.Msg
-	inbound chan *nats.Msg
-	clock   *fakeClock
-	sleeps  chan time.Duration // every backoff the supervisor waited
-	logs    *syncBuffer
+	t      *testing.T
+	bus    *bustest.Bus
+	nc     *nats.Conn
+	states chan *nats.Msg
+	clock  *fakeClock
+	sleeps chan time.Duration // every backoff the supervisor waited
+	logs   *syncBuffer
 }
 
 func newHarness(t *testing.T) *harness {
 	t.Helper()
 	b := bustest.New(t)
 	h := &harness{
-		t:       t,
-		bus:     b,
-		nc:      b.Conn("test"),
-		states:  make(chan *nats.Msg, 256),
-		inbound: make(chan *nats.Msg, 256),
-		clock:   &fakeClock{now: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)},
-		sleeps:  make(chan time.Duration, 256),
-		logs:    &syncBuffer{},
+		t:      t,
+		bus:    b,
+		nc:     b.Conn("test"),
+		states: make(chan *nats.Msg, 256),
+		clock:  &fakeClock{now: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)},
+		sleeps: make(chan time.Duration, 256),
+		logs:   &syncBuffer{},
 	}
-	for subj, ch := range map[string]chan *nats.Msg{
-		must(subject.ProviderState(netID)):   h.states,
-		must(subject.ProviderInbound(netID)): h.inbound,
-	} {
-		sub, err := h.nc.ChanSubscribe(subj, ch)
-		if err != nil {
-			t.Fatalf("subscribe %s: %v", subj, err)
-		}
-		t.Cleanup(func() { _ = sub.Unsubscribe() })
+	sub, err := h.nc.ChanSubscribe(must(subject.ProviderState(netID)), h.states)
+	if err != nil {
+		t.Fatalf("subscribe: %v", err)
 	}
+	t.Cleanup(func() { _ = sub.Unsubscribe() })
 	if err := h.nc.Flush(); err != nil {
 		t.Fatalf("flush: %v", err)
 	}
@@ -159,10 +155,35 @@ func (h *harness) waitConnected() {
 	h.waitState("connected", func(st wire.ProviderState) bool { return st.Connected })
 }
 
-// waitInbound waits for the next inbound event.
-func (h *harness) waitInbound() wire.InboundMessage {
+// stored returns the inbound messages in the inbound stream, oldest first.
+func (h *harness) stored() []wire.InboundMessage {
 	h.t.Helper()
-	return providertest.NextEvent(h.t, h.inbound, "inbound event", providertest.AnyEvent[wire.InboundMessage])
+	ctx := h.t.Context()
+	js, err := jetstream.New(h.nc)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	s, err := js.Stream(ctx, jsstore.InboundStream)
+	if err != nil {
+		h.t.Fatalf("inbound stream: %v", err)
+	}
+	info, err := s.Info(ctx)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	var out []wire.InboundMessage
+	for seq := info.State.FirstSeq; seq <= info.State.LastSeq && info.State.Msgs > 0; seq++ {
+		m, err := s.GetMsg(ctx, seq)
+		if err != nil {
+			h.t.Fatalf("stream message %d: %v", seq, err)
+		}
+		var msg wire.InboundMessage
+		if err := json.Unmarshal(m.Data, &msg); err != nil {
+			h.t.Fatalf("stream message %d: %v", seq, err)
+		}
+		out = append(out, msg)
+	}
+	return out
 }
 
 // waitSleep waits for the supervisor's next backoff.

@@ -1,8 +1,8 @@
 // Package provider is the network-agnostic core of the messaging providers: the Network
 // interface each adapter (services/whatsapp, services/telegram) implements, supervision with
 // backoff, the bus endpoints gw.v1.req.provider.<id>.send|status|typing, state and inbound
-// events, idempotent sends and persisted inbound dedupe. Adapters know their network; the
-// core knows the bus.
+// events stored in the inbound stream before the network is acknowledged, and idempotent
+// sends. Adapters know their network; the core knows the bus.
 package provider
 
 import (
@@ -35,9 +35,12 @@ type Network interface {
 type Sink interface {
 	// State reports the current connection state; Provider and Ts are filled in by the core.
 	State(st wire.ProviderState)
-	// Inbound reports a message received from the network; Provider is filled in by the core,
-	// which also drops duplicates by (ChatID, MessageID) across restarts.
-	Inbound(msg wire.InboundMessage)
+	// Inbound hands over a message received from the network and returns once it is stored
+	// (in the inbound stream; a duplicate by (ChatID, MessageID) of a stored message counts
+	// as stored). Only then may the adapter acknowledge the message to its network; after
+	// an error it must not, so that the network delivers it again. Provider is filled in
+	// by the core. It blocks for the store's round trip, bounded by ctx.
+	Inbound(ctx context.Context, msg wire.InboundMessage) error
 }
 
 // Outbound is one message to send.

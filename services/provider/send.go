@@ -35,16 +35,16 @@ func (c *Core) handleSend(ctx context.Context, data []byte) (any, error) {
 	switch {
 	case r.OK:
 		if err != nil {
-			c.log.Warn("saving send idempotency records failed", "err", err)
+			c.log.Error("send idempotency record not stored: a repeat will send again", "err", err)
 		}
 		return json.RawMessage(r.Payload), nil
 	case r.Error != nil:
 		if err != nil {
-			c.log.Warn("saving send idempotency records failed", "err", err)
+			c.log.Warn("send idempotency record not stored", "err", err)
 		}
 		return nil, r.Error
-	default: // ctx ended while a concurrent repeat was running
-		return nil, wire.Unavailable(true, "%s send interrupted: %s", c.id, err.Error())
+	default: // nothing sent: the records could not be read, or ctx ended while a repeat ran
+		return nil, wire.Unavailable(true, "%s send not done: %s", c.id, err.Error())
 	}
 }
 

@@ -4,6 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"os"
+	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -130,13 +133,13 @@ func TestSendErrors(t *testing.T) {
 	}
 }
 
+// TestSendResultsSurviveRestart: a send's result is in the idempotency bucket, so a repeat
+// after a restart of the provider is answered from it without a second delivery.
 func TestSendResultsSurviveRestart(t *testing.T) {
 	h := newHarness(t)
-	dir := t.TempDir()
 	f := providertest.NewFake(netID)
 	f.SetAutoConnect(true)
 	cfg := h.config(f)
-	cfg.DedupeDir = dir
 	stop := h.start(cfg)
 	h.waitConnected()
 	p := schemas.SendParams{To: "+4366012345", Message: "persisted", IdempotencyKey: "restart-key"}
@@ -154,6 +157,35 @@ func TestSendResultsSurviveRestart(t *testing.T) {
 	}
 	if c := f.SendCount(); c != 1 {
 		t.Errorf("%d deliveries, want 1", c)
+	}
+}
+
+// TestLegacySendRecordsMigrated: the earlier version's <id>-send.json is read into the
+// bucket at start and renamed *.migrated; a repeat of a send it remembers is not delivered.
+func TestLegacySendRecordsMigrated(t *testing.T) {
+	h := newHarness(t)
+	dir := t.TempDir()
+	legacy := filepath.Join(dir, netID+"-send.json")
+	payload := `{"runId":"old-key","messageId":"m-old","provider":"` + netID + `"}`
+	old := `{"old-key":{"ok":true,"payload":` + payload + `,"at":` + strconv.FormatInt(h.clock.Now().UnixMilli(), 10) + `}}`
+	if err := os.WriteFile(legacy, []byte(old), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	f := providertest.NewFake(netID)
+	f.SetAutoConnect(true)
+	cfg := h.config(f)
+	cfg.DedupeDir = dir
+	h.start(cfg)
+	h.waitConnected()
+	got, werr := h.send(schemas.SendParams{To: "+4366012345", Message: "again", IdempotencyKey: "old-key"})
+	if werr != nil || got.MessageID != "m-old" {
+		t.Fatalf("repeat of a migrated send: %+v %v", got, werr)
+	}
+	if c := f.SendCount(); c != 0 {
+		t.Errorf("%d deliveries, want none", c)
+	}
+	if _, err := os.Stat(legacy + ".migrated"); err != nil {
+		t.Errorf("records file not renamed: %v", err)
 	}
 }
 

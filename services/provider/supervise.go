@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"log/slog"
 
+	"github.com/nats-io/nats.go/jetstream"
+
 	"github.com/clawdis/clawdis/bus/wire"
 )
 
@@ -124,29 +126,34 @@ func (s sink) State(st wire.ProviderState) {
 	s.c.publishStateLocked(st)
 }
 
-// Inbound implements Sink: it drops messages already published (also by an earlier run
-// of the gateway) and publishes the others.
-func (s sink) Inbound(msg wire.InboundMessage) {
+// Inbound implements Sink: it publishes msg to the inbound stream, with its message id for
+// the stream's dedupe, and returns once the stream acknowledged it.
+func (s sink) Inbound(ctx context.Context, msg wire.InboundMessage) error {
 	c := s.c
 	msg.Provider = c.id
 	if msg.Ts == 0 {
 		msg.Ts = c.cfg.Now().UnixMilli()
 	}
-	if !c.seen.add(msg.ChatID, msg.MessageID) {
-		c.log.Debug("duplicate inbound message dropped", "chat_id", msg.ChatID, "message_id", msg.MessageID)
-		return
-	}
-	select {
-	case c.dirty <- struct{}{}:
-	default:
-	}
 	data, err := json.Marshal(msg)
-	if err == nil {
-		err = c.nc.Publish(c.subjInbound, data)
-	}
 	if err != nil {
-		c.log.Warn("publishing inbound message failed", "chat_id", msg.ChatID, "err", err)
-		return
+		return fmt.Errorf("%s inbound: encode: %w", c.id, err)
 	}
-	c.log.Debug("inbound message", "chat_id", msg.ChatID, "message_id", msg.MessageID)
+	var opts []jetstream.PublishOpt
+	if msg.ChatID != "" && msg.MessageID != "" { // without both it cannot be deduplicated
+		opts = append(opts, jetstream.WithMsgID(wire.InboundMsgID(c.id, msg.ChatID, msg.MessageID)))
+	}
+	ctx, cancel := context.WithTimeout(ctx, c.cfg.InboundTimeout)
+	defer cancel()
+	ack, err := c.js.Publish(ctx, c.subjInbound, data, opts...)
+	if err != nil {
+		c.log.Warn("inbound message not stored; the network is not acknowledged and delivers it again",
+			"chat_id", msg.ChatID, "message_id", msg.MessageID, "err", err)
+		return fmt.Errorf("%s inbound: store message %s: %w", c.id, msg.MessageID, err)
+	}
+	if ack.Duplicate {
+		c.log.Debug("duplicate inbound message", "chat_id", msg.ChatID, "message_id", msg.MessageID)
+		return nil
+	}
+	c.log.Debug("inbound message stored", "chat_id", msg.ChatID, "message_id", msg.MessageID, "seq", ack.Sequence)
+	return nil
 }

@@ -183,9 +183,13 @@ func (s *Service) handleAppend(_ context.Context, data []byte, _ nats.Header) (a
 	if err != nil {
 		return nil, err
 	}
-	if err := appendTranscript(transcriptPath(s.cfg.Dir, e.SessionID), req.Messages); err != nil {
+	repaired, err := appendTranscript(transcriptPath(s.cfg.Dir, e.SessionID), req.Messages)
+	if repaired > 0 {
+		s.log.Warn("partial transcript line cut off", "session_key", key, "session_id", e.SessionID, "bytes", repaired)
+	}
+	if err != nil {
 		s.log.Error("appending to transcript failed", "session_key", key, "session_id", e.SessionID, "err", err)
-		return nil, wire.Unavailable(false, "session %q: %s", wire.Clip(key), err.Error())
+		return nil, storageError(err, "session %q: %s", wire.Clip(key), err.Error())
 	}
 	s.log.Debug("transcript appended", "session_key", key, "messages", len(req.Messages))
 	return e.session(key, created), nil
@@ -260,7 +264,7 @@ func (s *Service) handleHistory(_ context.Context, data []byte, _ nats.Header) (
 	msgs, err := readTranscript(transcriptPath(s.cfg.Dir, e.SessionID), req.Limit, budget)
 	if err != nil {
 		s.log.Error("reading transcript failed", "session_key", key, "session_id", e.SessionID, "err", err)
-		return nil, wire.Unavailable(false, "session %q: %s", wire.Clip(key), err.Error())
+		return nil, storageError(err, "session %q: %s", wire.Clip(key), err.Error())
 	}
 	res.Messages = msgs
 	return res, nil

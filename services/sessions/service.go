@@ -16,6 +16,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -97,6 +98,14 @@ func (cfg Config) withDefaults() (Config, error) {
 
 // errStopping answers requests that are still draining while the service stops.
 var errStopping = wire.Unavailable(true, "sessions service stopping")
+
+// storageError is UNAVAILABLE for a failure of err: retryable when the file system failed
+// (a full disk, a read-only mount, too many open files: SPEC §13, storage errors are
+// retryable), not when the data itself is bad (a store that does not decode).
+func storageError(err error, format string, args ...any) *wire.Error {
+	var errno syscall.Errno
+	return wire.Unavailable(errors.As(err, &errno), format, args...)
+}
 
 // Service is the sessions service. Create it with New and serve with Run.
 type Service struct {
@@ -196,7 +205,7 @@ func (s *Service) loadLocked() error {
 			s.log.Error("session store unreadable; requests fail until it is fixed or moved",
 				"path", s.st.path, "err", err)
 		}
-		return wire.Unavailable(false, "%s", err.Error())
+		return storageError(err, "%s", err.Error())
 	}
 	if s.unreadable != "" {
 		s.unreadable = ""
@@ -234,7 +243,7 @@ func (s *Service) mutate(key string, fn func(e *entry) (changed bool, err error)
 			s.st.entries[key] = old
 		}
 		s.log.Error("saving session store failed", "path", s.st.path, "err", err)
-		return nil, false, wire.Unavailable(false, "session store %s: %s", s.st.path, err.Error())
+		return nil, false, storageError(err, "session store %s: %s", s.st.path, err.Error())
 	}
 	s.changed()
 	if created {

@@ -65,31 +65,75 @@ func validateMessages(msgs []schemas.ChatMessage, now time.Time) error {
 	return nil
 }
 
-// appendTranscript appends one line per message to path, in order, opening it with
-// O_APPEND (0600) and writing each line with a single write.
-func appendTranscript(path string, msgs []schemas.ChatMessage) error {
-	lines := make([][]byte, len(msgs))
-	for i, m := range msgs {
+// appendTranscript appends one line per message to path, in order, in a single write to
+// the file opened with O_APPEND (0600). A transcript never keeps a partial line: when the
+// write fails (a full disk, a read-only file system) the file is cut back to where it
+// ended, and a partial last line left by an earlier crash is cut off before the append.
+// It returns how many bytes of a partial line it cut off.
+func appendTranscript(path string, msgs []schemas.ChatMessage) (repaired int64, err error) {
+	var buf []byte
+	for _, m := range msgs {
 		b, err := json.Marshal(transcriptLine{Message: m})
 		if err != nil {
-			return fmt.Errorf("encode transcript line: %w", err)
+			return 0, fmt.Errorf("encode transcript line: %w", err)
 		}
-		lines[i] = append(b, '\n')
+		buf = append(append(buf, b...), '\n')
 	}
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_APPEND|os.O_CREATE, 0o600)
 	if err != nil {
-		return fmt.Errorf("open transcript: %w", err)
+		return 0, fmt.Errorf("open transcript: %w", err)
 	}
-	for _, line := range lines {
-		if _, err := f.Write(line); err != nil {
-			_ = f.Close()
-			return fmt.Errorf("append to transcript: %w", err)
+	defer f.Close()
+	end, repaired, err := completeEnd(f)
+	if err != nil {
+		return 0, err
+	}
+	if n, err := f.Write(buf); err != nil {
+		if n > 0 {
+			if terr := f.Truncate(end); terr != nil {
+				return repaired, fmt.Errorf("append to transcript: %w (and cutting back the partial line failed: %w)", err, terr)
+			}
 		}
+		return repaired, fmt.Errorf("append to transcript: %w", err)
 	}
 	if err := f.Close(); err != nil {
-		return fmt.Errorf("append to transcript: %w", err)
+		_ = os.Truncate(path, end)
+		return repaired, fmt.Errorf("append to transcript: %w", err)
 	}
-	return nil
+	return repaired, nil
+}
+
+// completeEnd returns where f's last complete line ends, cutting off a partial line after
+// it (what a crash in the middle of a write leaves), and how many bytes it cut off.
+func completeEnd(f *os.File) (end, cut int64, err error) {
+	fi, err := f.Stat()
+	if err != nil {
+		return 0, 0, fmt.Errorf("read transcript: %w", err)
+	}
+	size := fi.Size()
+	end = size
+	buf := make([]byte, 4096)
+	for end > 0 {
+		n := int64(len(buf))
+		if n > end {
+			n = end
+		}
+		if _, err := f.ReadAt(buf[:n], end-n); err != nil {
+			return 0, 0, fmt.Errorf("read transcript: %w", err)
+		}
+		if i := bytes.LastIndexByte(buf[:n], '\n'); i >= 0 {
+			end = end - n + int64(i) + 1
+			break
+		}
+		end -= n
+	}
+	if end == size {
+		return end, 0, nil
+	}
+	if err := f.Truncate(end); err != nil {
+		return 0, 0, fmt.Errorf("cut off a partial transcript line: %w", err)
+	}
+	return end, size - end, nil
 }
 
 // tailBlock is how much of a transcript is read at a time, from its end.

@@ -90,6 +90,9 @@ func newHarness(t *testing.T, mutate func(*Config)) *harness {
 	}
 	core, err := provider.New(provider.Config{
 		Network: bot,
+		// The test's own subscription to the inbound subject makes a publish without the
+		// stream wait for a reply rather than fail at once.
+		InboundTimeout: 300 * time.Millisecond,
 		Sleep: func(ctx context.Context, d time.Duration) error {
 			<-ctx.Done() // no restarts within a test
 			return ctx.Err()

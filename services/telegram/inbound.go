@@ -19,15 +19,18 @@ import (
 	"github.com/clawdis/clawdis/services/provider"
 )
 
-// handleUpdate reports the message of u, if any, with its media downloaded.
-func (b *Bot) handleUpdate(ctx context.Context, sink provider.Sink, u tele.Update) {
+// handleUpdate hands the message of u, if any, with its media downloaded, to sink and
+// returns once it is stored. An error means it is not: Telegram must not be told the
+// update was handled (offset, webhook answer), so that it delivers it again. An update
+// without a message is handled by ignoring it.
+func (b *Bot) handleUpdate(ctx context.Context, sink provider.Sink, u tele.Update) error {
 	m := u.Message
 	if m == nil {
 		m = u.ChannelPost
 	}
 	if m == nil || m.Chat == nil {
 		b.log.Debug("telegram update without a message ignored", "update_id", u.ID)
-		return
+		return nil
 	}
 	b.mu.Lock()
 	me := b.me
@@ -62,9 +65,12 @@ func (b *Bot) handleUpdate(ctx context.Context, sink provider.Sink, u tele.Updat
 	msg.Media = b.media(ctx, m)
 	if msg.Text == "" && len(msg.Media) == 0 {
 		b.log.Debug("telegram message without text or media ignored", "chat_id", msg.ChatID)
-		return
+		return nil
 	}
-	sink.Inbound(msg)
+	if err := sink.Inbound(ctx, msg); err != nil {
+		return fmt.Errorf("telegram: update %d: %w", u.ID, err)
+	}
+	return nil
 }
 
 func displayName(u *tele.User) string {

@@ -24,7 +24,9 @@ const allowedUpdates = `["message","channel_post"]`
 
 // runPolling long-polls getUpdates until ctx ends. A 401 ends it with a *TerminalError; a
 // 409 conflict shows as the error state and is retried after ConflictBackoff; a 429 waits
-// its retry_after; other failures back off from 1s to 30s. It never loops without waiting.
+// its retry_after; other failures, and updates that could not be stored (asked for again
+// from the offset of the first of them), back off from 1s to 30s. It never loops without
+// waiting.
 func (b *Bot) runPolling(ctx context.Context, sink provider.Sink) error {
 	if err := b.deleteWebhook(ctx); err != nil {
 		if unauthorized(err) {
@@ -37,7 +39,7 @@ func (b *Bot) runPolling(ctx context.Context, sink provider.Sink) error {
 	}
 	b.setState(sink, polling)
 	b.log.Info("telegram long polling started", "timeout", b.cfg.PollTimeout)
-	offset, failures := 0, 0
+	offset, failures, storeFailures := 0, 0, 0
 	// The wait after failing polls other than conflicts and rate limits.
 	retry := backoff.Policy{Initial: time.Second, Max: 30 * time.Second}
 	healthy := true
@@ -89,9 +91,23 @@ func (b *Bot) runPolling(ctx context.Context, sink provider.Sink) error {
 			b.log.Info("telegram long polling recovered")
 			b.setState(sink, polling)
 		}
+		// The offset moves past an update only once it is stored: the next getUpdates
+		// confirms to Telegram what is before the offset.
 		for _, u := range updates {
-			offset = u.ID + 1
-			b.handleUpdate(ctx, sink, u)
+			if err := b.handleUpdate(ctx, sink, u); err != nil {
+				if ctx.Err() != nil {
+					return nil
+				}
+				storeFailures++
+				d := retry.Delay(storeFailures, nil)
+				b.log.Warn("telegram update not stored; asking Telegram for it again", "update_id", u.ID,
+					"retry_in", d, "err", err)
+				if b.sleep(ctx, d) != nil {
+					return nil
+				}
+				break
+			}
+			offset, storeFailures = u.ID+1, 0
 		}
 	}
 }

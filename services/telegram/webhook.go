@@ -3,6 +3,7 @@ package telegram
 import (
 	"context"
 	"crypto/subtle"
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"net"
@@ -24,7 +25,9 @@ const (
 )
 
 // runWebhook registers the webhook with Telegram and serves it on our own http.Server at
-// WebhookListen/WebhookPath until ctx ends. Requests without the configured secret get 403.
+// WebhookListen/WebhookPath until ctx ends. Requests without the configured secret get 403;
+// an update is answered 200 only once it is stored, else 503 so that Telegram sends it
+// again.
 func (b *Bot) runWebhook(ctx context.Context, sink provider.Sink) error {
 	ln, err := net.Listen("tcp", b.cfg.WebhookListen)
 	if err != nil {
@@ -32,6 +35,8 @@ func (b *Bot) runWebhook(ctx context.Context, sink provider.Sink) error {
 	}
 	defer ln.Close()
 
+	// telebot's Webhook registers the webhook; its own handler (which answers before the
+	// update is handled) is not used, so nothing reads what it would deliver here.
 	updates := make(chan tele.Update)
 	hook := &tele.Webhook{
 		SecretToken:    b.cfg.WebhookSecret,
@@ -49,7 +54,7 @@ func (b *Bot) runWebhook(ctx context.Context, sink provider.Sink) error {
 	}
 
 	mux := http.NewServeMux()
-	mux.Handle(b.cfg.WebhookPath, b.webhookHandler(hook))
+	mux.Handle(b.cfg.WebhookPath, b.webhookHandler(ctx, sink))
 	srv := &http.Server{
 		Handler:           mux,
 		ReadHeaderTimeout: 10 * time.Second,
@@ -70,42 +75,25 @@ func (b *Bot) runWebhook(ctx context.Context, sink provider.Sink) error {
 	})
 	b.log.Info("telegram webhook serving", "addr", ln.Addr().String(), "path", b.cfg.WebhookPath)
 
-	for {
-		select {
-		case u := <-updates:
-			b.handleUpdate(ctx, sink, u)
-		case err := <-served:
-			return fmt.Errorf("telegram: webhook server: %w", err)
-		case <-ctx.Done():
-			b.shutdown(srv, updates)
-			<-served
-			return nil
-		}
+	select {
+	case err := <-served:
+		return fmt.Errorf("telegram: webhook server: %w", err)
+	case <-ctx.Done():
+		b.shutdown(srv)
+		<-served
+		return nil
 	}
 }
 
-// shutdown stops srv, dropping the updates of requests still running (Telegram delivers
-// them again since they were not answered with 200).
-func (b *Bot) shutdown(srv *http.Server, updates <-chan tele.Update) {
+// shutdown stops srv, letting the requests in progress finish within webhookShutdownWait
+// (an update not answered 200 is sent again by Telegram).
+func (b *Bot) shutdown(srv *http.Server) {
 	ctx, cancel := context.WithTimeout(context.Background(), webhookShutdownWait)
 	defer cancel()
-	var wg sync.WaitGroup
-	drained := make(chan struct{})
-	wg.Go(func() {
-		for {
-			select {
-			case <-updates:
-			case <-drained:
-				return
-			}
-		}
-	})
 	if err := srv.Shutdown(ctx); err != nil {
 		b.log.Warn("telegram webhook shutdown", "err", err)
 		_ = srv.Close()
 	}
-	close(drained)
-	wg.Wait()
 }
 
 // setWebhook registers hook with Telegram and binds its handler to updates. telebot's
@@ -147,8 +135,9 @@ func (b *Bot) setWebhook(ctx context.Context, hook *tele.Webhook, updates chan t
 	return b.redact(setErr)
 }
 
-// webhookHandler checks the method and secret and hands the request to telebot's handler.
-func (b *Bot) webhookHandler(hook *tele.Webhook) http.Handler {
+// webhookHandler checks the method and secret, hands the update to sink and answers 200
+// once it is stored. It handles updates until ctx (the run's) ends.
+func (b *Bot) webhookHandler(ctx context.Context, sink provider.Sink) http.Handler {
 	secret := []byte(b.cfg.WebhookSecret)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodPost {
@@ -161,7 +150,17 @@ func (b *Bot) webhookHandler(hook *tele.Webhook) http.Handler {
 			http.Error(w, "forbidden", http.StatusForbidden)
 			return
 		}
-		r.Body = http.MaxBytesReader(w, r.Body, webhookMaxBody)
-		hook.ServeHTTP(w, r)
+		var u tele.Update
+		if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, webhookMaxBody)).Decode(&u); err != nil {
+			b.log.Debug("telegram webhook request without an update", "err", err)
+			http.Error(w, "bad request", http.StatusBadRequest)
+			return
+		}
+		if err := b.handleUpdate(ctx, sink, u); err != nil {
+			b.log.Warn("telegram update not stored; Telegram will send it again", "update_id", u.ID, "err", err)
+			http.Error(w, "not stored, try again", http.StatusServiceUnavailable)
+			return
+		}
+		w.WriteHeader(http.StatusOK)
 	})
 }

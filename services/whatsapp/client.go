@@ -27,11 +27,14 @@ import (
 // ID is the provider id.
 const ID = subject.ServiceWhatsApp
 
-// Queue bounds: events beyond them are dropped (and logged) rather than blocking whatsmeow.
-const (
-	maxQueuedEvents   = 1024
-	maxQueuedMessages = 10000
-)
+// maxQueuedEvents bounds the queued connection events: more are dropped (and logged)
+// rather than blocking whatsmeow.
+const maxQueuedEvents = 1024
+
+// inboundTimeout bounds the handling of one inbound message in whatsmeow's event handler
+// (media downloads and storing it); past it the message is not acknowledged and WhatsApp
+// delivers it again.
+const inboundTimeout = 2 * time.Minute
 
 // Config configures the adapter. The zero value of every field but StoreDir works.
 type Config struct {
@@ -165,30 +168,25 @@ func (c *Client) Run(ctx context.Context, sink provider.Sink) error {
 	wa.EnableAutoReconnect = false // the provider core reconnects with the configured policy
 	wa.InitialAutoReconnect = false
 	wa.BackgroundEventCtx = ctx
+	// A message is acknowledged (its receipt sent) only after the handler stored it; one
+	// redelivered after its signal session moved on can still be decrypted from the buffer.
+	wa.SynchronousAck = true
+	wa.EnableDecryptedEventBuffer = true
 	if c.configure != nil {
 		c.configure(wa)
 	}
 
 	ctrl := newQueue[any](maxQueuedEvents)
-	msgs := newQueue[*events.Message](maxQueuedMessages)
-	handlerID := wa.AddEventHandler(func(evt any) { c.enqueue(ctrl, msgs, evt) })
+	conv := c.newConverter(wa, dev)
+	handlerID := wa.AddEventHandlerWithSuccessStatus(c.eventHandler(ctx, ctrl, conv, sink))
 	defer wa.RemoveEventHandler(handlerID)
 
-	var wg sync.WaitGroup
 	defer func() {
 		cancel()
 		c.mu.Lock()
 		c.wa = nil
 		c.mu.Unlock()
-		wa.Disconnect() // stop whatsmeow first, then the inbound worker
-		wg.Wait()
-	}()
-
-	conv := c.newConverter(wa, dev)
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		c.inboundLoop(ctx, msgs, conv, sink)
+		wa.Disconnect()
 	}()
 
 	st := base
@@ -266,17 +264,44 @@ func (c *Client) transientStart(ctx context.Context, sink provider.Sink, err err
 	return fmt.Errorf("whatsapp: %w", err)
 }
 
-// enqueue is the whatsmeow event handler: it only queues.
-func (c *Client) enqueue(ctrl *queue[any], msgs *queue[*events.Message], evt any) {
-	if m, ok := evt.(*events.Message); ok {
-		if !msgs.push(m) {
-			c.log.Error("inbound queue full, message dropped", "message_id", m.Info.ID)
+// eventHandler is the whatsmeow event handler. A message is converted (its media
+// downloaded) and stored before it returns, and its success status says whether it was:
+// with SynchronousAck whatsmeow sends the receipt only after true, and after false it does
+// not, so WhatsApp delivers the message again. Every other event is only queued for serve.
+func (c *Client) eventHandler(ctx context.Context, ctrl *queue[any], conv *converter, sink provider.Sink) func(any) bool {
+	return func(evt any) bool {
+		if m, ok := evt.(*events.Message); ok {
+			return c.handleMessage(ctx, conv, sink, m)
 		}
-		return
+		if !ctrl.push(evt) {
+			c.log.Error("event queue full, event dropped", "event", fmt.Sprintf("%T", evt))
+		}
+		return true
 	}
-	if !ctrl.push(evt) {
-		c.log.Error("event queue full, event dropped", "event", fmt.Sprintf("%T", evt))
+}
+
+// handleMessage converts evt and hands it to sink; it reports whether the message is
+// stored (or is not one the gateway reports, which is as good).
+func (c *Client) handleMessage(ctx context.Context, base *converter, sink provider.Sink, evt *events.Message) bool {
+	ctx, cancel := context.WithTimeout(ctx, inboundTimeout)
+	defer cancel()
+	conv := *base // handlers may run concurrently; the LID is per call
+	if lid := c.ownLID(); !lid.IsEmpty() {
+		conv.self.LID = lid // learnt at connect when the store did not have it
 	}
+	msg, ok := conv.convert(ctx, evt)
+	if !ok {
+		return true
+	}
+	if err := sink.Inbound(ctx, msg); err != nil {
+		c.log.Warn("inbound message not stored; no receipt, WhatsApp delivers it again",
+			"message_id", evt.Info.ID, "err", err)
+		return false
+	}
+	if !evt.Info.IsFromMe {
+		c.reads.note(msg.ChatID, evt.Info.Chat, evt.Info.Sender, evt.Info.ID)
+	}
+	return true
 }
 
 // newConverter builds the inbound converter for a connection.
@@ -286,33 +311,6 @@ func (c *Client) newConverter(wa *whatsmeow.Client, dev *store.Device) *converte
 		lids:  dev.LIDs,
 		media: &mediaDir{dir: c.cfg.MediaDir, dl: wa},
 		warn:  func(msg string, args ...any) { c.log.Warn(msg, args...) },
-	}
-}
-
-// inboundLoop converts queued messages (downloading media) and reports them until ctx ends.
-func (c *Client) inboundLoop(ctx context.Context, msgs *queue[*events.Message], conv *converter, sink provider.Sink) {
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-msgs.wait():
-		}
-		for _, evt := range msgs.drain() {
-			if ctx.Err() != nil {
-				return
-			}
-			if lid := c.ownLID(); !lid.IsEmpty() {
-				conv.self.LID = lid // learnt at connect when the store did not have it
-			}
-			msg, ok := conv.convert(ctx, evt)
-			if !ok {
-				continue
-			}
-			if !evt.Info.IsFromMe {
-				c.reads.note(msg.ChatID, evt.Info.Chat, evt.Info.Sender, evt.Info.ID)
-			}
-			sink.Inbound(msg)
-		}
 	}
 }
 

@@ -15,12 +15,14 @@ import (
 // waitTimeout bounds every wait on an event in tests; reaching it fails the test.
 const waitTimeout = 10 * time.Second
 
-// fakeSink records what a Network reports and signals each report.
+// fakeSink records what a Network reports and signals each report. Inbound answers with
+// what store returns (nil when store is nil), after recording the message.
 type fakeSink struct {
 	mu      sync.Mutex
 	states  []wire.ProviderState
 	inbound []wire.InboundMessage
 	poke    chan struct{}
+	store   func(wire.InboundMessage) error
 }
 
 func newFakeSink() *fakeSink { return &fakeSink{poke: make(chan struct{}, 1000)} }
@@ -32,11 +34,16 @@ func (s *fakeSink) State(st wire.ProviderState) {
 	s.poke <- struct{}{}
 }
 
-func (s *fakeSink) Inbound(m wire.InboundMessage) {
+func (s *fakeSink) Inbound(_ context.Context, m wire.InboundMessage) error {
 	s.mu.Lock()
 	s.inbound = append(s.inbound, m)
+	store := s.store
 	s.mu.Unlock()
 	s.poke <- struct{}{}
+	if store == nil {
+		return nil
+	}
+	return store(m)
 }
 
 func (s *fakeSink) snapshot() ([]wire.ProviderState, []wire.InboundMessage) {

@@ -234,37 +234,88 @@ func TestServeFollowsConnectionEvents(t *testing.T) {
 	}
 }
 
-func TestInboundLoopReportsAndTracksReads(t *testing.T) {
+// TestHandlerAcksOnlyStoredMessages: whatsmeow's success-status handler returns true for a
+// message only after the sink stored it (so the receipt follows the store) and false when
+// storing failed (no receipt: WhatsApp delivers it again); a message the gateway does not
+// report, and every other event, is acknowledged at once. Only stored messages are marked
+// for read receipts.
+func TestHandlerAcksOnlyStoredMessages(t *testing.T) {
 	c, err := New(Config{StoreDir: t.TempDir()})
 	if err != nil {
 		t.Fatal(err)
 	}
 	own := types.NewJID("436641234567", types.DefaultUserServer)
 	peer := types.NewJID("4915112345678", types.DefaultUserServer)
-	conv := &converter{self: self{PN: own}}
-	msgs := newQueue[*events.Message](16)
-	ctx, cancel := context.WithCancel(context.Background())
+	ctrl := newQueue[any](16)
 	sink := newFakeSink()
-	done := make(chan struct{})
-	go func() { defer close(done); c.inboundLoop(ctx, msgs, conv, sink) }()
-	for i, text := range []string{"one", "", "two"} { // the empty one is not reported
-		msgs.push(&events.Message{
+	release := make(chan error)
+	sink.store = func(wire.InboundMessage) error { return <-release }
+	handle := c.eventHandler(context.Background(), ctrl, &converter{self: self{PN: own}}, sink)
+	message := func(id, text string) *events.Message {
+		return &events.Message{
 			Info: types.MessageInfo{
 				MessageSource: types.MessageSource{Chat: peer, Sender: peer},
-				ID:            types.MessageID("M" + string(rune('0'+i))), Timestamp: time.Unix(1700000000, 0),
+				ID:            types.MessageID(id), Timestamp: time.Unix(1700000000, 0),
 			},
 			Message: &waE2E.Message{Conversation: proto.String(text)},
-		})
+		}
 	}
-	sink.waitFor(t, "two inbound messages", func(_ []wire.ProviderState, in []wire.InboundMessage) bool { return len(in) == 2 })
-	cancel()
-	<-done
-	_, in := sink.snapshot()
-	if in[0].Text != "one" || in[1].Text != "two" || in[0].ChatID != peer.String() {
+
+	returned := make(chan bool, 1)
+	go func() { returned <- handle(message("M1", "stored")) }()
+	sink.waitFor(t, "the message at the sink", func(_ []wire.ProviderState, in []wire.InboundMessage) bool { return len(in) == 1 })
+	select {
+	case ok := <-returned:
+		t.Fatalf("handler returned %v before the store answered", ok)
+	default:
+	}
+	release <- nil
+	if ok := <-returned; !ok {
+		t.Fatal("handler returned false for a stored message")
+	}
+
+	go func() { returned <- handle(message("M2", "not stored")) }()
+	release <- errors.New("stream unavailable")
+	if ok := <-returned; ok {
+		t.Fatal("handler returned true for a message that was not stored")
+	}
+
+	if !handle(message("M3", "")) { // nothing to report: acknowledged without the sink
+		t.Fatal("handler returned false for a message without content")
+	}
+	if !handle(&events.Connected{}) {
+		t.Fatal("handler returned false for a connection event")
+	}
+	if got := ctrl.drain(); len(got) != 1 {
+		t.Fatalf("queued events %v, want the Connected event", got)
+	}
+	if _, in := sink.snapshot(); len(in) != 2 || in[0].Text != "stored" || in[0].ChatID != peer.String() {
 		t.Errorf("inbound %+v", in)
 	}
 	batches := c.reads.take(peer.String())
-	if len(batches) != 1 || len(batches[0].ids) != 2 || batches[0].ids[0] != "M0" || batches[0].ids[1] != "M2" {
-		t.Errorf("unread batches %+v, want M0 and M2", batches)
+	if len(batches) != 1 || len(batches[0].ids) != 1 || batches[0].ids[0] != "M1" {
+		t.Errorf("unread batches %+v, want M1 only", batches)
+	}
+}
+
+// TestRunAcksSynchronously: the connection Run makes sends receipts only after the handlers
+// returned and keeps decrypted events for redeliveries.
+func TestRunAcksSynchronously(t *testing.T) {
+	dir := t.TempDir()
+	linkTestDevice(t, dir, "436641234567", time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC))
+	c, err := New(Config{StoreDir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxyTo(t, c, func(w http.ResponseWriter, _ *http.Request) { http.Error(w, "no upstream", http.StatusBadGateway) })
+	proxy := c.configure
+	var sync, buffer bool
+	c.configure = func(wa *whatsmeow.Client) {
+		sync, buffer = wa.SynchronousAck, wa.EnableDecryptedEventBuffer
+		proxy(wa)
+	}
+	_ = c.Run(context.Background(), newFakeSink())
+	if !sync || !buffer {
+		t.Fatalf("SynchronousAck %v, EnableDecryptedEventBuffer %v; want both", sync, buffer)
 	}
 }

@@ -1,23 +1,26 @@
 // Package idem remembers the results of idempotent requests (SPEC §6.5): a repeat of a
 // finished request gets the remembered result, a repeat of a running one waits for it, and
-// nothing runs twice. Results are kept for a TTL (5 minutes by default) and persisted to a
-// JSON file so they survive a restart. Retryable failures are not remembered.
+// nothing runs twice. Finished results live in the JetStream key-value bucket of
+// idempotency records (jsstore.IdemBucket, 5-minute TTL, one value per key): one write per
+// finished request, so they survive a restart and are shared by every copy of a service.
+// The runs in progress are known in-process. Retryable failures are not remembered, and a
+// failure to read or write the bucket is never taken for a result: it is returned as an
+// error wrapping ErrStorage, which callers answer UNAVAILABLE retryable.
 package idem
 
 import (
-	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"maps"
-	"slices"
+	"strings"
 	"sync"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/clawdis/clawdis/bus/subject"
 	"github.com/clawdis/clawdis/bus/wire"
-	"github.com/clawdis/clawdis/services/internal/statefile"
-	"github.com/clawdis/clawdis/services/internal/ttlmap"
 )
 
 // Result is a remembered outcome: OK with Payload, or Error (with an optional Payload).
@@ -31,84 +34,77 @@ type Result struct {
 // Remembered reports whether r is worth remembering: everything but retryable failures.
 func (r Result) Remembered() bool { return r.OK || r.Error == nil || !r.Error.Retryable }
 
-// Config configures a Store; zero values work.
+// ErrStorage is wrapped by every failure to read or write the records.
+var ErrStorage = errors.New("idempotency records unavailable")
+
+// Config configures a Store.
 type Config struct {
-	// Path of the persisted records; empty keeps them in memory only.
-	Path string
-	// TTL is how long a result is remembered; default 5 minutes.
+	// Prefix names the records of one kind in the shared bucket ("agent",
+	// "send.whatsapp"): a key k is stored as <Prefix>.<token of k>. Required.
+	Prefix string
+	// TTL is how long a result counts as remembered; the bucket drops it after its own TTL
+	// anyway. Default 5 minutes.
 	TTL time.Duration
-	// MaxKeys caps the records kept (oldest dropped first); default 10000, never below 1000.
-	MaxKeys int
-	// Now is the clock; default time.Now.
+	// Timeout bounds each read or write of the bucket. Default 5s.
+	Timeout time.Duration
+	// Now is the clock. Default time.Now.
 	Now func() time.Time
 }
 
-// Store holds remembered results and the runs in progress.
+// Store holds the runs in progress and reads and writes the remembered results.
 type Store struct {
+	kv      jetstream.KeyValue
 	cfg     Config
 	mu      sync.Mutex
-	done    *ttlmap.Map[string, Result] // stamped with Result.At
 	running map[string]chan struct{}
 }
 
-// ErrCorrupt is wrapped by Open's error when the records file cannot be decoded.
-var ErrCorrupt = statefile.ErrCorrupt
-
-// Open loads the records at cfg.Path (a missing file is empty). A corrupt file is moved
-// aside to <path>.corrupt-<unix> so that it is kept for inspection, and Open starts empty
-// with an error wrapping ErrCorrupt that the caller should log.
-func Open(cfg Config) (*Store, error) {
+// New returns a store keeping its results in kv (the bucket jsstore.Idem returns). It does
+// no I/O.
+func New(kv jetstream.KeyValue, cfg Config) (*Store, error) {
+	if kv == nil {
+		return nil, errors.New("idem: nil bucket")
+	}
+	if cfg.Prefix == "" || strings.ContainsAny(cfg.Prefix, " *>") {
+		return nil, fmt.Errorf("idem: invalid prefix %q", cfg.Prefix)
+	}
 	if cfg.TTL <= 0 {
 		cfg.TTL = 5 * time.Minute
 	}
-	if cfg.MaxKeys <= 0 {
-		cfg.MaxKeys = 10000
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = 5 * time.Second
 	}
-	cfg.MaxKeys = max(cfg.MaxKeys, 1000)
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	s := &Store{cfg: cfg, done: ttlmap.New[string, Result](cfg.TTL, cfg.MaxKeys), running: map[string]chan struct{}{}}
-	if cfg.Path == "" {
-		return s, nil
-	}
-	var saved map[string]Result
-	if err := statefile.ReadJSON(cfg.Path, &saved, cfg.Now(), nil); err != nil {
-		if !errors.Is(err, ErrCorrupt) {
-			return nil, fmt.Errorf("idem: %w", err)
-		}
-		return s, fmt.Errorf("idempotency records: %w", err)
-	}
-	keys := slices.SortedFunc(maps.Keys(saved), func(a, b string) int { return cmp.Compare(saved[a].At, saved[b].At) })
-	for _, k := range keys {
-		s.done.Put(k, saved[k], time.UnixMilli(saved[k].At))
-	}
-	s.done.Expire(cfg.Now())
-	return s, nil
+	return &Store{kv: kv, cfg: cfg, running: map[string]chan struct{}{}}, nil
 }
 
-// Get returns the remembered result of key.
-func (s *Store) Get(key string) (Result, bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.done.Get(key, s.cfg.Now())
+// kvKey is the bucket key of key: the prefix and the id's subject token, whose hashed form
+// starts with '~', which keys may not hold ('=' is in neither form's alphabet).
+func (s *Store) kvKey(key string) string {
+	return s.cfg.Prefix + "." + strings.Replace(subject.IDToken(key), "~", "=", 1)
 }
 
-// Begin claims key. When a result is remembered it returns it with state Done. When another
-// caller runs key it returns Running and a channel closed when that run ends (then call
-// Get, or Begin again when the run was not remembered). Otherwise the caller owns the run
-// (state Owner) and must call Finish exactly once.
-func (s *Store) Begin(key string) (State, Result, <-chan struct{}) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if r, ok := s.done.Get(key, s.cfg.Now()); ok {
-		return Done, r, nil
+// Get returns the remembered result of key. found is false when there is none (never
+// remembered, expired); err wraps ErrStorage when the bucket could not be read.
+func (s *Store) Get(ctx context.Context, key string) (r Result, found bool, err error) {
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
+	defer cancel()
+	e, err := s.kv.Get(ctx, s.kvKey(key))
+	switch {
+	case errors.Is(err, jetstream.ErrKeyNotFound), errors.Is(err, jetstream.ErrKeyDeleted):
+		return Result{}, false, nil
+	case err != nil:
+		return Result{}, false, fmt.Errorf("%w: read %s: %w", ErrStorage, key, err)
 	}
-	if ch, ok := s.running[key]; ok {
-		return Running, Result{}, ch
+	if err := json.Unmarshal(e.Value(), &r); err != nil {
+		return Result{}, false, fmt.Errorf("%w: decode %s: %w", ErrStorage, key, err)
 	}
-	s.running[key] = make(chan struct{})
-	return Owner, Result{}, nil
+	if s.cfg.Now().Sub(time.UnixMilli(r.At)) >= s.cfg.TTL {
+		return Result{}, false, nil
+	}
+	return r, true, nil
 }
 
 // State is what Begin found for a key.
@@ -121,37 +117,80 @@ const (
 	Done
 )
 
-// Finish ends the owner's run of key: the result is remembered (unless it is a retryable
-// failure) and persisted, and waiters are released. A persistence failure is returned but
-// the result stays remembered in memory.
-func (s *Store) Finish(key string, r Result) error {
+// Begin claims key. When a result is remembered it returns it with state Done. When another
+// caller in this process runs key it returns Running and a channel closed when that run ends
+// (then call Begin again). Otherwise the caller owns the run (state Owner) and must call
+// Finish exactly once. An error (wrapping ErrStorage) claims nothing.
+func (s *Store) Begin(ctx context.Context, key string) (State, Result, <-chan struct{}, error) {
+	s.mu.Lock()
+	if ch, ok := s.running[key]; ok {
+		s.mu.Unlock()
+		return Running, Result{}, ch, nil
+	}
+	// Claimed while the bucket is read, so that a concurrent Begin waits instead of
+	// reading too.
+	s.running[key] = make(chan struct{})
+	s.mu.Unlock()
+	r, found, err := s.Get(ctx, key)
+	if err != nil || found {
+		s.release(key)
+		if err != nil {
+			return Owner, Result{}, nil, err
+		}
+		return Done, r, nil, nil
+	}
+	return Owner, Result{}, nil, nil
+}
+
+// release ends the claim on key and wakes its waiters.
+func (s *Store) release(key string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if ch, ok := s.running[key]; ok {
 		close(ch)
 		delete(s.running, key)
 	}
+}
+
+// Finish ends the owner's run of key: the result is remembered (unless it is a retryable
+// failure) with one write, and waiters are released. A failed write is returned (wrapping
+// ErrStorage); the result is then not remembered.
+func (s *Store) Finish(ctx context.Context, key string, r Result) error {
+	defer s.release(key)
 	if !r.Remembered() {
 		return nil
 	}
 	if r.At == 0 {
 		r.At = s.cfg.Now().UnixMilli()
 	}
-	s.done.Put(key, r, time.UnixMilli(r.At))
-	return s.saveLocked()
+	b, err := json.Marshal(r)
+	if err != nil {
+		return fmt.Errorf("idem: encode %s: %w", key, err)
+	}
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
+	defer cancel()
+	if _, err := s.kv.Put(ctx, s.kvKey(key), b); err != nil {
+		return fmt.Errorf("%w: write %s: %w", ErrStorage, key, err)
+	}
+	return nil
 }
 
 // Do runs fn once per key: a remembered result is returned at once, a running one is waited
-// for (until ctx ends), else fn runs and its result is remembered.
+// for (until ctx ends), else fn runs and its result is remembered. The error is ctx's, or
+// wraps ErrStorage: when the records cannot be read fn does not run; when the result cannot
+// be written it is returned with the error.
 func (s *Store) Do(ctx context.Context, key string, fn func() Result) (Result, error) {
 	for {
-		st, r, wait := s.Begin(key)
-		switch st {
-		case Done:
+		st, r, wait, err := s.Begin(ctx, key)
+		switch {
+		case err != nil:
+			return Result{}, err
+		case st == Done:
 			return r, nil
-		case Owner:
+		case st == Owner:
 			r := fn()
-			return r, s.Finish(key, r)
+			// What fn did happened: remember it even when the caller stopped waiting.
+			return r, s.Finish(context.WithoutCancel(ctx), key, r)
 		}
 		select {
 		case <-wait:
@@ -159,16 +198,4 @@ func (s *Store) Do(ctx context.Context, key string, fn func() Result) (Result, e
 			return Result{}, ctx.Err()
 		}
 	}
-}
-
-func (s *Store) saveLocked() error {
-	if s.cfg.Path == "" {
-		return nil
-	}
-	s.done.Expire(s.cfg.Now())
-	b, err := json.Marshal(maps.Collect(s.done.All()))
-	if err != nil {
-		return fmt.Errorf("idem: encode: %w", err)
-	}
-	return statefile.WriteAtomic(s.cfg.Path, b)
 }

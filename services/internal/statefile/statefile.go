@@ -1,7 +1,7 @@
 // Package statefile reads and writes the small JSON state files that services own (the
-// session store, idempotency and dedupe records, the auto-reply journal): writes replace the
-// file atomically, and a file that cannot be decoded is set aside for inspection, never
-// overwritten.
+// session store; the earlier version's idempotency records and auto-reply journal, read once
+// for their migration into JetStream): writes replace the file atomically, and a file that
+// cannot be decoded is set aside for inspection, never overwritten.
 package statefile
 
 import (

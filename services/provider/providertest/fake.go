@@ -32,10 +32,11 @@ const (
 )
 
 type fakeCmd struct {
-	kind  cmdKind
-	err   error
-	state string
-	msg   wire.InboundMessage
+	kind   cmdKind
+	err    error
+	state  string
+	msg    wire.InboundMessage
+	stored chan error // cmdInbound: gets what the sink answered, when not nil
 }
 
 // Fake is a scriptable provider.Network. A Run reports "connecting" (Linked as set) and
@@ -107,6 +108,14 @@ func (f *Fake) Terminate(state string, err error) {
 
 // Inject makes the active (or next) Run report msg as received.
 func (f *Fake) Inject(msg wire.InboundMessage) { f.cmds <- fakeCmd{kind: cmdInbound, msg: msg} }
+
+// Deliver makes the active (or next) Run report msg as received and returns what the sink
+// answered: nil once the message is stored, as a network would then acknowledge it.
+func (f *Fake) Deliver(msg wire.InboundMessage) error {
+	stored := make(chan error, 1)
+	f.cmds <- fakeCmd{kind: cmdInbound, msg: msg, stored: stored}
+	return <-stored
+}
 
 // Runs delivers the number of every Run started (1, 2, …), after its first state report.
 func (f *Fake) Runs() <-chan int { return f.runs }
@@ -190,7 +199,10 @@ func (f *Fake) Run(ctx context.Context, sink provider.Sink) error {
 			case cmdTerminal:
 				return &provider.TerminalError{State: cmd.state, Err: cmd.err}
 			case cmdInbound:
-				sink.Inbound(cmd.msg)
+				err := sink.Inbound(ctx, cmd.msg)
+				if cmd.stored != nil {
+					cmd.stored <- err
+				}
 			}
 		}
 	}

@@ -154,7 +154,7 @@ func (r *recorder) State(st wire.ProviderState) {
 	}
 }
 
-func (r *recorder) Inbound(msg wire.InboundMessage) {
+func (r *recorder) Inbound(_ context.Context, msg wire.InboundMessage) error {
 	select {
 	case r.inbound <- msg:
 	default:
@@ -162,6 +162,7 @@ func (r *recorder) Inbound(msg wire.InboundMessage) {
 		r.dropped++
 		r.mu.Unlock()
 	}
+	return nil
 }
 
 // running is one Run of a network under test.

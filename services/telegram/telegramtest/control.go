@@ -43,6 +43,24 @@ func (s *Server) injectLocked(u Update) int {
 	return u.UpdateID
 }
 
+// WaitConfirmed waits until the bot confirmed every update injected so far (asked for
+// updates from an offset past them), as a bot does once it has handled them, or ctx ends.
+func (s *Server) WaitConfirmed(ctx context.Context) error {
+	for {
+		s.mu.Lock()
+		done, wake := s.confirmed >= s.nextUpdate, s.confirmWake
+		s.mu.Unlock()
+		if done {
+			return nil
+		}
+		select {
+		case <-wake:
+		case <-ctx.Done():
+			return fmt.Errorf("telegramtest: updates not confirmed: %w", ctx.Err())
+		}
+	}
+}
+
 // DirectText builds a private text message from user id to the bot.
 func DirectText(userID int64, text string) Message {
 	return Message{

@@ -104,6 +104,11 @@ func (s *Server) getUpdates(w http.ResponseWriter, r *http.Request, p params) {
 			fail(w, http.StatusConflict, DescWebhookActive)
 			return
 		}
+		if offset > s.confirmed {
+			s.confirmed = offset
+			close(s.confirmWake)
+			s.confirmWake = make(chan struct{})
+		}
 		if offset > 0 { // confirms the updates before offset
 			keep := s.updates[:0]
 			for _, u := range s.updates {

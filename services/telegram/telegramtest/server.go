@@ -44,6 +44,8 @@ type Server struct {
 	nextUpdate   int
 	nextMessage  int
 	wake         chan struct{} // closed when an update arrives
+	confirmed    int           // every update id below it was confirmed (a getUpdates offset)
+	confirmWake  chan struct{} // closed when confirmed grows
 	webhook      Webhook
 	files        map[string][]byte // file id -> content
 	calls        map[string]int    // method -> count
@@ -62,6 +64,7 @@ func NewUnstarted(token string) *Server {
 		nextUpdate:  1,
 		nextMessage: 1,
 		wake:        make(chan struct{}),
+		confirmWake: make(chan struct{}),
 		files:       map[string][]byte{},
 		calls:       map[string]int{},
 		sent:        make(chan Sent, 1024),

@@ -2,10 +2,13 @@ package telegramtest
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 )
 
 // call posts a JSON Bot API request and decodes the answer.
@@ -75,5 +78,29 @@ func TestControlEndpointsAndErrors(t *testing.T) {
 	s.SetConflict(true)
 	if status, res := call(t, s.URL+"/bot123:abc/getUpdates", map[string]string{}); status != 409 || res.Description != DescConflict {
 		t.Errorf("conflict mode: %d %+v", status, res)
+	}
+}
+
+// TestWaitConfirmed: WaitConfirmed returns once a getUpdates offset is past every injected
+// update, not when the updates were only fetched.
+func TestWaitConfirmed(t *testing.T) {
+	s := New("123:abc")
+	defer s.Close()
+	m := s.InjectMessage(DirectText(42, "one"))
+	_, res := call(t, s.URL+"/bot123:abc/getUpdates", map[string]string{"offset": "0", "timeout": "0"})
+	var updates []Update
+	b, _ := json.Marshal(res.Result)
+	_ = json.Unmarshal(b, &updates)
+	if len(updates) != 1 || updates[0].Message.MessageID != m.MessageID {
+		t.Fatalf("updates %s", b)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	if err := s.WaitConfirmed(ctx); err == nil {
+		t.Fatal("confirmed after a fetch without a later offset")
+	}
+	call(t, s.URL+"/bot123:abc/getUpdates", map[string]string{"offset": strconv.Itoa(updates[0].UpdateID + 1), "timeout": "0"})
+	if err := s.WaitConfirmed(context.Background()); err != nil {
+		t.Fatal(err)
 	}
 }
