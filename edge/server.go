@@ -121,6 +121,8 @@ type Server struct {
 	stateVersion schemas.StateVersion
 
 	runs *wire.Runs // follows every run: broadcasts its events, ends two-stage waits
+
+	metrics *Metrics // the gateway's Prometheus metrics, served on /metrics
 }
 
 // New prepares an edge; it does no I/O.
@@ -156,6 +158,7 @@ func New(cfg Config, nc *nats.Conn, log *slog.Logger) (*Server, error) {
 		s.paramsNilOK[r.Method] = cfg.Schemas.Params(r.Method, nil) == nil
 	}
 	s.helloPrefix = s.encodeHelloPrefix()
+	s.metrics = NewMetrics(s.hub.Count, cfg.Now)
 	return s, nil
 }
 
@@ -176,6 +179,10 @@ func (s *Server) encodeHelloPrefix() []byte {
 	return append(b, `,"connId":`...)
 }
 
+// Metrics are the edge's Prometheus metrics, for the code that counts frames, skipped
+// events and auth failures.
+func (s *Server) Metrics() *Metrics { return s.metrics }
+
 // Methods lists the methods this edge serves, in route-table order.
 func (s *Server) Methods() []string { return append([]string(nil), s.methods...) }
 
@@ -193,6 +200,11 @@ func (s *Server) Run(ctx context.Context) error {
 			_ = sub.Unsubscribe()
 		}
 	}()
+	msubs, err := s.metrics.follow(s.nc, s.log)
+	if err != nil {
+		return fmt.Errorf("edge: metrics: %w", err)
+	}
+	subs = append(subs, msubs...)
 	if s.runs, err = wire.FollowRuns(s.nc, wire.RunsConfig{OnEvent: s.onRunEvent, Heartbeat: s.cfg.RunHeartbeat}); err != nil {
 		return fmt.Errorf("edge: %w", err)
 	}
