@@ -3,8 +3,8 @@ package edge
 import "net/http"
 
 // servePlainHTTP answers the gateway port's plain HTTP endpoints besides /healthz:
-// /metrics. It reports whether it answered; the caller
-// answers anything else with 426.
+// /metrics and /readyz. It reports whether it answered; the caller answers anything else
+// with 426.
 func (s *Server) servePlainHTTP(w http.ResponseWriter, r *http.Request) bool {
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		return false
@@ -12,6 +12,8 @@ func (s *Server) servePlainHTTP(w http.ResponseWriter, r *http.Request) bool {
 	switch r.URL.Path {
 	case "/metrics":
 		s.serveMetrics(w, r)
+	case "/readyz":
+		s.serveReadyz(w)
 	default:
 		return false
 	}
