@@ -50,6 +50,9 @@ type Config struct {
 	// RunHeartbeat is the agent runs' heartbeat interval (wire.RunWaiter); default
 	// wire.RunHeartbeat.
 	RunHeartbeat time.Duration
+	// WebChatURL is the WebChat page the gateway port's browser page links to; empty when
+	// WebChat is off.
+	WebChatURL string
 	// Verbose logs every frame in and out at Debug level (never tokens).
 	Verbose bool
 	// Now is the clock; default time.Now.

@@ -256,6 +256,7 @@ func runGateway(ctx context.Context, df daemonFlags, log *slog.Logger) error {
 		MaxPayload: int64(s.cfg.Gateway.MaxPayload), MaxBufferedBytes: int64(s.cfg.Gateway.MaxBufferedBytes),
 		TickInterval: s.cfg.Gateway.TickInterval(), HandshakeTimeout: s.cfg.Gateway.HandshakeTimeout(),
 		Routes: edge.RoutesFor(edge.DefaultRoutes(), s.bus.expected), Verbose: s.verbose,
+		WebChatURL: webChatURL(wcLn),
 	}, enc, log)
 	if err != nil {
 		return err
@@ -277,7 +278,7 @@ func runGateway(ctx context.Context, df daemonFlags, log *slog.Logger) error {
 		}
 		stopWebChat = goUntilStopped(g, "webchat", wc.Run)
 		defer stopWebChat()
-		log.Info("webchat listening", "url", "http://"+wcLn.Addr().String())
+		log.Info("webchat listening", "url", webChatURL(wcLn))
 	}
 
 	<-failed.Done()
@@ -374,4 +375,12 @@ func primaryIP() string {
 		}
 	}
 	return ""
+}
+
+// webChatURL is the address of the WebChat page served on ln; empty when WebChat is off.
+func webChatURL(ln net.Listener) string {
+	if ln == nil {
+		return ""
+	}
+	return "http://" + ln.Addr().String()
 }
