@@ -17,6 +17,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/clawdis/clawdis/bus"
+	"github.com/clawdis/clawdis/bus/wire"
 	"github.com/clawdis/clawdis/cmd/clawdis/internal/config"
 	"github.com/clawdis/clawdis/cmd/clawdis/internal/force"
 	"github.com/clawdis/clawdis/edge"
@@ -96,6 +97,9 @@ func runDaemonCmd(cmd *cobra.Command, df daemonFlags, stdout io.Writer) error {
 	})
 }
 
+// noConfigFile is settings.config when no config file was found.
+const noConfigFile = "no config file; defaults"
+
 // settings is the daemon's configuration after merging flags, environment and file.
 type settings struct {
 	cfg     config.Config
@@ -128,7 +132,7 @@ func resolveSettings(df daemonFlags, getenv func(string) string, log *slog.Logge
 		webchat: cfg.WebChat.Enabled && !df.noWebchat, wcPort: cfg.WebChat.Port, verbose: df.verbose, force: df.force, noProv: df.noProviders,
 		config: paths.ConfigPath}
 	if !found {
-		s.config = "no config file; defaults"
+		s.config = noConfigFile
 	}
 	if df.port != 0 {
 		s.port = df.port
@@ -263,9 +267,6 @@ func runGateway(ctx context.Context, df daemonFlags, log *slog.Logger) error {
 	}
 	stopEdge := goUntilStopped(g, "edge", ed.Run)
 	defer stopEdge()
-	if df.listening != nil {
-		df.listening(ln.Addr().String())
-	}
 	log.Info("gateway listening", "url", "ws://"+ln.Addr().String(), "state_dir", s.paths.StateDir, "config", s.config,
 		"startup_ms", time.Since(start).Milliseconds(), "version", version)
 
@@ -278,7 +279,16 @@ func runGateway(ctx context.Context, df daemonFlags, log *slog.Logger) error {
 		}
 		stopWebChat = goUntilStopped(g, "webchat", wc.Run)
 		defer stopWebChat()
-		log.Info("webchat listening", "url", webChatURL(wcLn))
+		log.Debug("webchat listening", "url", webChatURL(wcLn)) // WebChat says so, and the ready line
+	}
+
+	var providers map[string]*wire.ProviderState
+	if running := runningProviders(services); len(running) > 0 || !s.noProv {
+		providers = settledProviders(ctx, enc, running, providerSettle)
+	}
+	log.Info(readyLine("ws://"+ln.Addr().String(), webChatURL(wcLn), s.config, providers, s.cfg.Agent))
+	if df.listening != nil {
+		df.listening(ln.Addr().String())
 	}
 
 	<-failed.Done()
