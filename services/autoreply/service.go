@@ -230,7 +230,7 @@ func (s *Service) onInbound(m *nats.Msg) {
 		return
 	}
 	if why := s.cfg.allow(msg); why != "" {
-		log.Debug("inbound message not answered", "reason", why, "chat_type", msg.ChatType)
+		log.Info("inbound not answered", "reason", why, "chat_type", msg.ChatType)
 		return
 	}
 	s.start(entry{Key: runKey(msg), Msg: msg, AddedAt: s.cfg.Now().UnixMilli()}, true)

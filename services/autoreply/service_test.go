@@ -60,7 +60,7 @@ func TestDirectMessageAnswered(t *testing.T) {
 	if u.SessionKey != "main" || u.LastChannel == nil || *u.LastChannel != "whatsapp" || u.LastTo == nil || *u.LastTo != msg.ChatID {
 		t.Fatalf("session update = %+v", u)
 	}
-	logs.wait(t, slog.LevelInfo, "reply sent")
+	logs.wait(t, slog.LevelInfo, "inbound answered")
 	svc.stop()
 	if keys := pendingKeys(t, cfg.JournalPath); len(keys) != 0 {
 		t.Fatalf("journal still holds %v", keys)
@@ -145,7 +145,7 @@ func TestWhoIsAnswered(t *testing.T) {
 			if sp := recv(t, sends, "reply"); sp.To != tt.asked.ChatID || sp.Message != "answer" {
 				t.Fatalf("send = %+v", sp)
 			}
-			logs.wait(t, slog.LevelInfo, "reply sent")
+			logs.wait(t, slog.LevelInfo, "inbound answered")
 			svc.stop()
 			if n := agent.runCount(); n != 1 {
 				t.Fatalf("agent saw %d runs, want 1", n)
@@ -156,7 +156,7 @@ func TestWhoIsAnswered(t *testing.T) {
 			if keys := pendingKeys(t, cfg.JournalPath); len(keys) != 0 {
 				t.Fatalf("journal still holds %v", keys)
 			}
-			if logs.count("inbound message not answered") != 1 {
+			if logs.count("inbound not answered") != 1 {
 				t.Fatalf("the ignored message was not logged as not answered")
 			}
 		})
@@ -197,7 +197,7 @@ func TestRestartResumesWithSameKey(t *testing.T) {
 	if sp := recv(t, wa.sends, "reply"); sp.IdempotencyKey != p.IdempotencyKey+"-reply" {
 		t.Fatalf("send = %+v", sp)
 	}
-	logs.wait(t, slog.LevelInfo, "reply sent")
+	logs.wait(t, slog.LevelInfo, "inbound answered")
 	second.stop()
 
 	// A third start finds nothing to resume.
@@ -363,7 +363,7 @@ func TestDuplicateAndEcho(t *testing.T) {
 	logs.wait(t, slog.LevelDebug, "duplicate ignored")
 	agent.reply(t, p.IdempotencyKey, "noted")
 	sp := recv(t, wa.sends, "reply")
-	logs.wait(t, slog.LevelInfo, "reply sent")
+	logs.wait(t, slog.LevelInfo, "inbound answered")
 
 	echoByID := msg
 	echoByID.MessageID, echoByID.Text = wa.result(sp.IdempotencyKey).MessageID, "noted"

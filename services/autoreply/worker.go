@@ -155,7 +155,7 @@ func (s *Service) sendReply(ctx context.Context, log *slog.Logger, msg wire.Inbo
 		return err
 	}
 	s.echo.sent(msg.Provider, msg.ChatID, res.MessageID)
-	log.Info("reply sent", "message_id", res.MessageID, "chars", len(text))
+	log.Info("inbound answered", "message_id", res.MessageID, "chars", len(text))
 	return nil
 }
 
