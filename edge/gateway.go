@@ -88,15 +88,19 @@ func (s *Server) announce(c *Conn, event string) {
 
 // Serve routes one request to the bus and answers it exactly once (twice for a two-stage
 // method: the ack, then the final). An acknowledged two-stage run frees its in-flight slot.
+// The request is counted in the metrics, with its result code and latency, just before its
+// last res is sent.
 func (s *Server) Serve(ctx context.Context, c *Conn, req Request, release func()) {
+	a := answer{c: c, id: req.ID, method: req.Method, start: s.cfg.Now(), s: s}
 	route, ok := s.routes[req.Method]
 	if !ok {
-		c.SendError(req.ID, wire.Invalid("unknown method: %s", req.Method))
+		a.method = "unknown" // a client's typos must not grow the metrics without bound
+		a.fail(wire.Invalid("unknown method: %s", req.Method))
 		return
 	}
 	if req.Params != nil || !s.paramsNilOK[route.Method] {
 		if err := s.validateParams(route.Method, req.Params); err != nil {
-			c.SendError(req.ID, wire.Invalid("invalid %s params: %s", route.Method, err.Error()))
+			a.fail(wire.Invalid("invalid %s params: %s", route.Method, err.Error()))
 			return
 		}
 	}
@@ -104,13 +108,13 @@ func (s *Server) Serve(ctx context.Context, c *Conn, req Request, release func()
 	var err error
 	if route.SubjectFor != nil {
 		if subj, err = route.SubjectFor(req.Params); err != nil {
-			c.SendError(req.ID, wire.Invalid("invalid %s params: %s", route.Method, err.Error()))
+			a.fail(wire.Invalid("invalid %s params: %s", route.Method, err.Error()))
 			return
 		}
 	}
 	if route.Rewrite != nil {
 		if body, err = route.Rewrite(req.Params, s.cfg.MaxPayload); err != nil {
-			c.SendError(req.ID, wire.Invalid("invalid %s params: %s", route.Method, err.Error()))
+			a.fail(wire.Invalid("invalid %s params: %s", route.Method, err.Error()))
 			return
 		}
 	}
@@ -120,7 +124,7 @@ func (s *Server) Serve(ctx context.Context, c *Conn, req Request, release func()
 			IdempotencyKey string `json:"idempotencyKey"`
 		}
 		if json.Unmarshal(req.Params, &p) != nil || p.IdempotencyKey == "" {
-			c.SendError(req.ID, wire.Invalid("invalid %s params: idempotencyKey required", route.Method))
+			a.fail(wire.Invalid("invalid %s params: idempotencyKey required", route.Method))
 			return
 		}
 		waiter = s.runs.Watch(p.IdempotencyKey)
@@ -128,30 +132,69 @@ func (s *Server) Serve(ctx context.Context, c *Conn, req Request, release func()
 	}
 	reply, we := s.request(ctx, route, subj, body)
 	if we != nil {
-		c.SendError(req.ID, we)
+		a.fail(we)
 		return
 	}
 	if waiter == nil {
-		c.SendOK(req.ID, reply.Data)
+		a.ok(reply.Data)
 		return
 	}
 	if reply.Header.Get(wire.HeaderRunFinal) != "" {
 		var fin wire.RunFinal
 		if err := json.Unmarshal(reply.Data, &fin); err != nil {
-			c.SendError(req.ID, wire.Unavailable(false, "%s: malformed final from the service", route.Method))
+			a.fail(wire.Unavailable(false, "%s: malformed final from the service", route.Method))
 			return
 		}
-		sendRunFinal(c, req.ID, route, fin)
+		a.final(fin)
 		return
 	}
-	c.SendOK(req.ID, reply.Data)
+	c.SendOK(req.ID, reply.Data) // the ack: not the request's last res
 	release()
 	fin, err := waiter.Wait(ctx)
 	if err != nil {
-		c.SendError(req.ID, wire.Unavailable(true, "gateway shutting down"))
+		a.fail(wire.Unavailable(true, "gateway shutting down"))
 		return
 	}
-	sendRunFinal(c, req.ID, route, fin)
+	a.final(fin)
+}
+
+// answer sends a request's last res and counts the request in the metrics just before.
+type answer struct {
+	s      *Server
+	c      *Conn
+	id     string
+	method string // the metrics' method label
+	start  time.Time
+}
+
+// codeOK is the metrics' result code of a request answered with ok:true.
+const codeOK = "OK"
+
+func (a answer) count(code string) { a.s.metrics.Request(a.method, code, a.s.cfg.Now().Sub(a.start)) }
+
+// ok answers with ok:true and payload.
+func (a answer) ok(payload []byte) {
+	a.count(codeOK)
+	a.c.SendOK(a.id, payload)
+}
+
+// fail answers with ok:false and we.
+func (a answer) fail(we *wire.Error) {
+	a.count(we.Code)
+	a.c.SendError(a.id, we)
+}
+
+// final answers with the final of a two-stage run.
+func (a answer) final(fin wire.RunFinal) {
+	if fin.OK {
+		a.ok(fin.Payload)
+		return
+	}
+	if fin.Error == nil {
+		fin.Error = wire.Unavailable(false, "%s run failed", a.method)
+	}
+	a.count(fin.Error.Code)
+	a.c.SendFailure(a.id, ErrorShape(fin.Error), fin.Payload)
 }
 
 // validateParams checks raw params against the method's schema.
@@ -182,16 +225,4 @@ func (s *Server) request(ctx context.Context, route Route, subj string, body []b
 		return nil, we
 	}
 	return reply, nil
-}
-
-// sendRunFinal sends the final res of a two-stage run.
-func sendRunFinal(c *Conn, id string, route Route, fin wire.RunFinal) {
-	if fin.OK {
-		c.SendOK(id, fin.Payload)
-		return
-	}
-	if fin.Error == nil {
-		fin.Error = wire.Unavailable(false, "%s run failed", route.Method)
-	}
-	c.SendFailure(id, ErrorShape(fin.Error), fin.Payload)
 }

@@ -20,6 +20,9 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 			s.serveHealthz(w)
 			return
 		}
+		if s.servePlainHTTP(w, r) {
+			return
+		}
 		w.Header().Set("Upgrade", "websocket")
 		http.Error(w, "426 upgrade required: this is the clawdis gateway's WebSocket port", http.StatusUpgradeRequired)
 		return

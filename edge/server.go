@@ -50,6 +50,9 @@ type Config struct {
 	// RunHeartbeat is the agent runs' heartbeat interval (wire.RunWaiter); default
 	// wire.RunHeartbeat.
 	RunHeartbeat time.Duration
+	// WebChatURL is the WebChat page the gateway port's browser page links to; empty when
+	// WebChat is off.
+	WebChatURL string
 	// Verbose logs every frame in and out at Debug level (never tokens).
 	Verbose bool
 	// Now is the clock; default time.Now.
@@ -121,6 +124,8 @@ type Server struct {
 	stateVersion schemas.StateVersion
 
 	runs *wire.Runs // follows every run: broadcasts its events, ends two-stage waits
+
+	metrics *Metrics // the gateway's Prometheus metrics, served on /metrics
 }
 
 // New prepares an edge; it does no I/O.
@@ -156,6 +161,7 @@ func New(cfg Config, nc *nats.Conn, log *slog.Logger) (*Server, error) {
 		s.paramsNilOK[r.Method] = cfg.Schemas.Params(r.Method, nil) == nil
 	}
 	s.helloPrefix = s.encodeHelloPrefix()
+	s.metrics = NewMetrics(s.hub.Count, cfg.Now)
 	return s, nil
 }
 
@@ -176,6 +182,10 @@ func (s *Server) encodeHelloPrefix() []byte {
 	return append(b, `,"connId":`...)
 }
 
+// Metrics are the edge's Prometheus metrics, for the code that counts frames, skipped
+// events and auth failures.
+func (s *Server) Metrics() *Metrics { return s.metrics }
+
 // Methods lists the methods this edge serves, in route-table order.
 func (s *Server) Methods() []string { return append([]string(nil), s.methods...) }
 
@@ -193,6 +203,11 @@ func (s *Server) Run(ctx context.Context) error {
 			_ = sub.Unsubscribe()
 		}
 	}()
+	msubs, err := s.metrics.follow(s.nc, s.log)
+	if err != nil {
+		return fmt.Errorf("edge: metrics: %w", err)
+	}
+	subs = append(subs, msubs...)
 	if s.runs, err = wire.FollowRuns(s.nc, wire.RunsConfig{OnEvent: s.onRunEvent, Heartbeat: s.cfg.RunHeartbeat}); err != nil {
 		return fmt.Errorf("edge: %w", err)
 	}

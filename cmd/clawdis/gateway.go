@@ -18,6 +18,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/clawdis/clawdis/bus"
+	"github.com/clawdis/clawdis/bus/wire"
 	"github.com/clawdis/clawdis/cmd/clawdis/internal/config"
 	"github.com/clawdis/clawdis/cmd/clawdis/internal/force"
 	"github.com/clawdis/clawdis/edge"
@@ -97,6 +98,9 @@ func runDaemonCmd(cmd *cobra.Command, df daemonFlags, stdout io.Writer) error {
 	})
 }
 
+// noConfigFile is settings.config when no config file was found.
+const noConfigFile = "no config file; defaults"
+
 // settings is the daemon's configuration after merging flags, environment and file.
 type settings struct {
 	cfg     config.Config
@@ -129,7 +133,7 @@ func resolveSettings(df daemonFlags, getenv func(string) string, log *slog.Logge
 		webchat: cfg.WebChat.Enabled && !df.noWebchat, wcPort: cfg.WebChat.Port, verbose: df.verbose, force: df.force, noProv: df.noProviders,
 		config: paths.ConfigPath}
 	if !found {
-		s.config = "no config file; defaults"
+		s.config = noConfigFile
 	}
 	if df.port != 0 {
 		s.port = df.port
@@ -258,15 +262,13 @@ func runGateway(ctx context.Context, df daemonFlags, log *slog.Logger) error {
 		MaxPayload: int64(s.cfg.Gateway.MaxPayload), MaxBufferedBytes: int64(s.cfg.Gateway.MaxBufferedBytes),
 		TickInterval: s.cfg.Gateway.TickInterval(), HandshakeTimeout: s.cfg.Gateway.HandshakeTimeout(),
 		Routes: edge.RoutesFor(edge.DefaultRoutes(), s.bus.expected), Verbose: s.verbose,
+		WebChatURL: webChatURL(wcLn),
 	}, enc, log)
 	if err != nil {
 		return err
 	}
 	stopEdge := goUntilStopped(g, "edge", ed.Run)
 	defer stopEdge()
-	if df.listening != nil {
-		df.listening(ln.Addr().String())
-	}
 	log.Info("gateway listening", "url", "ws://"+ln.Addr().String(), "state_dir", s.paths.StateDir, "config", s.config,
 		"startup_ms", time.Since(start).Milliseconds(), "version", version)
 
@@ -279,7 +281,16 @@ func runGateway(ctx context.Context, df daemonFlags, log *slog.Logger) error {
 		}
 		stopWebChat = goUntilStopped(g, "webchat", wc.Run)
 		defer stopWebChat()
-		log.Info("webchat listening", "url", "http://"+wcLn.Addr().String())
+		log.Debug("webchat listening", "url", webChatURL(wcLn)) // WebChat says so, and the ready line
+	}
+
+	var providers map[string]*wire.ProviderState
+	if running := runningProviders(services); len(running) > 0 || !s.noProv {
+		providers = settledProviders(ctx, enc, running, providerSettle)
+	}
+	log.Info(readyLine("ws://"+ln.Addr().String(), webChatURL(wcLn), s.config, providers, s.cfg.Agent))
+	if df.listening != nil {
+		df.listening(ln.Addr().String())
 	}
 
 	<-failed.Done()
@@ -376,4 +387,12 @@ func primaryIP() string {
 		}
 	}
 	return ""
+}
+
+// webChatURL is the address of the WebChat page served on ln; empty when WebChat is off.
+func webChatURL(ln net.Listener) string {
+	if ln == nil {
+		return ""
+	}
+	return "http://" + ln.Addr().String()
 }

@@ -29,14 +29,23 @@ func newLoggerLevel(w io.Writer, format string, level slog.Level) (*slog.Logger,
 		if isTerminal(w) {
 			return slog.New(tint.NewTextHandler(w, &tint.Options{Level: level, TimeFormat: "15:04:05.000"})), nil
 		}
-		return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: level})), nil
+		return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: level, ReplaceAttr: durationMillis})), nil
 	case "json":
-		return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: level})), nil
+		return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: level, ReplaceAttr: durationMillis})), nil
 	case "text":
 		return slog.New(tint.NewTextHandler(w, &tint.Options{Level: level, TimeFormat: "15:04:05.000", NoColor: !isTerminal(w)})), nil
 	default:
 		return nil, usageError{errors.New("--log-format must be auto, text or json")}
 	}
+}
+
+// durationMillis logs a duration in JSON as whole milliseconds under the key with "_ms"
+// appended ("timeout_ms":600000), not as nanoseconds; text output shows it as 10m0s.
+func durationMillis(_ []string, a slog.Attr) slog.Attr {
+	if a.Value.Kind() == slog.KindDuration {
+		return slog.Int64(a.Key+"_ms", a.Value.Duration().Milliseconds())
+	}
+	return a
 }
 
 // logLevels are the names --log-level, $CLAWDIS_LOG_LEVEL and logging.level accept.

@@ -146,8 +146,8 @@ func (s *Service) check(ctx context.Context, name string) bool {
 	}
 	level, listed := slog.LevelDebug, prev.listed
 	switch {
-	case r.ok && !prev.ok:
-		level = slog.LevelInfo
+	case r.ok && !prev.ok && prev.answered:
+		level = slog.LevelInfo // back after it stopped answering; its first answer is not news
 	case !r.ok && prev.ok && listed:
 		level = slog.LevelWarn
 	}

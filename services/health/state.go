@@ -31,9 +31,12 @@ type serviceState struct {
 	listed  bool // in Config.Services: listed in the summary and counted in ok
 	checked bool // a liveness check finished
 	ok      bool
-	latency time.Duration
-	id      string            // micro instance id of the last answer
-	meta    map[string]string // micro metadata, from the answer when it (re)appeared
+	// answered says the service answered a check at least once: its first answer (it
+	// started) is not news, an answer after it stopped answering is.
+	answered bool
+	latency  time.Duration
+	id       string            // micro instance id of the last answer
+	meta     map[string]string // micro metadata, from the answer when it (re)appeared
 }
 
 // checkResult is the outcome of one liveness check ($SRV.PING) of a service.
@@ -129,6 +132,7 @@ func (st *state) record(name string, r checkResult) (prev serviceState, appeared
 	prev = *cur
 	appeared = r.ok && (!cur.ok || cur.id != r.id)
 	cur.checked, cur.ok, cur.latency, cur.id = true, r.ok, r.latency, r.id
+	cur.answered = cur.answered || r.ok
 	if appeared {
 		cur.meta = maps.Clone(r.meta)
 	}

@@ -33,8 +33,8 @@ func (c *Core) supervise(ctx context.Context) {
 		var term *TerminalError
 		if errors.As(err, &term) {
 			level := slog.LevelWarn
-			if errors.Is(err, ErrNotConfigured) {
-				level = slog.LevelInfo
+			if errors.Is(err, ErrNotConfigured) || errors.Is(err, ErrNotLinked) {
+				level = slog.LevelDebug // the provider state line says it, with what to do
 			}
 			c.log.Log(ctx, level, "network stopped for good", "state", term.State, "err", err)
 			why := term.State
@@ -102,8 +102,12 @@ func (c *Core) publishStateLocked(st wire.ProviderState) {
 	if st.Connected {
 		c.connected = true
 	}
-	if st.State != c.state.State || st.LastError != c.state.LastError {
+	switch {
+	case st.State != c.state.State:
 		c.log.Info("provider state", "state", st.State, "connected", st.Connected,
+			"last_error", st.LastError)
+	case st.LastError != c.state.LastError:
+		c.log.Debug("provider state", "state", st.State, "connected", st.Connected,
 			"last_error", st.LastError)
 	}
 	c.state = st
