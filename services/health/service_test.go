@@ -187,10 +187,6 @@ func TestSlowPingFindsStoppedService(t *testing.T) {
 func TestQuietMinute(t *testing.T) {
 	clk := newManualClock()
 	h := startHarness(t)
-	var asked atomic.Int32
-	h.addService(t, "presence", nil)
-	h.addSessions(t, sessionsSummary, &asked)
-	h.addWebChat(t, "18788")
 	spy := h.bus.Conn("spy")
 	seen := make(chan *nats.Msg, 4096)
 	if _, err := spy.ChanSubscribe(">", seen); err != nil {
@@ -199,9 +195,37 @@ func TestQuietMinute(t *testing.T) {
 	if err := spy.Flush(); err != nil {
 		t.Fatal(err)
 	}
+	// waitConnects reads seen (start-up traffic) until the bus announced a connection of
+	// each name: the server sends its advisories on its own schedule, and one arriving
+	// during the quiet minute would rightly make health check that service again.
+	waitConnects := func(names ...string) {
+		t.Helper()
+		want := map[string]bool{}
+		for _, n := range names {
+			want[n] = true
+		}
+		timeout := time.After(10 * time.Second)
+		for len(want) > 0 {
+			select {
+			case m := <-seen:
+				var ev wire.BusClientEvent
+				if m.Subject == subject.BusConnect && json.Unmarshal(m.Data, &ev) == nil {
+					delete(want, ev.Client.Name)
+				}
+			case <-timeout:
+				t.Fatalf("no connect advisory for %v", want)
+			}
+		}
+	}
+	var asked atomic.Int32
+	h.addService(t, "presence", nil)
+	h.addSessions(t, sessionsSummary, &asked)
+	h.addWebChat(t, "18788")
+	waitConnects("presence", subject.ServiceSessions, subject.ServiceWebChat)
 	s := h.runOn(t, Config{Services: []string{"presence", subject.ServiceSessions}}, clk)
 	h.waitEvent(t, "the first summary", func(s schemas.HealthSummary) bool { return s.OK && s.Sessions.Count == 1 })
 	clk.waitArmed(t, 2) // the publish schedule and the slow ping
+	waitConnects(s.nc.Opts.Name)
 
 	// settled makes every message health sent so far visible in seen.
 	settled := func() {
