@@ -1,15 +1,18 @@
 package edge
 
 import (
+	"encoding/json"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"testing"
+	"time"
 
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 
+	"github.com/clawdis/clawdis/bus/subject"
 	"github.com/clawdis/clawdis/bus/wire"
 	"github.com/clawdis/clawdis/schemas"
 )
@@ -153,6 +156,45 @@ func TestMetricsProviderStateAndRuns(t *testing.T) {
 	} {
 		if got := metricValue(mfs, want.name, want.labels); got != want.value {
 			t.Errorf("%s%v = %v, want %v", want.name, want.labels, got, want.value)
+		}
+	}
+}
+
+// TestMetricsFollowTheBus: provider state events and agent run events published on the bus
+// reach the metrics.
+func TestMetricsFollowTheBus(t *testing.T) {
+	g := startEdge(t, nil)
+	startFakeServices(t, g.nc)
+	g.connect("cli") // Run has subscribed once a connection is served
+	pub := g.bus.Conn("provider")
+	stateSubj, err := subject.ProviderState("telegram")
+	if err != nil {
+		t.Fatal(err)
+	}
+	state, _ := json.Marshal(wire.ProviderState{Provider: "telegram", State: schemas.TelegramPolling, Ts: 1})
+	if err := pub.Publish(stateSubj, state); err != nil {
+		t.Fatal(err)
+	}
+	runSubj := subject.AgentRunEvents("run-1")
+	publishRunEvent(t, pub, runSubj, wire.RunEventAgent, map[string]any{"runId": "run-1"})
+	publishRunEvent(t, pub, runSubj, wire.RunEventFinal, map[string]any{"ok": true, "payload": map[string]any{"status": "ok"}})
+
+	// The metrics' subscriptions run on their own goroutines: scrape until both arrived.
+	deadline := time.After(10 * time.Second)
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		mfs := scrape(t, "http://"+g.addr+"/metrics")
+		polling := metricValue(mfs, "clawdis_provider_state", map[string]string{"provider": "telegram", "state": schemas.TelegramPolling})
+		runs := metricValue(mfs, "clawdis_runs_total", map[string]string{"status": "ok"})
+		took := metricValue(mfs, "clawdis_run_duration_seconds", nil)
+		if polling == 1 && runs == 1 && took == 1 {
+			return
+		}
+		select {
+		case <-tick.C:
+		case <-deadline:
+			t.Fatalf("provider state %v, runs %v, durations %v; want 1 each", polling, runs, took)
 		}
 	}
 }

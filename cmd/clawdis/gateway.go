@@ -18,7 +18,6 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/clawdis/clawdis/bus"
-	"github.com/clawdis/clawdis/bus/wire"
 	"github.com/clawdis/clawdis/cmd/clawdis/internal/config"
 	"github.com/clawdis/clawdis/cmd/clawdis/internal/force"
 	"github.com/clawdis/clawdis/edge"
@@ -284,10 +283,7 @@ func runGateway(ctx context.Context, df daemonFlags, log *slog.Logger) error {
 		log.Debug("webchat listening", "url", webChatURL(wcLn)) // WebChat says so, and the ready line
 	}
 
-	var providers map[string]*wire.ProviderState
-	if running := runningProviders(services); len(running) > 0 || !s.noProv {
-		providers = settledProviders(ctx, enc, running, providerSettle)
-	}
+	providers := settledProviders(ctx, enc, expectedProviders(s.bus.expected), providerSettle)
 	log.Info(readyLine("ws://"+ln.Addr().String(), webChatURL(wcLn), s.config, providers, s.cfg.Agent))
 	if df.listening != nil {
 		df.listening(ln.Addr().String())

@@ -35,7 +35,7 @@ func readyLine(gatewayURL, webChatURL, configPath string, providers map[string]*
 	} else {
 		parts = append(parts, "config "+homeTilde(configPath))
 	}
-	if providers == nil {
+	if len(providers) == 0 {
 		parts = append(parts, "providers off")
 	} else {
 		parts = append(parts, whatsAppReady(providers[subject.ServiceWhatsApp]), telegramReady(providers[subject.ServiceTelegram]))
@@ -58,7 +58,7 @@ func homeTilde(p string) string {
 func whatsAppReady(st *wire.ProviderState) string {
 	switch {
 	case st == nil:
-		return "WhatsApp not running here"
+		return "WhatsApp off"
 	case st.State == schemas.WebUnlinked:
 		return "WhatsApp not linked (run: clawdis login)"
 	case st.State == schemas.WebDisabled:
@@ -74,7 +74,7 @@ func whatsAppReady(st *wire.ProviderState) string {
 func telegramReady(st *wire.ProviderState) string {
 	switch {
 	case st == nil:
-		return "Telegram not running here"
+		return "Telegram off"
 	case st.State == schemas.TelegramUnconfigured:
 		return "Telegram not configured (set TELEGRAM_BOT_TOKEN to use a bot)"
 	case st.State == schemas.TelegramError && st.LastError != "":
@@ -100,9 +100,9 @@ func agentReady(a config.Agent) string {
 	return "agent: " + a.Backend
 }
 
-// settledProviders asks each of providers (the ones this process runs) for its state and
-// waits up to settle for those still starting to report a settled one. A provider that does
-// not answer is missing from the map.
+// settledProviders asks each of providers (the ones the gateway expects, wherever they run)
+// for its state and waits up to settle for those still starting to report a settled one. A
+// provider that does not answer is in state "not answering".
 func settledProviders(ctx context.Context, nc *nats.Conn, providers []string, settle time.Duration) map[string]*wire.ProviderState {
 	out := map[string]*wire.ProviderState{}
 	if len(providers) == 0 {
@@ -130,9 +130,10 @@ func settledProviders(ctx context.Context, nc *nats.Conn, providers []string, se
 			continue
 		}
 		var st wire.ProviderState
-		if wire.RequestJSON(ctx, nc, subj, nil, &st) == nil {
-			out[p] = &st
+		if wire.RequestJSON(ctx, nc, subj, nil, &st) != nil {
+			st = wire.ProviderState{Provider: p, State: "not answering"}
 		}
+		out[p] = &st
 	}
 	starting := func() bool {
 		for _, st := range out {
@@ -155,11 +156,11 @@ func settledProviders(ctx context.Context, nc *nats.Conn, providers []string, se
 	return out
 }
 
-// runningProviders are the providers among the services this process runs.
-func runningProviders(inProcess []string) []string {
+// expectedProviders are the providers among the services the gateway expects.
+func expectedProviders(services []string) []string {
 	var ps []string
 	for _, p := range []string{subject.ServiceWhatsApp, subject.ServiceTelegram} {
-		if slices.Contains(inProcess, p) {
+		if slices.Contains(services, p) {
 			ps = append(ps, p)
 		}
 	}
