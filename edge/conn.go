@@ -54,11 +54,15 @@ type Request struct {
 	Params     []byte
 }
 
+// PreAuthMaxPayload is the largest inbound frame until hello-ok (SPEC §5.2), whatever
+// ConnConfig.MaxPayload says.
+const PreAuthMaxPayload = 64 << 10
+
 // ConnConfig are the limits and checks of every connection of one protocol server.
 type ConnConfig struct {
 	Schemas          *schemas.Set
 	Token            string // required hello auth.token; empty: none
-	MaxPayload       int64  // largest inbound frame
+	MaxPayload       int64  // largest inbound frame after hello-ok (before it: PreAuthMaxPayload at most)
 	MaxBufferedBytes int64  // outbound queue bound
 	MaxInFlight      int
 	HandshakeTimeout time.Duration
@@ -117,7 +121,7 @@ func (h *Hub) Serve(ws *websocket.Conn, remoteIP string, cfg *ConnConfig, b Back
 		hub: h, b: b, cfg: cfg, ws: ws, id: h.newConnID(), remoteIP: remoteIP,
 		inflight:  make(chan struct{}, cfg.MaxInFlight),
 		closeDone: make(chan struct{}),
-		limit:     cfg.MaxPayload,
+		limit:     min(cfg.MaxPayload, PreAuthMaxPayload),
 	}
 	c.queue = outq.New(cfg.MaxBufferedBytes, c.spawnWriter)
 	c.ctx, c.cancel = context.WithCancel(h.reqCtx)
@@ -292,6 +296,14 @@ func (c *Conn) drain() {
 
 // handshake checks the first frame; false means the connection closes.
 func (c *Conn) handshake(data []byte) bool {
+	// Cheap, linear checks first: nothing below may cost more on a hostile frame.
+	if !json.Valid(data) {
+		c.close(websocket.StatusPolicyViolation, "malformed JSON")
+		return false
+	}
+	if hasLongNumber(data) {
+		return c.refuse(&Refusal{schemas.HelloError{Reason: "invalid hello: " + longNumberDetail}, websocket.StatusPolicyViolation, "invalid hello"})
+	}
 	v, err := schemas.Decode(data)
 	if err != nil {
 		c.close(websocket.StatusPolicyViolation, "malformed JSON")
@@ -325,6 +337,7 @@ func (c *Conn) handshake(data []byte) bool {
 	if r := c.b.Admit(c, &c.hello); r != nil {
 		return c.refuse(r)
 	}
+	c.limit = c.cfg.MaxPayload
 	if c.cfg.MaxPayloadAfter != nil {
 		c.limit = c.cfg.MaxPayloadAfter()
 	}
@@ -414,6 +427,9 @@ func (c *Conn) handleFrame(data []byte) bool {
 	case frameMalformed:
 		c.close(websocket.StatusPolicyViolation, "malformed JSON")
 		return false
+	case frameLongNumber:
+		c.SendError(frameID(data), wire.Invalid("invalid request frame: %s", longNumberDetail))
+		return true
 	case frameOther:
 		var ok bool
 		if req, ok = c.slowRequest(data); !ok {
@@ -496,6 +512,22 @@ func (c *Conn) slowRequest(data []byte) (Request, bool) {
 		params = nil
 	}
 	return Request{ID: id, Method: method, Params: params}, true
+}
+
+// longNumberDetail words the rejection of a frame with a number literal over MaxNumberLen.
+var longNumberDetail = "number literal longer than " + strconv.Itoa(MaxNumberLen) + " characters"
+
+// frameID is the id of a frame that is valid JSON when it is a non-empty string, else
+// "invalid". It decodes no number: only the id's raw bytes are looked at.
+func frameID(data []byte) string {
+	var env struct {
+		ID json.RawMessage `json:"id"`
+	}
+	var id string
+	if json.Unmarshal(data, &env) != nil || len(env.ID) == 0 || env.ID[0] != '"' || json.Unmarshal(env.ID, &id) != nil || id == "" {
+		return "invalid"
+	}
+	return id
 }
 
 // ErrorShape turns a bus error into the res frame's error.

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -48,6 +49,7 @@ func Run(t *testing.T, start func(t *testing.T, o Options) Target) {
 	t.Run("CloseCodes", func(t *testing.T) { testCloseCodes(t, start) })
 	t.Run("SeqCounts", func(t *testing.T) { testSeqCounts(t, start) })
 	t.Run("InFlightLimit", func(t *testing.T) { testInFlight(t, start) })
+	t.Run("PreAuthLimits", func(t *testing.T) { testPreAuthLimits(t, start) })
 }
 
 // SmallSendBuffer wraps ln so that accepted TCP connections get a 4 KiB send buffer.
@@ -308,4 +310,74 @@ func testInFlight(t *testing.T, start func(*testing.T, Options) Target) {
 			seen[m["id"].(string)] = true
 		}
 	}
+}
+
+// withField returns a copy of hello with key set to raw JSON.
+func withField(t testing.TB, hello map[string]any, key, raw string) string {
+	t.Helper()
+	m := make(map[string]any, len(hello)+1)
+	for k, v := range hello {
+		m[k] = v
+	}
+	m[key] = json.RawMessage(raw)
+	b, err := json.Marshal(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// testPreAuthLimits: SPEC §5.2's limits before authentication. Until hello-ok a frame over
+// 64 KiB closes 1009 (after it the larger maxPayload holds); a number literal over 64
+// characters makes a hello invalid, and a req INVALID_REQUEST, by the linear scan that runs
+// before schema validation (its wording proves which path rejected it).
+func testPreAuthLimits(t *testing.T, start func(*testing.T, Options) Target) {
+	tg := start(t, Options{})
+	big := strconv.Quote(strings.Repeat("u", 65<<10))
+	t.Run("hello over 64 KiB", func(t *testing.T) {
+		c := dial(t, tg.URL)
+		c.send(withField(t, tg.Hello, "userAgent", big))
+		if code, reason := c.closed(); code != websocket.StatusMessageTooBig || reason != "frame too large" {
+			t.Fatalf("closed %d %q, want 1009 frame too large", code, reason)
+		}
+	})
+	t.Run("60000-digit number in hello", func(t *testing.T) {
+		c := dial(t, tg.URL)
+		c.send(withField(t, tg.Hello, "minProtocol", "1"+strings.Repeat("0", 59999)))
+		m := c.next()
+		if m["type"] != "hello-error" || m["reason"] != "invalid hello: number literal longer than 64 characters" {
+			t.Fatalf("want hello-error from the number scan, got %.300v", m)
+		}
+		if code, reason := c.closed(); code != websocket.StatusPolicyViolation || reason != "invalid hello" {
+			t.Fatalf("closed %d %q, want 1008 invalid hello", code, reason)
+		}
+	})
+	t.Run("64-digit number in hello passes the scan", func(t *testing.T) {
+		c := dial(t, tg.URL)
+		c.send(withField(t, tg.Hello, "minProtocol", "0."+strings.Repeat("0", 61)+"1")) // 64 characters
+		m := c.next()
+		if m["type"] != "hello-error" || !strings.HasPrefix(m["reason"].(string), "invalid hello: ") ||
+			strings.Contains(m["reason"].(string), "number literal") {
+			t.Fatalf("want the schema's hello-error, got %.300v", m)
+		}
+	})
+	t.Run("after hello", func(t *testing.T) {
+		c := connect(t, tg)
+		c.send(`{"type":"req","id":"n","method":"health","params":{"x":[` + strings.Repeat("1", 65) + `]}}`)
+		res := c.nextRes("n")
+		e, _ := res["error"].(map[string]any)
+		if res["ok"] != false || e["code"] != "INVALID_REQUEST" ||
+			e["message"] != "invalid request frame: number literal longer than 64 characters" {
+			t.Fatalf("long number after hello: %v", res)
+		}
+		// After hello-ok the frame limit is maxPayload again.
+		c.send(`{"type":"req","id":"big","method":"health","params":{"pad":` + big + `}}`)
+		if res := c.nextRes("big"); res["ok"] != false {
+			t.Fatalf("100 KB req after hello: %.300v", res)
+		}
+		c.send(`{"type":"req","id":"ok","method":"health"}`)
+		if res := c.nextRes("ok"); res["ok"] != true {
+			t.Fatalf("after the rejected frames: %v", res)
+		}
+	})
 }
