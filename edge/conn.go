@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"io"
 	"log/slog"
+	"net"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -60,10 +61,13 @@ const PreAuthMaxPayload = 64 << 10
 
 // ConnConfig are the limits and checks of every connection of one protocol server.
 type ConnConfig struct {
-	Schemas          *schemas.Set
-	Token            string // required hello auth.token; empty: none
-	MaxPayload       int64  // largest inbound frame after hello-ok (before it: PreAuthMaxPayload at most)
-	MaxBufferedBytes int64  // outbound queue bound
+	Schemas *schemas.Set
+	Token   string // required hello auth.token; empty: none
+	// Throttle, when set, counts failed token checks per client address and refuses the
+	// hellos of a locked-out address without comparing their token.
+	Throttle         *AuthThrottle
+	MaxPayload       int64 // largest inbound frame after hello-ok (before it: PreAuthMaxPayload at most)
+	MaxBufferedBytes int64 // outbound queue bound
 	MaxInFlight      int
 	HandshakeTimeout time.Duration
 	WriteTimeout     time.Duration
@@ -81,6 +85,7 @@ type Conn struct {
 	cfg      *ConnConfig
 	ws       *websocket.Conn
 	id       string
+	addr     string // the client's IP address, loopback included (the throttle's key)
 	remoteIP string
 	baseLog  *slog.Logger // the server's; Log adds the connection id
 	queue    *outq.Queue
@@ -113,12 +118,20 @@ func (c *Conn) Hello() *schemas.Hello { return &c.hello }
 // keeps no logger of its own.
 func (c *Conn) Log() *slog.Logger { return c.baseLog.With("conn", c.id) }
 
-// Serve runs one upgraded connection with backend b until it closes. remoteIP is the
-// client's address (empty for loopback); log gets the connection's lines.
-func (h *Hub) Serve(ws *websocket.Conn, remoteIP string, cfg *ConnConfig, b Backend, log *slog.Logger) {
+// Serve runs one upgraded connection with backend b until it closes. remoteAddr is the
+// client's address (http.Request.RemoteAddr); log gets the connection's lines.
+func (h *Hub) Serve(ws *websocket.Conn, remoteAddr string, cfg *ConnConfig, b Backend, log *slog.Logger) {
 	ws.SetReadLimit(-1) // the limit is enforced below, to close with our own reason
+	addr := remoteAddr
+	if host, _, err := net.SplitHostPort(remoteAddr); err == nil {
+		addr = host
+	}
+	remoteIP := addr
+	if ip := net.ParseIP(addr); ip == nil || ip.IsLoopback() {
+		remoteIP = ""
+	}
 	c := &Conn{
-		hub: h, b: b, cfg: cfg, ws: ws, id: h.newConnID(), remoteIP: remoteIP,
+		hub: h, b: b, cfg: cfg, ws: ws, id: h.newConnID(), addr: addr, remoteIP: remoteIP,
 		inflight:  make(chan struct{}, cfg.MaxInFlight),
 		closeDone: make(chan struct{}),
 		limit:     min(cfg.MaxPayload, PreAuthMaxPayload),
@@ -304,6 +317,13 @@ func (c *Conn) handshake(data []byte) bool {
 	if hasLongNumber(data) {
 		return c.refuse(&Refusal{schemas.HelloError{Reason: "invalid hello: " + longNumberDetail}, websocket.StatusPolicyViolation, "invalid hello"})
 	}
+	if t := c.cfg.Throttle; t != nil && c.cfg.Token != "" {
+		if left, locked := t.Locked(c.addr); locked {
+			secs := int64((left + time.Second - 1) / time.Second)
+			return c.refuse(&Refusal{schemas.HelloError{Reason: "too many failed auth attempts; retry in " + strconv.FormatInt(secs, 10) + " s"},
+				websocket.StatusPolicyViolation, "too many failed auth attempts"})
+		}
+	}
 	v, err := schemas.Decode(data)
 	if err != nil {
 		c.close(websocket.StatusPolicyViolation, "malformed JSON")
@@ -326,8 +346,18 @@ func (c *Conn) handshake(data []byte) bool {
 			got = h.Auth.Token
 		}
 		if subtle.ConstantTimeCompare([]byte(got), []byte(want)) != 1 {
-			c.Log().Warn("refused client with wrong or missing token", "client", h.Client.Name)
+			// One line per failure would let a client fill the log: the lockout is what is logged.
+			c.Log().Debug("refused client with wrong or missing token", "client", schemas.Clip(h.Client.Name, 64))
+			if t := c.cfg.Throttle; t != nil {
+				if started, n := t.Fail(c.addr); started {
+					c.Log().Warn("too many failed auth attempts; locking the address out", "address", c.addr,
+						"failures", n, "lockout", t.cfg.Lockout)
+				}
+			}
 			return c.refuse(&Refusal{schemas.HelloError{Reason: "unauthorized"}, websocket.StatusPolicyViolation, "unauthorized"})
+		}
+		if t := c.cfg.Throttle; t != nil {
+			t.Succeeded(c.addr)
 		}
 	}
 	c.hello = h

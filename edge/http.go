@@ -46,21 +46,9 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		s.log.Debug("websocket accept failed", "remote", r.RemoteAddr, "err", err)
 		return
 	}
-	if !s.hub.Go(ws, remoteIP(r), &s.conn, s, s.log) {
+	if !s.hub.Go(ws, r.RemoteAddr, &s.conn, s, s.log) {
 		_ = ws.Close(websocket.StatusServiceRestart, "service restart")
 	}
-}
-
-// remoteIP is the client's address, empty for loopback clients.
-func remoteIP(r *http.Request) string {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		return ""
-	}
-	if ip := net.ParseIP(host); ip == nil || ip.IsLoopback() {
-		return ""
-	}
-	return host
 }
 
 func (s *Server) serveHealthz(w http.ResponseWriter) {

@@ -157,7 +157,7 @@ func (h *Hub) Shutdown(budget, closeWait time.Duration, log func(msg string, arg
 
 // Go serves an upgraded connection on a goroutine of its own (see Serve); false once
 // shutdown began, and then the caller closes ws.
-func (h *Hub) Go(ws *websocket.Conn, remoteIP string, cfg *ConnConfig, b Backend, log *slog.Logger) bool {
+func (h *Hub) Go(ws *websocket.Conn, remoteAddr string, cfg *ConnConfig, b Backend, log *slog.Logger) bool {
 	h.mu.Lock()
 	if h.stopping.Load() {
 		h.mu.Unlock()
@@ -167,7 +167,7 @@ func (h *Hub) Go(ws *websocket.Conn, remoteIP string, cfg *ConnConfig, b Backend
 	h.mu.Unlock()
 	go func() {
 		defer h.wg.Done()
-		h.Serve(ws, remoteIP, cfg, b, log)
+		h.Serve(ws, remoteAddr, cfg, b, log)
 	}()
 	return true
 }

@@ -35,6 +35,7 @@ type Config struct {
 	Version, Commit, Host string
 
 	Token            string        // required hello.auth.token; empty: none
+	AuthRateLimit    AuthRateLimit // failed-auth throttle per client address; defaults on the type
 	AllowedOrigins   []string      // browser origins allowed besides loopback ones
 	MaxPayload       int64         // largest inbound message; default 524288
 	MaxBufferedBytes int64         // per-connection outbound queue bound; default 1572864
@@ -145,7 +146,7 @@ func New(cfg Config, nc *nats.Conn, log *slog.Logger) (*Server, error) {
 	s.conn = ConnConfig{
 		Schemas: cfg.Schemas, Token: cfg.Token, MaxPayload: cfg.MaxPayload, MaxBufferedBytes: cfg.MaxBufferedBytes,
 		MaxInFlight: cfg.MaxInFlight, HandshakeTimeout: cfg.HandshakeTimeout, WriteTimeout: cfg.WriteTimeout,
-		Verbose: cfg.Verbose,
+		Verbose: cfg.Verbose, Throttle: NewAuthThrottle(cfg.AuthRateLimit, cfg.Now),
 	}
 	for _, r := range cfg.Routes {
 		if !cfg.Schemas.HasMethod(r.Method) {

@@ -252,7 +252,7 @@ func runGateway(ctx context.Context, df daemonFlags, log *slog.Logger) error {
 	}
 	ed, err := edge.New(edge.Config{
 		Listener: ln, Schemas: set, Version: version, Commit: buildCommit(), Host: host,
-		Token: s.token, AllowedOrigins: s.cfg.Gateway.AllowedOrigins,
+		Token: s.token, AllowedOrigins: s.cfg.Gateway.AllowedOrigins, AuthRateLimit: authRateLimit(s.cfg.Gateway),
 		MaxPayload: int64(s.cfg.Gateway.MaxPayload), MaxBufferedBytes: int64(s.cfg.Gateway.MaxBufferedBytes),
 		TickInterval: s.cfg.Gateway.TickInterval(), HandshakeTimeout: s.cfg.Gateway.HandshakeTimeout(),
 		Routes: edge.RoutesFor(edge.DefaultRoutes(), s.bus.expected), Verbose: s.verbose,
@@ -374,4 +374,10 @@ func primaryIP() string {
 		}
 	}
 	return ""
+}
+
+// authRateLimit is the gateway's failed-auth throttle (SPEC §5.2) as edge takes it.
+func authRateLimit(g config.Gateway) edge.AuthRateLimit {
+	a := g.AuthRateLimit
+	return edge.AuthRateLimit{MaxFailures: a.MaxFailures, Window: a.Window(), Lockout: a.Lockout()}
 }

@@ -9,9 +9,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -27,6 +29,10 @@ type Options struct {
 	// Listener wraps the server's listener: accepted connections get a small kernel send
 	// buffer, so a client that stops reading fills the server's queue quickly.
 	Listener func(net.Listener) net.Listener
+	// RequireToken asks for a server that requires a token in the hello (Target.Token).
+	RequireToken bool
+	// Log, when set, is the server's logger.
+	Log *slog.Logger
 }
 
 // Target is a running protocol server under test.
@@ -35,6 +41,9 @@ type Target struct {
 	URL string
 	// Hello is the first frame a client sends (with whatever auth the server needs).
 	Hello map[string]any
+	// Token is the token the server requires in hello auth.token (Hello carries it); empty
+	// when it requires none.
+	Token string
 	// Emit makes the server send n agent events of run runID, each with a text of size
 	// bytes, numbered from seq0, to every connection (they are not droppable).
 	Emit func(t testing.TB, runID string, seq0, n, size int)
@@ -50,6 +59,7 @@ func Run(t *testing.T, start func(t *testing.T, o Options) Target) {
 	t.Run("SeqCounts", func(t *testing.T) { testSeqCounts(t, start) })
 	t.Run("InFlightLimit", func(t *testing.T) { testInFlight(t, start) })
 	t.Run("PreAuthLimits", func(t *testing.T) { testPreAuthLimits(t, start) })
+	t.Run("AuthThrottle", func(t *testing.T) { testAuthThrottle(t, start) })
 }
 
 // SmallSendBuffer wraps ln so that accepted TCP connections get a 4 KiB send buffer.
@@ -380,4 +390,78 @@ func testPreAuthLimits(t *testing.T, start func(*testing.T, Options) Target) {
 			t.Fatalf("after the rejected frames: %v", res)
 		}
 	})
+}
+
+// logRecorder is a slog handler that keeps every record's level and message.
+type logRecorder struct {
+	mu   sync.Mutex
+	recs []string
+}
+
+func (r *logRecorder) Enabled(context.Context, slog.Level) bool { return true }
+func (r *logRecorder) WithAttrs([]slog.Attr) slog.Handler       { return r }
+func (r *logRecorder) WithGroup(string) slog.Handler            { return r }
+func (r *logRecorder) Handle(_ context.Context, rec slog.Record) error {
+	line := rec.Level.String() + " " + rec.Message
+	rec.Attrs(func(a slog.Attr) bool { line += " " + a.String(); return true })
+	r.mu.Lock()
+	r.recs = append(r.recs, line)
+	r.mu.Unlock()
+	return nil
+}
+
+// atLeast returns the records at level or above.
+func (r *logRecorder) atLeast(level slog.Level) []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []string
+	for _, l := range r.recs {
+		for _, lv := range []slog.Level{slog.LevelWarn, slog.LevelError} {
+			if lv >= level && strings.HasPrefix(l, lv.String()+" ") {
+				out = append(out, l)
+			}
+		}
+	}
+	return out
+}
+
+// testAuthThrottle: SPEC §5.2's failed-auth throttle. Of 30 hellos with a wrong token from
+// loopback, the first 10 get "unauthorized" and the rest "too many failed auth attempts";
+// during the lockout even the right token is refused (it is not compared), and the log gets
+// one warning, when the lockout starts.
+func testAuthThrottle(t *testing.T, start func(*testing.T, Options) Target) {
+	rec := &logRecorder{}
+	tg := start(t, Options{RequireToken: true, Log: slog.New(rec)})
+	if tg.Token == "" {
+		t.Skip("target requires no token")
+	}
+	attempt := func(token string) (map[string]any, websocket.StatusCode, string) {
+		c := dial(t, tg.URL)
+		h := make(map[string]any, len(tg.Hello))
+		for k, v := range tg.Hello {
+			h[k] = v
+		}
+		h["auth"] = map[string]any{"token": token}
+		c.send(h)
+		m := c.next()
+		code, reason := c.closed()
+		return m, code, reason
+	}
+	for i := 1; i <= 30; i++ {
+		m, code, reason := attempt("wrong-" + strconv.Itoa(i))
+		want, wantReason := "unauthorized", "unauthorized"
+		if i > 10 {
+			want, wantReason = "too many failed auth attempts; retry in 60 s", "too many failed auth attempts"
+		}
+		if m["type"] != "hello-error" || m["reason"] != want || code != websocket.StatusPolicyViolation || reason != wantReason {
+			t.Fatalf("attempt %d: %v, closed %d %q; want hello-error %q, 1008 %q", i, m, code, reason, want, wantReason)
+		}
+	}
+	if m, _, _ := attempt(tg.Token); m["type"] != "hello-error" {
+		t.Fatalf("the right token during the lockout: %v", m)
+	}
+	warns := rec.atLeast(slog.LevelWarn)
+	if len(warns) != 1 || !strings.Contains(warns[0], "address=127.0.0.1") || !strings.Contains(warns[0], "failures=10") {
+		t.Fatalf("want one warning naming the address and the failures, got %q", warns)
+	}
 }

@@ -88,7 +88,7 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 		s.log.Debug("websocket accept failed", "err", err)
 		return
 	}
-	if !s.hub.Go(ws, "", &s.conn, s, s.log) {
+	if !s.hub.Go(ws, r.RemoteAddr, &s.conn, s, s.log) {
 		_ = ws.Close(websocket.StatusServiceRestart, "service restart")
 	}
 }
