@@ -271,7 +271,7 @@ func runGateway(ctx context.Context, df daemonFlags, log *slog.Logger) error {
 	stopWebChat := func() {}
 	if wcLn != nil {
 		wc, err := webchat.New(webchat.Config{Listener: wcLn, GatewayURL: "ws://" + dialAddr(ln.Addr()),
-			Token: s.token, Version: version, Log: log})
+			Token: s.token, AuthRateLimit: authRateLimit(s.cfg.Gateway), Version: version, Log: log})
 		if err != nil {
 			return err
 		}

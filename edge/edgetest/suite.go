@@ -433,7 +433,7 @@ func testAuthThrottle(t *testing.T, start func(*testing.T, Options) Target) {
 	rec := &logRecorder{}
 	tg := start(t, Options{RequireToken: true, Log: slog.New(rec)})
 	if tg.Token == "" {
-		t.Skip("target requires no token")
+		t.Fatal("target requires no token")
 	}
 	attempt := func(token string) (map[string]any, websocket.StatusCode, string) {
 		c := dial(t, tg.URL)

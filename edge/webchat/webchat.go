@@ -61,9 +61,14 @@ type Config struct {
 	AllowFrom []netip.Prefix
 	// GatewayURL is the gateway's WebSocket URL. Default "ws://127.0.0.1:18789".
 	GatewayURL string
-	// Token is the gateway token sent in the upstream hello. Never logged, never sent to a
-	// browser.
+	// Token is the gateway token sent in the upstream hello. When set, every tab's hello must
+	// carry it too (auth.token, compared in constant time, failures throttled per address):
+	// WebChat is exactly as protected as the gateway port (SPEC §10). Never logged, never
+	// sent to a browser.
 	Token string
+	// AuthRateLimit throttles failed tab authentication per client address; defaults on the
+	// type.
+	AuthRateLimit edge.AuthRateLimit
 	// Version is reported as the upstream client version. Default "dev".
 	Version string
 	// InstanceID keys the upstream connection's presence entry, so reconnects update one
@@ -213,7 +218,7 @@ func New(cfg Config) (*Server, error) {
 		hub:     edge.NewHub("wc" + hex.EncodeToString(salt[:])),
 	}
 	s.conn = edge.ConnConfig{
-		Schemas: set, MaxPayload: DefaultMaxPayload, MaxBufferedBytes: cfg.MaxBufferedBytes,
+		Schemas: set, Token: cfg.Token, Throttle: edge.NewAuthThrottle(cfg.AuthRateLimit, nil), MaxPayload: DefaultMaxPayload, MaxBufferedBytes: cfg.MaxBufferedBytes,
 		MaxInFlight: cfg.MaxInFlight, HandshakeTimeout: cfg.HandshakeTimeout, WriteTimeout: cfg.WriteTimeout,
 		MaxPayloadAfter: func() int64 {
 			s.hub.Lock()
