@@ -98,8 +98,10 @@ type Conn struct {
 	lr       io.LimitedReader // the reader's, reused for every frame
 
 	hello      schemas.Hello
-	registered atomic.Bool // hello-ok queued; receives events
-	seq        int64       // last event seq; guarded by the hub's lock
+	registered atomic.Bool  // hello-ok queued; receives events
+	lastSeen   atomic.Int64 // when the client last sent a frame or a pong (Unix ns)
+	pinging    atomic.Bool  // a keepalive ping waits for its pong
+	seq        int64        // last event seq; guarded by the hub's lock
 	closeOnce  sync.Once
 	closeDone  chan struct{} // closed when a close started by closeNow has finished
 }
@@ -136,6 +138,7 @@ func (h *Hub) Serve(ws *websocket.Conn, remoteAddr string, cfg *ConnConfig, b Ba
 		closeDone: make(chan struct{}),
 		limit:     min(cfg.MaxPayload, PreAuthMaxPayload),
 	}
+	c.lastSeen.Store(time.Now().UnixNano())
 	c.queue = outq.New(cfg.MaxBufferedBytes, c.spawnWriter)
 	c.ctx, c.cancel = context.WithCancel(h.reqCtx)
 	c.baseLog = log
@@ -177,6 +180,17 @@ func (h *Hub) Serve(ws *websocket.Conn, remoteAddr string, cfg *ConnConfig, b Ba
 		<-c.closeDone
 	}
 	_ = ws.CloseNow()
+}
+
+// ping sends a keepalive ping and waits up to timeout for its pong; the pong counts as the
+// client being there.
+func (c *Conn) ping(timeout time.Duration) {
+	defer c.pinging.Store(false)
+	ctx, cancel := context.WithTimeout(c.ctx, timeout)
+	defer cancel()
+	if c.ws.Ping(ctx) == nil {
+		c.lastSeen.Store(time.Now().UnixNano())
+	}
 }
 
 // close closes the connection after what is already queued (hello-error, responses).
@@ -255,6 +269,7 @@ func (c *Conn) readLoop() {
 		if err != nil {
 			return
 		}
+		c.lastSeen.Store(time.Now().UnixNano())
 		buf := c.hub.getBuf()
 		ok := c.readFrame(r, buf)
 		c.hub.putBuf(buf)

@@ -188,7 +188,9 @@ func TestOriginCheck(t *testing.T) {
 }
 
 func TestDNSRebindingSameHostOriginRefused(t *testing.T) {
-	g := startEdge(t, nil)
+	// The Host check alone gives such a request 421 (TestHostCheck); with the name allowed as
+	// a host, the origin check still refuses it.
+	g := startEdge(t, func(c *Config) { c.AllowedHosts = []string{"rebind.example"} })
 	// A page on a rebinding domain sends Host and Origin of that domain; the library would
 	// accept it as same-origin, the gateway must not.
 	req, _ := http.NewRequest("GET", "http://"+g.addr+"/", nil)
@@ -226,5 +228,48 @@ func TestPlainHTTP(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusUpgradeRequired {
 		t.Errorf("GET /: %d, want 426", resp.StatusCode)
+	}
+}
+
+// TestHostCheck: HTTP requests whose Host is not a loopback name, the bound address or an
+// allowed host get 421, /healthz and upgrades included (DNS rebinding, SPEC §5.3).
+func TestHostCheck(t *testing.T) {
+	g := startEdge(t, func(c *Config) { c.AllowedHosts = []string{"gw.example"} })
+	_, port, _ := strings.Cut(g.addr, ":")
+	for _, tt := range []struct {
+		host    string
+		upgrade bool
+		want    int
+	}{
+		{"evil.example:" + port, false, http.StatusMisdirectedRequest},
+		{"evil.example", false, http.StatusMisdirectedRequest},
+		{"10.1.2.3:" + port, false, http.StatusMisdirectedRequest},
+		{"evil.example:" + port, true, http.StatusMisdirectedRequest},
+		{"127.0.0.1:" + port, false, http.StatusOK},
+		{"localhost:" + port, false, http.StatusOK},
+		{"LOCALHOST", false, http.StatusOK},
+		{"[::1]:" + port, false, http.StatusOK},
+		{"gw.example:" + port, false, http.StatusOK},
+		{"GW.example.", false, http.StatusOK},
+	} {
+		req, err := http.NewRequest(http.MethodGet, "http://"+g.addr+"/healthz", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Host = tt.host
+		if tt.upgrade {
+			req.Header.Set("Connection", "Upgrade")
+			req.Header.Set("Upgrade", "websocket")
+			req.Header.Set("Sec-WebSocket-Version", "13")
+			req.Header.Set("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ==")
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != tt.want {
+			t.Errorf("Host %q (upgrade %v): %d, want %d", tt.host, tt.upgrade, resp.StatusCode, tt.want)
+		}
 	}
 }

@@ -34,9 +34,14 @@ type Config struct {
 
 	Version, Commit, Host string
 
-	Token            string        // required hello.auth.token; empty: none
-	AuthRateLimit    AuthRateLimit // failed-auth throttle per client address; defaults on the type
-	AllowedOrigins   []string      // browser origins allowed besides loopback ones
+	Token          string        // required hello.auth.token; empty: none
+	AuthRateLimit  AuthRateLimit // failed-auth throttle per client address; defaults on the type
+	AllowedOrigins []string      // browser origins allowed besides loopback ones
+	AllowedHosts   []string      // HTTP Host names allowed besides loopback names and the bind address
+	MaxConnections int           // WebSocket connections at once; more get 503; default 1024
+	// IdleTimeout closes a client that sent nothing (no frame, no pong) this long; default
+	// IdleTimeout(TickInterval). Pings go every TickInterval.
+	IdleTimeout      time.Duration
 	MaxPayload       int64         // largest inbound message; default 524288
 	MaxBufferedBytes int64         // per-connection outbound queue bound; default 1572864
 	TickInterval     time.Duration // default 30s
@@ -69,6 +74,12 @@ func (c *Config) setDefaults() {
 	}
 	if c.HandshakeTimeout <= 0 {
 		c.HandshakeTimeout = 10 * time.Second
+	}
+	if c.MaxConnections <= 0 {
+		c.MaxConnections = 1024
+	}
+	if c.IdleTimeout <= 0 {
+		c.IdleTimeout = IdleTimeout(c.TickInterval)
 	}
 	if c.MaxInFlight <= 0 {
 		c.MaxInFlight = 32
@@ -207,11 +218,15 @@ func (s *Server) Run(ctx context.Context) error {
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- hs.Serve(s.cfg.Listener) }()
 
-	tickDone := make(chan struct{})
+	tickDone := make(chan struct{}, 2)
 	tickCtx, stopTicks := context.WithCancel(ctx)
 	go func() {
-		defer close(tickDone)
+		defer func() { tickDone <- struct{}{} }()
 		s.tickLoop(tickCtx)
+	}()
+	go func() {
+		defer func() { tickDone <- struct{}{} }()
+		s.hub.Keepalive(tickCtx, s.cfg.TickInterval, s.cfg.IdleTimeout)
 	}()
 
 	var runErr error
@@ -223,6 +238,7 @@ func (s *Server) Run(ctx context.Context) error {
 		}
 	}
 	stopTicks()
+	<-tickDone
 	<-tickDone
 	s.shutdown(hs)
 	return runErr

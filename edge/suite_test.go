@@ -22,6 +22,10 @@ func TestConnSuite(t *testing.T) {
 			if o.RequireToken {
 				c.Token = token
 			}
+			c.MaxConnections = o.MaxConnections
+			if o.PingInterval > 0 {
+				c.TickInterval, c.IdleTimeout = o.PingInterval, o.IdleTimeout
+			}
 			if o.MaxBufferedBytes > 0 {
 				c.MaxBufferedBytes = o.MaxBufferedBytes
 				c.WriteTimeout = 5 * time.Minute

@@ -253,6 +253,7 @@ func runGateway(ctx context.Context, df daemonFlags, log *slog.Logger) error {
 	ed, err := edge.New(edge.Config{
 		Listener: ln, Schemas: set, Version: version, Commit: buildCommit(), Host: host,
 		Token: s.token, AllowedOrigins: s.cfg.Gateway.AllowedOrigins, AuthRateLimit: authRateLimit(s.cfg.Gateway),
+		AllowedHosts: s.cfg.Gateway.AllowedHosts, MaxConnections: s.cfg.Gateway.MaxConnections,
 		MaxPayload: int64(s.cfg.Gateway.MaxPayload), MaxBufferedBytes: int64(s.cfg.Gateway.MaxBufferedBytes),
 		TickInterval: s.cfg.Gateway.TickInterval(), HandshakeTimeout: s.cfg.Gateway.HandshakeTimeout(),
 		Routes: edge.RoutesFor(edge.DefaultRoutes(), s.bus.expected), Verbose: s.verbose,
@@ -271,7 +272,8 @@ func runGateway(ctx context.Context, df daemonFlags, log *slog.Logger) error {
 	stopWebChat := func() {}
 	if wcLn != nil {
 		wc, err := webchat.New(webchat.Config{Listener: wcLn, GatewayURL: "ws://" + dialAddr(ln.Addr()),
-			Token: s.token, AuthRateLimit: authRateLimit(s.cfg.Gateway), Version: version, Log: log})
+			Token: s.token, AuthRateLimit: authRateLimit(s.cfg.Gateway), MaxConnections: s.cfg.Gateway.MaxConnections,
+			PingInterval: s.cfg.Gateway.TickInterval(), Version: version, Log: log})
 		if err != nil {
 			return err
 		}

@@ -33,6 +33,11 @@ type Options struct {
 	RequireToken bool
 	// Log, when set, is the server's logger.
 	Log *slog.Logger
+	// MaxConnections, when set, bounds the connections at once.
+	MaxConnections int
+	// PingInterval and IdleTimeout, when set, are the keepalive ping interval and the idle
+	// timeout.
+	PingInterval, IdleTimeout time.Duration
 }
 
 // Target is a running protocol server under test.
@@ -60,6 +65,8 @@ func Run(t *testing.T, start func(t *testing.T, o Options) Target) {
 	t.Run("InFlightLimit", func(t *testing.T) { testInFlight(t, start) })
 	t.Run("PreAuthLimits", func(t *testing.T) { testPreAuthLimits(t, start) })
 	t.Run("AuthThrottle", func(t *testing.T) { testAuthThrottle(t, start) })
+	t.Run("MaxConnections", func(t *testing.T) { testMaxConnections(t, start) })
+	t.Run("IdleTimeout", func(t *testing.T) { testIdleTimeout(t, start) })
 }
 
 // SmallSendBuffer wraps ln so that accepted TCP connections get a 4 KiB send buffer.
@@ -464,4 +471,110 @@ func testAuthThrottle(t *testing.T, start func(*testing.T, Options) Target) {
 	if len(warns) != 1 || !strings.Contains(warns[0], "address=127.0.0.1") || !strings.Contains(warns[0], "failures=10") {
 		t.Fatalf("want one warning naming the address and the failures, got %q", warns)
 	}
+}
+
+// testMaxConnections: upgrades beyond the bound get HTTP 503 before the upgrade, and a
+// connection that closes gives its slot back.
+func testMaxConnections(t *testing.T, start func(*testing.T, Options) Target) {
+	tg := start(t, Options{MaxConnections: 2})
+	a := connect(t, tg)
+	connect(t, tg)
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	refused := func() bool {
+		ws, resp, err := websocket.Dial(ctx, tg.URL, nil)
+		if err == nil {
+			_ = ws.CloseNow()
+			return false
+		}
+		if resp == nil || resp.StatusCode != 503 {
+			t.Fatalf("third connection: %v (response %v), want HTTP 503", err, resp)
+		}
+		return true
+	}
+	if !refused() {
+		t.Fatal("a third connection was upgraded")
+	}
+	if err := a.ws.Close(websocket.StatusNormalClosure, ""); err != nil {
+		t.Fatal(err)
+	}
+	// The server frees the slot when it has finished with the connection, which a client
+	// cannot observe: retry briefly.
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for refused() {
+		select {
+		case <-tick.C:
+		case <-ctx.Done():
+			t.Fatal("the closed connection's slot never came back")
+		}
+	}
+}
+
+// testIdleTimeout: the server pings every interval; a client that answers them stays
+// connected though it sends nothing, and one that sends nothing and answers nothing (it
+// does not read) is closed 1001 "idle timeout".
+func testIdleTimeout(t *testing.T, start func(*testing.T, Options) Target) {
+	const interval, idle = 50 * time.Millisecond, 400 * time.Millisecond
+	tg := start(t, Options{PingInterval: interval, IdleTimeout: idle})
+	dead := connect(t, tg) // it reads nothing more until it is closed
+
+	pings := make(chan struct{}, 256)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	ws, _, err := websocket.Dial(ctx, tg.URL, &websocket.DialOptions{
+		OnPingReceived: func(context.Context, []byte) bool {
+			select {
+			case pings <- struct{}{}:
+			default:
+			}
+			return true
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ws.SetReadLimit(8 << 20)
+	t.Cleanup(func() { _ = ws.CloseNow() })
+	live := &client{t: t, ws: ws, set: loadSchemas(t)}
+	live.send(tg.Hello)
+	if m := live.next(); m["type"] != "hello-ok" {
+		t.Fatalf("want hello-ok, got %v", m)
+	}
+	frames := make(chan map[string]any, 1024)
+	go func() { // the live client always reads, and so answers pings
+		defer close(frames)
+		for {
+			_, b, err := ws.Read(ctx)
+			if err != nil {
+				return
+			}
+			var m map[string]any
+			if json.Unmarshal(b, &m) == nil {
+				frames <- m
+			}
+		}
+	}()
+	// One ping per keepalive round: 20 rounds are 950 ms at least, far past the idle
+	// timeout of the client that answers none.
+	for range 20 {
+		select {
+		case <-pings:
+		case <-ctx.Done():
+			t.Fatal("the server does not ping")
+		}
+	}
+	if code, reason := dead.closed(); code != websocket.StatusGoingAway || reason != "idle timeout" {
+		t.Fatalf("silent client closed %d %q, want 1001 idle timeout", code, reason)
+	}
+	live.send(`{"type":"req","id":"alive","method":"health"}`)
+	for m := range frames {
+		if m["type"] == "res" && m["id"] == "alive" {
+			if m["ok"] != true {
+				t.Fatalf("live client: %v", m)
+			}
+			return
+		}
+	}
+	t.Fatal("the client that answered pings was closed")
 }

@@ -30,6 +30,7 @@ func TestConnSuite(t *testing.T) {
 			if o.Log != nil {
 				c.Log = o.Log
 			}
+			c.MaxConnections, c.PingInterval, c.IdleTimeout = o.MaxConnections, o.PingInterval, o.IdleTimeout
 		})
 		r.waitUp(true)
 		return edgetest.Target{

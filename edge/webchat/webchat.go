@@ -94,6 +94,13 @@ type Config struct {
 	WriteTimeout time.Duration
 	// ShutdownTimeout bounds how long Run waits for tabs to close on shutdown. Default 5s.
 	ShutdownTimeout time.Duration
+	// MaxConnections bounds the tabs at once; more get 503 before the upgrade. Default 1024.
+	MaxConnections int
+	// PingInterval is how often tabs are pinged. Default 30s.
+	PingInterval time.Duration
+	// IdleTimeout closes a tab that sent nothing (no frame, no pong) this long. Default
+	// edge.IdleTimeout(PingInterval).
+	IdleTimeout time.Duration
 }
 
 func (c Config) withDefaults() (Config, error) {
@@ -129,6 +136,15 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.ShutdownTimeout <= 0 {
 		c.ShutdownTimeout = 5 * time.Second
+	}
+	if c.MaxConnections <= 0 {
+		c.MaxConnections = 1024
+	}
+	if c.PingInterval <= 0 {
+		c.PingInterval = 30 * time.Second
+	}
+	if c.IdleTimeout <= 0 {
+		c.IdleTimeout = edge.IdleTimeout(c.PingInterval)
 	}
 	addr := c.Addr
 	if c.Listener != nil {
@@ -264,10 +280,14 @@ func (s *Server) Run(ctx context.Context) error {
 
 	upCtx, stopUpstream := context.WithCancel(ctx)
 	defer stopUpstream()
-	upDone := make(chan struct{})
+	upDone := make(chan struct{}, 2)
 	go func() {
-		defer close(upDone)
+		defer func() { upDone <- struct{}{} }()
 		s.upstream(upCtx)
+	}()
+	go func() {
+		defer func() { upDone <- struct{}{} }()
+		s.hub.Keepalive(upCtx, s.cfg.PingInterval, s.cfg.IdleTimeout)
 	}()
 	close(s.ready)
 	attrs := []any{"url", "http://" + addr.String(), "gateway", s.cfg.GatewayURL}
@@ -286,6 +306,7 @@ func (s *Server) Run(ctx context.Context) error {
 	}
 	s.shutdown(hs)
 	stopUpstream()
+	<-upDone
 	<-upDone
 	s.log.Info("webchat stopped")
 	return runErr
