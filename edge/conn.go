@@ -523,7 +523,7 @@ func (r *inflight) serve() {
 	defer func() {
 		if p := recover(); p != nil {
 			c.Log().Error("panic handling request", "method", req.Method, "panic", p)
-			c.SendError(req.ID, wire.Unavailable(false, "internal error handling %s", req.Method))
+			c.SendError(req.ID, wire.Unavailable(false, "internal error handling %s", schemas.Clip(req.Method, maxEchoMethod)))
 		}
 	}()
 	c.b.Serve(c.ctx, c, req, r.release)

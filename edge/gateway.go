@@ -91,7 +91,7 @@ func (s *Server) announce(c *Conn, event string) {
 func (s *Server) Serve(ctx context.Context, c *Conn, req Request, release func()) {
 	route, ok := s.routes[req.Method]
 	if !ok {
-		c.SendError(req.ID, wire.Invalid("unknown method: %s", req.Method))
+		c.SendError(req.ID, wire.Invalid("unknown method: %s", schemas.Clip(req.Method, maxEchoMethod)))
 		return
 	}
 	if req.Params != nil || !s.paramsNilOK[route.Method] {
@@ -104,13 +104,13 @@ func (s *Server) Serve(ctx context.Context, c *Conn, req Request, release func()
 	var err error
 	if route.SubjectFor != nil {
 		if subj, err = route.SubjectFor(req.Params); err != nil {
-			c.SendError(req.ID, wire.Invalid("invalid %s params: %s", route.Method, err.Error()))
+			c.SendError(req.ID, invalidParams(route.Method, err))
 			return
 		}
 	}
 	if route.Rewrite != nil {
 		if body, err = route.Rewrite(req.Params, s.cfg.MaxPayload); err != nil {
-			c.SendError(req.ID, wire.Invalid("invalid %s params: %s", route.Method, err.Error()))
+			c.SendError(req.ID, invalidParams(route.Method, err))
 			return
 		}
 	}
@@ -154,6 +154,19 @@ func (s *Server) Serve(ctx context.Context, c *Conn, req Request, release func()
 	sendRunFinal(c, req.ID, route, fin)
 }
 
+// maxEchoMethod is how much of an unknown method name an error text repeats.
+const maxEchoMethod = 64
+
+// invalidParams words a params error of a route's SubjectFor or Rewrite: a wire error as it
+// is (it is worded for clients), anything else clipped.
+func invalidParams(method string, err error) *wire.Error {
+	var we *wire.Error
+	if errors.As(err, &we) {
+		return we
+	}
+	return wire.Invalid("invalid %s params: %s", method, schemas.Clip(err.Error(), 120))
+}
+
 // validateParams checks raw params against the method's schema.
 func (s *Server) validateParams(method string, params []byte) error {
 	var v any
@@ -174,7 +187,8 @@ func (s *Server) request(ctx context.Context, route Route, subj string, body []b
 	if err != nil {
 		var we *wire.Error
 		if !errors.As(err, &we) {
-			we = wire.Unavailable(true, "%s failed: %s", route.Method, err.Error())
+			s.log.Debug("bus request failed", "method", route.Method, "err", err)
+			we = wire.Unavailable(true, "%s failed: the service could not be reached", route.Method)
 		}
 		if s.hub.Stopping() && errors.Is(ctx.Err(), context.Canceled) {
 			we = wire.Unavailable(true, "gateway shutting down")

@@ -67,6 +67,7 @@ func Run(t *testing.T, start func(t *testing.T, o Options) Target) {
 	t.Run("AuthThrottle", func(t *testing.T) { testAuthThrottle(t, start) })
 	t.Run("MaxConnections", func(t *testing.T) { testMaxConnections(t, start) })
 	t.Run("IdleTimeout", func(t *testing.T) { testIdleTimeout(t, start) })
+	t.Run("ErrorTexts", func(t *testing.T) { testErrorTexts(t, start) })
 }
 
 // SmallSendBuffer wraps ln so that accepted TCP connections get a 4 KiB send buffer.
@@ -577,4 +578,62 @@ func testIdleTimeout(t *testing.T, start func(*testing.T, Options) Target) {
 		}
 	}
 	t.Fatal("the client that answered pings was closed")
+}
+
+// CheckErrorText fails t when an error text repeats more than 200 characters of client
+// input (given as runs of one letter longer than that) or names Go or library internals
+// (SPEC §5.2).
+func CheckErrorText(t testing.TB, what, text string) {
+	t.Helper()
+	for _, letter := range "xyzmq" {
+		if strings.Contains(text, strings.Repeat(string(letter), 201)) {
+			t.Errorf("%s: the error text repeats more than 200 characters of input: %.300q", what, text)
+		}
+	}
+	for _, internal := range []string{"json:", "Go struct", "Go value", "interface {}", "map[", "nats:", "context deadline", "runtime error", "*schemas.", "jsonschema"} {
+		if strings.Contains(text, internal) {
+			t.Errorf("%s: the error text names internals (%q): %.300q", what, internal, text)
+		}
+	}
+}
+
+// testErrorTexts: hellos and requests full of long client strings get hello-errors and
+// INVALID_REQUEST messages that repeat at most 200 characters of them and name no internals.
+func testErrorTexts(t *testing.T, start func(*testing.T, Options) Target) {
+	tg := start(t, Options{})
+	long := func(letter string) string { return strings.Repeat(letter, 5000) }
+	for i, raw := range []string{
+		withField(t, tg.Hello, long("y"), `1`),
+		withField(t, tg.Hello, "minProtocol", strconv.Quote(long("z"))),
+		withField(t, tg.Hello, "client", `{"name":"`+long("x")+`","`+long("q")+`":1}`),
+		withField(t, tg.Hello, "caps", `[`+strconv.Quote(long("x"))+`, 1]`),
+		`{"type":"hello","` + long("y") + `":"` + long("z") + `","` + long("q") + `":1,"m":2,"x":3}`,
+	} {
+		c := dial(t, tg.URL)
+		c.send(raw)
+		m := c.next()
+		if m["type"] != "hello-error" {
+			t.Fatalf("hello %d: %.300v, want hello-error", i, m)
+		}
+		CheckErrorText(t, "hello "+strconv.Itoa(i), m["reason"].(string))
+	}
+	c := connect(t, tg)
+	for i, raw := range []string{
+		`{"type":"req","id":"a","method":"` + long("m") + `"}`,
+		`{"type":"req","id":"b","method":"health","` + long("y") + `":1}`,
+		`{"type":"req","id":"c","method":"send","params":{"to":"` + long("x") + `","message":"` + long("z") + `","` + long("q") + `":1}}`,
+		`{"type":"req","id":"d","method":"send","params":{"to":1,"message":["` + long("z") + `"]}}`,
+		`{"type":"req","id":"e","method":"system-event","params":{"text":1,"` + long("y") + `":"` + long("z") + `"}}`,
+		`{"type":"req","id":"f","method":"health","params":{"` + long("q") + `":"` + long("x") + `"}}`,
+		`{"type":"req","id":"g","method":["` + long("m") + `"]}`,
+	} {
+		id := string(rune('a' + i))
+		c.send(raw)
+		res := c.nextRes(id)
+		e, _ := res["error"].(map[string]any)
+		if res["ok"] != false || e == nil {
+			t.Fatalf("req %s: %.300v, want an error", id, res)
+		}
+		CheckErrorText(t, "req "+id, e["message"].(string))
+	}
 }
