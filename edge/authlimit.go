@@ -100,15 +100,6 @@ func (t *AuthThrottle) Fail(addr string) (started bool, failures int) {
 	return true, failures
 }
 
-// Succeeded forgets addr's failures: an address that authenticated is not counted against.
-func (t *AuthThrottle) Succeeded(addr string) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if e := t.entries[addr]; e != nil && !t.now().Before(e.lockedUntil) {
-		delete(t.entries, addr)
-	}
-}
-
 // evictLocked makes room: entries that no longer count go, and if none does, the one
 // touched longest ago.
 func (t *AuthThrottle) evictLocked(now time.Time) {

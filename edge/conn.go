@@ -371,9 +371,6 @@ func (c *Conn) handshake(data []byte) bool {
 			}
 			return c.refuse(&Refusal{schemas.HelloError{Reason: "unauthorized"}, websocket.StatusPolicyViolation, "unauthorized"})
 		}
-		if t := c.cfg.Throttle; t != nil {
-			t.Succeeded(c.addr)
-		}
 	}
 	c.hello = h
 	if c.hub.stopping.Load() {
