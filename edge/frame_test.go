@@ -139,3 +139,33 @@ func BenchmarkRejectLongNumberHello(b *testing.B) {
 		}
 	}
 }
+
+// FuzzLongNumberScan: on valid JSON the scan agrees with a tokenizing decoder about whether
+// a number literal is longer than MaxNumberLen (escaped quotes, digits in strings and keys,
+// exponents, nesting).
+func FuzzLongNumberScan(f *testing.F) {
+	f.Add([]byte(`{"a":` + strings.Repeat("1", 65) + `}`))
+	f.Add([]byte(`["\"` + strings.Repeat("1", 100) + `", -1.5e+10, {"k\\":` + strings.Repeat("2", 64) + `}]`))
+	f.Add([]byte(`[true,false,null,1e5]`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		if !json.Valid(data) {
+			hasLongNumber(data) // must not panic
+			return
+		}
+		dec := json.NewDecoder(bytes.NewReader(data))
+		dec.UseNumber()
+		want := false
+		for {
+			tok, err := dec.Token()
+			if err != nil {
+				break
+			}
+			if n, ok := tok.(json.Number); ok && len(n) > MaxNumberLen {
+				want = true
+			}
+		}
+		if got := hasLongNumber(data); got != want {
+			t.Fatalf("hasLongNumber(%q) = %v, want %v", data, got, want)
+		}
+	})
+}
