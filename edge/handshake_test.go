@@ -193,13 +193,8 @@ func TestDNSRebindingSameHostOriginRefused(t *testing.T) {
 	g := startEdge(t, func(c *Config) { c.AllowedHosts = []string{"rebind.example"} })
 	// A page on a rebinding domain sends Host and Origin of that domain; the library would
 	// accept it as same-origin, the gateway must not.
-	req, _ := http.NewRequest("GET", "http://"+g.addr+"/", nil)
-	req.Host = "rebind.example:80"
+	req := upgradeRequest(t, "http://"+g.addr+"/", "rebind.example:80")
 	req.Header.Set("Origin", "http://rebind.example:80")
-	req.Header.Set("Connection", "Upgrade")
-	req.Header.Set("Upgrade", "websocket")
-	req.Header.Set("Sec-WebSocket-Version", "13")
-	req.Header.Set("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ==")
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
@@ -252,16 +247,10 @@ func TestHostCheck(t *testing.T) {
 		{"gw.example:" + port, false, http.StatusOK},
 		{"GW.example.", false, http.StatusOK},
 	} {
-		req, err := http.NewRequest(http.MethodGet, "http://"+g.addr+"/healthz", nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		req.Host = tt.host
-		if tt.upgrade {
-			req.Header.Set("Connection", "Upgrade")
-			req.Header.Set("Upgrade", "websocket")
-			req.Header.Set("Sec-WebSocket-Version", "13")
-			req.Header.Set("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ==")
+		req := upgradeRequest(t, "http://"+g.addr+"/healthz", tt.host)
+		if !tt.upgrade {
+			req.Header.Del("Connection")
+			req.Header.Del("Upgrade")
 		}
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
@@ -272,4 +261,19 @@ func TestHostCheck(t *testing.T) {
 			t.Errorf("Host %q (upgrade %v): %d, want %d", tt.host, tt.upgrade, resp.StatusCode, tt.want)
 		}
 	}
+}
+
+// upgradeRequest is a WebSocket upgrade request for url with the Host header host.
+func upgradeRequest(t *testing.T, url, host string) *http.Request {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodGet, url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Host = host
+	req.Header.Set("Connection", "Upgrade")
+	req.Header.Set("Upgrade", "websocket")
+	req.Header.Set("Sec-WebSocket-Version", "13")
+	req.Header.Set("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ==")
+	return req
 }

@@ -216,10 +216,10 @@ func (h *Hub) snapshot() []*Conn {
 func IdleTimeout(interval time.Duration) time.Duration { return max(2*interval, time.Minute) }
 
 // Keepalive pings every connection past hello-ok each interval and closes one that sent
-// nothing (no frame, no pong) for idle with 1001 "idle timeout"; it returns when ctx ends.
-// The pings need no reader of their own: each connection's reader always reads, and it is
-// what sees the pongs.
-func (h *Hub) Keepalive(ctx context.Context, interval, idle time.Duration) {
+// nothing (no frame, no pong) for idle with 1001 "idle timeout"; then it calls each (when
+// set: the gateway sends its tick event there). It returns when ctx ends. The pings need no
+// reader of their own: each connection's reader always reads, and it is what sees the pongs.
+func (h *Hub) Keepalive(ctx context.Context, interval, idle time.Duration, each func()) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
@@ -240,6 +240,9 @@ func (h *Hub) Keepalive(ctx context.Context, interval, idle time.Duration) {
 			}
 		}
 		h.mu.Unlock()
+		if each != nil {
+			each()
+		}
 	}
 }
 

@@ -218,15 +218,11 @@ func (s *Server) Run(ctx context.Context) error {
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- hs.Serve(s.cfg.Listener) }()
 
-	tickDone := make(chan struct{}, 2)
+	tickDone := make(chan struct{})
 	tickCtx, stopTicks := context.WithCancel(ctx)
 	go func() {
-		defer func() { tickDone <- struct{}{} }()
-		s.tickLoop(tickCtx)
-	}()
-	go func() {
-		defer func() { tickDone <- struct{}{} }()
-		s.hub.Keepalive(tickCtx, s.cfg.TickInterval, s.cfg.IdleTimeout)
+		defer close(tickDone)
+		s.hub.Keepalive(tickCtx, s.cfg.TickInterval, s.cfg.IdleTimeout, s.tick)
 	}()
 
 	var runErr error
@@ -238,7 +234,6 @@ func (s *Server) Run(ctx context.Context) error {
 		}
 	}
 	stopTicks()
-	<-tickDone
 	<-tickDone
 	s.shutdown(hs)
 	return runErr
@@ -330,17 +325,9 @@ func (s *Server) onRunEvent(kind string, data []byte) {
 	}
 }
 
-func (s *Server) tickLoop(ctx context.Context) {
-	t := time.NewTicker(s.cfg.TickInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			s.hub.Broadcast(schemas.EventTick, mustJSON(schemas.TickPayload{Ts: s.cfg.Now().UnixMilli()}), nil, true)
-		}
-	}
+// tick sends the tick event; it runs every TickInterval, after the keepalive pings.
+func (s *Server) tick() {
+	s.hub.Broadcast(schemas.EventTick, mustJSON(schemas.TickPayload{Ts: s.cfg.Now().UnixMilli()}), nil, true)
 }
 
 // ensureState fetches presence and health once when no event has brought them yet, so the

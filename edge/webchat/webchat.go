@@ -287,7 +287,7 @@ func (s *Server) Run(ctx context.Context) error {
 	}()
 	go func() {
 		defer func() { upDone <- struct{}{} }()
-		s.hub.Keepalive(upCtx, s.cfg.PingInterval, s.cfg.IdleTimeout)
+		s.hub.Keepalive(upCtx, s.cfg.PingInterval, s.cfg.IdleTimeout, nil)
 	}()
 	close(s.ready)
 	attrs := []any{"url", "http://" + addr.String(), "gateway", s.cfg.GatewayURL}
