@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"io"
 	"log/slog"
+	"net"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -54,12 +55,19 @@ type Request struct {
 	Params     []byte
 }
 
+// PreAuthMaxPayload is the largest inbound frame until hello-ok (SPEC §5.2), whatever
+// ConnConfig.MaxPayload says.
+const PreAuthMaxPayload = 64 << 10
+
 // ConnConfig are the limits and checks of every connection of one protocol server.
 type ConnConfig struct {
-	Schemas          *schemas.Set
-	Token            string // required hello auth.token; empty: none
-	MaxPayload       int64  // largest inbound frame
-	MaxBufferedBytes int64  // outbound queue bound
+	Schemas *schemas.Set
+	Token   string // required hello auth.token; empty: none
+	// Throttle, when set, counts failed token checks per client address and refuses the
+	// hellos of a locked-out address without comparing their token.
+	Throttle         *AuthThrottle
+	MaxPayload       int64 // largest inbound frame after hello-ok (before it: PreAuthMaxPayload at most)
+	MaxBufferedBytes int64 // outbound queue bound
 	MaxInFlight      int
 	HandshakeTimeout time.Duration
 	WriteTimeout     time.Duration
@@ -77,6 +85,7 @@ type Conn struct {
 	cfg      *ConnConfig
 	ws       *websocket.Conn
 	id       string
+	addr     string // the client's IP address, loopback included (the throttle's key)
 	remoteIP string
 	baseLog  *slog.Logger // the server's; Log adds the connection id
 	queue    *outq.Queue
@@ -89,8 +98,10 @@ type Conn struct {
 	lr       io.LimitedReader // the reader's, reused for every frame
 
 	hello      schemas.Hello
-	registered atomic.Bool // hello-ok queued; receives events
-	seq        int64       // last event seq; guarded by the hub's lock
+	registered atomic.Bool  // hello-ok queued; receives events
+	lastSeen   atomic.Int64 // when the client last sent a frame or a pong (Unix ns)
+	pinging    atomic.Bool  // a keepalive ping waits for its pong
+	seq        int64        // last event seq; guarded by the hub's lock
 	closeOnce  sync.Once
 	closeDone  chan struct{} // closed when a close started by closeNow has finished
 }
@@ -109,16 +120,31 @@ func (c *Conn) Hello() *schemas.Hello { return &c.hello }
 // keeps no logger of its own.
 func (c *Conn) Log() *slog.Logger { return c.baseLog.With("conn", c.id) }
 
-// Serve runs one upgraded connection with backend b until it closes. remoteIP is the
-// client's address (empty for loopback); log gets the connection's lines.
-func (h *Hub) Serve(ws *websocket.Conn, remoteIP string, cfg *ConnConfig, b Backend, log *slog.Logger) {
+// clientAddr splits http.Request.RemoteAddr into the client's host and its remote IP, which
+// is empty for loopback clients (they need no token and share one throttle entry).
+func clientAddr(remoteAddr string) (addr, remoteIP string) {
+	addr = remoteAddr
+	if host, _, err := net.SplitHostPort(remoteAddr); err == nil {
+		addr = host
+	}
+	if ip := net.ParseIP(addr); ip == nil || ip.IsLoopback() {
+		return addr, ""
+	}
+	return addr, addr
+}
+
+// Serve runs one upgraded connection with backend b until it closes. remoteAddr is the
+// client's address (http.Request.RemoteAddr); log gets the connection's lines.
+func (h *Hub) Serve(ws *websocket.Conn, remoteAddr string, cfg *ConnConfig, b Backend, log *slog.Logger) {
 	ws.SetReadLimit(-1) // the limit is enforced below, to close with our own reason
+	addr, remoteIP := clientAddr(remoteAddr)
 	c := &Conn{
-		hub: h, b: b, cfg: cfg, ws: ws, id: h.newConnID(), remoteIP: remoteIP,
+		hub: h, b: b, cfg: cfg, ws: ws, id: h.newConnID(), addr: addr, remoteIP: remoteIP,
 		inflight:  make(chan struct{}, cfg.MaxInFlight),
 		closeDone: make(chan struct{}),
-		limit:     cfg.MaxPayload,
+		limit:     min(cfg.MaxPayload, PreAuthMaxPayload),
 	}
+	c.lastSeen.Store(time.Now().UnixNano())
 	c.queue = outq.New(cfg.MaxBufferedBytes, c.spawnWriter)
 	c.ctx, c.cancel = context.WithCancel(h.reqCtx)
 	c.baseLog = log
@@ -160,6 +186,17 @@ func (h *Hub) Serve(ws *websocket.Conn, remoteIP string, cfg *ConnConfig, b Back
 		<-c.closeDone
 	}
 	_ = ws.CloseNow()
+}
+
+// ping sends a keepalive ping and waits up to timeout for its pong; the pong counts as the
+// client being there.
+func (c *Conn) ping(timeout time.Duration) {
+	defer c.pinging.Store(false)
+	ctx, cancel := context.WithTimeout(c.ctx, timeout)
+	defer cancel()
+	if c.ws.Ping(ctx) == nil {
+		c.lastSeen.Store(time.Now().UnixNano())
+	}
 }
 
 // close closes the connection after what is already queued (hello-error, responses).
@@ -238,6 +275,7 @@ func (c *Conn) readLoop() {
 		if err != nil {
 			return
 		}
+		c.lastSeen.Store(time.Now().UnixNano())
 		buf := c.hub.getBuf()
 		ok := c.readFrame(r, buf)
 		c.hub.putBuf(buf)
@@ -292,6 +330,21 @@ func (c *Conn) drain() {
 
 // handshake checks the first frame; false means the connection closes.
 func (c *Conn) handshake(data []byte) bool {
+	// Cheap, linear checks first: nothing below may cost more on a hostile frame.
+	if !json.Valid(data) {
+		c.close(websocket.StatusPolicyViolation, "malformed JSON")
+		return false
+	}
+	if hasLongNumber(data) {
+		return c.refuse(&Refusal{schemas.HelloError{Reason: "invalid hello: " + longNumberDetail}, websocket.StatusPolicyViolation, "invalid hello"})
+	}
+	if t := c.cfg.Throttle; t != nil && c.cfg.Token != "" {
+		if left, locked := t.Locked(c.addr); locked {
+			secs := int64((left + time.Second - 1) / time.Second)
+			return c.refuse(&Refusal{schemas.HelloError{Reason: "too many failed auth attempts; retry in " + strconv.FormatInt(secs, 10) + " s"},
+				websocket.StatusPolicyViolation, "too many failed auth attempts"})
+		}
+	}
 	v, err := schemas.Decode(data)
 	if err != nil {
 		c.close(websocket.StatusPolicyViolation, "malformed JSON")
@@ -314,7 +367,14 @@ func (c *Conn) handshake(data []byte) bool {
 			got = h.Auth.Token
 		}
 		if subtle.ConstantTimeCompare([]byte(got), []byte(want)) != 1 {
-			c.Log().Warn("refused client with wrong or missing token", "client", h.Client.Name)
+			// One line per failure would let a client fill the log: the lockout is what is logged.
+			c.Log().Debug("refused client with wrong or missing token", "client", schemas.Clip(h.Client.Name, 64))
+			if t := c.cfg.Throttle; t != nil {
+				if started, n := t.Fail(c.addr); started {
+					c.Log().Warn("too many failed auth attempts; locking the address out", "address", c.addr,
+						"failures", n, "lockout", t.cfg.Lockout)
+				}
+			}
 			return c.refuse(&Refusal{schemas.HelloError{Reason: "unauthorized"}, websocket.StatusPolicyViolation, "unauthorized"})
 		}
 	}
@@ -325,6 +385,7 @@ func (c *Conn) handshake(data []byte) bool {
 	if r := c.b.Admit(c, &c.hello); r != nil {
 		return c.refuse(r)
 	}
+	c.limit = c.cfg.MaxPayload
 	if c.cfg.MaxPayloadAfter != nil {
 		c.limit = c.cfg.MaxPayloadAfter()
 	}
@@ -414,6 +475,9 @@ func (c *Conn) handleFrame(data []byte) bool {
 	case frameMalformed:
 		c.close(websocket.StatusPolicyViolation, "malformed JSON")
 		return false
+	case frameLongNumber:
+		c.SendError(frameID(data), wire.Invalid("invalid request frame: %s", longNumberDetail))
+		return true
 	case frameOther:
 		var ok bool
 		if req, ok = c.slowRequest(data); !ok {
@@ -462,7 +526,7 @@ func (r *inflight) serve() {
 	defer func() {
 		if p := recover(); p != nil {
 			c.Log().Error("panic handling request", "method", req.Method, "panic", p)
-			c.SendError(req.ID, wire.Unavailable(false, "internal error handling %s", req.Method))
+			c.SendError(req.ID, wire.Unavailable(false, "internal error handling %s", schemas.Clip(req.Method, maxEchoMethod)))
 		}
 	}()
 	c.b.Serve(c.ctx, c, req, r.release)
@@ -496,6 +560,22 @@ func (c *Conn) slowRequest(data []byte) (Request, bool) {
 		params = nil
 	}
 	return Request{ID: id, Method: method, Params: params}, true
+}
+
+// longNumberDetail words the rejection of a frame with a number literal over MaxNumberLen.
+var longNumberDetail = "number literal longer than " + strconv.Itoa(MaxNumberLen) + " characters"
+
+// frameID is the id of a frame that is valid JSON when it is a non-empty string, else
+// "invalid". It decodes no number: only the id's raw bytes are looked at.
+func frameID(data []byte) string {
+	var env struct {
+		ID json.RawMessage `json:"id"`
+	}
+	var id string
+	if json.Unmarshal(data, &env) != nil || len(env.ID) == 0 || env.ID[0] != '"' || json.Unmarshal(env.ID, &id) != nil || id == "" {
+		return "invalid"
+	}
+	return id
 }
 
 // ErrorShape turns a bus error into the res frame's error.

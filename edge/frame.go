@@ -10,19 +10,53 @@ import (
 type frameStatus int
 
 const (
-	frameReq       frameStatus = iota // a valid req in the common shape: use it
-	frameOther                        // valid JSON otherwise: decide with the schemas
-	frameMalformed                    // not JSON: the connection closes
+	frameReq        frameStatus = iota // a valid req in the common shape: use it
+	frameOther                         // valid JSON otherwise: decide with the schemas
+	frameMalformed                     // not JSON: the connection closes
+	frameLongNumber                    // JSON with a number literal over MaxNumberLen characters: invalid
 )
+
+// MaxNumberLen is the longest JSON number literal a frame may hold (SPEC §5.2): a longer one
+// makes the frame invalid before any schema looks at it, so that no frame costs more than
+// linear time to reject.
+const MaxNumberLen = 64
+
+// hasLongNumber reports whether the JSON text b holds a number literal longer than
+// MaxNumberLen characters outside strings. It is one linear scan; b need not be valid.
+func hasLongNumber(b []byte) bool {
+	run := 0
+	for i := 0; i < len(b); i++ {
+		switch c := b[i]; {
+		case c == '"':
+			run = 0
+			for i++; i < len(b) && b[i] != '"'; i++ {
+				if b[i] == '\\' {
+					i++
+				}
+			}
+		case c >= '0' && c <= '9' || c == '-' || c == '+' || c == '.' || c == 'e' || c == 'E':
+			if run++; run > MaxNumberLen {
+				return true
+			}
+		default:
+			run = 0
+		}
+	}
+	return false
+}
 
 // parseRequest decodes a frame in one pass when it is a req in the common shape: a JSON
 // object with exactly the keys type ("req"), id and method (non-empty strings without
 // escapes, in valid UTF-8) and optionally params (kept as raw bytes; null counts as absent), each once.
 // Such a frame satisfies the request schema, so nothing else needs to look at it. Anything
-// else that is valid JSON is frameOther, for the schema path to accept or word the error.
+// else that is valid JSON is frameOther, for the schema path to accept or word the error;
+// valid JSON holding a number literal longer than MaxNumberLen is frameLongNumber.
 func parseRequest(data []byte) (Request, frameStatus) {
 	if !json.Valid(data) {
 		return Request{}, frameMalformed
+	}
+	if hasLongNumber(data) {
+		return Request{}, frameLongNumber
 	}
 	var req Request
 	p := skipSpace(data, 0)

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/clawdis/clawdis/schemas"
@@ -33,6 +34,14 @@ func TestParseRequest(t *testing.T) {
 		{`[]`, frameOther, Request{}},
 		{`null`, frameOther, Request{}},
 		{`"req"`, frameOther, Request{}},
+		// A number literal over 64 characters anywhere: invalid before any schema.
+		{`{"type":"req","id":"1","method":"health","params":{"n":` + strings.Repeat("1", 65) + `}}`, frameLongNumber, Request{}},
+		{`{"type":"req","id":"1","method":"health","params":[-1.` + strings.Repeat("5", 59) + `e+9]}`, frameLongNumber, Request{}},
+		{`{"type":"req","id":"1","method":"health","params":[-1.` + strings.Repeat("5", 58) + `e+9]}`, frameReq,
+			Request{ID: "1", Method: "health", Params: []byte(`[-1.` + strings.Repeat("5", 58) + `e+9]`)}},
+		{`{"type":"req","id":"` + strings.Repeat("1", 100) + `","method":"health"}`, frameReq, Request{ID: strings.Repeat("1", 100), Method: "health"}},
+		{`{"type":"req","id":"1","method":"health","params":{"s":"\"` + strings.Repeat("1", 100) + `"}}`, frameReq,
+			Request{ID: "1", Method: "health", Params: []byte(`{"s":"\"` + strings.Repeat("1", 100) + `"}`)}},
 		// Not JSON.
 		{`{"type":"req"`, frameMalformed, Request{}},
 		{`{"type":"req","id":"1","method":"health"} {}`, frameMalformed, Request{}},
@@ -105,10 +114,58 @@ func FuzzParseRequest(f *testing.F) {
 			if env.ID != req.ID || env.Method != req.Method || !bytes.Equal(env.Params, req.Params) {
 				t.Fatalf("%q: parsed %+v params %s, want %+v params %s", data, req, req.Params, env, env.Params)
 			}
+		case frameLongNumber:
+			if !json.Valid(data) || !hasLongNumber(data) {
+				t.Fatalf("called a long number wrongly: %q", data)
+			}
 		case frameOther:
 			if !json.Valid(data) {
 				t.Fatalf("invalid JSON not called malformed: %q", data)
 			}
+		}
+	})
+}
+
+// BenchmarkRejectLongNumberHello measures what the handshake spends on a 60,000-digit number
+// in a hello before rejecting it: the JSON check and the number scan (SPEC §5.2 asks for well
+// under 10 ms of CPU; this is tens of microseconds).
+func BenchmarkRejectLongNumberHello(b *testing.B) {
+	hello := []byte(`{"type":"hello","minProtocol":1` + strings.Repeat("0", 59999) +
+		`,"maxProtocol":1,"client":{"name":"x","version":"1","platform":"p","mode":"cli"}}`)
+	b.SetBytes(int64(len(hello)))
+	for b.Loop() {
+		if !json.Valid(hello) || !hasLongNumber(hello) {
+			b.Fatal("not rejected by the scan")
+		}
+	}
+}
+
+// FuzzLongNumberScan: on valid JSON the scan agrees with a tokenizing decoder about whether
+// a number literal is longer than MaxNumberLen (escaped quotes, digits in strings and keys,
+// exponents, nesting).
+func FuzzLongNumberScan(f *testing.F) {
+	f.Add([]byte(`{"a":` + strings.Repeat("1", 65) + `}`))
+	f.Add([]byte(`["\"` + strings.Repeat("1", 100) + `", -1.5e+10, {"k\\":` + strings.Repeat("2", 64) + `}]`))
+	f.Add([]byte(`[true,false,null,1e5]`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		if !json.Valid(data) {
+			hasLongNumber(data) // must not panic
+			return
+		}
+		dec := json.NewDecoder(bytes.NewReader(data))
+		dec.UseNumber()
+		want := false
+		for {
+			tok, err := dec.Token()
+			if err != nil {
+				break
+			}
+			if n, ok := tok.(json.Number); ok && len(n) > MaxNumberLen {
+				want = true
+			}
+		}
+		if got := hasLongNumber(data); got != want {
+			t.Fatalf("hasLongNumber(%q) = %v, want %v", data, got, want)
 		}
 	})
 }

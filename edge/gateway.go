@@ -95,7 +95,7 @@ func (s *Server) Serve(ctx context.Context, c *Conn, req Request, release func()
 	route, ok := s.routes[req.Method]
 	if !ok {
 		a.method = "unknown" // a client's typos must not grow the metrics without bound
-		a.fail(wire.Invalid("unknown method: %s", req.Method))
+		a.fail(wire.Invalid("unknown method: %s", schemas.Clip(req.Method, maxEchoMethod)))
 		return
 	}
 	if req.Params != nil || !s.paramsNilOK[route.Method] {
@@ -108,13 +108,13 @@ func (s *Server) Serve(ctx context.Context, c *Conn, req Request, release func()
 	var err error
 	if route.SubjectFor != nil {
 		if subj, err = route.SubjectFor(req.Params); err != nil {
-			a.fail(wire.Invalid("invalid %s params: %s", route.Method, err.Error()))
+			a.fail(invalidParams(route.Method, err))
 			return
 		}
 	}
 	if route.Rewrite != nil {
 		if body, err = route.Rewrite(req.Params, s.cfg.MaxPayload); err != nil {
-			a.fail(wire.Invalid("invalid %s params: %s", route.Method, err.Error()))
+			a.fail(invalidParams(route.Method, err))
 			return
 		}
 	}
@@ -197,6 +197,19 @@ func (a answer) final(fin wire.RunFinal) {
 	a.c.SendFailure(a.id, ErrorShape(fin.Error), fin.Payload)
 }
 
+// maxEchoMethod is how much of an unknown method name an error text repeats.
+const maxEchoMethod = 64
+
+// invalidParams words a params error of a route's SubjectFor or Rewrite: a wire error as it
+// is (it is worded for clients), anything else clipped.
+func invalidParams(method string, err error) *wire.Error {
+	var we *wire.Error
+	if errors.As(err, &we) {
+		return we
+	}
+	return wire.Invalid("invalid %s params: %s", method, schemas.Clip(err.Error(), 120))
+}
+
 // validateParams checks raw params against the method's schema.
 func (s *Server) validateParams(method string, params []byte) error {
 	var v any
@@ -217,7 +230,8 @@ func (s *Server) request(ctx context.Context, route Route, subj string, body []b
 	if err != nil {
 		var we *wire.Error
 		if !errors.As(err, &we) {
-			we = wire.Unavailable(true, "%s failed: %s", route.Method, err.Error())
+			s.log.Debug("bus request failed", "method", route.Method, "err", err)
+			we = wire.Unavailable(true, "%s failed: the service could not be reached", route.Method)
 		}
 		if s.hub.Stopping() && errors.Is(ctx.Err(), context.Canceled) {
 			we = wire.Unavailable(true, "gateway shutting down")

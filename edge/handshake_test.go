@@ -2,6 +2,7 @@ package edge
 
 import (
 	"io"
+	"net"
 	"net/http"
 	"slices"
 	"strings"
@@ -188,16 +189,13 @@ func TestOriginCheck(t *testing.T) {
 }
 
 func TestDNSRebindingSameHostOriginRefused(t *testing.T) {
-	g := startEdge(t, nil)
+	// The Host check alone gives such a request 421 (TestHostCheck); with the name allowed as
+	// a host, the origin check still refuses it.
+	g := startEdge(t, func(c *Config) { c.AllowedHosts = []string{"rebind.example"} })
 	// A page on a rebinding domain sends Host and Origin of that domain; the library would
 	// accept it as same-origin, the gateway must not.
-	req, _ := http.NewRequest("GET", "http://"+g.addr+"/", nil)
-	req.Host = "rebind.example:80"
+	req := upgradeRequest(t, "http://"+g.addr+"/", "rebind.example:80")
 	req.Header.Set("Origin", "http://rebind.example:80")
-	req.Header.Set("Connection", "Upgrade")
-	req.Header.Set("Upgrade", "websocket")
-	req.Header.Set("Sec-WebSocket-Version", "13")
-	req.Header.Set("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ==")
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
@@ -226,5 +224,87 @@ func TestPlainHTTP(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusUpgradeRequired {
 		t.Errorf("GET /: %d, want 426", resp.StatusCode)
+	}
+}
+
+// TestHostCheck: HTTP requests whose Host is not a loopback name, the bound address or an
+// allowed host get 421, /healthz and upgrades included (DNS rebinding, SPEC §5.3).
+func TestHostCheck(t *testing.T) {
+	g := startEdge(t, func(c *Config) { c.AllowedHosts = []string{"gw.example"} })
+	_, port, _ := strings.Cut(g.addr, ":")
+	for _, tt := range []struct {
+		host    string
+		upgrade bool
+		want    int
+	}{
+		{"evil.example:" + port, false, http.StatusMisdirectedRequest},
+		{"evil.example", false, http.StatusMisdirectedRequest},
+		{"10.1.2.3:" + port, false, http.StatusMisdirectedRequest},
+		{"evil.example:" + port, true, http.StatusMisdirectedRequest},
+		{"127.0.0.1:" + port, false, http.StatusOK},
+		{"localhost:" + port, false, http.StatusOK},
+		{"LOCALHOST", false, http.StatusOK},
+		{"[::1]:" + port, false, http.StatusOK},
+		{"gw.example:" + port, false, http.StatusOK},
+		{"GW.example.", false, http.StatusOK},
+	} {
+		req := upgradeRequest(t, "http://"+g.addr+"/healthz", tt.host)
+		if !tt.upgrade {
+			req.Header.Del("Connection")
+			req.Header.Del("Upgrade")
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != tt.want {
+			t.Errorf("Host %q (upgrade %v): %d, want %d", tt.host, tt.upgrade, resp.StatusCode, tt.want)
+		}
+	}
+}
+
+// upgradeRequest is a WebSocket upgrade request for url with the Host header host.
+func upgradeRequest(t *testing.T, url, host string) *http.Request {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodGet, url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Host = host
+	req.Header.Set("Connection", "Upgrade")
+	req.Header.Set("Upgrade", "websocket")
+	req.Header.Set("Sec-WebSocket-Version", "13")
+	req.Header.Set("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ==")
+	return req
+}
+
+// With a wildcard bind every address of the machine is the bind address; names still need
+// gateway.allowedHosts.
+func TestHostCheckWildcardBind(t *testing.T) {
+	ln, err := net.Listen("tcp", "0.0.0.0:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	s := &Server{cfg: Config{Listener: ln}}
+	var local net.IP
+	addrs, _ := net.InterfaceAddrs()
+	for _, a := range addrs {
+		if n, ok := a.(*net.IPNet); ok && !n.IP.IsLoopback() {
+			local = n.IP
+			break
+		}
+	}
+	if local == nil {
+		t.Skip("no non-loopback interface address on this machine")
+	}
+	if !s.hostAllowed(net.JoinHostPort(local.String(), "18789")) {
+		t.Errorf("Host %s refused with a wildcard bind", local)
+	}
+	for _, h := range []string{"192.0.2.77:18789", "0.0.0.0:18789", "evil.example:18789"} {
+		if s.hostAllowed(h) {
+			t.Errorf("Host %s accepted with a wildcard bind", h)
+		}
 	}
 }

@@ -114,6 +114,15 @@ func sampleHealth(ok bool) schemas.HealthSummary {
 
 func startEdge(t testing.TB, mod func(*Config)) *gw {
 	t.Helper()
+	return startEdgeLog(t, nil, mod)
+}
+
+// startEdgeLog is startEdge with the edge's logger (nil: discard).
+func startEdgeLog(t testing.TB, log *slog.Logger, mod func(*Config)) *gw {
+	t.Helper()
+	if log == nil {
+		log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
 	b := bustest.New(t)
 	nc := b.Conn("edge")
 	ln, err := Listen("127.0.0.1", 0)
@@ -126,7 +135,7 @@ func startEdge(t testing.TB, mod func(*Config)) *gw {
 	if mod != nil {
 		mod(&cfg)
 	}
-	srv, err := New(cfg, nc, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	srv, err := New(cfg, nc, log)
 	if err != nil {
 		t.Fatal(err)
 	}

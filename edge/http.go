@@ -15,6 +15,11 @@ import (
 )
 
 func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
+	if !s.hostAllowed(r.Host) {
+		// A page under a foreign name resolving here (DNS rebinding) gets nothing, /healthz included.
+		http.Error(w, "421 misdirected request: unexpected host", http.StatusMisdirectedRequest)
+		return
+	}
 	if !isUpgrade(r) {
 		if r.URL.Path == "/healthz" && (r.Method == http.MethodGet || r.Method == http.MethodHead) {
 			s.serveHealthz(w)
@@ -36,6 +41,11 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "503 gateway stopping", http.StatusServiceUnavailable)
 		return
 	}
+	if !s.hub.Reserve(s.cfg.MaxConnections) {
+		s.log.Debug("refused WebSocket upgrade: too many connections", "max", s.cfg.MaxConnections)
+		http.Error(w, "503 too many connections", http.StatusServiceUnavailable)
+		return
+	}
 	opts := &websocket.AcceptOptions{CompressionMode: websocket.CompressionDisabled}
 	if origin := r.Header.Get("Origin"); origin != "" {
 		// Already checked above, more strictly than the library does (it always accepts
@@ -46,24 +56,58 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	ws, err := Accept(w, r, opts)
 	if err != nil {
+		s.hub.Unreserve()
 		s.log.Debug("websocket accept failed", "remote", r.RemoteAddr, "err", err)
 		return
 	}
-	if !s.hub.Go(ws, remoteIP(r), &s.conn, s, s.log) {
+	if !s.hub.Go(ws, r.RemoteAddr, &s.conn, s, s.log) {
 		_ = ws.Close(websocket.StatusServiceRestart, "service restart")
 	}
 }
 
-// remoteIP is the client's address, empty for loopback clients.
-func remoteIP(r *http.Request) string {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
+// hostAllowed accepts a Host header naming a loopback host, the bound address or one of
+// Config.AllowedHosts (any port).
+func (s *Server) hostAllowed(hostport string) bool {
+	host := hostport
+	if h, _, err := net.SplitHostPort(hostport); err == nil {
+		host = h
+	}
+	host = strings.Trim(host, "[]")
+	if host == "" {
+		return false
+	}
+	if IsLoopbackHost(host) {
+		return true
+	}
+	if bound, _, err := net.SplitHostPort(s.cfg.Listener.Addr().String()); err == nil {
+		if ip := net.ParseIP(host); ip != nil && !ip.IsUnspecified() {
+			b := net.ParseIP(bound)
+			if ip.Equal(b) || b.IsUnspecified() && isLocalIP(ip) {
+				return true
+			}
+		}
+	}
+	for _, a := range s.cfg.AllowedHosts {
+		if strings.EqualFold(strings.TrimSuffix(a, "."), strings.TrimSuffix(host, ".")) {
+			return true
+		}
+	}
+	return false
+}
+
+// isLocalIP reports whether ip is one of this machine's interface addresses: with a wildcard
+// bind, each of them is "the bind address".
+func isLocalIP(ip net.IP) bool {
+	addrs, err := net.InterfaceAddrs()
 	if err != nil {
-		return ""
+		return false
 	}
-	if ip := net.ParseIP(host); ip == nil || ip.IsLoopback() {
-		return ""
+	for _, a := range addrs {
+		if n, ok := a.(*net.IPNet); ok && n.IP.Equal(ip) {
+			return true
+		}
 	}
-	return host
+	return false
 }
 
 func (s *Server) serveHealthz(w http.ResponseWriter) {

@@ -33,6 +33,7 @@ type Hub struct {
 	reqCancel context.CancelFunc
 	nextConn  atomic.Uint64
 	connSalt  string
+	slots     atomic.Int64 // connections reserved (Reserve) and not yet given back
 	// connAdded, when set (tests), is called with each connection once it is open.
 	connAdded atomic.Pointer[func()]
 	bufs      sync.Pool // *bytes.Buffer for reading frames
@@ -155,19 +156,39 @@ func (h *Hub) Shutdown(budget, closeWait time.Duration, log func(msg string, arg
 	h.reqCancel()
 }
 
-// Go serves an upgraded connection on a goroutine of its own (see Serve); false once
-// shutdown began, and then the caller closes ws.
-func (h *Hub) Go(ws *websocket.Conn, remoteIP string, cfg *ConnConfig, b Backend, log *slog.Logger) bool {
+// Reserve takes one of max connection slots before a WebSocket upgrade (gateway.maxConnections):
+// false when all are taken, and then the request gets 503. The slot goes back when the
+// connection that Go serves ends, or with Unreserve when the upgrade failed.
+func (h *Hub) Reserve(max int) bool {
+	for {
+		n := h.slots.Load()
+		if n >= int64(max) {
+			return false
+		}
+		if h.slots.CompareAndSwap(n, n+1) {
+			return true
+		}
+	}
+}
+
+// Unreserve gives back a slot that Reserve took for an upgrade that did not happen.
+func (h *Hub) Unreserve() { h.slots.Add(-1) }
+
+// Go serves an upgraded connection on a goroutine of its own (see Serve), in a slot taken
+// with Reserve, which it gives back; false once shutdown began, and then the caller closes ws.
+func (h *Hub) Go(ws *websocket.Conn, remoteAddr string, cfg *ConnConfig, b Backend, log *slog.Logger) bool {
 	h.mu.Lock()
 	if h.stopping.Load() {
 		h.mu.Unlock()
+		h.Unreserve()
 		return false
 	}
 	h.wg.Add(1) // under mu, so that Shutdown's Wait never races an Add
 	h.mu.Unlock()
 	go func() {
 		defer h.wg.Done()
-		h.Serve(ws, remoteIP, cfg, b, log)
+		defer h.Unreserve()
+		h.Serve(ws, remoteAddr, cfg, b, log)
 	}()
 	return true
 }
@@ -188,6 +209,41 @@ func (h *Hub) snapshot() []*Conn {
 		out = append(out, c)
 	}
 	return out
+}
+
+// IdleTimeout is SPEC §5.3's idle timeout for a ping interval: the longer of two intervals
+// and 60 s.
+func IdleTimeout(interval time.Duration) time.Duration { return max(2*interval, time.Minute) }
+
+// Keepalive pings every connection past hello-ok each interval and closes one that sent
+// nothing (no frame, no pong) for idle with 1001 "idle timeout"; then it calls each (when
+// set: the gateway sends its tick event there). It returns when ctx ends. The pings need no
+// reader of their own: each connection's reader always reads, and it is what sees the pongs.
+func (h *Hub) Keepalive(ctx context.Context, interval, idle time.Duration, each func()) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		now := time.Now()
+		h.mu.Lock()
+		for c := range h.conns {
+			if now.Sub(time.Unix(0, c.lastSeen.Load())) >= idle {
+				c.closeNow(websocket.StatusGoingAway, "idle timeout")
+				continue
+			}
+			if c.pinging.CompareAndSwap(false, true) {
+				go c.ping(interval)
+			}
+		}
+		h.mu.Unlock()
+		if each != nil {
+			each()
+		}
+	}
 }
 
 func (h *Hub) newConnID() string {

@@ -259,7 +259,7 @@ func (s *Server) serveMetrics(w http.ResponseWriter, r *http.Request) {
 // httpAuthorized applies the WebSocket's access rules to a plain HTTP request: loopback
 // clients and gateways without a token need nothing, others the token as a bearer token.
 func (s *Server) httpAuthorized(r *http.Request) bool {
-	if remoteIP(r) == "" || s.cfg.Token == "" {
+	if _, ip := clientAddr(r.RemoteAddr); ip == "" || s.cfg.Token == "" {
 		return true
 	}
 	got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")

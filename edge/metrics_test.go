@@ -122,6 +122,7 @@ func TestMetricsAccessRules(t *testing.T) {
 	} {
 		r := httptest.NewRequest(http.MethodGet, "/metrics", nil)
 		r.RemoteAddr = tc.remote
+		r.Host = "127.0.0.1:18789"
 		if tc.auth != "" {
 			r.Header.Set("Authorization", tc.auth)
 		}

@@ -1,12 +1,14 @@
 package edge
 
 import (
+	"errors"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats.go"
 
 	"github.com/clawdis/clawdis/bus/subject"
+	"github.com/clawdis/clawdis/bus/wire"
 	"github.com/clawdis/clawdis/schemas"
 )
 
@@ -109,5 +111,18 @@ func TestPanickingServiceAnswersUnavailable(t *testing.T) {
 	res := c.nextRes("x")
 	if code, msg, _ := errCode(res); code != "UNAVAILABLE" || msg != "internal error in health.get: panic: boom" {
 		t.Errorf("panicking handler: %v", res)
+	}
+}
+
+// TestHistoryRequestWording: params that pass the schema but not Go's decoding (an integer
+// beyond int64) get a message naming the field, not Go's "json: cannot unmarshal …".
+func TestHistoryRequestWording(t *testing.T) {
+	_, err := historyRequest([]byte(`{"sessionKey":"main","limit":1e300}`), 1<<20)
+	var we *wire.Error
+	if !errors.As(err, &we) || we.Code != wire.CodeInvalidRequest {
+		t.Fatalf("err = %v, want INVALID_REQUEST", err)
+	}
+	if we.Message != "invalid chat.history params: limit: expected an integer within range" {
+		t.Errorf("message %q", we.Message)
 	}
 }

@@ -2,7 +2,6 @@ package edge
 
 import (
 	"encoding/json"
-	"fmt"
 	"time"
 
 	"github.com/clawdis/clawdis/bus/subject"
@@ -85,8 +84,8 @@ func sendSubject(params []byte) (string, error) {
 // fit in one frame, with room for the res envelope.
 func historyRequest(params []byte, maxPayload int64) ([]byte, error) {
 	var p schemas.ChatHistoryParams
-	if err := json.Unmarshal(params, &p); err != nil {
-		return nil, fmt.Errorf("chat.history params: %w", err)
+	if err := wire.DecodeParams(params, &p, "chat.history params"); err != nil {
+		return nil, err
 	}
 	req := wire.HistoryRequest{SessionKey: p.SessionKey, MaxBytes: int(maxPayload) - 1024}
 	if p.Limit != nil {

@@ -34,8 +34,14 @@ type Config struct {
 
 	Version, Commit, Host string
 
-	Token            string        // required hello.auth.token; empty: none
-	AllowedOrigins   []string      // browser origins allowed besides loopback ones
+	Token          string        // required hello.auth.token; empty: none
+	AuthRateLimit  AuthRateLimit // failed-auth throttle per client address; defaults on the type
+	AllowedOrigins []string      // browser origins allowed besides loopback ones
+	AllowedHosts   []string      // HTTP Host names allowed besides loopback names and the bind address
+	MaxConnections int           // WebSocket connections at once; more get 503; default 1024
+	// IdleTimeout closes a client that sent nothing (no frame, no pong) this long; default
+	// IdleTimeout(TickInterval). Pings go every TickInterval.
+	IdleTimeout      time.Duration
 	MaxPayload       int64         // largest inbound message; default 524288
 	MaxBufferedBytes int64         // per-connection outbound queue bound; default 1572864
 	TickInterval     time.Duration // default 30s
@@ -71,6 +77,12 @@ func (c *Config) setDefaults() {
 	}
 	if c.HandshakeTimeout <= 0 {
 		c.HandshakeTimeout = 10 * time.Second
+	}
+	if c.MaxConnections <= 0 {
+		c.MaxConnections = 1024
+	}
+	if c.IdleTimeout <= 0 {
+		c.IdleTimeout = IdleTimeout(c.TickInterval)
 	}
 	if c.MaxInFlight <= 0 {
 		c.MaxInFlight = 32
@@ -150,7 +162,7 @@ func New(cfg Config, nc *nats.Conn, log *slog.Logger) (*Server, error) {
 	s.conn = ConnConfig{
 		Schemas: cfg.Schemas, Token: cfg.Token, MaxPayload: cfg.MaxPayload, MaxBufferedBytes: cfg.MaxBufferedBytes,
 		MaxInFlight: cfg.MaxInFlight, HandshakeTimeout: cfg.HandshakeTimeout, WriteTimeout: cfg.WriteTimeout,
-		Verbose: cfg.Verbose,
+		Verbose: cfg.Verbose, Throttle: NewAuthThrottle(cfg.AuthRateLimit, cfg.Now),
 	}
 	for _, r := range cfg.Routes {
 		if !cfg.Schemas.HasMethod(r.Method) {
@@ -225,7 +237,7 @@ func (s *Server) Run(ctx context.Context) error {
 	tickCtx, stopTicks := context.WithCancel(ctx)
 	go func() {
 		defer close(tickDone)
-		s.tickLoop(tickCtx)
+		s.hub.Keepalive(tickCtx, s.cfg.TickInterval, s.cfg.IdleTimeout, s.tick)
 	}()
 
 	var runErr error
@@ -328,17 +340,9 @@ func (s *Server) onRunEvent(kind string, data []byte) {
 	}
 }
 
-func (s *Server) tickLoop(ctx context.Context) {
-	t := time.NewTicker(s.cfg.TickInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			s.hub.Broadcast(schemas.EventTick, mustJSON(schemas.TickPayload{Ts: s.cfg.Now().UnixMilli()}), nil, true)
-		}
-	}
+// tick sends the tick event; it runs every TickInterval, after the keepalive pings.
+func (s *Server) tick() {
+	s.hub.Broadcast(schemas.EventTick, mustJSON(schemas.TickPayload{Ts: s.cfg.Now().UnixMilli()}), nil, true)
 }
 
 // ensureState fetches presence and health once when no event has brought them yet, so the

@@ -17,7 +17,15 @@ import (
 // TestConnSuite runs the shared connection tests against the gateway's edge.
 func TestConnSuite(t *testing.T) {
 	edgetest.Run(t, func(t *testing.T, o edgetest.Options) edgetest.Target {
-		g := startEdge(t, func(c *Config) {
+		const token = "edgetest-token"
+		g := startEdgeLog(t, o.Log, func(c *Config) {
+			if o.RequireToken {
+				c.Token = token
+			}
+			c.MaxConnections = o.MaxConnections
+			if o.PingInterval > 0 {
+				c.TickInterval, c.IdleTimeout = o.PingInterval, o.IdleTimeout
+			}
 			if o.MaxBufferedBytes > 0 {
 				c.MaxBufferedBytes = o.MaxBufferedBytes
 				c.WriteTimeout = 5 * time.Minute
@@ -28,7 +36,7 @@ func TestConnSuite(t *testing.T) {
 			c.Routes = RoutesFor(DefaultRoutes(), allServices)
 		})
 		fs := startFakeServices(t, g.nc)
-		return edgetest.Target{
+		tg := edgetest.Target{
 			URL:   g.url,
 			Hello: hello("cli"),
 			Emit: func(t testing.TB, runID string, seq0, n, size int) {
@@ -38,6 +46,11 @@ func TestConnSuite(t *testing.T) {
 				return holdHealth(t, g.nc, func() { _ = fs.health.Stop() })
 			},
 		}
+		if o.RequireToken {
+			tg.Token = token
+			tg.Hello["auth"] = map[string]any{"token": token}
+		}
+		return tg
 	})
 }
 

@@ -257,7 +257,8 @@ func runGateway(ctx context.Context, df daemonFlags, log *slog.Logger) error {
 	}
 	ed, err := edge.New(edge.Config{
 		Listener: ln, Schemas: set, Version: version, Commit: buildCommit(), Host: host,
-		Token: s.token, AllowedOrigins: s.cfg.Gateway.AllowedOrigins,
+		Token: s.token, AllowedOrigins: s.cfg.Gateway.AllowedOrigins, AuthRateLimit: authRateLimit(s.cfg.Gateway),
+		AllowedHosts: s.cfg.Gateway.AllowedHosts, MaxConnections: s.cfg.Gateway.MaxConnections,
 		MaxPayload: int64(s.cfg.Gateway.MaxPayload), MaxBufferedBytes: int64(s.cfg.Gateway.MaxBufferedBytes),
 		TickInterval: s.cfg.Gateway.TickInterval(), HandshakeTimeout: s.cfg.Gateway.HandshakeTimeout(),
 		Routes: edge.RoutesFor(edge.DefaultRoutes(), s.bus.expected), Verbose: s.verbose,
@@ -274,7 +275,8 @@ func runGateway(ctx context.Context, df daemonFlags, log *slog.Logger) error {
 	stopWebChat := func() {}
 	if wcLn != nil {
 		wc, err := webchat.New(webchat.Config{Listener: wcLn, GatewayURL: "ws://" + dialAddr(ln.Addr()),
-			Token: s.token, Version: version, Log: log})
+			Token: s.token, AuthRateLimit: authRateLimit(s.cfg.Gateway), MaxConnections: s.cfg.Gateway.MaxConnections,
+			PingInterval: s.cfg.Gateway.TickInterval(), Version: version, Log: log})
 		if err != nil {
 			return err
 		}
@@ -391,4 +393,10 @@ func webChatURL(ln net.Listener) string {
 		return ""
 	}
 	return "http://" + ln.Addr().String()
+}
+
+// authRateLimit is the gateway's failed-auth throttle (SPEC §5.2) as edge takes it.
+func authRateLimit(g config.Gateway) edge.AuthRateLimit {
+	a := g.AuthRateLimit
+	return edge.AuthRateLimit{MaxFailures: a.MaxFailures, Window: a.Window(), Lockout: a.Lockout()}
 }

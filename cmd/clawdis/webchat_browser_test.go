@@ -188,13 +188,19 @@ func TestWebChatInBrowser(t *testing.T) {
 // returns the page's URL; it is stopped at cleanup.
 func startWebChat(t *testing.T, gatewayURL string) string {
 	t.Helper()
+	return startWebChatToken(t, gatewayURL, "")
+}
+
+// startWebChatToken is startWebChat with --token (the gateway's token, which tabs then need).
+func startWebChatToken(t *testing.T, gatewayURL, token string) string {
+	t.Helper()
 	logs := &syncBuf{}
 	log, _ := newLogger(logs, "json", false)
 	ctx, stop := context.WithCancel(context.Background())
 	listening := make(chan string, 1)
 	done := make(chan error, 1)
 	go func() {
-		done <- runWebChat(ctx, webChatFlags{url: gatewayURL, listening: func(a string) { listening <- a }}, log)
+		done <- runWebChat(ctx, webChatFlags{url: gatewayURL, token: token, listening: func(a string) { listening <- a }}, log)
 	}()
 	t.Cleanup(func() {
 		stop()
@@ -395,4 +401,45 @@ func TestWebChatCmd(t *testing.T) {
 	if strings.Contains(out.buf.String(), `"level":"ERROR"`) {
 		t.Errorf("error logs:\n%s", out.buf.String())
 	}
+}
+
+// TestWebChatTokenInBrowser: with a gateway token configured the page needs it (SPEC §10): it
+// takes it from #token=… and removes it from the address bar, keeps it in localStorage for
+// the next visit, and without one asks for it with a form.
+func TestWebChatTokenInBrowser(t *testing.T) {
+	exe := chromePath()
+	if exe == "" {
+		t.Skip("no Chromium: install chromium-headless-shell or set CLAWDIS_CHROME")
+	}
+	t.Setenv("HOME", t.TempDir())
+	const token = "browser-gateway-token"
+	d := startDaemon(t, t.TempDir(), "", func(df *daemonFlags) { df.token = token })
+	page := startWebChatToken(t, d.url, token)
+	bctx := browser(t, exe)
+	connected := `document.querySelector('#conn').dataset.state === 'connected'`
+
+	if err := chromedp.Do(bctx, chromedp.Navigate(page+"#token="+token)); err != nil {
+		t.Fatal(err)
+	}
+	waitJS(t, bctx, "connected with the fragment's token", connected)
+	if got := must(t, bctx, chromedp.Evaluate[string](`location.href`)); strings.Contains(got, token) {
+		t.Errorf("the token stayed in the address bar: %s", got)
+	}
+
+	// The next visit finds it in localStorage.
+	if err := chromedp.Do(bctx, chromedp.Navigate(page)); err != nil {
+		t.Fatal(err)
+	}
+	waitJS(t, bctx, "connected with the stored token", connected)
+
+	// Without one the page asks, once the relay refused the hello.
+	must(t, bctx, chromedp.Evaluate[chromedp.Void](`localStorage.clear()`))
+	if err := chromedp.Do(bctx, chromedp.Reload()); err != nil {
+		t.Fatal(err)
+	}
+	waitJS(t, bctx, "the token form", `document.querySelector('#conn').dataset.state === 'unauthorized' && !document.getElementById('token-form').hidden`)
+	if err := chromedp.Do(bctx, chromedp.SendKeys(chromedp.ID("token-input"), token), chromedp.Click(chromedp.CSS("#token-form button"))); err != nil {
+		t.Fatal(err)
+	}
+	waitJS(t, bctx, "connected with the entered token", connected+` && document.getElementById('token-form').hidden && localStorage.getItem('clawdis.webchat.token') === '`+token+`'`)
 }

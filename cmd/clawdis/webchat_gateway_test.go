@@ -42,19 +42,30 @@ func TestGatewayServesWebChat(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	ws, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(base, "http")+"/ws",
-		&websocket.DialOptions{HTTPHeader: http.Header{"Origin": {base}}})
-	if err != nil {
-		t.Fatal(err)
+	// The gateway token guards WebChat too (SPEC §10): a tab's hello without it is refused.
+	hello := func(auth string) []byte {
+		ws, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(base, "http")+"/ws",
+			&websocket.DialOptions{HTTPHeader: http.Header{"Origin": {base}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ws.CloseNow()
+		frame := `{"type":"hello","minProtocol":1,"maxProtocol":1,"client":{"name":"browser","version":"1","platform":"web","mode":"webchat"}` + auth + `}`
+		if err := ws.Write(ctx, websocket.MessageText, []byte(frame)); err != nil {
+			t.Fatal(err)
+		}
+		_, b, err := ws.Read(ctx)
+		if err != nil {
+			t.Fatalf("hello over /ws: %v", err)
+		}
+		return b
 	}
-	defer ws.CloseNow()
-	hello := `{"type":"hello","minProtocol":1,"maxProtocol":1,"client":{"name":"browser","version":"1","platform":"web","mode":"webchat"}}`
-	if err := ws.Write(ctx, websocket.MessageText, []byte(hello)); err != nil {
-		t.Fatal(err)
+	if b := hello(""); !strings.Contains(string(b), `"reason":"unauthorized"`) {
+		t.Fatalf("hello over /ws without the token: %.200s", b)
 	}
-	_, b, err := ws.Read(ctx)
-	if err != nil || !strings.Contains(string(b), `"hello-ok"`) {
-		t.Fatalf("hello over /ws: %v %.200s", err, b)
+	b := hello(`,"auth":{"token":"gw-secret"}`)
+	if !strings.Contains(string(b), `"hello-ok"`) {
+		t.Fatalf("hello over /ws with the token: %.200s", b)
 	}
 	if strings.Contains(string(b), "gw-secret") {
 		t.Error("the gateway token reached the browser")

@@ -9,8 +9,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
+	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -26,6 +29,15 @@ type Options struct {
 	// Listener wraps the server's listener: accepted connections get a small kernel send
 	// buffer, so a client that stops reading fills the server's queue quickly.
 	Listener func(net.Listener) net.Listener
+	// RequireToken asks for a server that requires a token in the hello (Target.Token).
+	RequireToken bool
+	// Log, when set, is the server's logger.
+	Log *slog.Logger
+	// MaxConnections, when set, bounds the connections at once.
+	MaxConnections int
+	// PingInterval and IdleTimeout, when set, are the keepalive ping interval and the idle
+	// timeout.
+	PingInterval, IdleTimeout time.Duration
 }
 
 // Target is a running protocol server under test.
@@ -34,6 +46,9 @@ type Target struct {
 	URL string
 	// Hello is the first frame a client sends (with whatever auth the server needs).
 	Hello map[string]any
+	// Token is the token the server requires in hello auth.token (Hello carries it); empty
+	// when it requires none.
+	Token string
 	// Emit makes the server send n agent events of run runID, each with a text of size
 	// bytes, numbered from seq0, to every connection (they are not droppable).
 	Emit func(t testing.TB, runID string, seq0, n, size int)
@@ -48,6 +63,11 @@ func Run(t *testing.T, start func(t *testing.T, o Options) Target) {
 	t.Run("CloseCodes", func(t *testing.T) { testCloseCodes(t, start) })
 	t.Run("SeqCounts", func(t *testing.T) { testSeqCounts(t, start) })
 	t.Run("InFlightLimit", func(t *testing.T) { testInFlight(t, start) })
+	t.Run("PreAuthLimits", func(t *testing.T) { testPreAuthLimits(t, start) })
+	t.Run("AuthThrottle", func(t *testing.T) { testAuthThrottle(t, start) })
+	t.Run("MaxConnections", func(t *testing.T) { testMaxConnections(t, start) })
+	t.Run("IdleTimeout", func(t *testing.T) { testIdleTimeout(t, start) })
+	t.Run("ErrorTexts", func(t *testing.T) { testErrorTexts(t, start) })
 }
 
 // SmallSendBuffer wraps ln so that accepted TCP connections get a 4 KiB send buffer.
@@ -307,5 +327,313 @@ func testInFlight(t *testing.T, start func(*testing.T, Options) Target) {
 			}
 			seen[m["id"].(string)] = true
 		}
+	}
+}
+
+// withField returns a copy of hello with key set to raw JSON.
+func withField(t testing.TB, hello map[string]any, key, raw string) string {
+	t.Helper()
+	m := make(map[string]any, len(hello)+1)
+	for k, v := range hello {
+		m[k] = v
+	}
+	m[key] = json.RawMessage(raw)
+	b, err := json.Marshal(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// testPreAuthLimits: SPEC §5.2's limits before authentication. Until hello-ok a frame over
+// 64 KiB closes 1009 (after it the larger maxPayload holds); a number literal over 64
+// characters makes a hello invalid, and a req INVALID_REQUEST, by the linear scan that runs
+// before schema validation (its wording proves which path rejected it).
+func testPreAuthLimits(t *testing.T, start func(*testing.T, Options) Target) {
+	tg := start(t, Options{})
+	big := strconv.Quote(strings.Repeat("u", 65<<10))
+	t.Run("hello over 64 KiB", func(t *testing.T) {
+		c := dial(t, tg.URL)
+		c.send(withField(t, tg.Hello, "userAgent", big))
+		if code, reason := c.closed(); code != websocket.StatusMessageTooBig || reason != "frame too large" {
+			t.Fatalf("closed %d %q, want 1009 frame too large", code, reason)
+		}
+	})
+	t.Run("60000-digit number in hello", func(t *testing.T) {
+		c := dial(t, tg.URL)
+		c.send(withField(t, tg.Hello, "minProtocol", "1"+strings.Repeat("0", 59999)))
+		m := c.next()
+		if m["type"] != "hello-error" || m["reason"] != "invalid hello: number literal longer than 64 characters" {
+			t.Fatalf("want hello-error from the number scan, got %.300v", m)
+		}
+		if code, reason := c.closed(); code != websocket.StatusPolicyViolation || reason != "invalid hello" {
+			t.Fatalf("closed %d %q, want 1008 invalid hello", code, reason)
+		}
+	})
+	t.Run("64-digit number in hello passes the scan", func(t *testing.T) {
+		c := dial(t, tg.URL)
+		c.send(withField(t, tg.Hello, "minProtocol", "0."+strings.Repeat("0", 61)+"1")) // 64 characters
+		m := c.next()
+		if m["type"] != "hello-error" || !strings.HasPrefix(m["reason"].(string), "invalid hello: ") ||
+			strings.Contains(m["reason"].(string), "number literal") {
+			t.Fatalf("want the schema's hello-error, got %.300v", m)
+		}
+	})
+	t.Run("after hello", func(t *testing.T) {
+		c := connect(t, tg)
+		c.send(`{"type":"req","id":"n","method":"health","params":{"x":[` + strings.Repeat("1", 65) + `]}}`)
+		res := c.nextRes("n")
+		e, _ := res["error"].(map[string]any)
+		if res["ok"] != false || e["code"] != "INVALID_REQUEST" ||
+			e["message"] != "invalid request frame: number literal longer than 64 characters" {
+			t.Fatalf("long number after hello: %v", res)
+		}
+		// After hello-ok the frame limit is maxPayload again.
+		c.send(`{"type":"req","id":"big","method":"health","params":{"pad":` + big + `}}`)
+		if res := c.nextRes("big"); res["ok"] != false {
+			t.Fatalf("100 KB req after hello: %.300v", res)
+		}
+		c.send(`{"type":"req","id":"ok","method":"health"}`)
+		if res := c.nextRes("ok"); res["ok"] != true {
+			t.Fatalf("after the rejected frames: %v", res)
+		}
+	})
+}
+
+// logRecorder is a slog handler that keeps every record's level and message.
+type logRecorder struct {
+	mu   sync.Mutex
+	recs []string
+}
+
+func (r *logRecorder) Enabled(context.Context, slog.Level) bool { return true }
+func (r *logRecorder) WithAttrs([]slog.Attr) slog.Handler       { return r }
+func (r *logRecorder) WithGroup(string) slog.Handler            { return r }
+func (r *logRecorder) Handle(_ context.Context, rec slog.Record) error {
+	line := rec.Level.String() + " " + rec.Message
+	rec.Attrs(func(a slog.Attr) bool { line += " " + a.String(); return true })
+	r.mu.Lock()
+	r.recs = append(r.recs, line)
+	r.mu.Unlock()
+	return nil
+}
+
+// atLeast returns the records at level or above.
+func (r *logRecorder) atLeast(level slog.Level) []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []string
+	for _, l := range r.recs {
+		for _, lv := range []slog.Level{slog.LevelWarn, slog.LevelError} {
+			if lv >= level && strings.HasPrefix(l, lv.String()+" ") {
+				out = append(out, l)
+			}
+		}
+	}
+	return out
+}
+
+// testAuthThrottle: SPEC §5.2's failed-auth throttle. Of 30 hellos with a wrong token from
+// loopback, the first 10 get "unauthorized" and the rest "too many failed auth attempts";
+// during the lockout even the right token is refused (it is not compared), and the log gets
+// one warning, when the lockout starts.
+func testAuthThrottle(t *testing.T, start func(*testing.T, Options) Target) {
+	rec := &logRecorder{}
+	tg := start(t, Options{RequireToken: true, Log: slog.New(rec)})
+	if tg.Token == "" {
+		t.Fatal("target requires no token")
+	}
+	attempt := func(token string) (map[string]any, websocket.StatusCode, string) {
+		c := dial(t, tg.URL)
+		h := make(map[string]any, len(tg.Hello))
+		for k, v := range tg.Hello {
+			h[k] = v
+		}
+		h["auth"] = map[string]any{"token": token}
+		c.send(h)
+		m := c.next()
+		code, reason := c.closed()
+		return m, code, reason
+	}
+	for i := 1; i <= 30; i++ {
+		m, code, reason := attempt("wrong-" + strconv.Itoa(i))
+		want, wantReason := "unauthorized", "unauthorized"
+		if i > 10 {
+			want, wantReason = "too many failed auth attempts; retry in 60 s", "too many failed auth attempts"
+		}
+		if m["type"] != "hello-error" || m["reason"] != want || code != websocket.StatusPolicyViolation || reason != wantReason {
+			t.Fatalf("attempt %d: %v, closed %d %q; want hello-error %q, 1008 %q", i, m, code, reason, want, wantReason)
+		}
+	}
+	if m, _, _ := attempt(tg.Token); m["type"] != "hello-error" {
+		t.Fatalf("the right token during the lockout: %v", m)
+	}
+	warns := rec.atLeast(slog.LevelWarn)
+	if len(warns) != 1 || !strings.Contains(warns[0], "address=127.0.0.1") || !strings.Contains(warns[0], "failures=10") {
+		t.Fatalf("want one warning naming the address and the failures, got %q", warns)
+	}
+}
+
+// testMaxConnections: upgrades beyond the bound get HTTP 503 before the upgrade, and a
+// connection that closes gives its slot back.
+func testMaxConnections(t *testing.T, start func(*testing.T, Options) Target) {
+	tg := start(t, Options{MaxConnections: 2})
+	a := connect(t, tg)
+	connect(t, tg)
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	refused := func() bool {
+		ws, resp, err := websocket.Dial(ctx, tg.URL, nil)
+		if err == nil {
+			_ = ws.CloseNow()
+			return false
+		}
+		if resp == nil || resp.StatusCode != 503 {
+			t.Fatalf("third connection: %v (response %v), want HTTP 503", err, resp)
+		}
+		return true
+	}
+	if !refused() {
+		t.Fatal("a third connection was upgraded")
+	}
+	if err := a.ws.Close(websocket.StatusNormalClosure, ""); err != nil {
+		t.Fatal(err)
+	}
+	// The server frees the slot when it has finished with the connection, which a client
+	// cannot observe: retry briefly.
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for refused() {
+		select {
+		case <-tick.C:
+		case <-ctx.Done():
+			t.Fatal("the closed connection's slot never came back")
+		}
+	}
+}
+
+// testIdleTimeout: the server pings every interval; a client that answers them stays
+// connected though it sends nothing, and one that sends nothing and answers nothing (it
+// does not read) is closed 1001 "idle timeout".
+func testIdleTimeout(t *testing.T, start func(*testing.T, Options) Target) {
+	const interval, idle = 50 * time.Millisecond, 400 * time.Millisecond
+	tg := start(t, Options{PingInterval: interval, IdleTimeout: idle})
+	dead := connect(t, tg) // it reads nothing more until it is closed
+
+	pings := make(chan struct{}, 256)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	ws, _, err := websocket.Dial(ctx, tg.URL, &websocket.DialOptions{
+		OnPingReceived: func(context.Context, []byte) bool {
+			select {
+			case pings <- struct{}{}:
+			default:
+			}
+			return true
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ws.SetReadLimit(8 << 20)
+	t.Cleanup(func() { _ = ws.CloseNow() })
+	live := &client{t: t, ws: ws, set: loadSchemas(t)}
+	live.send(tg.Hello)
+	if m := live.next(); m["type"] != "hello-ok" {
+		t.Fatalf("want hello-ok, got %v", m)
+	}
+	frames := make(chan map[string]any, 1024)
+	go func() { // the live client always reads, and so answers pings
+		defer close(frames)
+		for {
+			_, b, err := ws.Read(ctx)
+			if err != nil {
+				return
+			}
+			var m map[string]any
+			if json.Unmarshal(b, &m) == nil {
+				frames <- m
+			}
+		}
+	}()
+	// One ping per keepalive round: 20 rounds are 950 ms at least, far past the idle
+	// timeout of the client that answers none.
+	for range 20 {
+		select {
+		case <-pings:
+		case <-ctx.Done():
+			t.Fatal("the server does not ping")
+		}
+	}
+	if code, reason := dead.closed(); code != websocket.StatusGoingAway || reason != "idle timeout" {
+		t.Fatalf("silent client closed %d %q, want 1001 idle timeout", code, reason)
+	}
+	live.send(`{"type":"req","id":"alive","method":"health"}`)
+	for m := range frames {
+		if m["type"] == "res" && m["id"] == "alive" {
+			if m["ok"] != true {
+				t.Fatalf("live client: %v", m)
+			}
+			return
+		}
+	}
+	t.Fatal("the client that answered pings was closed")
+}
+
+// CheckErrorText fails t when an error text repeats more than 200 characters of client
+// input (given as runs of one letter longer than that) or names Go or library internals
+// (SPEC §5.2).
+func CheckErrorText(t testing.TB, what, text string) {
+	t.Helper()
+	for _, letter := range "xyzmq" {
+		if strings.Contains(text, strings.Repeat(string(letter), 201)) {
+			t.Errorf("%s: the error text repeats more than 200 characters of input: %.300q", what, text)
+		}
+	}
+	for _, internal := range []string{"json:", "Go struct", "Go value", "interface {}", "map[", "nats:", "context deadline", "runtime error", "*schemas.", "jsonschema"} {
+		if strings.Contains(text, internal) {
+			t.Errorf("%s: the error text names internals (%q): %.300q", what, internal, text)
+		}
+	}
+}
+
+// testErrorTexts: hellos and requests full of long client strings get hello-errors and
+// INVALID_REQUEST messages that repeat at most 200 characters of them and name no internals.
+func testErrorTexts(t *testing.T, start func(*testing.T, Options) Target) {
+	tg := start(t, Options{})
+	long := func(letter string) string { return strings.Repeat(letter, 5000) }
+	for i, raw := range []string{
+		withField(t, tg.Hello, long("y"), `1`),
+		withField(t, tg.Hello, "minProtocol", strconv.Quote(long("z"))),
+		withField(t, tg.Hello, "client", `{"name":"`+long("x")+`","`+long("q")+`":1}`),
+		withField(t, tg.Hello, "caps", `[`+strconv.Quote(long("x"))+`, 1]`),
+		`{"type":"hello","` + long("y") + `":"` + long("z") + `","` + long("q") + `":1,"m":2,"x":3}`,
+	} {
+		c := dial(t, tg.URL)
+		c.send(raw)
+		m := c.next()
+		if m["type"] != "hello-error" {
+			t.Fatalf("hello %d: %.300v, want hello-error", i, m)
+		}
+		CheckErrorText(t, "hello "+strconv.Itoa(i), m["reason"].(string))
+	}
+	c := connect(t, tg)
+	for i, raw := range []string{
+		`{"type":"req","id":"a","method":"` + long("m") + `"}`,
+		`{"type":"req","id":"b","method":"health","` + long("y") + `":1}`,
+		`{"type":"req","id":"c","method":"send","params":{"to":"` + long("x") + `","message":"` + long("z") + `","` + long("q") + `":1}}`,
+		`{"type":"req","id":"d","method":"send","params":{"to":1,"message":["` + long("z") + `"]}}`,
+		`{"type":"req","id":"e","method":"system-event","params":{"text":1,"` + long("y") + `":"` + long("z") + `"}}`,
+		`{"type":"req","id":"f","method":"health","params":{"` + long("q") + `":"` + long("x") + `"}}`,
+		`{"type":"req","id":"g","method":["` + long("m") + `"]}`,
+	} {
+		id := string(rune('a' + i))
+		c.send(raw)
+		res := c.nextRes(id)
+		e, _ := res["error"].(map[string]any)
+		if res["ok"] != false || e == nil {
+			t.Fatalf("req %s: %.300v, want an error", id, res)
+		}
+		CheckErrorText(t, "req "+id, e["message"].(string))
 	}
 }

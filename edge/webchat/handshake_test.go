@@ -102,3 +102,53 @@ func TestNewChecksTheAddress(t *testing.T) {
 }
 
 var errAny = errors.New("any error")
+
+// TestTabNeedsGatewayToken: with a gateway token configured, a tab's hello must carry it
+// (SPEC §10); without one nothing is asked.
+func TestTabNeedsGatewayToken(t *testing.T) {
+	g := startGateway(t)
+	r := startRelay(t, g.url(), nil)
+	r.waitUp(true)
+	for _, tt := range []struct {
+		name string
+		auth any // nil: no auth at all
+		want string
+	}{
+		{"no auth", nil, "hello-error"},
+		{"no token", map[string]any{}, "hello-error"},
+		{"wrong token", map[string]any{"token": testToken + "x"}, "hello-error"},
+		{"the token", map[string]any{"token": testToken}, "hello-ok"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			h := helloFrame()
+			delete(h, "auth")
+			if tt.auth != nil {
+				h["auth"] = tt.auth
+			}
+			c := r.dial()
+			c.send(h)
+			m := c.next()
+			if m["type"] != tt.want {
+				t.Fatalf("got %v, want %s", m, tt.want)
+			}
+			if tt.want == "hello-error" {
+				if m["reason"] != "unauthorized" {
+					t.Errorf("reason %v, want unauthorized", m["reason"])
+				}
+				if code, reason := c.closed(); code != websocket.StatusPolicyViolation || reason != "unauthorized" {
+					t.Errorf("closed %d %q, want 1008 unauthorized", code, reason)
+				}
+			}
+		})
+	}
+
+	// No token configured: a hello without one is not refused for it.
+	open := startRelay(t, closedURL(t), func(c *Config) { c.Token, c.HandshakeTimeout = "", 400*time.Millisecond })
+	h := helloFrame()
+	delete(h, "auth")
+	c := open.dial()
+	c.send(h)
+	if m := c.next(); m["reason"] != "gateway unavailable" {
+		t.Fatalf("without a token configured: %v, want the upstream's refusal only", m)
+	}
+}

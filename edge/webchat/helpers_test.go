@@ -271,7 +271,8 @@ func (r *relay) open() (*tabConn, map[string]any) {
 
 func helloFrame() map[string]any {
 	return map[string]any{"type": "hello", "minProtocol": 1, "maxProtocol": 1,
-		"client": map[string]any{"name": "page", "version": "1", "platform": "web", "mode": "webchat"}}
+		"client": map[string]any{"name": "page", "version": "1", "platform": "web", "mode": "webchat"},
+		"auth":   map[string]any{"token": testToken}}
 }
 
 func (c *tabConn) send(v any) {

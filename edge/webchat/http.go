@@ -82,13 +82,18 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "503 webchat stopping", http.StatusServiceUnavailable)
 		return
 	}
+	if !s.hub.Reserve(s.cfg.MaxConnections) {
+		http.Error(w, "503 too many connections", http.StatusServiceUnavailable)
+		return
+	}
 	// The origin, when present, is the request's own host: the library accepts that as is.
 	ws, err := edge.Accept(w, r, &websocket.AcceptOptions{CompressionMode: websocket.CompressionDisabled})
 	if err != nil {
+		s.hub.Unreserve()
 		s.log.Debug("websocket accept failed", "err", err)
 		return
 	}
-	if !s.hub.Go(ws, "", &s.conn, s, s.log) {
+	if !s.hub.Go(ws, r.RemoteAddr, &s.conn, s, s.log) {
 		_ = ws.Close(websocket.StatusServiceRestart, "service restart")
 	}
 }

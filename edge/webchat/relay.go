@@ -92,7 +92,7 @@ func (s *Server) Serve(ctx context.Context, c *edge.Conn, req edge.Request, rele
 	case errors.Is(err, client.ErrDisconnected), errors.Is(err, client.ErrClosed):
 		c.SendError(req.ID, wire.Unavailable(true, "gateway not connected"))
 	default:
-		c.Log().Warn("relay failed", "method", req.Method, "err", err)
-		c.SendError(req.ID, wire.Unavailable(false, "%s failed in the webchat relay", req.Method))
+		c.Log().Warn("relay failed", "method", schemas.Clip(req.Method, 64), "err", err)
+		c.SendError(req.ID, wire.Unavailable(false, "%s failed in the webchat relay", schemas.Clip(req.Method, 64)))
 	}
 }

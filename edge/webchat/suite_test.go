@@ -27,11 +27,16 @@ func TestConnSuite(t *testing.T) {
 			if o.Listener != nil {
 				c.Listener = o.Listener(c.Listener)
 			}
+			if o.Log != nil {
+				c.Log = o.Log
+			}
+			c.MaxConnections, c.PingInterval, c.IdleTimeout = o.MaxConnections, o.PingInterval, o.IdleTimeout
 		})
 		r.waitUp(true)
 		return edgetest.Target{
 			URL:   "ws://" + r.addr + "/ws",
 			Hello: helloFrame(),
+			Token: testToken, // the relay always requires its gateway token
 			Emit: func(t testing.TB, runID string, seq0, n, size int) {
 				data, _ := json.Marshal(map[string]string{"text": strings.Repeat("a", size)})
 				for i := range n {

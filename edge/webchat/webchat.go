@@ -61,9 +61,14 @@ type Config struct {
 	AllowFrom []netip.Prefix
 	// GatewayURL is the gateway's WebSocket URL. Default "ws://127.0.0.1:18789".
 	GatewayURL string
-	// Token is the gateway token sent in the upstream hello. Never logged, never sent to a
-	// browser.
+	// Token is the gateway token sent in the upstream hello. When set, every tab's hello must
+	// carry it too (auth.token, compared in constant time, failures throttled per address):
+	// WebChat is exactly as protected as the gateway port (SPEC §10). Never logged, never
+	// sent to a browser.
 	Token string
+	// AuthRateLimit throttles failed tab authentication per client address; defaults on the
+	// type.
+	AuthRateLimit edge.AuthRateLimit
 	// Version is reported as the upstream client version. Default "dev".
 	Version string
 	// InstanceID keys the upstream connection's presence entry, so reconnects update one
@@ -89,6 +94,13 @@ type Config struct {
 	WriteTimeout time.Duration
 	// ShutdownTimeout bounds how long Run waits for tabs to close on shutdown. Default 5s.
 	ShutdownTimeout time.Duration
+	// MaxConnections bounds the tabs at once; more get 503 before the upgrade. Default 1024.
+	MaxConnections int
+	// PingInterval is how often tabs are pinged. Default 30s.
+	PingInterval time.Duration
+	// IdleTimeout closes a tab that sent nothing (no frame, no pong) this long. Default
+	// edge.IdleTimeout(PingInterval).
+	IdleTimeout time.Duration
 }
 
 func (c Config) withDefaults() (Config, error) {
@@ -124,6 +136,15 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.ShutdownTimeout <= 0 {
 		c.ShutdownTimeout = 5 * time.Second
+	}
+	if c.MaxConnections <= 0 {
+		c.MaxConnections = 1024
+	}
+	if c.PingInterval <= 0 {
+		c.PingInterval = 30 * time.Second
+	}
+	if c.IdleTimeout <= 0 {
+		c.IdleTimeout = edge.IdleTimeout(c.PingInterval)
 	}
 	addr := c.Addr
 	if c.Listener != nil {
@@ -213,7 +234,7 @@ func New(cfg Config) (*Server, error) {
 		hub:     edge.NewHub("wc" + hex.EncodeToString(salt[:])),
 	}
 	s.conn = edge.ConnConfig{
-		Schemas: set, MaxPayload: DefaultMaxPayload, MaxBufferedBytes: cfg.MaxBufferedBytes,
+		Schemas: set, Token: cfg.Token, Throttle: edge.NewAuthThrottle(cfg.AuthRateLimit, nil), MaxPayload: DefaultMaxPayload, MaxBufferedBytes: cfg.MaxBufferedBytes,
 		MaxInFlight: cfg.MaxInFlight, HandshakeTimeout: cfg.HandshakeTimeout, WriteTimeout: cfg.WriteTimeout,
 		MaxPayloadAfter: func() int64 {
 			s.hub.Lock()
@@ -259,10 +280,14 @@ func (s *Server) Run(ctx context.Context) error {
 
 	upCtx, stopUpstream := context.WithCancel(ctx)
 	defer stopUpstream()
-	upDone := make(chan struct{})
+	upDone := make(chan struct{}, 2)
 	go func() {
-		defer close(upDone)
+		defer func() { upDone <- struct{}{} }()
 		s.upstream(upCtx)
+	}()
+	go func() {
+		defer func() { upDone <- struct{}{} }()
+		s.hub.Keepalive(upCtx, s.cfg.PingInterval, s.cfg.IdleTimeout, nil)
 	}()
 	close(s.ready)
 	attrs := []any{"url", "http://" + addr.String(), "gateway", s.cfg.GatewayURL}
@@ -281,6 +306,7 @@ func (s *Server) Run(ctx context.Context) error {
 	}
 	s.shutdown(hs)
 	stopUpstream()
+	<-upDone
 	<-upDone
 	s.log.Info("webchat stopped")
 	return runErr

@@ -17,8 +17,42 @@ let historyGen = 0;
 let attachments = []; // {name, mimeType, data (base64), url}
 const runs = new Map(); // runId -> {li, foreign}
 
+// ---- the gateway token (SPEC §10) ----
+// It comes in the URL fragment (#token=…, never sent to a server; removed from the address
+// bar at once) or from the token form, and is kept in localStorage.
+
+const TOKEN_KEY = 'clawdis.webchat.token';
+
+function storedToken() {
+  try { return localStorage.getItem(TOKEN_KEY) || ''; } catch { return ''; }
+}
+
+function storeToken(token) {
+  try { localStorage.setItem(TOKEN_KEY, token); } catch { /* private mode: this page only */ }
+  pageToken = token;
+}
+
+let pageToken = storedToken();
+
+// tokenFromFragment takes #token=… out of the address; true when there was one.
+function tokenFromFragment() {
+  const params = new URLSearchParams(location.hash.slice(1));
+  const token = params.get('token');
+  if (token === null) return false;
+  storeToken(token);
+  params.delete('token');
+  const rest = params.toString();
+  history.replaceState(null, '', location.pathname + location.search + (rest ? '#' + rest : ''));
+  return true;
+}
+tokenFromFragment();
+
 const gw = new Gateway(`${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/ws`, {
-  onState: setConn,
+  onState(state, detail) {
+    setConn(state, detail);
+    $('token-form').hidden = state !== 'unauthorized';
+    if (state === 'unauthorized') $('token-input').focus();
+  },
   onHello(h) {
     maxPayload = h.policy.maxPayload;
     offline = false;
@@ -28,6 +62,20 @@ const gw = new Gateway(`${location.protocol === 'https:' ? 'wss' : 'ws'}://${loc
   },
   onEvent,
   onGap: refresh,
+}, () => pageToken);
+
+$('token-form').addEventListener('submit', (e) => {
+  e.preventDefault();
+  const token = $('token-input').value.trim();
+  if (!token) return;
+  $('token-input').value = '';
+  storeToken(token);
+  $('token-form').hidden = true;
+  gw.reconnect();
+});
+
+window.addEventListener('hashchange', () => {
+  if (tokenFromFragment()) gw.reconnect();
 });
 
 function setConn(state, detail) {
@@ -36,6 +84,7 @@ function setConn(state, detail) {
   c.lastElementChild.textContent = {
     connecting: 'connecting…', connected: 'connected',
     offline: 'gateway offline, reconnecting…', disconnected: 'disconnected',
+    unauthorized: 'token required',
   }[state] + (detail && state === 'disconnected' ? ` (${detail})` : '');
   $('send').disabled = state !== 'connected';
 }

@@ -1,6 +1,7 @@
 // The page's side of the wire protocol (SPEC §5) over the same-origin relay at /ws:
 // hello, requests with their responses, events with seq-gap detection, and automatic
-// reconnect with backoff. The relay holds the gateway token; the page never has one.
+// reconnect with backoff. The relay holds the gateway token for its own connection; when one
+// is configured the page must present the same token in its hello (SPEC §10).
 
 export class Gateway {
   #ws = null;
@@ -12,10 +13,13 @@ export class Gateway {
 
   // handlers: onState(state, detail), onHello(helloOk), onEvent(frame), onGap().
   // state is one of "connecting", "connected", "offline" (the gateway behind the relay is
-  // down) and "disconnected" (the relay itself is unreachable).
-  constructor(url, handlers) {
+  // down), "disconnected" (the relay itself is unreachable) and "unauthorized" (the token
+  // is missing or wrong: no retry until reconnect()). token() returns the token to send
+  // ('' for none).
+  constructor(url, handlers, token = () => '') {
     this.url = url;
     this.h = handlers;
+    this.token = token;
     this.hello = null;
   }
 
@@ -23,17 +27,34 @@ export class Gateway {
 
   start() { this.#connect(); }
 
+  // reconnect drops the current connection, if any, and connects again at once (after a new
+  // token was entered).
+  reconnect() {
+    const ws = this.#ws;
+    this.#ws = null;
+    if (ws) ws.close();
+    this.hello = null;
+    this.#failPending('not connected to the WebChat server');
+    this.#attempt = 0;
+    this.#connect();
+  }
+
   #connect() {
     clearTimeout(this.#timer);
     this.h.onState('connecting');
     let refused = '';
     const ws = new WebSocket(this.url);
     this.#ws = ws;
-    ws.onopen = () => ws.send(JSON.stringify({
-      type: 'hello', minProtocol: 1, maxProtocol: 1,
-      client: { name: 'webchat-page', version: '1', platform: 'web', mode: 'webchat' },
-      userAgent: navigator.userAgent,
-    }));
+    ws.onopen = () => {
+      const hello = {
+        type: 'hello', minProtocol: 1, maxProtocol: 1,
+        client: { name: 'webchat-page', version: '1', platform: 'web', mode: 'webchat' },
+        userAgent: navigator.userAgent,
+      };
+      const token = this.token();
+      if (token) hello.auth = { token };
+      ws.send(JSON.stringify(hello));
+    };
     ws.onmessage = (m) => {
       let f;
       try { f = JSON.parse(m.data); } catch { return; }
@@ -44,6 +65,10 @@ export class Gateway {
       if (this.#ws !== ws) return;
       this.hello = null;
       this.#failPending('not connected to the WebChat server');
+      if (refused === 'unauthorized') {
+        this.h.onState('unauthorized', refused);
+        return;
+      }
       const delay = Math.min(10000, 500 * 1.7 ** this.#attempt++) * (0.8 + Math.random() * 0.4);
       const offline = refused === 'gateway unavailable';
       this.h.onState(offline ? 'offline' : 'disconnected', refused || `retrying in ${Math.round(delay / 1000)}s`);
