@@ -47,6 +47,11 @@ var methodTable = map[string]methodSchema{
 	MethodAgent:          {params: "methods.schema.json#AgentParams", payload: "methods.schema.json#AgentResult"},
 	MethodChatHistory:    {params: "methods.schema.json#ChatHistoryParams", payload: "methods.schema.json#ChatHistoryResult"},
 	MethodChatSend:       {params: "methods.schema.json#ChatSendParams", payload: "methods.schema.json#ChatSendResult"},
+	MethodChatAbort:      {params: "methods.schema.json#ChatAbortParams", payload: "methods.schema.json#ChatAbortResult"},
+	MethodSessionsList:   {params: "methods.schema.json#SessionsListParams", payload: "methods.schema.json#SessionsListResult", noParams: true},
+	MethodSessionsReset:  {params: "methods.schema.json#SessionsResetParams", payload: "methods.schema.json#SessionsResetResult"},
+	MethodWebLoginStart:  {params: "methods.schema.json#WebLoginStartParams", payload: "methods.schema.json#WebLoginStartResult", noParams: true},
+	MethodWebLoginWait:   {params: "methods.schema.json#WebLoginWaitParams", payload: "methods.schema.json#WebLoginWaitResult", noParams: true},
 }
 
 // defURL turns "file#Def" into the definition's absolute URL.

@@ -27,9 +27,10 @@ const (
 
 // Chat event states (SPEC §6.8).
 const (
-	ChatStateDelta = "delta"
-	ChatStateFinal = "final"
-	ChatStateError = "error"
+	ChatStateDelta   = "delta"
+	ChatStateFinal   = "final"
+	ChatStateError   = "error"
+	ChatStateAborted = "aborted"
 )
 
 // Agent run statuses (SPEC §6.6) and the chat.send status.
@@ -39,6 +40,7 @@ const (
 	RunOK       = "ok"
 	RunTimeout  = "timeout"
 	RunError    = "error"
+	RunAborted  = "aborted"
 )
 
 // Method names.
@@ -51,6 +53,11 @@ const (
 	MethodAgent          = "agent"
 	MethodChatHistory    = "chat.history"
 	MethodChatSend       = "chat.send"
+	MethodChatAbort      = "chat.abort"
+	MethodSessionsList   = "sessions.list"
+	MethodSessionsReset  = "sessions.reset"
+	MethodWebLoginStart  = "web.login.start"
+	MethodWebLoginWait   = "web.login.wait"
 )
 
 // Hello is the client's first frame.
@@ -406,6 +413,9 @@ type ChatMessage struct {
 	Role      string        `json:"role"`
 	Content   []ChatContent `json:"content"`
 	Timestamp int64         `json:"timestamp"`
+	Aborted   bool          `json:"aborted,omitempty"` // a reply cut short by chat.abort
+	Channel   string        `json:"channel,omitempty"` // the provider a user message came from
+	Sender    string        `json:"sender,omitempty"`  // who sent it there
 }
 
 // ChatContent is a text or image part of a message.
@@ -449,4 +459,76 @@ type ChatEventPayload struct {
 	State        string       `json:"state"`
 	Message      *ChatMessage `json:"message,omitempty"`
 	ErrorMessage string       `json:"errorMessage,omitempty"`
+}
+
+// ChatAbortParams are the params of chat.abort (SPEC §6.9).
+type ChatAbortParams struct {
+	SessionKey string `json:"sessionKey"`
+	RunID      string `json:"runId,omitempty"`
+}
+
+// ChatAbortResult is the payload of chat.abort.
+type ChatAbortResult struct {
+	OK      bool     `json:"ok"`
+	Aborted []string `json:"aborted"`
+}
+
+// SessionsListParams are the params of sessions.list (SPEC §6.10).
+type SessionsListParams struct {
+	Limit *int `json:"limit,omitempty"`
+}
+
+// SessionsListResult is the payload of sessions.list, newest first.
+type SessionsListResult struct {
+	Sessions []SessionRow `json:"sessions"`
+}
+
+// SessionRow is one session of sessions.list.
+type SessionRow struct {
+	Key                string `json:"key"`
+	SessionID          string `json:"sessionId"`
+	UpdatedAt          int64  `json:"updatedAt"`
+	ThinkingLevel      string `json:"thinkingLevel,omitempty"`
+	LastChannel        string `json:"lastChannel,omitempty"`
+	LastTo             string `json:"lastTo,omitempty"`
+	MessageCount       *int   `json:"messageCount,omitempty"`
+	LastMessagePreview string `json:"lastMessagePreview,omitempty"`
+}
+
+// SessionsResetParams are the params of sessions.reset (SPEC §6.11).
+type SessionsResetParams struct {
+	SessionKey string `json:"sessionKey"`
+}
+
+// SessionsResetResult is the payload of sessions.reset.
+type SessionsResetResult struct {
+	SessionKey string `json:"sessionKey"`
+	SessionID  string `json:"sessionId"`
+}
+
+// WebLoginStartParams are the params of web.login.start (SPEC §6.12).
+type WebLoginStartParams struct {
+	Force bool `json:"force,omitempty"`
+}
+
+// WebLoginStartResult is the payload of web.login.start.
+type WebLoginStartResult struct {
+	QR          string `json:"qr"`
+	QRDataURL   string `json:"qrDataUrl"`
+	ExpiresInMs int64  `json:"expiresInMs"`
+}
+
+// WebLoginWaitParams are the params of web.login.wait.
+type WebLoginWaitParams struct {
+	TimeoutMs *int64 `json:"timeoutMs,omitempty"`
+}
+
+// WebLoginWaitResult is the payload of web.login.wait.
+type WebLoginWaitResult struct {
+	Linked      bool   `json:"linked"`
+	JID         string `json:"jid,omitempty"`
+	Phone       string `json:"phone,omitempty"`
+	QR          string `json:"qr,omitempty"`
+	QRDataURL   string `json:"qrDataUrl,omitempty"`
+	ExpiresInMs int64  `json:"expiresInMs,omitempty"`
 }

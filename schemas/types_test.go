@@ -65,7 +65,7 @@ func fullMessage() ChatMessage {
 	return ChatMessage{Role: "assistant", Timestamp: 1735689600000, Content: []ChatContent{
 		{Type: "text", Text: "a picture:"},
 		{Type: "image", MimeType: "image/png", Data: "iVBORw0KGgo="},
-	}}
+	}, Aborted: true, Channel: "telegram", Sender: "Ada (@ada)"}
 }
 
 func raw(tb testing.TB, v any) json.RawMessage {
@@ -171,6 +171,21 @@ func samples(tb testing.TB) []sample {
 		}},
 		{name: "chat.send payload", check: asPayload(MethodChatSend), value: ChatSendResult{RunID: "k", Status: "started"}},
 
+		{name: "chat.abort params", check: asParams(MethodChatAbort), value: ChatAbortParams{SessionKey: "main", RunID: "k"}},
+		{name: "chat.abort payload", check: asPayload(MethodChatAbort), value: ChatAbortResult{OK: true, Aborted: []string{"k"}}},
+		{name: "sessions.list params", check: asParams(MethodSessionsList), value: SessionsListParams{Limit: ptr(50)}},
+		{name: "sessions.list payload", check: asPayload(MethodSessionsList), value: SessionsListResult{Sessions: []SessionRow{{
+			Key: "main", SessionID: "s-1", UpdatedAt: 1735689600000, ThinkingLevel: "low", LastChannel: "telegram",
+			LastTo: "12345", MessageCount: ptr(4), LastMessagePreview: "hello",
+		}}}},
+		{name: "sessions.reset params", check: asParams(MethodSessionsReset), value: SessionsResetParams{SessionKey: "main"}},
+		{name: "sessions.reset payload", check: asPayload(MethodSessionsReset), value: SessionsResetResult{SessionKey: "main", SessionID: "s-2"}},
+		{name: "web.login.start params", check: asParams(MethodWebLoginStart), value: WebLoginStartParams{Force: true}},
+		{name: "web.login.start payload", check: asPayload(MethodWebLoginStart), value: WebLoginStartResult{QR: "2@abc", QRDataURL: "data:image/png;base64,iVBORw0KGgo=", ExpiresInMs: 60000}},
+		{name: "web.login.wait params", check: asParams(MethodWebLoginWait), value: WebLoginWaitParams{TimeoutMs: ptr(int64(60000))}},
+		{name: "web.login.wait payload", check: asPayload(MethodWebLoginWait), value: WebLoginWaitResult{
+			Linked: true, JID: "4366@s.whatsapp.net", Phone: "+4366", QR: "2@abc", QRDataURL: "data:image/png;base64,iVBORw0KGgo=", ExpiresInMs: 20000,
+		}},
 		{name: "tick event", check: asEvent(tb, EventTick), value: TickPayload{Ts: 1735689600000}},
 		{name: "presence event", check: asEvent(tb, EventPresence), value: PresencePayload{Presence: []PresenceEntry{fullPresence()}}},
 		{name: "health event", check: asEvent(tb, EventHealth), value: fullHealth()},

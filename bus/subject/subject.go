@@ -15,22 +15,27 @@ const Prefix = "gw.v1"
 
 // Request subjects (request-reply).
 const (
-	PresenceList    = "gw.v1.req.presence.list"    // -> [PresenceEntry], newest first
-	PresenceEvent   = "gw.v1.req.presence.event"   // system-event params -> {"ok":true}
-	PresenceClient  = "gw.v1.req.presence.client"  // wire.ClientPresence -> {"ok":true}
-	PresenceQueue   = "gw.v1.req.presence.queue"   // {} -> wire.SystemEventQueue (peek)
-	PresenceDrain   = "gw.v1.req.presence.drain"   // {} -> wire.SystemEventQueue (take all)
-	PresenceRequeue = "gw.v1.req.presence.requeue" // wire.SystemEventQueue -> {"ok":true} (put drained events back first)
-	HealthGet       = "gw.v1.req.health.get"       // {} -> HealthSummary
-	HealthStatus    = "gw.v1.req.health.status"    // {} -> StatusSummary
-	SessionsSummary = "gw.v1.req.sessions.summary" // {"limit":N} -> wire.SessionsSummary
-	SessionsResolve = "gw.v1.req.sessions.resolve" // wire.SessionResolve -> wire.Session
-	SessionsUpdate  = "gw.v1.req.sessions.update"  // wire.SessionUpdate -> wire.Session
-	SessionsAppend  = "gw.v1.req.sessions.append"  // wire.TranscriptAppend -> wire.Session
-	SessionsHistory = "gw.v1.req.sessions.history" // wire.HistoryRequest -> ChatHistoryResult
-	AgentRun        = "gw.v1.req.agent.run"        // agent params -> AgentResult{status:"accepted"}, or the wire.RunFinal of a finished run
-	AgentStatus     = "gw.v1.req.agent.status"     // wire.RunStatusRequest -> wire.RunStatus
-	ChatSend        = "gw.v1.req.chat.send"        // chat.send params -> ChatSendResult
+	PresenceList    = "gw.v1.req.presence.list"                 // -> [PresenceEntry], newest first
+	PresenceEvent   = "gw.v1.req.presence.event"                // system-event params -> {"ok":true}
+	PresenceClient  = "gw.v1.req.presence.client"               // wire.ClientPresence -> {"ok":true}
+	PresenceQueue   = "gw.v1.req.presence.queue"                // {} -> wire.SystemEventQueue (peek)
+	PresenceDrain   = "gw.v1.req.presence.drain"                // {} -> wire.SystemEventQueue (take all)
+	PresenceRequeue = "gw.v1.req.presence.requeue"              // wire.SystemEventQueue -> {"ok":true} (put drained events back first)
+	HealthGet       = "gw.v1.req.health.get"                    // {} -> HealthSummary
+	HealthStatus    = "gw.v1.req.health.status"                 // {} -> StatusSummary
+	SessionsSummary = "gw.v1.req.sessions.summary"              // {"limit":N} -> wire.SessionsSummary
+	SessionsResolve = "gw.v1.req.sessions.resolve"              // wire.SessionResolve -> wire.Session
+	SessionsUpdate  = "gw.v1.req.sessions.update"               // wire.SessionUpdate -> wire.Session
+	SessionsAppend  = "gw.v1.req.sessions.append"               // wire.TranscriptAppend -> wire.Session
+	SessionsHistory = "gw.v1.req.sessions.history"              // wire.HistoryRequest -> ChatHistoryResult
+	AgentRun        = "gw.v1.req.agent.run"                     // agent params -> AgentResult{status:"accepted"}, or the wire.RunFinal of a finished run
+	AgentStatus     = "gw.v1.req.agent.status"                  // wire.RunStatusRequest -> wire.RunStatus
+	ChatSend        = "gw.v1.req.chat.send"                     // chat.send params -> ChatSendResult
+	ChatAbort       = "gw.v1.req.chat.abort"                    // chat.abort params -> ChatAbortResult (agent service)
+	SessionsList    = "gw.v1.req.sessions.list"                 // sessions.list params -> SessionsListResult
+	SessionsReset   = "gw.v1.req.sessions.reset"                // sessions.reset params -> SessionsResetResult
+	WebLoginStart   = "gw.v1.req.provider.whatsapp.login.start" // web.login.start params -> WebLoginStartResult
+	WebLoginWait    = "gw.v1.req.provider.whatsapp.login.wait"  // web.login.wait params -> WebLoginWaitResult
 )
 
 // Event subjects (publish-subscribe).
