@@ -53,6 +53,8 @@ const (
 	// SessionsChanged carries wire.SessionsSummary (the 5 newest sessions) whenever the
 	// session store changed; bursts of changes are coalesced.
 	SessionsChanged = "gw.v1.evt.sessions.changed"
+	// InboundOutcome: wire.InboundOutcome, what became of one inbound message (for metrics).
+	InboundOutcome = "gw.v1.evt.autoreply.outcome"
 	// BusConnect and BusDisconnect are the NATS server's client connect and disconnect
 	// advisories (wire.BusClientEvent), mapped into the application account by package bus.
 	BusConnect    = "gw.v1.evt.bus.connect"
