@@ -37,6 +37,38 @@ func formatHealth(url string, h schemas.HealthSummary) string {
 	return b.String()
 }
 
+// needsAttention names the providers whose state needs the owner (an error, or a link the
+// phone ended): the gateway runs, but they do not work until someone acts.
+func needsAttention(h schemas.HealthSummary) []string {
+	var out []string
+	switch h.Web.State {
+	case schemas.WebLoggedOut, schemas.WebReplaced:
+		out = append(out, "WhatsApp")
+	}
+	if h.Telegram.State == schemas.TelegramError {
+		out = append(out, "Telegram")
+	}
+	return out
+}
+
+// formatGatewayLines are the first lines of status: the gateway's address, version and
+// uptime (from its hello-ok) and its config file.
+func formatGatewayLines(url string, hello schemas.HelloOK, st schemas.StatusSummary) string {
+	var b strings.Builder
+	line := "Gateway: " + url
+	if v := hello.Server.Version; v != "" {
+		line += " · version " + v
+	}
+	if up := hello.Snapshot.UptimeMs; up > 0 {
+		line += " · up " + humanMs(up)
+	}
+	fmt.Fprintln(&b, line)
+	if st.ConfigPath != "" {
+		fmt.Fprintln(&b, "Config: "+homeTilde(st.ConfigPath))
+	}
+	return b.String()
+}
+
 // webLine is the WhatsApp state with its reason and next step.
 func webLine(w schemas.WebHealth) string {
 	line := w.State
