@@ -17,7 +17,7 @@ func formatHealth(url string, h schemas.HealthSummary) string {
 	}
 	fmt.Fprintf(&b, "Gateway: %s (%s)\n", state, url)
 	fmt.Fprintln(&b, "WhatsApp: "+webLine(h.Web))
-	fmt.Fprintln(&b, "Telegram: "+telegramLine(h.Telegram))
+	fmt.Fprintln(&b, "Telegram: "+telegramLine(h.Telegram, h.Web.State == schemas.WebDisabled))
 	fmt.Fprintf(&b, "Sessions: %d (%s)\n", h.Sessions.Count, h.Sessions.Path)
 	var svcs, down []string
 	for _, s := range h.Services {
@@ -99,8 +99,9 @@ func webLine(w schemas.WebHealth) string {
 	return line
 }
 
-// telegramLine is the Telegram state with the bot, or the reason and next step.
-func telegramLine(t schemas.TelegramHealth) string {
+// telegramLine is the Telegram state with the bot, or the reason and next step;
+// providersOff says the gateway runs no providers at all.
+func telegramLine(t schemas.TelegramHealth, providersOff bool) string {
 	line := t.State
 	p := t.Probe
 	if p != nil && p.Bot != nil {
@@ -108,6 +109,9 @@ func telegramLine(t schemas.TelegramHealth) string {
 	}
 	switch t.State {
 	case schemas.TelegramUnconfigured, "":
+		if providersOff {
+			return line + " — providers are off (--no-providers)"
+		}
 		return line + " — set TELEGRAM_BOT_TOKEN (or telegram.botToken) to use a bot"
 	case schemas.TelegramStarting:
 		return line + " — connecting to the Bot API"
