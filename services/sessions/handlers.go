@@ -1,11 +1,9 @@
 package sessions
 
 import (
-	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
-	"slices"
 
 	"github.com/nats-io/nats.go"
 
@@ -42,22 +40,17 @@ func (s *Service) summary(limit int) (wire.SessionsSummary, error) {
 		s.mu.Unlock()
 		return wire.SessionsSummary{}, err
 	}
-	all := make([]wire.SessionInfo, 0, len(s.st.entries))
-	for key, e := range s.st.entries {
+	entries := s.newestFirst()
+	s.mu.Unlock()
+	all := make([]wire.SessionInfo, 0, len(entries))
+	for _, ke := range entries {
 		all = append(all, wire.SessionInfo{
-			Key:           key,
-			SessionID:     e.SessionID,
-			UpdatedAt:     e.UpdatedAt,
-			ThinkingLevel: e.ThinkingLevel,
+			Key:           ke.key,
+			SessionID:     ke.e.SessionID,
+			UpdatedAt:     ke.e.UpdatedAt,
+			ThinkingLevel: ke.e.ThinkingLevel,
 		})
 	}
-	s.mu.Unlock()
-	slices.SortFunc(all, func(a, b wire.SessionInfo) int {
-		if c := cmp.Compare(b.UpdatedAt, a.UpdatedAt); c != 0 {
-			return c
-		}
-		return cmp.Compare(a.Key, b.Key)
-	})
 	n := len(all)
 	sum := wire.SessionsSummary{Path: s.st.path, Count: n, Sessions: all[:min(n, limit)]}
 	fitSummary(&sum, s.cfg.MaxBytes)
@@ -183,7 +176,8 @@ func (s *Service) handleAppend(_ context.Context, data []byte, _ nats.Header) (a
 	if err != nil {
 		return nil, err
 	}
-	repaired, err := appendTranscript(transcriptPath(s.cfg.Dir, e.SessionID), req.Messages)
+	path := transcriptPath(s.cfg.Dir, e.SessionID)
+	start, size, repaired, err := appendTranscript(path, req.Messages)
 	if repaired > 0 {
 		s.log.Warn("partial transcript line cut off", "session_key", key, "session_id", e.SessionID, "bytes", repaired)
 	}
@@ -191,6 +185,7 @@ func (s *Service) handleAppend(_ context.Context, data []byte, _ nats.Header) (a
 		s.log.Error("appending to transcript failed", "session_key", key, "session_id", e.SessionID, "err", err)
 		return nil, storageError(err, "session %q: %s", wire.Clip(key), err.Error())
 	}
+	s.stats.appended(path, start, size, req.Messages)
 	s.log.Debug("transcript appended", "session_key", key, "messages", len(req.Messages))
 	return e.session(key, created), nil
 }

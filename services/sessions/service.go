@@ -1,7 +1,7 @@
 // Package sessions is the sessions service, the single owner of the session store
 // (<state>/sessions/sessions.json) and of the transcripts (<state>/sessions/<sessionId>.jsonl):
-// it resolves, updates and summarises sessions, appends transcript messages and reads chat
-// history over the bus, serialising every change so concurrent callers never lose one
+// it resolves, updates, summarises, lists and resets sessions, appends transcript messages
+// and reads chat history over the bus, serialising every change so concurrent callers never lose one
 // (SPEC §3, §6.7, §8). It reads and keeps the earlier TypeScript gateway's files. When the
 // store changes it publishes its summary on subject.SessionsChanged, so nobody else needs
 // to read the file or ask on a timer.
@@ -119,6 +119,8 @@ type Service struct {
 	st         *store
 	stopped    bool
 	unreadable string // the store error last logged, "" when the store is readable
+
+	stats statCache // message counts and previews of transcripts, for sessions.list
 }
 
 // New validates cfg and returns a service ready to Run. It does no I/O. A nil log discards.
@@ -167,6 +169,8 @@ func (s *Service) Run(ctx context.Context) error {
 		wire.Endpoint{Name: "update", Subject: subject.SessionsUpdate, Handler: h("update", s.handleUpdate)},
 		wire.Endpoint{Name: "append", Subject: subject.SessionsAppend, Handler: h("append", s.handleAppend)},
 		wire.Endpoint{Name: "history", Subject: subject.SessionsHistory, Handler: h("history", s.handleHistory)},
+		wire.Endpoint{Name: "list", Subject: subject.SessionsList, Handler: h("list", s.handleList)},
+		wire.Endpoint{Name: "reset", Subject: subject.SessionsReset, Handler: h("reset", s.handleReset)},
 	)
 	if err != nil {
 		s.mu.Lock()
