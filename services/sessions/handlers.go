@@ -35,13 +35,12 @@ func (s *Service) handleSummary(_ context.Context, data []byte, _ nats.Header) (
 // summary returns the store's path, its size and its limit most recently updated sessions,
 // newest first (ties by key).
 func (s *Service) summary(limit int) (wire.SessionsSummary, error) {
-	s.mu.Lock()
-	if err := s.loadLocked(); err != nil {
-		s.mu.Unlock()
+	unlock, err := s.lockLoaded()
+	if err != nil {
 		return wire.SessionsSummary{}, err
 	}
 	entries := s.newestFirst()
-	s.mu.Unlock()
+	unlock()
 	all := make([]wire.SessionInfo, 0, len(entries))
 	for _, ke := range entries {
 		all = append(all, wire.SessionInfo{
@@ -92,11 +91,11 @@ func (s *Service) handleResolve(_ context.Context, data []byte, _ nats.Header) (
 	if err := requestedID(req.SessionID); err != nil {
 		return nil, err
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if err := s.loadLocked(); err != nil {
+	unlock, err := s.lockLoaded()
+	if err != nil {
 		return nil, err
 	}
+	defer unlock()
 	e, created, err := s.mutate(key, func(e *entry) (bool, error) {
 		return s.assignID(e, req.SessionID)
 	})
@@ -113,15 +112,11 @@ func (s *Service) handleUpdate(_ context.Context, data []byte, _ nats.Header) (a
 	if err := decode(data, &req); err != nil {
 		return nil, err
 	}
-	key, err := sessionKey(req.SessionKey)
+	key, unlock, err := s.lockKey(req.SessionKey)
 	if err != nil {
 		return nil, err
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if err := s.loadLocked(); err != nil {
-		return nil, err
-	}
+	defer unlock()
 	e, created, err := s.mutate(key, func(e *entry) (bool, error) {
 		if _, err := s.assignID(e, ""); err != nil {
 			return false, err
@@ -162,11 +157,11 @@ func (s *Service) handleAppend(_ context.Context, data []byte, _ nats.Header) (a
 	if err := validateMessages(req.Messages, s.cfg.Now()); err != nil {
 		return nil, err
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if err := s.loadLocked(); err != nil {
+	unlock, err := s.lockLoaded()
+	if err != nil {
 		return nil, err
 	}
+	defer unlock()
 	e, created, err := s.mutate(key, func(e *entry) (bool, error) {
 		if _, err := s.assignID(e, req.SessionID); err != nil {
 			return false, err
@@ -211,16 +206,15 @@ func (s *Service) handleHistory(_ context.Context, data []byte, _ nats.Header) (
 	if req.MaxBytes < 0 {
 		return nil, wire.Invalid("maxBytes %d is negative", req.MaxBytes)
 	}
-	s.mu.Lock()
-	if err := s.loadLocked(); err != nil {
-		s.mu.Unlock()
+	unlock, err := s.lockLoaded()
+	if err != nil {
 		return nil, err
 	}
 	var e *entry
 	if stored := s.st.entries[key]; stored != nil {
 		e = stored.clone()
 	}
-	s.mu.Unlock()
+	unlock()
 
 	res := schemas.ChatHistoryResult{
 		SessionKey:    key,

@@ -68,13 +68,12 @@ func (s *Service) handleList(_ context.Context, data []byte, _ nats.Header) (any
 		}
 		limit = *p.Limit
 	}
-	s.mu.Lock()
-	if err := s.loadLocked(); err != nil {
-		s.mu.Unlock()
+	unlock, err := s.lockLoaded()
+	if err != nil {
 		return nil, err
 	}
 	all := s.newestFirst()
-	s.mu.Unlock()
+	unlock()
 	rows := make([]schemas.SessionRow, 0, min(limit, len(all)))
 	for _, ke := range all {
 		if len(rows) == limit {

@@ -28,15 +28,11 @@ func (s *Service) handleReset(_ context.Context, data []byte, _ nats.Header) (an
 	if err := decode(data, &p); err != nil {
 		return nil, err
 	}
-	key, err := sessionKey(p.SessionKey)
+	key, unlock, err := s.lockKey(p.SessionKey)
 	if err != nil {
 		return nil, err
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if err := s.loadLocked(); err != nil {
-		return nil, err
-	}
+	defer unlock()
 	if err := s.checkIdle(key); err != nil {
 		return nil, err
 	}

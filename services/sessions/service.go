@@ -221,6 +221,29 @@ func (s *Service) loadLocked() error {
 	return nil
 }
 
+// lockLoaded locks the store and makes it current; the caller calls unlock when done. On an
+// error nothing stays locked.
+func (s *Service) lockLoaded() (unlock func(), err error) {
+	s.mu.Lock()
+	if err := s.loadLocked(); err != nil {
+		s.mu.Unlock()
+		return nil, err
+	}
+	return s.mu.Unlock, nil
+}
+
+// lockKey validates raw as a session key (sessionKey), then locks the store and makes it
+// current (lockLoaded).
+func (s *Service) lockKey(raw string) (key string, unlock func(), err error) {
+	if key, err = sessionKey(raw); err != nil {
+		return "", nil, err
+	}
+	if unlock, err = s.lockLoaded(); err != nil {
+		return "", nil, err
+	}
+	return key, unlock, nil
+}
+
 // mutate applies fn to the entry of key (a new one when missing), and when the entry is new
 // or fn reports a change, bumps its updatedAt and saves the store. On a failed save the
 // entry is left as it was. s.mu must be held and the store loaded.
