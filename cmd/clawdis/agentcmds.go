@@ -240,7 +240,7 @@ func runAgent(ctx context.Context, cf *clientFlags, p schemas.AgentParams, o age
 			continue
 		case <-interrupts:
 			if interrupted {
-				return interruptedError{fmt.Sprintf("interrupted; run %s may still be stopping", p.IdempotencyKey)}
+				return exitNow(p.IdempotencyKey)
 			}
 			interrupted = true
 			fmt.Fprintf(o.stderr, "\naborting run %s (Ctrl-C again to exit now)\n", p.IdempotencyKey)
@@ -255,6 +255,9 @@ func runAgent(ctx context.Context, cf *clientFlags, p schemas.AgentParams, o age
 			}
 			continue
 		case <-done:
+			if interrupted && len(interrupts) > 0 {
+				return exitNow(p.IdempotencyKey) // a second Ctrl-C came with the final
+			}
 		}
 		break
 	}
@@ -291,6 +294,11 @@ func runAgent(ctx context.Context, cf *clientFlags, p schemas.AgentParams, o age
 		return interruptedError{fmt.Sprintf("agent run %s aborted", res.RunID)}
 	}
 	return fmt.Errorf("agent run %s was aborted", res.RunID)
+}
+
+// exitNow is the error of a second interrupt: the command ends without the run's final.
+func exitNow(runID string) error {
+	return interruptedError{fmt.Sprintf("interrupted; run %s may still be stopping", runID)}
 }
 
 // mainSessionKey is the gateway's default main session key: the session of a run whose

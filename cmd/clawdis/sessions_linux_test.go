@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -184,4 +185,58 @@ func TestAgentCLIInterrupt(t *testing.T) {
 	}
 	events.wait(t, "job aborted", jobState("cli-1", schemas.RunAborted))
 	checkGroupGone(t, leader, child)
+}
+
+// TestAgentCLISigint: a real SIGINT during `clawdis gateway agent` aborts the run; the
+// command prints the partial text and exits 130.
+func TestAgentCLISigint(t *testing.T) {
+	t.Setenv("HOME", t.TempDir())
+	pidfile := filepath.Join(t.TempDir(), "pids")
+	d := startDaemon(t, t.TempDir(), abortAgentConfig(t, pidfile), nil)
+	_, events := dialEvents(t, d.url)
+
+	var out, errb syncBuf
+	code := make(chan int, 1)
+	go func() {
+		code <- execute([]string{"gateway", "agent", "--message", "slow", "--idempotency-key", "sig-1", "--url", d.url}, &out, &errb)
+	}()
+	// The command listens for SIGINT before it asks for the run: once the run streams, the
+	// signal reaches the command, not the default handler.
+	events.wait(t, "cli run text", assistantSaid("sig-1", "partial reply"))
+	if err := syscall.Kill(os.Getpid(), syscall.SIGINT); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case c := <-code:
+		if c != exitInterrupted {
+			t.Fatalf("exit %d, want %d; stderr %q", c, exitInterrupted, errb.String())
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("the command did not end after SIGINT")
+	}
+	if !strings.Contains(out.String(), "partial reply") || !strings.Contains(errb.String(), "agent run sig-1 aborted") {
+		t.Errorf("stdout %q, stderr %q", out.String(), errb.String())
+	}
+	events.wait(t, "job aborted", jobState("sig-1", schemas.RunAborted))
+}
+
+// TestAgentCLISecondInterrupt: a second interrupt ends the command at once, without
+// waiting for the run's final.
+func TestAgentCLISecondInterrupt(t *testing.T) {
+	t.Setenv("HOME", t.TempDir())
+	pidfile := filepath.Join(t.TempDir(), "pids")
+	d := startDaemon(t, t.TempDir(), abortAgentConfig(t, pidfile), nil)
+	interrupts := make(chan os.Signal, 2)
+	interrupts <- os.Interrupt
+	interrupts <- os.Interrupt
+	var out, errb syncBuf
+	cf := &clientFlags{url: d.url, timeout: 10 * time.Second}
+	// Both interrupts are pending when the loop starts: whatever else happens (the abort
+	// answered, even the aborted final), the second one ends the command.
+	err := runAgent(context.Background(), cf, schemas.AgentParams{Message: "slow", IdempotencyKey: "twice"},
+		agentOutput{stdout: &out, stderr: &errb}, interrupts)
+	var ie interruptedError
+	if !errors.As(err, &ie) || !strings.Contains(err.Error(), "may still be stopping") {
+		t.Fatalf("runAgent = %v, want the immediate interrupted error", err)
+	}
 }
