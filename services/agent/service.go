@@ -4,7 +4,8 @@
 // or an OpenAI-compatible chat completions server), streams their progress as agent and
 // chat events, keeps the session store and transcript current through the sessions
 // service, delivers replies through the providers, and remembers finished runs for
-// idempotency.
+// idempotency. It stops runs on chat.abort and, as the owner of run state, tells the
+// sessions service which runs of a session are in progress (agent.busy).
 package agent
 
 import (

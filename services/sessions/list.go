@@ -79,11 +79,15 @@ func (s *Service) handleList(_ context.Context, data []byte, _ nats.Header) (any
 		if len(rows) == limit {
 			break
 		}
-		if ValidateSessionID(ke.e.SessionID) != nil {
-			continue // no usable id: nothing to list it by
+		if ke.e.SessionID == "" {
+			continue // no conversation yet
 		}
 		row := schemas.SessionRow{Key: ke.key, SessionID: ke.e.SessionID, UpdatedAt: ke.e.UpdatedAt,
 			ThinkingLevel: ke.e.ThinkingLevel, LastChannel: ke.e.LastChannel, LastTo: ke.e.LastTo}
+		if ValidateSessionID(ke.e.SessionID) != nil {
+			rows = append(rows, row) // an id that names no file: listed without figures
+			continue
+		}
 		if st, ok := s.stats.get(transcriptPath(s.cfg.Dir, ke.e.SessionID)); ok {
 			if st.counted {
 				row.MessageCount = &st.count

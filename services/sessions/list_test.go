@@ -3,6 +3,7 @@ package sessions
 import (
 	"encoding/json"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -157,5 +158,22 @@ func TestReset(t *testing.T) {
 		case <-limit:
 			t.Fatal("no changed event with the new session id after the reset")
 		}
+	}
+}
+
+// TestListUnusableID: a stored session id that cannot name a file is listed without
+// figures (nothing is read); an entry without a session id is left out.
+func TestListUnusableID(t *testing.T) {
+	h := start(t, Config{})
+	if err := os.MkdirAll(h.dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	store := `{"bad": {"sessionId": "../escape", "updatedAt": 2}, "none": {"updatedAt": 3}}`
+	if err := os.WriteFile(filepath.Join(h.dir, StoreFile), []byte(store), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	rows := mustCall[schemas.SessionsListResult](t, h, subject.SessionsList, nil).Sessions
+	if len(rows) != 1 || rows[0].Key != "bad" || rows[0].MessageCount != nil || rows[0].LastMessagePreview != "" {
+		t.Fatalf("rows = %+v, want only bad, without figures", rows)
 	}
 }
