@@ -30,6 +30,7 @@ const (
 	SessionsHistory = "gw.v1.req.sessions.history"              // wire.HistoryRequest -> ChatHistoryResult
 	AgentRun        = "gw.v1.req.agent.run"                     // agent params -> AgentResult{status:"accepted"}, or the wire.RunFinal of a finished run
 	AgentStatus     = "gw.v1.req.agent.status"                  // wire.RunStatusRequest -> wire.RunStatus
+	AgentBusy       = "gw.v1.req.agent.busy"                    // wire.SessionBusyRequest -> wire.SessionBusy (asked by sessions.reset)
 	ChatSend        = "gw.v1.req.chat.send"                     // chat.send params -> ChatSendResult
 	ChatAbort       = "gw.v1.req.chat.abort"                    // chat.abort params -> ChatAbortResult (agent service)
 	SessionsList    = "gw.v1.req.sessions.list"                 // sessions.list params -> SessionsListResult
