@@ -38,6 +38,10 @@ func (c *Core) supervise(ctx context.Context) {
 		c.mu.Lock()
 		c.connected = false
 		c.mu.Unlock()
+		select { // a Run starting now serves a pending restart request
+		case <-c.restart:
+		default:
+		}
 		started := c.cfg.Now()
 		c.log.Debug("network run starting", "run", run)
 		err := c.runOnce(ctx)
