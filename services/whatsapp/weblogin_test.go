@@ -29,6 +29,7 @@ import (
 type loginHarness struct {
 	t      *testing.T
 	c      *Client
+	bus    *bustest.Bus
 	wa     *fakeWhatsApp
 	nc     *nats.Conn
 	states chan *nats.Msg
@@ -67,7 +68,7 @@ func startLogin(t *testing.T, dir string, o loginOptions) *loginHarness {
 		return true
 	}
 	b := bustest.New(t)
-	h.nc = b.Conn("test")
+	h.bus, h.nc = b, b.Conn("test")
 	sub, err := h.nc.ChanSubscribe(mustSubject(subject.ProviderState(ID)), h.states)
 	if err != nil {
 		t.Fatal(err)
