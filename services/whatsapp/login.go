@@ -120,6 +120,7 @@ func Login(ctx context.Context, opts LoginOptions) (LoginResult, error) {
 	if err != nil {
 		return LoginResult{}, err
 	}
+	opts.Log = opts.Log.With("component", ID)
 	return link(ctx, opts, newTerminalStages(opts.Out, time.Now().Add(opts.Timeout)))
 }
 
@@ -158,7 +159,7 @@ func (opts LoginOptions) withDefaults() (LoginOptions, error) {
 // pairing. opts must have its defaults.
 func link(ctx context.Context, opts LoginOptions, st loginStages) (LoginResult, error) {
 	defer st.end()
-	log := opts.Log.With("component", ID)
+	log := opts.Log
 	container, err := opts.open(ctx)
 	if err != nil {
 		return LoginResult{}, fmt.Errorf("whatsapp login: %w", err)

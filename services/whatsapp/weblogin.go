@@ -108,7 +108,9 @@ func (w *webLogin) begin(ctx context.Context, force bool) (*loginRun, error) {
 	}
 	if !w.host.Go(func() {
 		res, err := link(ctx, opts, run)
-		w.resume() // the login's connection is closed: Run may connect with the link
+		// The login's connection is closed: Run may connect with the link. Resuming before
+		// the run ends keeps a next start (which pauses again) from being undone by it.
+		w.resume()
 		run.finish(res, err)
 		w.logEnd(res, err)
 	}) {

@@ -61,6 +61,12 @@ func startLogin(t *testing.T, dir string, o loginOptions) *loginHarness {
 	}
 	c.loginReach = o.reach
 	c.remoteLogout = func(ctx context.Context, dev *store.Device) bool {
+		c.mu.Lock()
+		running := c.running
+		c.mu.Unlock()
+		if running || len(h.wa.dials) > 0 {
+			t.Errorf("unlinking while the connection runs (%v) or after the login dialled (%d)", running, len(h.wa.dials))
+		}
 		h.remote <- e164(dev.ID.ToNonAD())
 		if err := dev.Delete(ctx); err != nil { // what whatsmeow's Logout does once WhatsApp confirmed
 			t.Errorf("delete device: %v", err)
@@ -345,8 +351,9 @@ func TestWebLoginAlreadyLinked(t *testing.T) {
 }
 
 // TestWebLoginForceUnlinksFirst: with force the running connection stops, WhatsApp is
-// asked to unlink the old account, and only then does the login connect; the new link is
-// what the provider connects with afterwards.
+// asked to unlink the old account (the harness's remoteLogout checks that nothing runs or
+// dialled yet), and only then does the login connect; the new link is what the provider
+// connects with afterwards.
 func TestWebLoginForceUnlinksFirst(t *testing.T) {
 	dir := t.TempDir()
 	linkTestDevice(t, dir, "436641234567", time.Now())
@@ -357,7 +364,7 @@ func TestWebLoginForceUnlinksFirst(t *testing.T) {
 	if got := receive(t, h.remote, "remote unlink"); got != "+436641234567" {
 		t.Errorf("unlinked %q", got)
 	}
-	conn := h.wa.nextDial(t) // after the unlink: h.remote was sent first
+	conn := h.wa.nextDial(t)
 	if conn.dev.ID != nil {
 		t.Fatal("the login's device is already linked")
 	}
