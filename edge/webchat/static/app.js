@@ -1,6 +1,7 @@
 // The WebChat page: transcript, sending with a streamed reply, image attachments, session
 // and thinking pickers, connection state, presence and provider health.
 import { Gateway } from './gateway.js';
+import { renderMarkdown } from './markdown.js';
 
 const $ = (id) => document.getElementById(id);
 const el = (tag, cls, text) => {
@@ -127,10 +128,19 @@ function textOf(msg) {
   return (msg?.content || []).filter((c) => c.type === 'text').map((c) => c.text).join('');
 }
 
+// setText shows a message's text: assistant replies as Markdown (built as DOM nodes by
+// markdown.js), the owner's own messages as plain text.
+function setText(li, text) {
+  const box = li.querySelector('.text');
+  if (li.classList.contains('assistant')) box.replaceChildren(renderMarkdown(text));
+  else box.textContent = text;
+}
+
 function bubble(role, content, state) {
   const li = el('li', `msg ${role}`);
   li.dataset.state = state || 'done';
-  li.append(el('div', 'text', content.filter((c) => c.type === 'text').map((c) => c.text).join('')));
+  li.append(el('div', 'text'));
+  setText(li, content.filter((c) => c.type === 'text').map((c) => c.text).join(''));
   for (const c of content) {
     if (c.type === 'image') {
       const img = el('img');
@@ -169,7 +179,7 @@ function onChat(p) {
     runs.set(p.runId, r);
   }
   if (p.state === 'delta') {
-    r.li.firstChild.textContent = textOf(p.message);
+    setText(r.li, textOf(p.message));
     r.li.dataset.state = 'streaming';
   } else if (p.state === 'final') {
     finish(p.runId, 'done', textOf(p.message));
@@ -185,7 +195,8 @@ function finish(runId, state, text) {
   runs.delete(runId);
   r.li.dataset.state = state;
   if (state === 'error') r.li.classList.add('error');
-  r.li.firstChild.textContent = text;
+  if (state === 'error') r.li.querySelector('.text').textContent = text;
+  else setText(r.li, text);
   $('log').scrollTop = $('log').scrollHeight;
 }
 
