@@ -308,7 +308,7 @@ func writeTestPNG(t *testing.T, path string) {
 	}
 }
 
-// savePNG checks that b is a PNG and writes it to $CLAWDIS_SCREENSHOT_DIR or a temp dir.
+// savePNG checks that b is a PNG and writes it to screenshotDir.
 func savePNG(t *testing.T, name string, b []byte) {
 	t.Helper()
 	if !bytes.HasPrefix(b, []byte("\x89PNG\r\n\x1a\n")) {
@@ -317,10 +317,7 @@ func savePNG(t *testing.T, name string, b []byte) {
 	if _, err := png.DecodeConfig(bytes.NewReader(b)); err != nil {
 		t.Fatalf("%s: %v", name, err)
 	}
-	dir := os.Getenv("CLAWDIS_SCREENSHOT_DIR")
-	if dir == "" {
-		dir = t.TempDir()
-	}
+	dir := screenshotDir(t)
 	path := filepath.Join(dir, name)
 	if err := os.WriteFile(path, b, 0o644); err != nil {
 		t.Fatal(err)

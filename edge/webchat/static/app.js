@@ -1,15 +1,9 @@
 // The WebChat page: transcript, sending with a streamed reply, image attachments, session
 // and thinking pickers, connection state, presence and provider health.
 import { Gateway } from './gateway.js';
-import { renderMarkdown } from './markdown.js';
+import { bubble as makeBubble, el, note, setText, stamp, textOf } from './messages.js';
 
 const $ = (id) => document.getElementById(id);
-const el = (tag, cls, text) => {
-  const e = document.createElement(tag);
-  if (cls) e.className = cls;
-  if (text !== undefined) e.textContent = text;
-  return e;
-};
 
 let session = new URLSearchParams(location.search).get('session') || 'main';
 let maxPayload = 524288;
@@ -124,35 +118,13 @@ async function refresh() {
 
 // ---- transcript ----
 
-function textOf(msg) {
-  return (msg?.content || []).filter((c) => c.type === 'text').map((c) => c.text).join('');
-}
-
-// setText shows a message's text: assistant replies as Markdown (built as DOM nodes by
-// markdown.js), the owner's own messages as plain text.
-function setText(li, text) {
-  const box = li.querySelector('.text');
-  if (li.classList.contains('assistant')) box.replaceChildren(renderMarkdown(text));
-  else box.textContent = text;
-}
-
-function bubble(role, content, state) {
-  const li = el('li', `msg ${role}`);
-  li.dataset.state = state || 'done';
-  li.append(el('div', 'text'));
-  setText(li, content.filter((c) => c.type === 'text').map((c) => c.text).join(''));
-  for (const c of content) {
-    if (c.type === 'image') {
-      const img = el('img');
-      img.alt = 'image';
-      img.src = c.url || `data:${c.mimeType};base64,${c.data}`;
-      li.append(img);
-    }
-  }
+// bubble appends a message to the log, following it when the log was scrolled to the end.
+function bubble(msg, state) {
+  const li = makeBubble(msg, state);
   const log = $('log');
   const atEnd = log.scrollHeight - log.scrollTop - log.clientHeight < 80;
   log.append(li);
-  if (atEnd || role === 'user') log.scrollTop = log.scrollHeight;
+  if (atEnd || (msg.role === 'user' && !msg.channel)) log.scrollTop = log.scrollHeight;
   return li;
 }
 
@@ -163,7 +135,7 @@ async function loadHistory() {
     if (gen !== historyGen) return;
     runs.clear(); // history is the truth; runs still going re-attach on their next event
     $('log').replaceChildren();
-    for (const m of h.messages) bubble(m.role, m.content);
+    for (const m of h.messages) bubble(m);
     if ([...$('thinking').options].some((o) => o.value === h.thinkingLevel)) $('thinking').value = h.thinkingLevel;
   } catch (e) {
     if (gen === historyGen) showError(`Could not load the history: ${e.message}`);
@@ -175,28 +147,35 @@ function onChat(p) {
   let r = runs.get(p.runId);
   if (!r) { // a run started elsewhere (another tab, or before a reload)
     if (p.state !== 'delta') { loadHistory(); return; }
-    r = { li: bubble('assistant', [], 'pending'), foreign: true };
+    r = { li: bubble({ role: 'assistant', content: [], timestamp: p.message?.timestamp }, 'pending'), foreign: true };
     runs.set(p.runId, r);
   }
+  const text = textOf(p.message);
   if (p.state === 'delta') {
-    setText(r.li, textOf(p.message));
+    setText(r.li, text);
     r.li.dataset.state = 'streaming';
+    if (p.message?.timestamp) stamp(r.li, p.message.timestamp);
   } else if (p.state === 'final') {
-    finish(p.runId, 'done', textOf(p.message));
+    finish(p.runId, 'done', '', text);
     if (r.foreign) loadHistory();
+  } else if (p.state === 'aborted') {
+    finish(p.runId, 'aborted', 'stopped', text);
   } else {
-    finish(p.runId, 'error', `The agent failed: ${p.errorMessage || 'no reason given'}`);
+    finish(p.runId, 'error', `The agent failed: ${p.errorMessage || 'no reason given'}`, text);
   }
 }
 
-function finish(runId, state, text) {
+// finish ends a run's bubble in state "done", "aborted" or "error". A final text replaces
+// what streamed; without one the partial reply stays, and why (a stop or a failure) is
+// shown under it.
+function finish(runId, state, why, text) {
   const r = runs.get(runId);
   if (!r) return;
   runs.delete(runId);
   r.li.dataset.state = state;
+  if (text) setText(r.li, text);
   if (state === 'error') r.li.classList.add('error');
-  if (state === 'error') r.li.querySelector('.text').textContent = text;
-  else setText(r.li, text);
+  if (why) note(r.li, state === 'aborted' ? 'stopped' : 'error', why);
   $('log').scrollTop = $('log').scrollHeight;
 }
 
@@ -220,8 +199,8 @@ async function send() {
     return;
   }
   showError('');
-  bubble('user', [{ type: 'text', text }, ...attachments.map((a) => ({ type: 'image', url: a.url }))]);
-  runs.set(params.idempotencyKey, { li: bubble('assistant', [], 'pending') });
+  bubble({ role: 'user', content: [{ type: 'text', text }, ...attachments.map((a) => ({ type: 'image', url: a.url }))], timestamp: Date.now() });
+  runs.set(params.idempotencyKey, { li: bubble({ role: 'assistant', content: [], timestamp: Date.now() }, 'pending') });
   $('input').value = '';
   attachments = [];
   renderAttachments();

@@ -1,0 +1,149 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"testing"
+
+	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/emulation"
+	"github.com/chromedp/chromedp"
+)
+
+// screenshotDir is where the page tests keep their screenshots: $CLAWDIS_SCREENSHOTS (or
+// the older $CLAWDIS_SCREENSHOT_DIR) when set, else a temporary directory.
+func screenshotDir(t *testing.T) string {
+	for _, k := range []string{"CLAWDIS_SCREENSHOTS", "CLAWDIS_SCREENSHOT_DIR"} {
+		if d := os.Getenv(k); d != "" {
+			if err := os.MkdirAll(d, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			return d
+		}
+	}
+	return t.TempDir()
+}
+
+// shoot saves a full-page screenshot of the current state as name.png.
+func shoot(t *testing.T, ctx context.Context, name string) {
+	t.Helper()
+	savePNG(t, name+".png", must(t, ctx, chromedp.FullScreenshot(100)))
+}
+
+// colorScheme emulates prefers-color-scheme ("light" or "dark").
+func colorScheme(scheme string) chromedp.Action[chromedp.Void] {
+	return chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
+		_, err := cdp.Call(ctx, t, emulation.SetEmulatedMedia, emulation.SetEmulatedMediaParams{
+			Features: []*emulation.MediaFeature{{Name: "prefers-color-scheme", Value: scheme}}})
+		return err
+	})
+}
+
+// phone and desktop are the two window sizes the page is checked at.
+func phone() chromedp.Action[chromedp.Void] {
+	return chromedp.EmulateViewport(390, 844, chromedp.EmulateMobile)
+}
+func desktop() chromedp.Action[chromedp.Void] {
+	return chromedp.EmulateViewport(1280, 900)
+}
+
+// sendText types a message (newlines included) into the composer and sends it.
+func sendText(t *testing.T, ctx context.Context, text string) {
+	t.Helper()
+	q, _ := json.Marshal(text)
+	must(t, ctx, chromedp.Evaluate[chromedp.Void](`document.getElementById('input').value = `+string(q)))
+	if err := chromedp.Do(ctx, chromedp.Click(chromedp.ID("send"))); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestWebChatPage clicks through what the page shows beyond a plain transcript (SPEC §10):
+// a reply rendered as Markdown, timestamps, messages that came from a provider, with
+// screenshots at desktop and phone width in light and dark.
+func TestWebChatPage(t *testing.T) {
+	exe := chromePath()
+	if exe == "" {
+		t.Skip("no Chromium: install chromium-headless-shell or set CLAWDIS_CHROME")
+	}
+	t.Setenv("HOME", t.TempDir())
+	d := startDaemon(t, t.TempDir(), agentConfig(t), nil)
+	page := startWebChat(t, d.url)
+	bctx := browser(t, exe)
+	if err := chromedp.Do(bctx, desktop(), chromedp.Navigate(page)); err != nil {
+		t.Fatal(err)
+	}
+	waitJS(t, bctx, "connected", `document.querySelector('#conn').dataset.state === 'connected'`)
+
+	// A reply in Markdown (the echo agent repeats the prompt).
+	sendText(t, bctx, "**bold** and [the site](https://example.com/x) and `code`\n\n```go\nx := 1\n```")
+	waitJS(t, bctx, "the Markdown reply", `(() => { const li = [...document.querySelectorAll('#log li.assistant')].pop();
+		return !!li && li.dataset.state === 'done' && !!li.querySelector('.text pre code'); })()`)
+	var md struct {
+		Bold, LinkText, Href, Target, Rel, CodeFont, PreFont, BodyFont, UserText string
+	}
+	raw := must(t, bctx, chromedp.Evaluate[string](`(() => {
+		const li = [...document.querySelectorAll('#log li.assistant')].pop();
+		const a = li.querySelector('.text a');
+		const font = (e) => e ? getComputedStyle(e).fontFamily : '';
+		return JSON.stringify({ Bold: li.querySelector('.text strong')?.textContent, LinkText: a?.textContent,
+			Href: a?.getAttribute('href'), Target: a?.target, Rel: a?.rel,
+			CodeFont: font(li.querySelector('.text p code')), PreFont: font(li.querySelector('.text pre')),
+			BodyFont: font(li.querySelector('.text p')),
+			UserText: [...document.querySelectorAll('#log li.user .text')].pop().textContent });
+	})()`))
+	if err := json.Unmarshal([]byte(raw), &md); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("rendered reply: %+v", md)
+	if md.Bold != "bold" || md.LinkText != "the site" || md.Href != "https://example.com/x" ||
+		md.Target != "_blank" || md.Rel != "noopener noreferrer" {
+		t.Errorf("reply Markdown: %+v", md)
+	}
+	if !monospace(md.PreFont) || !monospace(md.CodeFont) || monospace(md.BodyFont) {
+		t.Errorf("fonts: pre %q, code %q, text %q; want monospace for code only", md.PreFont, md.CodeFont, md.BodyFont)
+	}
+	if want := "**bold** and [the site](https://example.com/x) and `code`\n\n```go\nx := 1\n```"; md.UserText != want {
+		t.Errorf("the owner's message shows %q, want the plain text %q", md.UserText, want)
+	}
+
+	// Every message carries its time: short text, the full date in the title.
+	waitJS(t, bctx, "timestamps", `[...document.querySelectorAll('#log li')].every((li) => {
+		const tm = li.querySelector('.meta time');
+		return !!tm && /\d/.test(tm.textContent) && tm.title.length > tm.textContent.length && !isNaN(Date.parse(tm.dateTime));
+	})`)
+
+	// A message that came from Telegram is shown as someone else's, labelled, without the
+	// envelope the agent saw, and as plain text.
+	must(t, bctx, chromedp.Evaluate[chromedp.Void](`import('/messages.js').then(({ bubble }) => {
+		document.getElementById('log').append(bubble({ role: 'user', channel: 'telegram', sender: 'Ada', timestamp: Date.now(),
+			content: [{ type: 'text', text: '[Telegram 123456789 2026-12-06T11:12:19Z] hi from **Telegram**' }] }));
+	})`, chromedp.EvalAwaitPromise))
+	waitJS(t, bctx, "the Telegram message", `(() => { const li = document.querySelector('#log li.incoming');
+		return !!li && li.dataset.channel === 'telegram' && li.querySelector('.from').textContent === 'Telegram · Ada'
+			&& li.querySelector('.text').textContent === 'hi from **Telegram**' && !li.querySelector('.text strong')
+			&& getComputedStyle(li).alignSelf === 'flex-start'
+			&& getComputedStyle(li).backgroundColor !== getComputedStyle(document.querySelector('#log li.user:not(.incoming)')).backgroundColor; })()`)
+
+	for _, scheme := range []string{"light", "dark"} {
+		if err := chromedp.Do(bctx, colorScheme(scheme), desktop()); err != nil {
+			t.Fatal(err)
+		}
+		shoot(t, bctx, "page-desktop-"+scheme)
+		if err := chromedp.Do(bctx, phone()); err != nil {
+			t.Fatal(err)
+		}
+		waitJS(t, bctx, "the phone layout", `innerWidth === 390`)
+		shoot(t, bctx, "page-phone-"+scheme)
+	}
+}
+
+// monospace reports whether a computed font-family list starts with a monospace face.
+func monospace(family string) bool {
+	for _, f := range []string{"ui-monospace", "monospace", "\"DejaVu Sans Mono\"", "Menlo", "Consolas"} {
+		if len(family) >= len(f) && family[:len(f)] == f {
+			return true
+		}
+	}
+	return false
+}
