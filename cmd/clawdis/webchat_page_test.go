@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"net"
 	"os"
 	"testing"
 
@@ -136,6 +137,54 @@ func TestWebChatPage(t *testing.T) {
 		waitJS(t, bctx, "the phone layout", `innerWidth === 390`)
 		shoot(t, bctx, "page-phone-"+scheme)
 	}
+
+	// The gateway goes away: every status says so, none stays "ok".
+	if err := chromedp.Do(bctx, colorScheme("light"), desktop()); err != nil {
+		t.Fatal(err)
+	}
+	d.stop()
+	waitJS(t, bctx, "every status unknown", allUnknown)
+	shoot(t, bctx, "page-gateway-stopped-desktop")
+	if err := chromedp.Do(bctx, phone()); err != nil {
+		t.Fatal(err)
+	}
+	shoot(t, bctx, "page-gateway-stopped-phone")
+}
+
+// allUnknown is true when the page shows the gateway as offline and no status as current.
+const allUnknown = `(() => {
+	const dds = [...document.querySelectorAll('#health dd')];
+	return document.querySelector('#conn').dataset.state === 'offline'
+		&& !document.getElementById('conn-detail').hidden
+		&& dds.length === 5 && dds.every((dd) => dd.dataset.key === 'gateway'
+			? dd.textContent === 'unreachable' && dd.className === 'bad'
+			: dd.textContent === 'unknown' && dd.className === 'unknown')
+		&& !document.querySelector('#health .good, #presence li:not(.unknown)');
+})()`
+
+// TestWebChatNoGateway: a standalone WebChat in front of a gateway that is not running says
+// which gateway it tries and why it fails, instead of "connecting…" forever.
+func TestWebChatNoGateway(t *testing.T) {
+	exe := chromePath()
+	if exe == "" {
+		t.Skip("no Chromium: install chromium-headless-shell or set CLAWDIS_CHROME")
+	}
+	t.Setenv("HOME", t.TempDir())
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead := "ws://" + ln.Addr().String()
+	ln.Close()
+	bctx := browser(t, exe)
+	if err := chromedp.Do(bctx, desktop(), chromedp.Navigate(startWebChat(t, dead))); err != nil {
+		t.Fatal(err)
+	}
+	q, _ := json.Marshal(dead)
+	waitJS(t, bctx, "the gateway URL and the error", allUnknown+` && document.getElementById('conn-detail').textContent.includes(`+string(q)+`)
+		&& document.getElementById('conn-detail').textContent.includes('refused')`)
+	t.Logf("shown: %s", must(t, bctx, chromedp.Evaluate[string](`document.getElementById('conn-detail').textContent`)))
+	shoot(t, bctx, "page-no-gateway")
 }
 
 // monospace reports whether a computed font-family list starts with a monospace face.

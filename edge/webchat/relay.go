@@ -31,10 +31,12 @@ func (s *Server) Admit(*edge.Conn, *schemas.Hello) *edge.Refusal {
 	case <-time.After(min(firstConnectWait, s.cfg.HandshakeTimeout/2)):
 	}
 	s.hub.Lock()
-	up := s.up
+	up, why := s.up, s.downReasonLocked()
 	s.hub.Unlock()
 	if !up || s.hub.Stopping() {
-		return &edge.Refusal{HelloError: schemas.HelloError{Reason: "gateway unavailable"},
+		// The reason names the gateway URL and the last error, so that a page in front of a
+		// gateway that is not running says what it tries and why it fails.
+		return &edge.Refusal{HelloError: schemas.HelloError{Reason: "gateway unavailable: " + why},
 			Code: websocket.StatusTryAgainLater, Reason: "gateway unavailable"}
 	}
 	return nil

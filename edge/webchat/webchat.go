@@ -201,6 +201,7 @@ type Server struct {
 	firstUp   chan struct{}   // closed when the upstream connection is first established
 	everUp    bool            // some upstream connection was established before
 	announced bool            // tabs were told the gateway is gone (shutdown event)
+	lastErr   string          // why the last upstream dial or connection failed; "" while up
 	hello     schemas.HelloOK // of the current (or last) upstream connection
 	helloAt   time.Time
 	presence  json.RawMessage // current presence list (JSON array)

@@ -73,15 +73,38 @@ window.addEventListener('hashchange', () => {
   if (tokenFromFragment()) gw.reconnect();
 });
 
+// setConn shows the connection state. Anything but "connected" means nothing the page
+// knows about the gateway is current any more: every status turns unknown (no stale "ok"),
+// and the detail line says what is tried and why it fails.
 function setConn(state, detail) {
   const c = $('conn');
   c.dataset.state = state;
   c.lastElementChild.textContent = {
     connecting: 'connecting…', connected: 'connected',
-    offline: 'gateway offline, reconnecting…', disconnected: 'disconnected',
+    offline: 'gateway offline', disconnected: 'disconnected',
     unauthorized: 'token required',
-  }[state] + (detail && state === 'disconnected' ? ` (${detail})` : '');
+  }[state];
+  const line = {
+    offline: `The gateway is not reachable${detail ? `: ${detail}` : '; waiting for it to come back.'}`,
+    disconnected: `The WebChat server is not reachable${detail ? ` (${detail})` : ''}.`,
+  }[state] || '';
+  $('conn-detail').textContent = line;
+  $('conn-detail').hidden = !line;
+  c.title = line || c.lastElementChild.textContent;
   $('send').disabled = state !== 'connected';
+  if (state !== 'connected') statusUnknown();
+}
+
+// statusUnknown replaces every status with "unknown" while the gateway is out of reach.
+function statusUnknown() {
+  const rows = ['Gateway', 'WhatsApp', 'Telegram', 'Sessions', 'Services'];
+  $('health').replaceChildren(...rows.flatMap((k) => {
+    const dd = k === 'Gateway' ? el('dd', 'bad', 'unreachable') : el('dd', 'unknown', 'unknown');
+    dd.dataset.key = k.toLowerCase();
+    return [el('dt', '', k), dd];
+  }));
+  const li = el('li', 'unknown', 'unknown while disconnected');
+  $('presence').replaceChildren(li);
 }
 
 function onEvent(ev) {
@@ -93,7 +116,7 @@ function onEvent(ev) {
     case 'chat': onChat(p); break;
     case 'shutdown':
       offline = true;
-      setConn('offline');
+      setConn('offline', `${p?.reason || 'shutdown'}; waiting for it to come back`);
       for (const [id, r] of runs) if (r.li.dataset.state !== 'done') finish(id, 'error', 'Connection to the gateway lost; the reply shows up here once it is back.');
       break;
   }
