@@ -10,6 +10,7 @@ import (
 	"github.com/chromedp/cdproto/cdp"
 	"github.com/chromedp/cdproto/emulation"
 	"github.com/chromedp/chromedp"
+	"github.com/chromedp/chromedp/kb"
 )
 
 // screenshotDir is where the page tests keep their screenshots: $CLAWDIS_SCREENSHOTS (or
@@ -76,7 +77,18 @@ func TestWebChatPage(t *testing.T) {
 	}
 	waitJS(t, bctx, "connected", `document.querySelector('#conn').dataset.state === 'connected'`)
 
-	// A reply in Markdown (the echo agent repeats the prompt).
+	// A new conversation says what to do.
+	waitJS(t, bctx, "the empty-state hint", `(() => { const e = document.getElementById('empty');
+		return !e.hidden && e.offsetHeight > 0 && e.textContent.includes('Type a message')
+			&& e.textContent.includes('agent configured on the gateway'); })()`)
+	shoot(t, bctx, "page-empty-desktop-light")
+	checkDrawer(t, bctx)
+	shoot(t, bctx, "page-empty-phone-light")
+	if err := chromedp.Do(bctx, desktop()); err != nil {
+		t.Fatal(err)
+	}
+
+	// A reply in Markdown (the echo agent repeats the prompt); the hint goes away.
 	sendText(t, bctx, "**bold** and [the site](https://example.com/x) and `code`\n\n```go\nx := 1\n```")
 	waitJS(t, bctx, "the Markdown reply", `(() => { const li = [...document.querySelectorAll('#log li.assistant')].pop();
 		return !!li && li.dataset.state === 'done' && !!li.querySelector('.text pre code'); })()`)
@@ -149,6 +161,50 @@ func TestWebChatPage(t *testing.T) {
 		t.Fatal(err)
 	}
 	shoot(t, bctx, "page-gateway-stopped-phone")
+}
+
+// checkDrawer checks the status drawer at phone width: its toggle opens it below the
+// header (never over the toggle), and its close button, Esc and a click outside close it.
+func checkDrawer(t *testing.T, ctx context.Context) {
+	t.Helper()
+	if err := chromedp.Do(ctx, phone()); err != nil {
+		t.Fatal(err)
+	}
+	const open = `getComputedStyle(document.getElementById('side')).display !== 'none'`
+	const closed = `getComputedStyle(document.getElementById('side')).display === 'none'`
+	waitJS(t, ctx, "the phone layout, drawer closed", `innerWidth === 390 && `+closed)
+	toggle := func(how string) {
+		t.Helper()
+		if err := chromedp.Do(ctx, chromedp.Click(chromedp.ID("side-toggle"))); err != nil {
+			t.Fatal(err)
+		}
+		waitJS(t, ctx, "the drawer open before "+how, open+` && (() => {
+			const s = document.getElementById('side').getBoundingClientRect(), b = document.getElementById('side-toggle').getBoundingClientRect();
+			const c = document.getElementById('side-close').getBoundingClientRect();
+			return s.top >= b.bottom && c.width > 0 && c.right <= innerWidth && c.top >= s.top;
+		})()`)
+	}
+	toggle("the close button")
+	shoot(t, ctx, "page-drawer-open-phone")
+	if err := chromedp.Do(ctx, chromedp.Click(chromedp.ID("side-close"))); err != nil {
+		t.Fatal(err)
+	}
+	waitJS(t, ctx, "closed by its button", closed)
+	toggle("Esc")
+	if err := chromedp.Do(ctx, chromedp.KeyEvent(kb.Escape)); err != nil {
+		t.Fatal(err)
+	}
+	waitJS(t, ctx, "closed by Esc", closed)
+	toggle("a click outside")
+	if err := chromedp.Do(ctx, chromedp.MouseClickXY(20, 400)); err != nil {
+		t.Fatal(err)
+	}
+	waitJS(t, ctx, "closed by a click outside", closed)
+	toggle("the toggle")
+	if err := chromedp.Do(ctx, chromedp.Click(chromedp.ID("side-toggle"))); err != nil {
+		t.Fatal(err)
+	}
+	waitJS(t, ctx, "closed by the toggle", closed)
 }
 
 // allUnknown is true when the page shows the gateway as offline and no status as current.

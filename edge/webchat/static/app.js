@@ -9,6 +9,8 @@ let session = new URLSearchParams(location.search).get('session') || 'main';
 let maxPayload = 524288;
 let offline = false;
 let historyGen = 0;
+let historyShown = false; // the log shows a loaded history (so an empty log means "no messages")
+let waLinked = true; // WhatsApp credentials exist (health web.linked); no link hint until known
 let attachments = []; // {name, mimeType, data (base64), url}
 const runs = new Map(); // runId -> {li, foreign}
 
@@ -148,7 +150,18 @@ function bubble(msg, state) {
   const atEnd = log.scrollHeight - log.scrollTop - log.clientHeight < 80;
   log.append(li);
   if (atEnd || (msg.role === 'user' && !msg.channel)) log.scrollTop = log.scrollHeight;
+  updateEmpty();
   return li;
+}
+
+// has reports whether the gateway offers a method (hello-ok features.methods): controls for
+// a method show only then, which is also the honest behaviour against an older gateway.
+const has = (m) => !!gw.hello?.features?.methods?.includes(m);
+
+// updateEmpty shows the hint of what to do in a conversation without messages.
+function updateEmpty() {
+  $('empty').hidden = !historyShown || $('log').children.length > 0;
+  $('empty-wa').hidden = waLinked || !has('web.login.start') || !has('web.login.wait');
 }
 
 async function loadHistory() {
@@ -158,7 +171,9 @@ async function loadHistory() {
     if (gen !== historyGen) return;
     runs.clear(); // history is the truth; runs still going re-attach on their next event
     $('log').replaceChildren();
+    historyShown = true;
     for (const m of h.messages) bubble(m);
+    updateEmpty();
     if ([...$('thinking').options].some((o) => o.value === h.thinkingLevel)) $('thinking').value = h.thinkingLevel;
   } catch (e) {
     if (gen === historyGen) showError(`Could not load the history: ${e.message}`);
@@ -309,6 +324,8 @@ function renderPresence(list) {
 
 function renderHealth(h) {
   if (!h) return;
+  waLinked = !!h.web.linked;
+  updateEmpty();
   const tg = h.telegram.probe?.bot ? `${h.telegram.state} (@${h.telegram.probe.bot.username})` : h.telegram.state;
   const off = (st) => ['disabled', 'unconfigured'].includes(st) ? 'off' : 'bad';
   const rows = [
@@ -342,6 +359,9 @@ $('session').addEventListener('change', () => {
   u.searchParams.set('session', session);
   history.replaceState(null, '', u);
   runs.clear();
+  historyShown = false;
+  $('log').replaceChildren();
+  updateEmpty();
   loadHistory();
 });
 $('composer').addEventListener('submit', (e) => { e.preventDefault(); send(); });
@@ -360,9 +380,25 @@ window.addEventListener('drop', (e) => {
   $('drop').hidden = true;
   addFiles([...(e.dataTransfer?.files || [])]);
 });
-$('side-toggle').addEventListener('click', () => {
-  const open = document.body.classList.toggle('side-open');
+// ---- the drawer (phone width): a toggle, a close button, Esc and a click outside close it ----
+
+const drawerOpen = () => document.body.classList.contains('side-open');
+function setDrawer(open, focusToggle) {
+  document.body.classList.toggle('side-open', open);
   $('side-toggle').setAttribute('aria-expanded', String(open));
+  if (focusToggle) $('side-toggle').focus();
+}
+$('side-toggle').addEventListener('click', () => setDrawer(!drawerOpen()));
+$('side-close').addEventListener('click', () => setDrawer(false, true));
+document.addEventListener('keydown', (e) => {
+  if (e.key === 'Escape' && drawerOpen()) setDrawer(false, true);
 });
+document.addEventListener('pointerdown', (e) => {
+  if (drawerOpen() && !$('side').contains(e.target) && !$('side-toggle').contains(e.target)) setDrawer(false);
+});
+const header = document.querySelector('header');
+new ResizeObserver(() => {
+  document.documentElement.style.setProperty('--header-h', `${header.getBoundingClientRect().bottom}px`);
+}).observe(header);
 setConn('connecting');
 gw.start();
