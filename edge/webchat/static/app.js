@@ -2,6 +2,7 @@
 // and thinking pickers, connection state, presence and provider health.
 import { Gateway } from './gateway.js';
 import { bubble as makeBubble, el, note, setText, stamp, textOf } from './messages.js';
+import { ago, initPanels, loadSessions, panelsHello, setLinked, whatsAppLinkOffered } from './panels.js';
 
 const $ = (id) => document.getElementById(id);
 
@@ -10,7 +11,6 @@ let maxPayload = 524288;
 let offline = false;
 let historyGen = 0;
 let historyShown = false; // the log shows a loaded history (so an empty log means "no messages")
-let waLinked = true; // WhatsApp credentials exist (health web.linked); no link hint until known
 let attachments = []; // {name, mimeType, data (base64), url}
 const runs = new Map(); // runId -> {li, foreign}
 
@@ -55,6 +55,7 @@ const gw = new Gateway(`${location.protocol === 'https:' ? 'wss' : 'ws'}://${loc
     offline = false;
     renderPresence(h.snapshot.presence);
     renderHealth(h.snapshot.health);
+    panelsHello();
     loadHistory();
   },
   onEvent,
@@ -95,6 +96,7 @@ function setConn(state, detail) {
   c.title = line || c.lastElementChild.textContent;
   $('send').disabled = state !== 'connected';
   if (state !== 'connected') statusUnknown();
+  updateStop();
 }
 
 // statusUnknown replaces every status with "unknown" while the gateway is out of reach.
@@ -161,7 +163,27 @@ const has = (m) => !!gw.hello?.features?.methods?.includes(m);
 // updateEmpty shows the hint of what to do in a conversation without messages.
 function updateEmpty() {
   $('empty').hidden = !historyShown || $('log').children.length > 0;
-  $('empty-wa').hidden = waLinked || !has('web.login.start') || !has('web.login.wait');
+  $('empty-wa').hidden = !whatsAppLinkOffered();
+}
+
+// updateStop shows Stop while a reply of this conversation is under way and the gateway
+// offers chat.abort.
+function updateStop() {
+  const busy = [...runs.values()].some((r) => ['pending', 'streaming'].includes(r.li.dataset.state));
+  $('stop').hidden = !(busy && gw.connected && has('chat.abort'));
+}
+
+// stop aborts the runs under way; each one's chat event (state "aborted") then marks its
+// bubble "stopped", its partial text kept.
+async function stop() {
+  $('stop').disabled = true;
+  try {
+    for (const runId of [...runs.keys()]) await gw.request('chat.abort', { sessionKey: session, runId });
+  } catch (e) {
+    showError(`Could not stop the reply: ${e.message}`);
+  } finally {
+    $('stop').disabled = false;
+  }
 }
 
 async function loadHistory() {
@@ -174,6 +196,7 @@ async function loadHistory() {
     historyShown = true;
     for (const m of h.messages) bubble(m);
     updateEmpty();
+    updateStop();
     if ([...$('thinking').options].some((o) => o.value === h.thinkingLevel)) $('thinking').value = h.thinkingLevel;
   } catch (e) {
     if (gen === historyGen) showError(`Could not load the history: ${e.message}`);
@@ -181,6 +204,7 @@ async function loadHistory() {
 }
 
 function onChat(p) {
+  if (p.state !== 'delta') loadSessions(); // a finished turn changes the list's preview and time
   if (p.sessionKey !== session) return;
   let r = runs.get(p.runId);
   if (!r) { // a run started elsewhere (another tab, or before a reload)
@@ -193,6 +217,7 @@ function onChat(p) {
     setText(r.li, text);
     r.li.dataset.state = 'streaming';
     if (p.message?.timestamp) stamp(r.li, p.message.timestamp);
+    updateStop();
   } else if (p.state === 'final') {
     finish(p.runId, 'done', '', text);
     if (r.foreign) loadHistory();
@@ -215,6 +240,7 @@ function finish(runId, state, why, text) {
   if (state === 'error') r.li.classList.add('error');
   if (why) note(r.li, state === 'aborted' ? 'stopped' : 'error', why);
   $('log').scrollTop = $('log').scrollHeight;
+  updateStop();
 }
 
 // ---- sending ----
@@ -239,6 +265,7 @@ async function send() {
   showError('');
   bubble({ role: 'user', content: [{ type: 'text', text }, ...attachments.map((a) => ({ type: 'image', url: a.url }))], timestamp: Date.now() });
   runs.set(params.idempotencyKey, { li: bubble({ role: 'assistant', content: [], timestamp: Date.now() }, 'pending') });
+  updateStop();
   $('input').value = '';
   attachments = [];
   renderAttachments();
@@ -307,11 +334,6 @@ function renderAttachments() {
 
 // ---- sidebar ----
 
-function ago(ts) {
-  const s = Math.max(0, Math.round((Date.now() - ts) / 1000));
-  return s < 60 ? `${s}s ago` : s < 3600 ? `${Math.round(s / 60)}m ago` : `${Math.round(s / 3600)}h ago`;
-}
-
 function renderPresence(list) {
   $('presence').replaceChildren(...(list || []).map((p) => {
     const li = el('li');
@@ -324,7 +346,7 @@ function renderPresence(list) {
 
 function renderHealth(h) {
   if (!h) return;
-  waLinked = !!h.web.linked;
+  setLinked(h.web.linked);
   updateEmpty();
   const tg = h.telegram.probe?.bot ? `${h.telegram.state} (@${h.telegram.probe.bot.username})` : h.telegram.state;
   const off = (st) => ['disabled', 'unconfigured'].includes(st) ? 'off' : 'bad';
@@ -351,19 +373,31 @@ function showError(msg) {
 
 // ---- wiring ----
 
-$('session').value = session;
-$('session').addEventListener('change', () => {
-  session = $('session').value.trim() || 'main';
+// switchSession shows another conversation and keeps ?session= in the address in sync.
+function switchSession(key) {
+  session = key.trim() || 'main';
   $('session').value = session;
   const u = new URL(location.href);
   u.searchParams.set('session', session);
   history.replaceState(null, '', u);
+  cleared(false);
+  loadHistory();
+  loadSessions();
+}
+
+// cleared empties the view: known is true for a new conversation (known to be empty),
+// false while another conversation's history loads.
+function cleared(known = true) {
   runs.clear();
-  historyShown = false;
+  historyShown = known;
   $('log').replaceChildren();
   updateEmpty();
-  loadHistory();
-});
+  updateStop();
+}
+
+$('session').value = session;
+$('session').addEventListener('change', () => switchSession($('session').value));
+$('stop').addEventListener('click', stop);
 $('composer').addEventListener('submit', (e) => { e.preventDefault(); send(); });
 $('input').addEventListener('keydown', (e) => {
   if (e.key === 'Enter' && !e.shiftKey && !e.isComposing) { e.preventDefault(); send(); }
@@ -400,5 +434,11 @@ const header = document.querySelector('header');
 new ResizeObserver(() => {
   document.documentElement.style.setProperty('--header-h', `${header.getBoundingClientRect().bottom}px`);
 }).observe(header);
+initPanels({
+  gw, has, showError, cleared,
+  current: () => session,
+  switchTo: (key) => { setDrawer(false); if (key !== session) switchSession(key); },
+  openDrawer: () => setDrawer(true),
+});
 setConn('connecting');
 gw.start();
