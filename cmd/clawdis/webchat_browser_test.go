@@ -194,6 +194,14 @@ func startWebChat(t *testing.T, gatewayURL string) string {
 // startWebChatToken is startWebChat with --token (the gateway's token, which tabs then need).
 func startWebChatToken(t *testing.T, gatewayURL, token string) string {
 	t.Helper()
+	page, _ := startWebChatStop(t, gatewayURL, token)
+	return page
+}
+
+// startWebChatStop is startWebChatToken that also returns a func stopping the server
+// before the test ends.
+func startWebChatStop(t *testing.T, gatewayURL, token string) (string, func()) {
+	t.Helper()
 	logs := &syncBuf{}
 	log, _ := newLogger(logs, "json", false)
 	ctx, stop := context.WithCancel(context.Background())
@@ -202,18 +210,22 @@ func startWebChatToken(t *testing.T, gatewayURL, token string) string {
 	go func() {
 		done <- runWebChat(ctx, webChatFlags{url: gatewayURL, token: token, listening: func(a string) { listening <- a }}, log)
 	}()
-	t.Cleanup(func() {
-		stop()
-		if err := <-done; err != nil {
-			t.Errorf("webchat: %v\nlogs: %s", err, logs.String())
-		}
-	})
+	var once sync.Once
+	shutdown := func() {
+		once.Do(func() {
+			stop()
+			if err := <-done; err != nil {
+				t.Errorf("webchat: %v\nlogs: %s", err, logs.String())
+			}
+		})
+	}
+	t.Cleanup(shutdown)
 	select {
 	case a := <-listening:
-		return "http://" + a + "/"
+		return "http://" + a + "/", shutdown
 	case err := <-done:
 		t.Fatalf("webchat exited: %v\nlogs: %s", err, logs.String())
-		return ""
+		return "", nil
 	}
 }
 

@@ -252,3 +252,30 @@ func monospace(family string) bool {
 	}
 	return false
 }
+
+// TestWebChatRelayGone: when the browser loses the WebChat server itself, every status says
+// so too.
+func TestWebChatRelayGone(t *testing.T) {
+	exe := chromePath()
+	if exe == "" {
+		t.Skip("no Chromium: install chromium-headless-shell or set CLAWDIS_CHROME")
+	}
+	t.Setenv("HOME", t.TempDir())
+	g := startFakeGateway(t)
+	page, stop := startWebChatStop(t, g.url, "")
+	bctx := browser(t, exe)
+	if err := chromedp.Do(bctx, desktop(), chromedp.Navigate(page)); err != nil {
+		t.Fatal(err)
+	}
+	waitJS(t, bctx, "connected with health shown", `document.querySelector('#conn').dataset.state === 'connected'
+		&& document.querySelector('#health dd[data-key="gateway"]')?.textContent === 'ok'`)
+	stop()
+	waitJS(t, bctx, "every status unknown", `(() => {
+		const dds = [...document.querySelectorAll('#health dd')];
+		return document.querySelector('#conn').dataset.state === 'disconnected'
+			&& document.getElementById('conn-detail').textContent.startsWith('The WebChat server is not reachable')
+			&& dds.length === 5 && dds.every((dd) => dd.className !== 'good' && ['unknown', 'unreachable'].includes(dd.textContent))
+			&& !document.querySelector('#presence li:not(.unknown)') && document.getElementById('send').disabled;
+	})()`)
+	shoot(t, bctx, "page-relay-gone")
+}

@@ -94,7 +94,7 @@ func (s *Server) onDisconnect(err error) {
 	defer s.hub.Unlock()
 	s.up = false
 	if err != nil {
-		s.lastErr = err.Error()
+		s.lastErr = strings.TrimPrefix(err.Error(), client.ErrDisconnected.Error()+": ")
 	}
 	if s.upHook != nil {
 		s.upHook(false)

@@ -87,8 +87,9 @@ function setConn(state, detail) {
     offline: 'gateway offline', disconnected: 'disconnected',
     unauthorized: 'token required',
   }[state];
+  const cap = (s) => s.charAt(0).toUpperCase() + s.slice(1);
   const line = {
-    offline: `The gateway is not reachable${detail ? `: ${detail}` : '; waiting for it to come back.'}`,
+    offline: detail ? `${cap(detail)}.` : 'The gateway is not reachable; waiting for it to come back.',
     disconnected: `The WebChat server is not reachable${detail ? ` (${detail})` : ''}.`,
   }[state] || '';
   $('conn-detail').textContent = line;
