@@ -371,6 +371,15 @@ func TestWebChatNewMethods(t *testing.T) {
 		return !!li && li.dataset.state === 'streaming' && li.querySelector('.text strong')?.textContent === 'Partial'
 			&& !document.getElementById('stop').hidden; })()`)
 	shoot(t, bctx, "methods-streaming")
+	if err := chromedp.Do(bctx, phone()); err != nil {
+		t.Fatal(err)
+	}
+	waitJS(t, bctx, "Stop and Send on screen at phone width", `(() => { const s = document.getElementById('stop').getBoundingClientRect(),
+		b = document.getElementById('send').getBoundingClientRect(); return s.width > 0 && b.right <= innerWidth && s.right <= b.left; })()`)
+	shoot(t, bctx, "methods-streaming-phone")
+	if err := chromedp.Do(bctx, desktop()); err != nil {
+		t.Fatal(err)
+	}
 	if err := chromedp.Do(bctx, chromedp.Click(chromedp.ID("stop"))); err != nil {
 		t.Fatal(err)
 	}

@@ -49,6 +49,7 @@ var markdownCases = []struct{ name, in, want string }{
 	{"link label markup", "[**bold** https://x.org](http://e.com)", `<p><a href="http://e.com/" ` + a + `><strong>bold</strong> https://x.org</a></p>`},
 	{"mailto link", "[mail](mailto:ada@example.com)", `<p><a href="mailto:ada@example.com" ` + a + `>mail</a></p>`},
 	{"bare url", "see https://example.com/x, and (http://e.org/y).", `<p>see <a href="https://example.com/x" ` + a + `>https://example.com/x</a>, and (<a href="http://e.org/y" ` + a + `>http://e.org/y</a>).</p>`},
+	{"bare url with parentheses", "(see https://en.wikipedia.org/wiki/Go_(game)).", `<p>(see <a href="https://en.wikipedia.org/wiki/Go_(game)" ` + a + `>https://en.wikipedia.org/wiki/Go_(game)</a>).</p>`},
 	{"javascript link", "[x](javascript:alert(1))", `<p>[x](javascript:alert(1))</p>`},
 	{"mixed-case javascript link", "[x](JaVaScRiPt:alert(1))", `<p>[x](JaVaScRiPt:alert(1))</p>`},
 	{"data and vbscript links", "[d](data:text/html,<b>) [v](vbscript:msgbox)", `<p>[d](data:text/html,&lt;b&gt;) [v](vbscript:msgbox)</p>`},

@@ -120,6 +120,10 @@ func TestWebChatPage(t *testing.T) {
 		t.Errorf("the owner's message shows %q, want the plain text %q", md.UserText, want)
 	}
 
+	// Nothing in the side panel runs over its edge.
+	waitJS(t, bctx, "the side panel within its width", `(() => { const s = document.getElementById('side');
+		return s.scrollWidth <= s.clientWidth && [...s.querySelectorAll('dd')].every((dd) => dd.scrollWidth <= dd.clientWidth); })()`)
+
 	// Every message carries its time: short text, the full date in the title.
 	waitJS(t, bctx, "timestamps", `[...document.querySelectorAll('#log li')].every((li) => {
 		const tm = li.querySelector('.meta time');

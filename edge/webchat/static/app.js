@@ -96,15 +96,17 @@ function setConn(state, detail) {
   $('conn-detail').hidden = !line;
   c.title = line || c.lastElementChild.textContent;
   $('send').disabled = state !== 'connected';
-  if (state !== 'connected') statusUnknown();
+  if (state !== 'connected') statusUnknown(state === 'offline');
   updateStop();
 }
 
-// statusUnknown replaces every status with "unknown" while the gateway is out of reach.
-function statusUnknown() {
+// statusUnknown replaces every status with "unknown" while the gateway is out of reach;
+// the gateway itself is "unreachable" when the relay says so (else unknown as well: the
+// page is connecting, or it lost the relay).
+function statusUnknown(unreachable) {
   const rows = ['Gateway', 'WhatsApp', 'Telegram', 'Sessions', 'Services'];
   $('health').replaceChildren(...rows.flatMap((k) => {
-    const dd = k === 'Gateway' ? el('dd', 'bad', 'unreachable') : el('dd', 'unknown', 'unknown');
+    const dd = k === 'Gateway' && unreachable ? el('dd', 'bad', 'unreachable') : el('dd', 'unknown', 'unknown');
     dd.dataset.key = k.toLowerCase();
     return [el('dt', '', k), dd];
   }));
@@ -356,10 +358,12 @@ function renderHealth(h) {
     ['WhatsApp', h.web.state + (h.web.lastError ? ` – ${h.web.lastError}` : ''), h.web.connected ? 'good' : off(h.web.state)],
     ['Telegram', tg, ['polling', 'webhook'].includes(h.telegram.state) ? 'good' : off(h.telegram.state)],
     ['Sessions', String(h.sessions.count), ''],
-    ['Services', h.services.map((s) => `${s.name} ${s.ok ? '✓' : '✗'}`).join(', ') || '–', h.services.every((s) => s.ok) ? 'good' : 'bad'],
+    ['Services', h.services.length ? h.services.map((s) => `${s.name} ${s.ok ? '✓' : '✗'}`) : '–', h.services.every((s) => s.ok) ? 'good' : 'bad'],
   ];
   $('health').replaceChildren(...rows.flatMap(([k, v, cls]) => {
-    const dd = el('dd', cls, v);
+    // A list (the services) wraps between its items only.
+    const dd = Array.isArray(v) ? el('dd', cls) : el('dd', cls, v);
+    if (Array.isArray(v)) dd.append(...v.flatMap((x, i) => (i ? [', ', el('span', 'item', x)] : [el('span', 'item', x)])));
     dd.dataset.key = k.toLowerCase();
     return [el('dt', '', k), dd];
   }));

@@ -285,8 +285,15 @@ function inline(s, parent, inLink = false) {
       i++;
     } else if (!inLink && (c === 'h' || c === 'H') && !isWord(s[i - 1]) && /^https?:\/\/[^\s<]/i.test(s.slice(i, i + 9))) {
       let j = i;
-      while (j < s.length && !isSpace(s[j]) && s[j] !== '<') j++;
-      while (j > i && '.,;:!?\'")*_'.includes(s[j - 1])) j--;
+      let open = 0; // '(' minus ')' in the URL: a closing parenthesis of its own stays
+      for (; j < s.length && !isSpace(s[j]) && s[j] !== '<'; j++) open += s[j] === '(' ? 1 : s[j] === ')' ? -1 : 0;
+      while (j > i && '.,;:!?\'")*_'.includes(s[j - 1])) {
+        if (s[j - 1] === ')') {
+          if (open >= 0) break;
+          open++;
+        }
+        j--;
+      }
       const raw = s.slice(i, j);
       const href = safeHref(raw);
       flush();
