@@ -447,6 +447,14 @@ func TestWebChatTokenInBrowser(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitJS(t, bctx, "the token form", `document.querySelector('#conn').dataset.state === 'unauthorized' && !document.getElementById('token-form').hidden`)
+	shoot(t, bctx, "token-form-desktop")
+	if err := chromedp.Do(bctx, phone()); err != nil {
+		t.Fatal(err)
+	}
+	shoot(t, bctx, "token-form-phone")
+	if err := chromedp.Do(bctx, desktop()); err != nil {
+		t.Fatal(err)
+	}
 	if err := chromedp.Do(bctx, chromedp.SendKeys(chromedp.ID("token-input"), token), chromedp.Click(chromedp.CSS("#token-form button"))); err != nil {
 		t.Fatal(err)
 	}
