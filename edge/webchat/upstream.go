@@ -44,6 +44,9 @@ func (s *Server) upstream(ctx context.Context) {
 		s.hub.Lock()
 		s.lastErr = err.Error()
 		s.hub.Unlock()
+		if attempt == 0 {
+			close(s.firstTry) // hellos waiting for the first outcome are refused at once
+		}
 		d := s.cfg.Backoff.Delay(attempt, nil)
 		s.log.Warn("gateway not reachable; retrying", "url", s.cfg.GatewayURL, "attempt", attempt+1, "retry_in", d, "err", err)
 		t := time.NewTimer(d)

@@ -72,7 +72,7 @@ export class Gateway {
       const delay = Math.min(10000, 500 * 1.7 ** this.#attempt++) * (0.8 + Math.random() * 0.4);
       // The relay refuses with "gateway unavailable: <gateway URL and last error>".
       const offline = refused.startsWith('gateway unavailable');
-      const retry = `retrying in ${Math.round(delay / 1000)}s`;
+      const retry = `retrying in ${Math.max(1, Math.round(delay / 1000))}s`;
       const why = offline ? refused.replace(/^gateway unavailable:? ?/, '') : refused;
       this.h.onState(offline ? 'offline' : 'disconnected', why ? `${why}; ${retry}` : retry);
       this.#timer = setTimeout(() => this.#connect(), delay);
