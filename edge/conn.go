@@ -75,6 +75,8 @@ type ConnConfig struct {
 	// MaxPayloadAfter, when set, gives the frame limit once the hello is admitted (the relay
 	// takes it from its gateway's policy); default MaxPayload.
 	MaxPayloadAfter func() int64
+	// Metrics, when set, count frames in and out, skipped events and auth failures.
+	Metrics *Metrics
 }
 
 // Conn is one client connection: a reader (the goroutine of Hub.Serve), a writer goroutine
@@ -240,6 +242,7 @@ func (c *Conn) writeLoop() {
 			if done {
 				break
 			}
+			c.cfg.Metrics.FrameOut() // before the write: a client that has read it sees it counted
 			err := c.ws.Write(ctx, websocket.MessageText, f)
 			if err != nil {
 				cancel()
@@ -276,6 +279,7 @@ func (c *Conn) readLoop() {
 			return
 		}
 		c.lastSeen.Store(time.Now().UnixNano())
+		c.cfg.Metrics.FrameIn()
 		buf := c.hub.getBuf()
 		ok := c.readFrame(r, buf)
 		c.hub.putBuf(buf)
@@ -369,8 +373,10 @@ func (c *Conn) handshake(data []byte) bool {
 		if subtle.ConstantTimeCompare([]byte(got), []byte(want)) != 1 {
 			// One line per failure would let a client fill the log: the lockout is what is logged.
 			c.Log().Debug("refused client with wrong or missing token", "client", schemas.Clip(h.Client.Name, 64))
+			c.cfg.Metrics.AuthFailure()
 			if t := c.cfg.Throttle; t != nil {
 				if started, n := t.Fail(c.addr); started {
+					c.cfg.Metrics.AuthLockout()
 					c.Log().Warn("too many failed auth attempts; locking the address out", "address", c.addr,
 						"failures", n, "lockout", t.cfg.Lockout)
 				}
@@ -424,6 +430,7 @@ func (c *Conn) sendEvent(event string, prefix []byte, droppable bool) {
 	frame = append(frame, '}')
 	switch c.queue.Push(frame, droppable) {
 	case outq.Dropped:
+		c.cfg.Metrics.EventSkipped()
 		c.Log().Debug("slow consumer: event skipped", "event", event, "seq", c.seq)
 	case outq.Overflow:
 		c.Log().Warn("slow consumer: closing", "event", event)

@@ -215,6 +215,11 @@ func runStatus(data []byte) string {
 	}
 }
 
+// knownOutcome bounds the outcome label to the values autoreply reports.
+var knownOutcome = map[string]bool{
+	wire.InboundAnswered: true, wire.InboundNotAnswered: true, wire.InboundRetry: true, wire.InboundGivenUp: true,
+}
+
 // runEventsAll matches the events subjects of every agent run (not chat turns).
 var runEventsAll = subject.Prefix + ".evt.agent.run.*"
 
@@ -242,7 +247,20 @@ func (m *Metrics) follow(nc *nats.Conn, log *slog.Logger) ([]*nats.Subscription,
 		_ = states.Unsubscribe()
 		return nil, err
 	}
-	return []*nats.Subscription{states, runs}, nil
+	inbound, err := nc.Subscribe(subject.InboundOutcome, func(msg *nats.Msg) {
+		var o wire.InboundOutcome
+		if err := json.Unmarshal(msg.Data, &o); err != nil || !knownOutcome[o.Outcome] || !subject.ValidToken(o.Provider) || len(o.Provider) > 32 {
+			log.Debug("metrics: ignoring malformed inbound outcome event")
+			return
+		}
+		m.Inbound(o.Provider, o.Outcome)
+	})
+	if err != nil {
+		_ = states.Unsubscribe()
+		_ = runs.Unsubscribe()
+		return nil, err
+	}
+	return []*nats.Subscription{states, runs, inbound}, nil
 }
 
 // serveMetrics answers GET /metrics under the WebSocket's access rules: a loopback client,

@@ -96,10 +96,14 @@ func TestMetricsAfterRequests(t *testing.T) {
 		{"clawdis_requests_total", map[string]string{"method": "unknown", "code": wire.CodeInvalidRequest}, 1},
 		{"clawdis_request_duration_seconds", map[string]string{"method": schemas.MethodHealth}, 3},
 		{"clawdis_connections", nil, 2},
+		{"clawdis_frames_in_total", nil, 7}, // two hellos, five requests
 	} {
 		if got := metricValue(mfs, want.name, want.labels); got != want.value {
 			t.Errorf("%s%v = %v, want %v", want.name, want.labels, got, want.value)
 		}
+	}
+	if out := metricValue(mfs, "clawdis_frames_out_total", nil); out < 7 { // two hello-oks, five res, and events
+		t.Errorf("frames out = %v, want at least 7", out)
 	}
 	for _, name := range []string{"go_goroutines", "process_cpu_seconds_total", "clawdis_frames_in_total",
 		"clawdis_events_skipped_total", "clawdis_auth_failures_total", "clawdis_auth_lockouts_total"} {
@@ -179,8 +183,18 @@ func TestMetricsFollowTheBus(t *testing.T) {
 	runSubj := subject.AgentRunEvents("run-1")
 	publishRunEvent(t, pub, runSubj, wire.RunEventAgent, map[string]any{"runId": "run-1"})
 	publishRunEvent(t, pub, runSubj, wire.RunEventFinal, map[string]any{"ok": true, "payload": map[string]any{"status": "ok"}})
+	for _, o := range []wire.InboundOutcome{
+		{Provider: "telegram", Outcome: wire.InboundAnswered},
+		{Provider: "telegram", Outcome: "made-up"}, // not a label value: ignored
+		{Provider: "telegram", Outcome: wire.InboundNotAnswered, Reason: "not in allowFrom"},
+	} {
+		data, _ := json.Marshal(o)
+		if err := pub.Publish(subject.InboundOutcome, data); err != nil {
+			t.Fatal(err)
+		}
+	}
 
-	// The metrics' subscriptions run on their own goroutines: scrape until both arrived.
+	// The metrics' subscriptions run on their own goroutines: scrape until all arrived.
 	deadline := time.After(10 * time.Second)
 	tick := time.NewTicker(5 * time.Millisecond)
 	defer tick.Stop()
@@ -189,13 +203,50 @@ func TestMetricsFollowTheBus(t *testing.T) {
 		polling := metricValue(mfs, "clawdis_provider_state", map[string]string{"provider": "telegram", "state": schemas.TelegramPolling})
 		runs := metricValue(mfs, "clawdis_runs_total", map[string]string{"status": "ok"})
 		took := metricValue(mfs, "clawdis_run_duration_seconds", nil)
-		if polling == 1 && runs == 1 && took == 1 {
+		answered := metricValue(mfs, "clawdis_inbound_messages_total", map[string]string{"provider": "telegram", "outcome": wire.InboundAnswered})
+		skipped := metricValue(mfs, "clawdis_inbound_messages_total", map[string]string{"provider": "telegram", "outcome": wire.InboundNotAnswered})
+		if polling == 1 && runs == 1 && took == 1 && answered == 1 && skipped == 1 {
+			if bogus := metricValue(mfs, "clawdis_inbound_messages_total", map[string]string{"outcome": "made-up"}); bogus != -1 {
+				t.Errorf("an unknown outcome became a label value (%v)", bogus)
+			}
 			return
 		}
 		select {
 		case <-tick.C:
 		case <-deadline:
-			t.Fatalf("provider state %v, runs %v, durations %v; want 1 each", polling, runs, took)
+			t.Fatalf("provider state %v, runs %v, durations %v, inbound answered %v, not answered %v; want 1 each",
+				polling, runs, took, answered, skipped)
 		}
+	}
+}
+
+// TestMetricsCountFramesAndAuth: frames in and out are counted as they pass, wrong tokens
+// as auth failures, and the lockout they cause once.
+func TestMetricsCountFramesAndAuth(t *testing.T) {
+	g := startEdge(t, func(c *Config) {
+		c.Token = "s3cret-token"
+		c.AuthRateLimit = AuthRateLimit{MaxFailures: 2, Window: time.Minute, Lockout: time.Minute}
+	})
+	startFakeServices(t, g.nc)
+	for range 3 { // two wrong tokens, then the lockout refuses without comparing
+		c := dialRaw(t, "ws://"+g.addr, nil)
+		h := hello("cli")
+		h["auth"] = map[string]any{"token": "wrong"}
+		c.send(h)
+		if f := c.next(); f["type"] != schemas.TypeHelloError {
+			t.Fatalf("wrong token answered %v", f)
+		}
+	}
+	mfs := scrape(t, "http://"+g.addr+"/metrics")
+	if got := metricValue(mfs, "clawdis_auth_failures_total", nil); got != 2 {
+		t.Errorf("auth failures = %v, want 2", got)
+	}
+	if got := metricValue(mfs, "clawdis_auth_lockouts_total", nil); got != 1 {
+		t.Errorf("auth lockouts = %v, want 1", got)
+	}
+	in0 := metricValue(mfs, "clawdis_frames_in_total", nil)
+	out0 := metricValue(mfs, "clawdis_frames_out_total", nil)
+	if in0 != 3 || out0 != 3 { // each refused client sent a hello and got a hello-error
+		t.Errorf("frames in %v, out %v after three refused hellos; want 3 and 3", in0, out0)
 	}
 }

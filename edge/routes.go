@@ -48,6 +48,9 @@ func DefaultRoutes() []Route {
 		{Method: schemas.MethodAgent, Subject: subject.AgentRun, TwoStage: true, Service: subject.ServiceAgent, Deadline: 10 * time.Second},
 		{Method: schemas.MethodChatSend, Subject: subject.ChatSend, Service: subject.ServiceAgent, Deadline: 10 * time.Second},
 		{Method: schemas.MethodChatHistory, Subject: subject.SessionsHistory, Service: subject.ServiceSessions, Deadline: quick, Rewrite: historyRequest},
+		{Method: schemas.MethodChatAbort, Subject: subject.ChatAbort, Service: subject.ServiceAgent, Deadline: quick},
+		{Method: schemas.MethodSessionsList, Subject: subject.SessionsList, Service: subject.ServiceSessions, Deadline: quick},
+		{Method: schemas.MethodSessionsReset, Subject: subject.SessionsReset, Service: subject.ServiceSessions, Deadline: quick},
 	}
 }
 

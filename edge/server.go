@@ -174,6 +174,7 @@ func New(cfg Config, nc *nats.Conn, log *slog.Logger) (*Server, error) {
 	}
 	s.helloPrefix = s.encodeHelloPrefix()
 	s.metrics = NewMetrics(s.hub.Count, cfg.Now)
+	s.conn.Metrics = s.metrics
 	return s, nil
 }
 
@@ -193,10 +194,6 @@ func (s *Server) encodeHelloPrefix() []byte {
 	b = append(b, server[:len(server)-1]...) // without its closing brace
 	return append(b, `,"connId":`...)
 }
-
-// Metrics are the edge's Prometheus metrics, for the code that counts frames, skipped
-// events and auth failures.
-func (s *Server) Metrics() *Metrics { return s.metrics }
 
 // Methods lists the methods this edge serves, in route-table order.
 func (s *Server) Methods() []string { return append([]string(nil), s.methods...) }

@@ -279,6 +279,8 @@ type StatusSummary struct {
 	ProviderSummary    []string       `json:"providerSummary"`
 	QueuedSystemEvents []string       `json:"queuedSystemEvents"`
 	Sessions           StatusSessions `json:"sessions"`
+	ConfigPath         string         `json:"configPath,omitempty"` // the gateway's config file, or "no config file; defaults"
+	WebChatURL         string         `json:"webChatUrl,omitempty"` // while WebChat runs
 }
 
 // StatusWeb is the WhatsApp part of the status summary.

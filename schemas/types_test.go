@@ -51,6 +51,8 @@ func fullStatus() StatusSummary {
 			Defaults: SessionDefaults{Backend: "openai", Model: "gpt-4o-mini"},
 			Recent:   []StatusSession{{Key: "main", Kind: "direct", SessionID: "s-1", UpdatedAt: 1735689000000, Age: 600000, ThinkingLevel: "low"}},
 		},
+		ConfigPath: "/home/u/.clawdis/clawdis.json",
+		WebChatURL: "http://127.0.0.1:18788/",
 	}
 }
 

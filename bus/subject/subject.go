@@ -30,6 +30,7 @@ const (
 	SessionsHistory = "gw.v1.req.sessions.history"              // wire.HistoryRequest -> ChatHistoryResult
 	AgentRun        = "gw.v1.req.agent.run"                     // agent params -> AgentResult{status:"accepted"}, or the wire.RunFinal of a finished run
 	AgentStatus     = "gw.v1.req.agent.status"                  // wire.RunStatusRequest -> wire.RunStatus
+	AgentBusy       = "gw.v1.req.agent.busy"                    // wire.SessionBusyRequest -> wire.SessionBusy (asked by sessions.reset)
 	ChatSend        = "gw.v1.req.chat.send"                     // chat.send params -> ChatSendResult
 	ChatAbort       = "gw.v1.req.chat.abort"                    // chat.abort params -> ChatAbortResult (agent service)
 	SessionsList    = "gw.v1.req.sessions.list"                 // sessions.list params -> SessionsListResult
@@ -53,6 +54,8 @@ const (
 	// SessionsChanged carries wire.SessionsSummary (the 5 newest sessions) whenever the
 	// session store changed; bursts of changes are coalesced.
 	SessionsChanged = "gw.v1.evt.sessions.changed"
+	// InboundOutcome: wire.InboundOutcome, what became of one inbound message (for metrics).
+	InboundOutcome = "gw.v1.evt.autoreply.outcome"
 	// BusConnect and BusDisconnect are the NATS server's client connect and disconnect
 	// advisories (wire.BusClientEvent), mapped into the application account by package bus.
 	BusConnect    = "gw.v1.evt.bus.connect"

@@ -3,6 +3,8 @@ package wire
 import (
 	"encoding/json"
 	"time"
+
+	"github.com/clawdis/clawdis/schemas"
 )
 
 // Run lifecycle events (DESIGN "Events, not polling"). An agent run publishes every event of
@@ -63,4 +65,33 @@ const (
 type RunStatus struct {
 	State string    `json:"state"`
 	Final *RunFinal `json:"final,omitempty"`
+}
+
+// SessionBusyRequest asks the agent service whether runs of one session are in progress
+// (subject.AgentBusy). The sessions service asks it before sessions.reset: the agent owns
+// run state (DESIGN "State lives with its owner").
+type SessionBusyRequest struct {
+	SessionKey string `json:"sessionKey"`
+}
+
+// SessionBusy answers SessionBusyRequest: the runs of the session that are running or
+// queued, oldest first (empty when none).
+type SessionBusy struct {
+	RunIDs []string `json:"runIds"`
+}
+
+// AgentRunRequest is the body of an agent.run request on the bus: the agent method's params
+// and, from services that turn provider messages into runs (autoreply), where the prompt
+// came from. Clients cannot set Origin: the edge validates their params against the
+// AgentParams schema, which allows no other field.
+type AgentRunRequest struct {
+	schemas.AgentParams
+	Origin *RunOrigin `json:"origin,omitempty"`
+}
+
+// RunOrigin is the provider message a run answers: it is kept with the user message in the
+// transcript (schemas.ChatMessage Channel and Sender).
+type RunOrigin struct {
+	Channel string `json:"channel"`          // whatsapp or telegram
+	Sender  string `json:"sender,omitempty"` // the sender's name, else number or user id
 }

@@ -79,6 +79,22 @@ type SystemEventQueue struct {
 	Events []string `json:"events"`
 }
 
+// Inbound outcomes of wire.InboundOutcome.
+const (
+	InboundAnswered    = "answered"     // the reply was sent
+	InboundNotAnswered = "not_answered" // decided not to answer (Reason says why)
+	InboundRetry       = "retry"        // the agent or provider was unavailable; delivered again later
+	InboundGivenUp     = "given_up"     // no final outcome in its allowed deliveries
+)
+
+// InboundOutcome is the payload of subject.InboundOutcome: what autoreply made of one
+// delivery of an inbound message.
+type InboundOutcome struct {
+	Provider string `json:"provider"`
+	Outcome  string `json:"outcome"` // one of the Inbound* outcomes
+	Reason   string `json:"reason,omitempty"`
+}
+
 // ProviderState is the payload of a provider state event (subject.ProviderState).
 type ProviderState struct {
 	Provider string `json:"provider"`

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -8,8 +9,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
+	"os/signal"
 	"runtime"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -122,7 +126,14 @@ func newAgentCmd(cf *clientFlags, stdout io.Writer) *cobra.Command {
 			if timeoutSeconds > 0 {
 				p.Timeout = &timeoutSeconds
 			}
-			return runAgent(cmd.Context(), cf, p, stdout, asJSON, noWait)
+			var interrupts <-chan os.Signal
+			if !noWait {
+				sigs := make(chan os.Signal, 2)
+				signal.Notify(sigs, os.Interrupt)
+				defer signal.Stop(sigs)
+				interrupts = sigs
+			}
+			return runAgent(cmd.Context(), cf, p, agentOutput{stdout: stdout, stderr: cmd.ErrOrStderr(), asJSON: asJSON, noWait: noWait}, interrupts)
 		},
 	}
 	f := cmd.Flags()
@@ -142,16 +153,39 @@ func newAgentCmd(cf *clientFlags, stdout io.Writer) *cobra.Command {
 	return cmd
 }
 
+// agentOutput says where and how runAgent prints.
+type agentOutput struct {
+	stdout, stderr io.Writer
+	asJSON, noWait bool
+}
+
+// interruptedError ends a command the user interrupted (Ctrl-C): exit status 130.
+type interruptedError struct{ msg string }
+
+func (e interruptedError) Error() string { return e.msg }
+
+// exitInterrupted is the conventional exit status after SIGINT (128 + 2).
+const exitInterrupted = 130
+
 // runAgent streams the assistant text of the run to stdout as it arrives and waits for the
-// final result.
-func runAgent(ctx context.Context, cf *clientFlags, p schemas.AgentParams, stdout io.Writer, asJSON, noWait bool) error {
+// final result. The first value on interrupts (Ctrl-C) asks the gateway to abort the run
+// (chat.abort) and keeps waiting for its final, which then says aborted; a second one
+// returns at once. Either way the command ends with an interruptedError.
+func runAgent(ctx context.Context, cf *clientFlags, p schemas.AgentParams, o agentOutput, interrupts <-chan os.Signal) error {
 	streamed := make(chan string, 256)
+	var sessionKey atomic.Value // the run's session key, from its events
 	onEvent := func(ev schemas.Event) {
-		if ev.Event != schemas.EventAgent || asJSON {
+		if ev.Event != schemas.EventAgent {
 			return
 		}
 		var ae schemas.AgentEventPayload
-		if json.Unmarshal(ev.Payload, &ae) != nil || ae.RunID != p.IdempotencyKey || ae.Stream != "assistant" {
+		if json.Unmarshal(ev.Payload, &ae) != nil || ae.RunID != p.IdempotencyKey {
+			return
+		}
+		if ae.SessionKey != "" {
+			sessionKey.Store(ae.SessionKey)
+		}
+		if ae.Stream != "assistant" || o.asJSON {
 			return
 		}
 		var d struct {
@@ -169,14 +203,14 @@ func runAgent(ctx context.Context, cf *clientFlags, p schemas.AgentParams, stdou
 		return err
 	}
 	defer c.Close()
-	if noWait {
+	if o.noWait {
 		rctx, cancel := context.WithTimeout(ctx, cf.timeout)
 		defer cancel()
 		raw, err := c.Request(rctx, schemas.MethodAgent, p)
 		if err != nil {
 			return methodError(schemas.MethodAgent, err, cf.timeout)
 		}
-		return printJSON(stdout, raw)
+		return printJSON(o.stdout, raw)
 	}
 	// The run's own deadline is enforced by the gateway; this only guards against a gateway
 	// that stops answering altogether.
@@ -194,15 +228,36 @@ func runAgent(ctx context.Context, cf *clientFlags, p schemas.AgentParams, stdou
 	}()
 	var written strings.Builder
 	show := func(s string) {
-		_, _ = io.WriteString(stdout, s)
+		_, _ = io.WriteString(o.stdout, s)
 		written.WriteString(s)
 	}
+	interrupted := false
+	abortDone := make(chan error, 1)
 	for {
 		select {
 		case s := <-streamed:
 			show(s)
 			continue
+		case <-interrupts:
+			if interrupted {
+				return exitNow(p.IdempotencyKey)
+			}
+			interrupted = true
+			fmt.Fprintf(o.stderr, "\naborting run %s (Ctrl-C again to exit now)\n", p.IdempotencyKey)
+			key, _ := sessionKey.Load().(string)
+			go func() {
+				abortDone <- abortRun(rctx, c, cf.timeout, cmp.Or(p.SessionKey, key, mainSessionKey), p.IdempotencyKey)
+			}()
+			continue
+		case aerr := <-abortDone:
+			if aerr != nil {
+				fmt.Fprintf(o.stderr, "%s\n", aerr)
+			}
+			continue
 		case <-done:
+			if interrupted && len(interrupts) > 0 {
+				return exitNow(p.IdempotencyKey) // a second Ctrl-C came with the final
+			}
 		}
 		break
 	}
@@ -211,22 +266,52 @@ func runAgent(ctx context.Context, cf *clientFlags, p schemas.AgentParams, stdou
 	}
 	if err != nil {
 		if written.Len() > 0 {
-			_, _ = fmt.Fprintln(stdout)
+			_, _ = fmt.Fprintln(o.stdout)
 		}
 		return methodError(schemas.MethodAgent, err, budget)
 	}
-	if asJSON {
-		return printJSON(stdout, raw)
-	}
-	// Print what the stream did not show: all of it for a remembered result, the tail when
-	// the last events were still queued behind the final.
 	var res schemas.AgentResult
-	if json.Unmarshal(raw, &res) == nil {
+	decoded := json.Unmarshal(raw, &res) == nil
+	if o.asJSON {
+		if err := printJSON(o.stdout, raw); err != nil {
+			return err
+		}
+	} else if decoded {
+		// Print what the stream did not show: all of it for a remembered result, the tail
+		// when the last events were still queued behind the final.
 		shown := strings.TrimSpace(written.String())
 		if rest, ok := strings.CutPrefix(res.Text, shown); ok {
-			_, _ = io.WriteString(stdout, rest)
+			_, _ = io.WriteString(o.stdout, rest)
+		}
+		if _, err := fmt.Fprintln(o.stdout); err != nil {
+			return err
 		}
 	}
-	_, err = fmt.Fprintln(stdout)
-	return err
+	if res.Status != schemas.RunAborted {
+		return nil
+	}
+	if interrupted {
+		return interruptedError{fmt.Sprintf("agent run %s aborted", res.RunID)}
+	}
+	return fmt.Errorf("agent run %s was aborted", res.RunID)
+}
+
+// exitNow is the error of a second interrupt: the command ends without the run's final.
+func exitNow(runID string) error {
+	return interruptedError{fmt.Sprintf("interrupted; run %s may still be stopping", runID)}
+}
+
+// mainSessionKey is the gateway's default main session key: the session of a run whose
+// key the CLI did not give and has not learnt from the run's events yet (a queued run).
+const mainSessionKey = "main"
+
+// abortRun asks the gateway to abort run runID of session key.
+func abortRun(ctx context.Context, c *client.Client, timeout time.Duration, key, runID string) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	_, err := c.Request(ctx, schemas.MethodChatAbort, schemas.ChatAbortParams{SessionKey: key, RunID: runID})
+	if err != nil {
+		return methodError(schemas.MethodChatAbort, err, timeout)
+	}
+	return nil
 }

@@ -65,18 +65,24 @@ func clientToken(flag string) string {
 // callGateway connects as a cli client, makes one request and closes; --timeout bounds
 // both.
 func callGateway(ctx context.Context, cf *clientFlags, method string, params any) (json.RawMessage, error) {
+	payload, _, err := callGatewayHello(ctx, cf, method, params)
+	return payload, err
+}
+
+// callGatewayHello is callGateway that also returns the gateway's hello-ok.
+func callGatewayHello(ctx context.Context, cf *clientFlags, method string, params any) (json.RawMessage, schemas.HelloOK, error) {
 	ctx, cancel := context.WithTimeout(ctx, cf.timeout)
 	defer cancel()
 	c, err := dialGateway(ctx, cf, nil)
 	if err != nil {
-		return nil, err
+		return nil, schemas.HelloOK{}, err
 	}
 	defer c.Close()
 	payload, err := c.Request(ctx, method, params)
 	if err != nil {
-		return nil, methodError(method, err, cf.timeout)
+		return nil, schemas.HelloOK{}, methodError(method, err, cf.timeout)
 	}
-	return payload, nil
+	return payload, c.Hello(), nil
 }
 
 func printJSON(w io.Writer, raw json.RawMessage) error {
@@ -111,6 +117,9 @@ func newHealthCmd(cf *clientFlags, stdout io.Writer) *cobra.Command {
 			if !h.OK {
 				return errors.New("gateway is not healthy")
 			}
+			if parts := needsAttention(h); len(parts) > 0 {
+				return fmt.Errorf("the gateway runs, but %s needs attention (see above)", strings.Join(parts, " and "))
+			}
 			return nil
 		},
 	}
@@ -125,7 +134,7 @@ func newStatusCmd(cf *clientFlags, stdout io.Writer) *cobra.Command {
 		Short: "Show the running gateway's status summary",
 		Args:  noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			raw, err := callGateway(cmd.Context(), cf, schemas.MethodStatus, nil)
+			raw, hello, err := callGatewayHello(cmd.Context(), cf, schemas.MethodStatus, nil)
 			if err != nil {
 				return err
 			}
@@ -136,6 +145,7 @@ func newStatusCmd(cf *clientFlags, stdout io.Writer) *cobra.Command {
 			if err := json.Unmarshal(raw, &st); err != nil {
 				return fmt.Errorf("status: unexpected payload: %w", err)
 			}
+			fmt.Fprint(stdout, formatGatewayLines(cf.url, hello, st))
 			fmt.Fprint(stdout, formatStatus(st))
 			return nil
 		},
@@ -207,6 +217,9 @@ func suggestMethod(method string, err error) error {
 func formatStatus(st schemas.StatusSummary) string {
 	var b strings.Builder
 	for _, l := range st.ProviderSummary {
+		if strings.HasPrefix(l, "WebChat: enabled") && st.WebChatURL != "" {
+			l = "WebChat: " + st.WebChatURL // where to open it, rather than only its port
+		}
 		fmt.Fprintln(&b, l)
 	}
 	backend := st.Sessions.Defaults.Backend

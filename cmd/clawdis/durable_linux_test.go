@@ -59,6 +59,25 @@ func (p *gatewayProc) waitLogs(msg string, n int) {
 	}
 }
 
+// waitFileLine waits until the file at path has the line line (the gate agent writes its
+// runs there; nothing else tells that a command started).
+func waitFileLine(t *testing.T, path, line string) {
+	t.Helper()
+	deadline := time.After(procTimeout)
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		if b, err := os.ReadFile(path); err == nil && slices.Contains(strings.Split(string(b), "\n"), line) {
+			return
+		}
+		select {
+		case <-tick.C:
+		case <-deadline:
+			t.Fatalf("no line %q in %s within %s", line, path, procTimeout)
+		}
+	}
+}
+
 // waitTyping waits until Telegram was shown "typing" in every chat of chats.
 func waitTyping(t *testing.T, api *telegramtest.Server, chats ...int64) {
 	t.Helper()
@@ -89,7 +108,8 @@ func TestTelegramDMsSurviveKill9(t *testing.T) {
 	port := freePort(t)
 	first := startDurableGateway(t, home, state, port)
 	api.InjectMessage(telegramtest.DirectText(chats[0], "dm-1"))
-	waitTyping(t, api, chats[0]) // dm-1's run is in progress (the agent waits for its gate)
+	waitTyping(t, api, chats[0])
+	waitFileLine(t, filepath.Join(work, "runs"), "dm-1") // dm-1's command runs (and waits for its gate)
 	api.InjectMessage(telegramtest.DirectText(chats[1], "dm-2"))
 	api.InjectMessage(telegramtest.DirectText(chats[2], "dm-3"))
 	waitTyping(t, api, chats[1], chats[2]) // stored, handed to autoreply, queued at the agent

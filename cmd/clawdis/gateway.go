@@ -74,7 +74,7 @@ func newGatewayCmd(stdout, stderr io.Writer) *cobra.Command {
 	cf.register(cmd.PersistentFlags())
 
 	cmd.AddCommand(newHealthCmd(&cf, stdout), newStatusCmd(&cf, stdout), newCallCmd(&cf, stdout),
-		newSendCmd(&cf, stdout), newAgentCmd(&cf, stdout), newInstallCmd(stdout), newUninstallCmd(stdout))
+		newSendCmd(&cf, stdout), newAgentCmd(&cf, stdout), newSessionsCmd(&cf, stdout), newInstallCmd(stdout), newUninstallCmd(stdout))
 	return cmd
 }
 

@@ -17,7 +17,7 @@ func formatHealth(url string, h schemas.HealthSummary) string {
 	}
 	fmt.Fprintf(&b, "Gateway: %s (%s)\n", state, url)
 	fmt.Fprintln(&b, "WhatsApp: "+webLine(h.Web))
-	fmt.Fprintln(&b, "Telegram: "+telegramLine(h.Telegram))
+	fmt.Fprintln(&b, "Telegram: "+telegramLine(h.Telegram, h.Web.State == schemas.WebDisabled))
 	fmt.Fprintf(&b, "Sessions: %d (%s)\n", h.Sessions.Count, h.Sessions.Path)
 	var svcs, down []string
 	for _, s := range h.Services {
@@ -34,6 +34,38 @@ func formatHealth(url string, h schemas.HealthSummary) string {
 			"(in a split deployment, is `clawdis service " + down[0] + "` running?)"
 	}
 	fmt.Fprintln(&b, line)
+	return b.String()
+}
+
+// needsAttention names the providers whose state needs the owner (an error, or a link the
+// phone ended): the gateway runs, but they do not work until someone acts.
+func needsAttention(h schemas.HealthSummary) []string {
+	var out []string
+	switch h.Web.State {
+	case schemas.WebLoggedOut, schemas.WebReplaced:
+		out = append(out, "WhatsApp")
+	}
+	if h.Telegram.State == schemas.TelegramError {
+		out = append(out, "Telegram")
+	}
+	return out
+}
+
+// formatGatewayLines are the first lines of status: the gateway's address, version and
+// uptime (from its hello-ok) and its config file.
+func formatGatewayLines(url string, hello schemas.HelloOK, st schemas.StatusSummary) string {
+	var b strings.Builder
+	line := "Gateway: " + url
+	if v := hello.Server.Version; v != "" {
+		line += " · version " + v
+	}
+	if up := hello.Snapshot.UptimeMs; up > 0 {
+		line += " · up " + humanMs(up)
+	}
+	fmt.Fprintln(&b, line)
+	if st.ConfigPath != "" {
+		fmt.Fprintln(&b, "Config: "+homeTilde(st.ConfigPath))
+	}
 	return b.String()
 }
 
@@ -67,8 +99,9 @@ func webLine(w schemas.WebHealth) string {
 	return line
 }
 
-// telegramLine is the Telegram state with the bot, or the reason and next step.
-func telegramLine(t schemas.TelegramHealth) string {
+// telegramLine is the Telegram state with the bot, or the reason and next step;
+// providersOff says the gateway runs no providers at all.
+func telegramLine(t schemas.TelegramHealth, providersOff bool) string {
 	line := t.State
 	p := t.Probe
 	if p != nil && p.Bot != nil {
@@ -76,6 +109,9 @@ func telegramLine(t schemas.TelegramHealth) string {
 	}
 	switch t.State {
 	case schemas.TelegramUnconfigured, "":
+		if providersOff {
+			return line + " — providers are off (--no-providers)"
+		}
 		return line + " — set TELEGRAM_BOT_TOKEN (or telegram.botToken) to use a bot"
 	case schemas.TelegramStarting:
 		return line + " — connecting to the Bot API"

@@ -30,7 +30,8 @@ type usageError struct{ err error }
 func (e usageError) Error() string { return e.err.Error() }
 func (e usageError) Unwrap() error { return e.err }
 
-// execute runs the CLI and returns the exit code: 0 success, 1 failure, 2 bad usage. A
+// execute runs the CLI and returns the exit code: 0 success, 1 failure, 2 bad usage, 130
+// interrupted (Ctrl-C during gateway agent). A
 // failure is one line on stderr; with --json it is also a JSON object on stdout (SPEC §2).
 func execute(args []string, stdout, stderr io.Writer) int {
 	root := newRootCmd(stdout, stderr)
@@ -47,6 +48,10 @@ func execute(args []string, stdout, stderr io.Writer) int {
 	var ue usageError
 	if errors.As(err, &ue) {
 		return 2
+	}
+	var ie interruptedError
+	if errors.As(err, &ie) {
+		return exitInterrupted
 	}
 	return 1
 }

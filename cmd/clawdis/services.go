@@ -71,7 +71,7 @@ func buildService(s settings, host string, names []string, name string, nc *nats
 	case subject.ServicePresence:
 		return presence.New(presence.Config{Host: host, IP: primaryIP(), Version: version, MaxBytes: maxPayload}, nc, log)
 	case subject.ServiceHealth:
-		return health.New(health.Config{Services: names, MaxBytes: maxPayload}, nc, log)
+		return health.New(health.Config{Services: names, MaxBytes: maxPayload, ConfigPath: s.config}, nc, log)
 	case subject.ServiceSessions:
 		return sessions.New(sessions.Config{Dir: filepath.Join(state, "sessions"), MainKey: cfg.Sessions.MainKey,
 			MaxBytes: maxPayload}, nc, log)

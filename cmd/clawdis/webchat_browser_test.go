@@ -9,6 +9,7 @@ import (
 	"image/color"
 	"image/png"
 	"net"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -413,25 +414,31 @@ func TestWebChatCmd(t *testing.T) {
 }
 
 // TestWebChatTokenInBrowser: with a gateway token configured the page needs it (SPEC §10): it
-// takes it from #token=… and removes it from the address bar, keeps it in localStorage for
-// the next visit, and without one asks for it with a form.
+// takes it from the #token=… of the URL `clawdis dashboard` prints and removes it from the
+// address bar, keeps it in localStorage for the next visit, and without one asks for it
+// with a form.
 func TestWebChatTokenInBrowser(t *testing.T) {
 	exe := chromePath()
 	if exe == "" {
 		t.Skip("no Chromium: install chromium-headless-shell or set CLAWDIS_CHROME")
 	}
 	t.Setenv("HOME", t.TempDir())
-	const token = "browser-gateway-token"
+	const token = "browser-gateway/token+1&x=%41" // characters the fragment must escape
 	d := startDaemon(t, t.TempDir(), "", func(df *daemonFlags) { df.token = token })
 	page := startWebChatToken(t, d.url, token)
 	bctx := browser(t, exe)
 	connected := `document.querySelector('#conn').dataset.state === 'connected'`
 
-	if err := chromedp.Do(bctx, chromedp.Navigate(page+"#token="+token)); err != nil {
+	pu, err := url.Parse(page)
+	if err != nil {
+		t.Fatal(err)
+	}
+	port, _ := strconv.Atoi(pu.Port())
+	if err := chromedp.Do(bctx, chromedp.Navigate(dashboardURL(port, token))); err != nil {
 		t.Fatal(err)
 	}
 	waitJS(t, bctx, "connected with the fragment's token", connected)
-	if got := must(t, bctx, chromedp.Evaluate[string](`location.href`)); strings.Contains(got, token) {
+	if got := must(t, bctx, chromedp.Evaluate[string](`location.href`)); strings.Contains(got, "token") {
 		t.Errorf("the token stayed in the address bar: %s", got)
 	}
 
@@ -458,5 +465,5 @@ func TestWebChatTokenInBrowser(t *testing.T) {
 	if err := chromedp.Do(bctx, chromedp.SendKeys(chromedp.ID("token-input"), token), chromedp.Click(chromedp.CSS("#token-form button"))); err != nil {
 		t.Fatal(err)
 	}
-	waitJS(t, bctx, "connected with the entered token", connected+` && document.getElementById('token-form').hidden && localStorage.getItem('clawdis.webchat.token') === '`+token+`'`)
+	waitJS(t, bctx, "connected with the entered token", connected+` && document.getElementById('token-form').hidden && localStorage.getItem('clawdis.webchat.token') === `+strconv.Quote(token))
 }

@@ -96,6 +96,14 @@ func (e *emitter) jobError(msg string, d time.Duration) {
 	e.agent(streamJob, jobData{State: "error", Error: msg, DurationMs: &ms})
 }
 
+func (e *emitter) jobAborted(d time.Duration) {
+	ms := d.Milliseconds()
+	e.agent(streamJob, jobData{State: schemas.RunAborted, DurationMs: &ms})
+}
+
+// partial is the text the run produced so far, surrounding whitespace trimmed.
+func (e *emitter) partial() string { return strings.TrimSpace(e.text.String()) }
+
 // output publishes a backend's progress. It returns how long until a held-back chat delta
 // may go out (0: nothing held back).
 func (e *emitter) output(o output, now time.Time) time.Duration {
@@ -153,6 +161,20 @@ func (e *emitter) chatError(msg string) {
 	if e.chat {
 		e.lastChat = e.chatPayload(chatError, nil, msg)
 	}
+}
+
+// chatAborted prepares the aborted chat event as lastChat, as chatFinal does: it carries
+// the text so far, marked aborted, when there is any.
+func (e *emitter) chatAborted(text string) {
+	if !e.chat {
+		return
+	}
+	var msg *schemas.ChatMessage
+	if text != "" {
+		msg = e.assistantMessage(text)
+		msg.Aborted = true
+	}
+	e.lastChat = e.chatPayload(schemas.ChatStateAborted, msg, "")
 }
 
 // publishLastChat publishes the final or error chat event prepared last, if any.

@@ -327,7 +327,8 @@ func isJob(state string) func(schemas.AgentEventPayload) bool {
 // ended reports whether runID published its closing job event.
 func ended(runID string) func([]event) bool {
 	return func(evs []event) bool {
-		return index(evs, runID, isJob("done")) >= 0 || index(evs, runID, isJob("error")) >= 0
+		return index(evs, runID, isJob("done")) >= 0 || index(evs, runID, isJob("error")) >= 0 ||
+			index(evs, runID, isJob(schemas.RunAborted)) >= 0
 	}
 }
 

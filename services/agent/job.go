@@ -36,6 +36,9 @@ const (
 // errRunTimeout is the cause of a run context whose deadline passed.
 var errRunTimeout = errors.New("agent run deadline exceeded")
 
+// errAborted is the cause of a run context that chat.abort ended.
+var errAborted = errors.New("agent run aborted")
+
 // job is one accepted run.
 type job struct {
 	kind       kind
@@ -51,17 +54,21 @@ type job struct {
 	to         string
 	timeout    time.Duration
 	accepted   time.Time
+	seq        uint64          // acceptance order within the service
+	origin     *wire.RunOrigin // the provider message the run answers, or nil
 
 	ctx    context.Context
 	cancel context.CancelFunc
-	prev   <-chan struct{} // closed when the previous run of the session left its turn
-	turn   chan struct{}   // closed when this run left its turn
-	done   chan struct{}   // closed once final is set
+	abort  context.CancelCauseFunc // ends ctx with errAborted (chat.abort)
+	prev   <-chan struct{}         // closed when the previous run of the session left its turn
+	turn   chan struct{}           // closed when this run left its turn
+	done   chan struct{}           // closed once final is set
 	final  idem.Result
 }
 
-// agentJob validates agent params into a job.
-func (s *Service) agentJob(p schemas.AgentParams) (*job, error) {
+// agentJob validates agent params into a job; origin is the provider message it answers,
+// or nil.
+func (s *Service) agentJob(p schemas.AgentParams, origin *wire.RunOrigin) (*job, error) {
 	if p.IdempotencyKey == "" {
 		return nil, wire.Invalid("idempotencyKey required")
 	}
@@ -93,6 +100,7 @@ func (s *Service) agentJob(p schemas.AgentParams) (*job, error) {
 		kind: kindAgent, key: agentKeyPrefix + p.IdempotencyKey, runID: p.IdempotencyKey,
 		sessionKey: key, sessionID: p.SessionID, message: p.Message, thinking: level,
 		deliver: p.Deliver, channel: p.Channel, to: strings.TrimSpace(p.To), timeout: timeout,
+		origin: origin,
 	}, nil
 }
 
@@ -133,7 +141,12 @@ func (s *Service) chatJob(p schemas.ChatSendParams) (*job, error) {
 // s.mu must be held and the service not stopped.
 func (s *Service) startLocked(j *job) {
 	j.accepted = time.Now()
-	j.ctx, j.cancel = context.WithDeadlineCause(s.runCtx, j.accepted.Add(j.timeout), errRunTimeout)
+	s.accepted++
+	j.seq = s.accepted
+	base, abort := context.WithCancelCause(s.runCtx)
+	ctx, cancel := context.WithDeadlineCause(base, j.accepted.Add(j.timeout), errRunTimeout)
+	j.ctx, j.abort = ctx, abort
+	j.cancel = func() { cancel(); abort(context.Canceled) }
 	j.turn, j.done = make(chan struct{}), make(chan struct{})
 	if prev, ok := s.lanes[j.sessionKey]; ok {
 		j.prev = prev
@@ -197,14 +210,22 @@ func (s *Service) perform(j *job) (idem.Result, func()) {
 }
 
 // conclude turns the outcome of a run into its final and the function that publishes its
-// closing events: the chat final or error, then the job event, always a run's last. A chat
-// turn's final carries its final or error chat event, which a repeat replays.
+// closing events: the chat final, error or aborted event, then the job event, always a run's
+// last. A chat turn's final carries that chat event, which a repeat replays. A run that
+// failed because chat.abort ended it is aborted: ok, with the text so far.
 func (s *Service) conclude(j *job, ev *emitter, text string, err error) (idem.Result, func()) {
 	d := time.Since(j.accepted)
 	if err == nil {
 		ev.chatFinal(text)
 		s.log.Info("run done", "run_id", j.runID, "session_key", j.sessionKey, "duration_ms", d.Milliseconds())
 		return s.withChat(j, ev, okResult(j.runID, text)), func() { ev.publishLastChat(); ev.jobDone(d) }
+	}
+	if aborted(j.ctx) {
+		text := ev.partial()
+		ev.chatAborted(text)
+		s.log.Info("run aborted", "run_id", j.runID, "session_key", j.sessionKey, "chars", len(text),
+			"duration_ms", d.Milliseconds())
+		return s.withChat(j, ev, abortedResult(j.runID, text)), func() { ev.publishLastChat(); ev.jobAborted(d) }
 	}
 	var r idem.Result
 	switch {
@@ -268,6 +289,9 @@ func (s *Service) finish(j *job, r idem.Result) idem.Result {
 	close(j.done)
 	return r
 }
+
+// aborted reports whether chat.abort ended the run context ctx.
+func aborted(ctx context.Context) bool { return errors.Is(context.Cause(ctx), errAborted) }
 
 // recentTTL is how long a final idem does not remember stays available to agent.status.
 const recentTTL = 5 * time.Minute

@@ -30,6 +30,7 @@ type openaiScript struct {
 	deltas []string      // content deltas streamed in order
 	tool   string        // a tool call streamed before the deltas when set
 	gate   chan struct{} // when set, the stream pauses after the first delta until closed
+	closed chan struct{} // when set, closed when the client closes a paused stream
 	status int           // when set, answer this status with body
 	body   string
 }
@@ -87,6 +88,9 @@ func (f *fakeOpenAI) serve(w http.ResponseWriter, r *http.Request) {
 			select {
 			case <-sc.gate:
 			case <-r.Context().Done():
+				if sc.closed != nil {
+					close(sc.closed)
+				}
 				return
 			}
 		}

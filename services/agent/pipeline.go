@@ -67,6 +67,9 @@ func (s *Service) pipeline(j *job, ev *emitter) (string, error) {
 	var notStarted *notStartedError
 	consumed = !errors.As(err, &notStarted)
 	if err != nil {
+		if aborted(ctx) {
+			s.keepPartial(ctx, j, sess, ev.partial())
+		}
 		return "", err
 	}
 	if text != "" {
@@ -93,14 +96,33 @@ func (s *Service) frameLimit() int {
 	return s.cfg.MaxPayload
 }
 
-// inputMessage is the transcript message of the turn's input (without system lines).
+// inputMessage is the transcript message of the turn's input (without system lines); a
+// message that came from a provider keeps its channel and sender.
 func inputMessage(j *job, now time.Time) schemas.ChatMessage {
 	content := []schemas.ChatContent{}
 	if j.message != "" {
 		content = append(content, schemas.ChatContent{Type: "text", Text: j.message})
 	}
 	content = append(content, j.images...)
-	return schemas.ChatMessage{Role: "user", Content: content, Timestamp: now.UnixMilli()}
+	m := schemas.ChatMessage{Role: "user", Content: content, Timestamp: now.UnixMilli()}
+	if j.origin != nil {
+		m.Channel, m.Sender = j.origin.Channel, j.origin.Sender
+	}
+	return m
+}
+
+// keepPartial appends the text an aborted run produced to the transcript, marked aborted
+// (nothing when there is none). The run's context has ended: the append gets its own
+// bound. A failure is logged; the run ends aborted all the same.
+func (s *Service) keepPartial(ctx context.Context, j *job, sess wire.Session, text string) {
+	if text == "" {
+		return
+	}
+	m := assistantMessage(text, s.cfg.Now())
+	m.Aborted = true
+	if err := s.appendTranscript(context.WithoutCancel(ctx), j, sess, m); err != nil {
+		s.log.Warn("partial reply of an aborted run not stored", "run_id", j.runID, "session_key", j.sessionKey, "err", err)
+	}
 }
 
 // updateSession stores a requested thinking level and the session's last route: for a

@@ -4,7 +4,8 @@
 // or an OpenAI-compatible chat completions server), streams their progress as agent and
 // chat events, keeps the session store and transcript current through the sessions
 // service, delivers replies through the providers, and remembers finished runs for
-// idempotency.
+// idempotency. It stops runs on chat.abort and, as the owner of run state, tells the
+// sessions service which runs of a session are in progress (agent.busy).
 package agent
 
 import (
@@ -42,14 +43,15 @@ type Service struct {
 	ready   chan struct{}
 	sem     chan struct{} // one token per executing run
 
-	mu      sync.Mutex
-	stopped bool
-	runCtx  context.Context // parent of every run; ends when Run stops
-	idem    *idem.Store
-	runs    map[string]*job                  // runs in progress by idempotency key
-	recent  *ttlmap.Map[string, idem.Result] // finals idem does not remember (retryable failures)
-	lanes   map[string]<-chan struct{}       // session key -> turn of its newest run
-	wg      sync.WaitGroup                   // runs and pending waits
+	mu       sync.Mutex
+	stopped  bool
+	runCtx   context.Context // parent of every run; ends when Run stops
+	idem     *idem.Store
+	runs     map[string]*job                  // runs in progress by idempotency key
+	recent   *ttlmap.Map[string, idem.Result] // finals idem does not remember (retryable failures)
+	lanes    map[string]<-chan struct{}       // session key -> turn of its newest run
+	accepted uint64                           // runs started so far: the next job's seq
+	wg       sync.WaitGroup                   // runs and pending waits
 }
 
 // New validates cfg and returns a service ready to Run. It does no I/O. A nil log discards.
@@ -87,8 +89,8 @@ func New(cfg Config, nc *nats.Conn, log *slog.Logger) (*Service, error) {
 // sent after it is answered.
 func (s *Service) Ready() <-chan struct{} { return s.ready }
 
-// Run opens the idempotency records, serves the agent.run, agent.status and chat.send
-// requests until ctx ends, then stops accepting, cancels the runs in progress (they end
+// Run opens the idempotency records, serves the agent.run, agent.status, agent.busy,
+// chat.send and chat.abort requests until ctx ends, then stops accepting, cancels the runs in progress (they end
 // UNAVAILABLE, retryable), waits for them and returns nil. It returns an error only when
 // the service cannot be set up. Run must not be called twice.
 func (s *Service) Run(ctx context.Context) error {
@@ -114,6 +116,8 @@ func (s *Service) Run(ctx context.Context) error {
 		wire.Endpoint{Name: "run", Subject: subject.AgentRun, Handler: wire.Handler("agent.run", s.handleRun)},
 		wire.Endpoint{Name: "status", Subject: subject.AgentStatus, Handler: wire.Handler("agent.status", s.handleStatus)},
 		wire.Endpoint{Name: "chat_send", Subject: subject.ChatSend, Handler: replayHandler("chat.send", s.handleChatSend)},
+		wire.Endpoint{Name: "chat_abort", Subject: subject.ChatAbort, Handler: wire.Handler("chat.abort", s.handleAbort)},
+		wire.Endpoint{Name: "busy", Subject: subject.AgentBusy, Handler: wire.Handler("agent.busy", s.handleBusy)},
 	)
 	if err != nil {
 		return err
@@ -152,7 +156,13 @@ func (s *Service) handleRun(_ context.Context, data []byte, _ nats.Header) (any,
 	if err := decode(data, &p); err != nil {
 		return nil, err
 	}
-	j, err := s.agentJob(p)
+	var o struct {
+		Origin *wire.RunOrigin `json:"origin"` // wire.AgentRunRequest, from autoreply
+	}
+	if err := decode(data, &o); err != nil {
+		return nil, err
+	}
+	j, err := s.agentJob(p, o.Origin)
 	if err != nil {
 		return nil, err
 	}
@@ -293,6 +303,11 @@ func timeoutResult(runID string, d time.Duration) idem.Result {
 		Payload: mustJSON(schemas.AgentResult{RunID: runID, Status: "timeout"}),
 		Error:   &wire.Error{Code: wire.CodeAgentTimeout, Message: fmt.Sprintf("agent run timed out after %s", d)},
 	}
+}
+
+// abortedResult is the final of a run that chat.abort ended: ok, with the text so far.
+func abortedResult(runID, text string) idem.Result {
+	return idem.Result{OK: true, Payload: mustJSON(schemas.AgentResult{RunID: runID, Status: schemas.RunAborted, Text: text})}
 }
 
 func errorResult(runID string, werr *wire.Error) idem.Result {

@@ -8,6 +8,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/clawdis/clawdis/bus/subject"
 	"github.com/clawdis/clawdis/bus/wire"
 )
 
@@ -42,6 +43,7 @@ func (s *Service) handle(ctx context.Context, m jetstream.Msg) {
 	if err := json.Unmarshal(m.Data(), &msg); err != nil {
 		s.log.Warn("inbound message not answered", "reason", "malformed", "subject", m.Subject(), "err", err)
 		s.finish(m, s.log)
+		s.tell(id, wire.InboundNotAnswered, "malformed")
 		return
 	}
 	if msg.Provider != id {
@@ -55,11 +57,13 @@ func (s *Service) handle(ctx context.Context, m jetstream.Msg) {
 	if deliveries > uint64(s.cfg.MaxDeliveries) {
 		log.Error("inbound message given up: no final outcome in its deliveries", "deliveries", deliveries-1)
 		s.finish(m, log)
+		s.tell(id, wire.InboundGivenUp, "")
 		return
 	}
 	if why := s.skip(msg); why != "" {
 		s.finish(m, log)
 		log.Info("inbound not answered", "reason", why, "chat_type", msg.ChatType)
+		s.tell(id, wire.InboundNotAnswered, why)
 		return
 	}
 	key := runKey(msg)
@@ -77,12 +81,15 @@ func (s *Service) handle(ctx context.Context, m jetstream.Msg) {
 	case answered:
 		s.finish(m, log)
 		log.Info("inbound answered")
+		s.tell(id, wire.InboundAnswered, "")
 	case notAnswered:
 		s.finish(m, log)
 		log.Info("inbound not answered", "reason", why)
+		s.tell(id, wire.InboundNotAnswered, why)
 	case retryLater:
 		log.Warn("inbound message not answered yet; the stream delivers it again", "reason", why,
 			"deliveries", deliveries, "retry_in", s.cfg.RetryMax)
+		s.tell(id, wire.InboundRetry, why)
 		if err := m.NakWithDelay(s.cfg.RetryMax); err != nil {
 			log.Warn("handing the message back failed; it comes again after its ack wait", "err", err)
 		}
@@ -94,6 +101,15 @@ func (s *Service) handle(ctx context.Context, m jetstream.Msg) {
 		if err := m.NakWithDelay(handBackDelay); err != nil {
 			log.Debug("handing the message back failed; it comes again after its ack wait", "err", err)
 		}
+	}
+}
+
+// tell publishes what became of a delivery of provider's inbound message, for the metrics.
+// Best effort: a lost event costs one count, never a message.
+func (s *Service) tell(provider, outcome, reason string) {
+	data, err := json.Marshal(wire.InboundOutcome{Provider: provider, Outcome: outcome, Reason: reason})
+	if err == nil {
+		_ = s.nc.Publish(subject.InboundOutcome, data)
 	}
 }
 

@@ -11,9 +11,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/micro"
 
 	"github.com/clawdis/clawdis/bus/bustest"
+	"github.com/clawdis/clawdis/bus/subject"
 	"github.com/clawdis/clawdis/bus/wire"
 	"github.com/clawdis/clawdis/schemas"
 )
@@ -28,6 +30,14 @@ func TestDirectMessageAnswered(t *testing.T) {
 	cfg.RunTimeout = 90 * time.Second
 	logs := newLogWatch()
 	svc := startService(t, b, cfg, logs)
+	outcomes := make(chan *nats.Msg, 4)
+	mc := b.Conn("metrics")
+	if _, err := mc.ChanSubscribe(subject.InboundOutcome, outcomes); err != nil {
+		t.Fatal(err)
+	}
+	if err := mc.Flush(); err != nil { // the subscription is in place before anything happens
+		t.Fatal(err)
+	}
 
 	msg := waDirect("3EB0A1", "+436601234567", "what's up?")
 	msg.Media = []wire.InboundMedia{{Type: "image", Path: "/state/media/inbound/a.jpg"}}
@@ -63,6 +73,11 @@ func TestDirectMessageAnswered(t *testing.T) {
 		t.Fatalf("session update = %+v", u)
 	}
 	logs.wait(t, slog.LevelInfo, "inbound answered")
+	var o wire.InboundOutcome
+	if err := json.Unmarshal(recv(t, outcomes, "InboundOutcome").Data, &o); err != nil ||
+		o != (wire.InboundOutcome{Provider: ProviderWhatsApp, Outcome: wire.InboundAnswered}) {
+		t.Fatalf("outcome event %+v (%v), want answered by whatsapp", o, err)
+	}
 	svc.stop()
 	if n := unfinished(t, b.Conn("check")); n != 0 {
 		t.Fatalf("%d messages without a final outcome after the answer, want 0", n)

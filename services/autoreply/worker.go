@@ -48,6 +48,8 @@ func (s *Service) process(ctx context.Context, log *slog.Logger, msg wire.Inboun
 		return notAnswered, "agent run failed"
 	case err != nil:
 		return retryLater, "agent unavailable: " + err.Error()
+	case res.Status == schemas.RunAborted:
+		return notAnswered, "agent run aborted" // nothing is delivered for an aborted run (SPEC §6.9)
 	case strings.TrimSpace(res.Text) == "":
 		return notAnswered, "agent reply is empty"
 	}
@@ -81,13 +83,16 @@ func (s *Service) updateRoute(ctx context.Context, log *slog.Logger, msg wire.In
 // one without a payload (a run the agent does not know, lost in its own restart), starts
 // the run again with the same key, up to RetryAttempts runs. Typing is shown from the acknowledgement on.
 func (s *Service) runAgent(ctx context.Context, log *slog.Logger, msg wire.InboundMessage, key string, t *typer) (schemas.AgentResult, error) {
-	params := schemas.AgentParams{
-		Message:        s.cfg.envelope(msg),
-		To:             msg.ChatID,
-		SessionKey:     s.cfg.sessionKey(msg),
-		Channel:        msg.Provider,
-		Timeout:        s.cfg.runTimeoutSeconds(),
-		IdempotencyKey: key,
+	params := wire.AgentRunRequest{
+		AgentParams: schemas.AgentParams{
+			Message:        s.cfg.envelope(msg),
+			To:             msg.ChatID,
+			SessionKey:     s.cfg.sessionKey(msg),
+			Channel:        msg.Provider,
+			Timeout:        s.cfg.runTimeoutSeconds(),
+			IdempotencyKey: key,
+		},
+		Origin: &wire.RunOrigin{Channel: msg.Provider, Sender: cmp.Or(msg.FromName, msg.From)},
 	}
 	for run := 1; ; run++ {
 		fin, err := s.startRun(ctx, log, params, t)
@@ -124,7 +129,7 @@ func (s *Service) runAgent(ctx context.Context, log *slog.Logger, msg wire.Inbou
 // startRun asks the agent for the run and waits for its final event; the run is watched
 // before it is asked for, so its final cannot be missed. A run of that key that had already
 // finished is answered with its final at once. Typing is shown from the acknowledgement on.
-func (s *Service) startRun(ctx context.Context, log *slog.Logger, params schemas.AgentParams, t *typer) (wire.RunFinal, error) {
+func (s *Service) startRun(ctx context.Context, log *slog.Logger, params wire.AgentRunRequest, t *typer) (wire.RunFinal, error) {
 	w := s.runs.Watch(params.IdempotencyKey)
 	defer w.Stop()
 	reply, err := s.requestMsg(ctx, log, "agent run", subject.AgentRun, ackTimeout, params)

@@ -59,6 +59,12 @@ type Config struct {
 	// presence list) and the status answer within it, the oldest recent sessions and
 	// queued system events left out. Default 524288.
 	MaxBytes int
+	// ReadyWait bounds how long Ready waits for every listed service to answer once, so
+	// that the first status after start-up is complete. Default 3s.
+	ReadyWait time.Duration
+	// ConfigPath is the config file the gateway loaded (or a phrase saying there is none),
+	// shown by status.
+	ConfigPath string
 }
 
 // withDefaults returns cfg with defaults applied, or an error naming the invalid field.
@@ -72,6 +78,7 @@ func (cfg Config) withDefaults() (Config, error) {
 		{"PingTimeout", &cfg.PingTimeout, time.Second},
 		{"MinEventInterval", &cfg.MinEventInterval, time.Second},
 		{"MaxEventInterval", &cfg.MaxEventInterval, 60 * time.Second},
+		{"ReadyWait", &cfg.ReadyWait, 3 * time.Second},
 	}
 	for _, d := range durations {
 		if *d.v < 0 {
@@ -119,7 +126,7 @@ type Service struct {
 	statusSubj map[string]string // the providers' status subjects, by provider
 	state      *state
 	changed    chan struct{} // poked (never blocking) whenever the state may have changed
-	ready      chan struct{} // closed once the endpoints are subscribed on the server
+	ready      chan struct{} // closed once the endpoints are subscribed and every listed service answered (or ReadyWait passed)
 }
 
 // New prepares the service; it does no I/O. A nil log discards logging.
@@ -164,7 +171,8 @@ func New(cfg Config, nc *nats.Conn, log *slog.Logger) (*Service, error) {
 }
 
 // Ready is closed once Run has subscribed every endpoint on the server, so that a request
-// sent after it is answered.
+// sent after it is answered, and every listed service has answered once (or ReadyWait
+// passed), so that the answer is complete.
 func (s *Service) Ready() <-chan struct{} { return s.ready }
 
 // Run serves the health and status requests, follows the services and publishes health
@@ -207,7 +215,16 @@ func (s *Service) Run(ctx context.Context) error {
 			s.log.Warn("stopping micro service failed", "err", err)
 		}
 	}()
-	close(s.ready)
+	go func() {
+		wait := time.NewTimer(s.cfg.ReadyWait)
+		defer wait.Stop()
+		select {
+		case <-s.state.allAnswered:
+		case <-wait.C:
+		case <-ctx.Done():
+		}
+		close(s.ready)
+	}()
 	s.log.Info("health service started", "services", strings.Join(s.cfg.Services, ","),
 		"ping_interval", s.cfg.PingInterval)
 
@@ -270,6 +287,7 @@ func (s *Service) status(ctx context.Context) schemas.StatusSummary {
 		q.Events = nil
 	}
 	sum := s.state.get().status(s.cfg.Now(), q.Events)
+	sum.ConfigPath = s.cfg.ConfigPath
 	boundStatus(&sum, s.cfg.MaxBytes-statusReserve)
 	return sum
 }

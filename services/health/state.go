@@ -70,12 +70,15 @@ type state struct {
 	index       map[string]int // service name -> position in snap.services
 	probed      bool           // every service was checked once
 	sessionsGen uint64         // +1 on every sessions changed event
+	// allAnswered is closed once every listed service has answered a check.
+	allAnswered chan struct{}
+	closedAll   bool
 }
 
 // newState starts with every watched service unchecked: listed are those of Config.Services,
 // extra are watched for their facts only.
 func newState(listed, extra []string) *state {
-	st := &state{index: make(map[string]int, len(listed)+len(extra))}
+	st := &state{index: make(map[string]int, len(listed)+len(extra)), allAnswered: make(chan struct{})}
 	for i, name := range append(slices.Clone(listed), extra...) {
 		st.index[name] = i
 		st.snap.services = append(st.snap.services, serviceState{name: name, listed: i < len(listed)})
@@ -85,7 +88,23 @@ func newState(listed, extra []string) *state {
 		st.snap.web.State = schemas.WebDisabled
 	}
 	st.snap.telegram = wire.ProviderState{Provider: providerTelegram, State: schemas.TelegramUnconfigured}
+	st.noteAnsweredLocked()
 	return st
+}
+
+// noteAnsweredLocked closes allAnswered once every listed service has answered; st.mu is
+// held (or st not yet shared).
+func (st *state) noteAnsweredLocked() {
+	if st.closedAll {
+		return
+	}
+	for _, svc := range st.snap.services {
+		if svc.listed && !svc.answered {
+			return
+		}
+	}
+	st.closedAll = true
+	close(st.allAnswered)
 }
 
 // get returns a copy of the current state.
@@ -136,6 +155,7 @@ func (st *state) record(name string, r checkResult) (prev serviceState, appeared
 	if appeared {
 		cur.meta = maps.Clone(r.meta)
 	}
+	st.noteAnsweredLocked()
 	return prev, appeared
 }
 

@@ -34,6 +34,9 @@ func (s snapshot) status(now time.Time, queued []string) schemas.StatusSummary {
 			Recent: make([]schemas.StatusSession, 0, len(s.sessions.recent)),
 		},
 	}
+	if wc := s.service(subject.ServiceWebChat); wc.ok && wc.meta[wire.MetaPort] != "" {
+		sum.WebChatURL = "http://127.0.0.1:" + wc.meta[wire.MetaPort] + "/" // WebChat listens on loopback only
+	}
 	if sum.Sessions.Defaults.Backend == "" {
 		sum.Sessions.Defaults.Backend = "none"
 	}

@@ -99,6 +99,9 @@ func TestStatusSummary(t *testing.T) {
 				if s.Sessions.Recent == nil || len(s.Sessions.Recent) != 0 || s.HeartbeatSeconds != defaultHeartbeatSeconds {
 					t.Errorf("recent = %#v, heartbeat %d, want an empty list and the default", s.Sessions.Recent, s.HeartbeatSeconds)
 				}
+				if s.WebChatURL != "http://127.0.0.1:18788/" {
+					t.Errorf("webChatUrl = %q", s.WebChatURL)
+				}
 			},
 		},
 		{
@@ -126,6 +129,9 @@ func TestStatusSummary(t *testing.T) {
 			check: func(t *testing.T, s schemas.StatusSummary) {
 				if !s.Web.Linked || s.Web.AuthAgeMs == nil || *s.Web.AuthAgeMs != 303000 {
 					t.Errorf("web = %+v, want linked with authAgeMs 303000", s.Web)
+				}
+				if s.WebChatURL != "" {
+					t.Errorf("webChatUrl = %q without WebChat", s.WebChatURL)
 				}
 				want := []schemas.StatusSession{
 					{Key: "group:123@g.us", Kind: "group", SessionID: "s1", UpdatedAt: nowMs - 1000, Age: 1000, ThinkingLevel: "high"},

@@ -1,11 +1,9 @@
 package sessions
 
 import (
-	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
-	"slices"
 
 	"github.com/nats-io/nats.go"
 
@@ -37,27 +35,21 @@ func (s *Service) handleSummary(_ context.Context, data []byte, _ nats.Header) (
 // summary returns the store's path, its size and its limit most recently updated sessions,
 // newest first (ties by key).
 func (s *Service) summary(limit int) (wire.SessionsSummary, error) {
-	s.mu.Lock()
-	if err := s.loadLocked(); err != nil {
-		s.mu.Unlock()
+	unlock, err := s.lockLoaded()
+	if err != nil {
 		return wire.SessionsSummary{}, err
 	}
-	all := make([]wire.SessionInfo, 0, len(s.st.entries))
-	for key, e := range s.st.entries {
+	entries := s.newestFirst()
+	unlock()
+	all := make([]wire.SessionInfo, 0, len(entries))
+	for _, ke := range entries {
 		all = append(all, wire.SessionInfo{
-			Key:           key,
-			SessionID:     e.SessionID,
-			UpdatedAt:     e.UpdatedAt,
-			ThinkingLevel: e.ThinkingLevel,
+			Key:           ke.key,
+			SessionID:     ke.e.SessionID,
+			UpdatedAt:     ke.e.UpdatedAt,
+			ThinkingLevel: ke.e.ThinkingLevel,
 		})
 	}
-	s.mu.Unlock()
-	slices.SortFunc(all, func(a, b wire.SessionInfo) int {
-		if c := cmp.Compare(b.UpdatedAt, a.UpdatedAt); c != 0 {
-			return c
-		}
-		return cmp.Compare(a.Key, b.Key)
-	})
 	n := len(all)
 	sum := wire.SessionsSummary{Path: s.st.path, Count: n, Sessions: all[:min(n, limit)]}
 	fitSummary(&sum, s.cfg.MaxBytes)
@@ -99,11 +91,11 @@ func (s *Service) handleResolve(_ context.Context, data []byte, _ nats.Header) (
 	if err := requestedID(req.SessionID); err != nil {
 		return nil, err
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if err := s.loadLocked(); err != nil {
+	unlock, err := s.lockLoaded()
+	if err != nil {
 		return nil, err
 	}
+	defer unlock()
 	e, created, err := s.mutate(key, func(e *entry) (bool, error) {
 		return s.assignID(e, req.SessionID)
 	})
@@ -120,15 +112,11 @@ func (s *Service) handleUpdate(_ context.Context, data []byte, _ nats.Header) (a
 	if err := decode(data, &req); err != nil {
 		return nil, err
 	}
-	key, err := sessionKey(req.SessionKey)
+	key, unlock, err := s.lockKey(req.SessionKey)
 	if err != nil {
 		return nil, err
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if err := s.loadLocked(); err != nil {
-		return nil, err
-	}
+	defer unlock()
 	e, created, err := s.mutate(key, func(e *entry) (bool, error) {
 		if _, err := s.assignID(e, ""); err != nil {
 			return false, err
@@ -169,11 +157,11 @@ func (s *Service) handleAppend(_ context.Context, data []byte, _ nats.Header) (a
 	if err := validateMessages(req.Messages, s.cfg.Now()); err != nil {
 		return nil, err
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if err := s.loadLocked(); err != nil {
+	unlock, err := s.lockLoaded()
+	if err != nil {
 		return nil, err
 	}
+	defer unlock()
 	e, created, err := s.mutate(key, func(e *entry) (bool, error) {
 		if _, err := s.assignID(e, req.SessionID); err != nil {
 			return false, err
@@ -183,7 +171,8 @@ func (s *Service) handleAppend(_ context.Context, data []byte, _ nats.Header) (a
 	if err != nil {
 		return nil, err
 	}
-	repaired, err := appendTranscript(transcriptPath(s.cfg.Dir, e.SessionID), req.Messages)
+	path := transcriptPath(s.cfg.Dir, e.SessionID)
+	start, size, repaired, err := appendTranscript(path, req.Messages)
 	if repaired > 0 {
 		s.log.Warn("partial transcript line cut off", "session_key", key, "session_id", e.SessionID, "bytes", repaired)
 	}
@@ -191,6 +180,7 @@ func (s *Service) handleAppend(_ context.Context, data []byte, _ nats.Header) (a
 		s.log.Error("appending to transcript failed", "session_key", key, "session_id", e.SessionID, "err", err)
 		return nil, storageError(err, "session %q: %s", wire.Clip(key), err.Error())
 	}
+	s.stats.appended(path, start, size, req.Messages)
 	s.log.Debug("transcript appended", "session_key", key, "messages", len(req.Messages))
 	return e.session(key, created), nil
 }
@@ -216,16 +206,15 @@ func (s *Service) handleHistory(_ context.Context, data []byte, _ nats.Header) (
 	if req.MaxBytes < 0 {
 		return nil, wire.Invalid("maxBytes %d is negative", req.MaxBytes)
 	}
-	s.mu.Lock()
-	if err := s.loadLocked(); err != nil {
-		s.mu.Unlock()
+	unlock, err := s.lockLoaded()
+	if err != nil {
 		return nil, err
 	}
 	var e *entry
 	if stored := s.st.entries[key]; stored != nil {
 		e = stored.clone()
 	}
-	s.mu.Unlock()
+	unlock()
 
 	res := schemas.ChatHistoryResult{
 		SessionKey:    key,

@@ -1,7 +1,7 @@
 // Package sessions is the sessions service, the single owner of the session store
 // (<state>/sessions/sessions.json) and of the transcripts (<state>/sessions/<sessionId>.jsonl):
-// it resolves, updates and summarises sessions, appends transcript messages and reads chat
-// history over the bus, serialising every change so concurrent callers never lose one
+// it resolves, updates, summarises, lists and resets sessions, appends transcript messages
+// and reads chat history over the bus, serialising every change so concurrent callers never lose one
 // (SPEC §3, §6.7, §8). It reads and keeps the earlier TypeScript gateway's files. When the
 // store changes it publishes its summary on subject.SessionsChanged, so nobody else needs
 // to read the file or ask on a timer.
@@ -119,6 +119,8 @@ type Service struct {
 	st         *store
 	stopped    bool
 	unreadable string // the store error last logged, "" when the store is readable
+
+	stats statCache // message counts and previews of transcripts, for sessions.list
 }
 
 // New validates cfg and returns a service ready to Run. It does no I/O. A nil log discards.
@@ -167,6 +169,8 @@ func (s *Service) Run(ctx context.Context) error {
 		wire.Endpoint{Name: "update", Subject: subject.SessionsUpdate, Handler: h("update", s.handleUpdate)},
 		wire.Endpoint{Name: "append", Subject: subject.SessionsAppend, Handler: h("append", s.handleAppend)},
 		wire.Endpoint{Name: "history", Subject: subject.SessionsHistory, Handler: h("history", s.handleHistory)},
+		wire.Endpoint{Name: "list", Subject: subject.SessionsList, Handler: h("list", s.handleList)},
+		wire.Endpoint{Name: "reset", Subject: subject.SessionsReset, Handler: h("reset", s.handleReset)},
 	)
 	if err != nil {
 		s.mu.Lock()
@@ -215,6 +219,29 @@ func (s *Service) loadLocked() error {
 		s.changed() // someone else changed the file
 	}
 	return nil
+}
+
+// lockLoaded locks the store and makes it current; the caller calls unlock when done. On an
+// error nothing stays locked.
+func (s *Service) lockLoaded() (unlock func(), err error) {
+	s.mu.Lock()
+	if err := s.loadLocked(); err != nil {
+		s.mu.Unlock()
+		return nil, err
+	}
+	return s.mu.Unlock, nil
+}
+
+// lockKey validates raw as a session key (sessionKey), then locks the store and makes it
+// current (lockLoaded).
+func (s *Service) lockKey(raw string) (key string, unlock func(), err error) {
+	if key, err = sessionKey(raw); err != nil {
+		return "", nil, err
+	}
+	if unlock, err = s.lockLoaded(); err != nil {
+		return "", nil, err
+	}
+	return key, unlock, nil
 }
 
 // mutate applies fn to the entry of key (a new one when missing), and when the entry is new

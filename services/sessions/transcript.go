@@ -69,38 +69,39 @@ func validateMessages(msgs []schemas.ChatMessage, now time.Time) error {
 // the file opened with O_APPEND (0600). A transcript never keeps a partial line: when the
 // write fails (a full disk, a read-only file system) the file is cut back to where it
 // ended, and a partial last line left by an earlier crash is cut off before the append.
-// It returns how many bytes of a partial line it cut off.
-func appendTranscript(path string, msgs []schemas.ChatMessage) (repaired int64, err error) {
+// It returns where the new lines start, the file's size after them, and how many bytes of a
+// partial line it cut off.
+func appendTranscript(path string, msgs []schemas.ChatMessage) (start, size, repaired int64, err error) {
 	var buf []byte
 	for _, m := range msgs {
 		b, err := json.Marshal(transcriptLine{Message: m})
 		if err != nil {
-			return 0, fmt.Errorf("encode transcript line: %w", err)
+			return 0, 0, 0, fmt.Errorf("encode transcript line: %w", err)
 		}
 		buf = append(append(buf, b...), '\n')
 	}
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_APPEND|os.O_CREATE, 0o600)
 	if err != nil {
-		return 0, fmt.Errorf("open transcript: %w", err)
+		return 0, 0, 0, fmt.Errorf("open transcript: %w", err)
 	}
 	defer f.Close()
 	end, repaired, err := completeEnd(f)
 	if err != nil {
-		return 0, err
+		return 0, 0, 0, err
 	}
 	if n, err := f.Write(buf); err != nil {
 		if n > 0 {
 			if terr := f.Truncate(end); terr != nil {
-				return repaired, fmt.Errorf("append to transcript: %w (and cutting back the partial line failed: %w)", err, terr)
+				return 0, 0, repaired, fmt.Errorf("append to transcript: %w (and cutting back the partial line failed: %w)", err, terr)
 			}
 		}
-		return repaired, fmt.Errorf("append to transcript: %w", err)
+		return 0, 0, repaired, fmt.Errorf("append to transcript: %w", err)
 	}
 	if err := f.Close(); err != nil {
 		_ = os.Truncate(path, end)
-		return repaired, fmt.Errorf("append to transcript: %w", err)
+		return 0, 0, repaired, fmt.Errorf("append to transcript: %w", err)
 	}
-	return repaired, nil
+	return end, end + int64(len(buf)), repaired, nil
 }
 
 // completeEnd returns where f's last complete line ends, cutting off a partial line after
@@ -224,7 +225,8 @@ func readTail(path string, limit, budget, block int) ([]schemas.ChatMessage, err
 	return msgs, nil
 }
 
-// parseLine decodes one transcript line {"message":{role, content, timestamp}}. It accepts
+// parseLine decodes one transcript line {"message":{role, content, timestamp, aborted?,
+// channel?, sender?}}. It accepts
 // the earlier gateway's variants: content given as a plain string, parts other than text and
 // image (dropped), and a timestamp only on the line (unix ms or an RFC 3339 string).
 func parseLine(line []byte) (schemas.ChatMessage, bool) {
@@ -236,6 +238,9 @@ func parseLine(line []byte) (schemas.ChatMessage, bool) {
 			Role      string          `json:"role"`
 			Content   json.RawMessage `json:"content"`
 			Timestamp json.RawMessage `json:"timestamp"`
+			Aborted   bool            `json:"aborted"`
+			Channel   string          `json:"channel"`
+			Sender    string          `json:"sender"`
 		} `json:"message"`
 		Timestamp json.RawMessage `json:"timestamp"`
 	}
@@ -254,7 +259,8 @@ func parseLine(line []byte) (schemas.ChatMessage, bool) {
 	if !ok {
 		ts, _ = parseTimestamp(l.Timestamp)
 	}
-	return schemas.ChatMessage{Role: m.Role, Content: content, Timestamp: ts}, true
+	return schemas.ChatMessage{Role: m.Role, Content: content, Timestamp: ts,
+		Aborted: m.Aborted, Channel: m.Channel, Sender: m.Sender}, true
 }
 
 // parseContent returns the text and image parts of a message's content, false when none.
