@@ -77,10 +77,13 @@ func TestWebChatPage(t *testing.T) {
 	}
 	waitJS(t, bctx, "connected", `document.querySelector('#conn').dataset.state === 'connected'`)
 
-	// A new conversation says what to do.
+	// A new conversation says what to do. WhatsApp is disabled here (no providers), so
+	// linking it is offered nowhere.
 	waitJS(t, bctx, "the empty-state hint", `(() => { const e = document.getElementById('empty');
 		return !e.hidden && e.offsetHeight > 0 && e.textContent.includes('Type a message')
-			&& e.textContent.includes('agent configured on the gateway'); })()`)
+			&& e.textContent.includes('agent configured on the gateway')
+			&& document.querySelector('#health dd[data-key="whatsapp"]')?.textContent === 'disabled'
+			&& document.getElementById('empty-wa').hidden && document.getElementById('wa-link').hidden; })()`)
 	shoot(t, bctx, "page-empty-desktop-light")
 	checkDrawer(t, bctx)
 	shoot(t, bctx, "page-empty-phone-light")

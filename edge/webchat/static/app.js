@@ -349,7 +349,7 @@ function renderPresence(list) {
 
 function renderHealth(h) {
   if (!h) return;
-  setLinked(h.web.linked);
+  setLinked(h.web);
   updateEmpty();
   const tg = h.telegram.probe?.bot ? `${h.telegram.state} (@${h.telegram.probe.bot.username})` : h.telegram.state;
   const off = (st) => ['disabled', 'unconfigured'].includes(st) ? 'off' : 'bad';

@@ -18,7 +18,7 @@ export function ago(ts) {
 let ctx = null;
 let listGen = 0;
 let loginGen = 0;
-let linked = true; // WhatsApp credentials exist; the link button hides until health says no
+let linkable = false; // health says WhatsApp runs and is not linked
 
 export function initPanels(c) {
   ctx = c;
@@ -92,17 +92,18 @@ async function newConversation() {
 
 const canLink = () => ctx.has('web.login.start') && ctx.has('web.login.wait');
 
-// setLinked takes health's web.linked.
-export function setLinked(v) {
-  linked = !!v;
+// setLinked takes health's web section: linking is offered while WhatsApp runs (not
+// "disabled") without credentials.
+export function setLinked(web) {
+  linkable = !web?.linked && web?.state !== 'disabled';
   updateLinkButton();
 }
 
 function updateLinkButton() {
-  $('wa-link').hidden = linked || !canLink() || !$('wa-login').hidden;
+  $('wa-link').hidden = !linkable || !canLink() || !$('wa-login').hidden;
 }
 
-export const whatsAppLinkOffered = () => !linked && !!ctx && canLink();
+export const whatsAppLinkOffered = () => linkable && !!ctx && canLink();
 
 function waStatus(text, cls = '') {
   $('wa-status').textContent = text;
