@@ -63,6 +63,8 @@ var markdownCases = []struct{ name, in, want string }{
 	{"100 KB of stars after text", "x" + strings.Repeat("*", 100000), `<p>x` + strings.Repeat("*", 100000) + `</p>`},
 	{"100 KB of backticks", "x" + strings.Repeat("`", 100000), `<p>x` + strings.Repeat("`", 100000) + `</p>`},
 	{"many code spans", strings.Repeat("`a", 50000), `<p>` + strings.Repeat("<code>a</code>a", 25000) + `</p>`},
+	{"emphasis around many nodes", "*" + strings.Repeat("`a`b", 100000) + "*", `<p><em>` + strings.Repeat("<code>a</code>b", 100000) + `</em></p>`},
+	{"nested list after a deeper one", "- a\n  - b\n  1. c", `<ul><li>a<ul><li>b</li></ul><ol><li>c</li></ol></li></ul>`},
 	{"many openers", strings.Repeat("*a ", 33000), `<p>` + strings.TrimSuffix(strings.Repeat("*a ", 33000), " ") + `</p>`},
 	{"many underscores", strings.Repeat("_a ", 33000), `<p>` + strings.TrimSuffix(strings.Repeat("_a ", 33000), " ") + `</p>`},
 	{"many brackets", strings.Repeat("[", 100000), `<p>` + strings.Repeat("[", 100000) + `</p>`},

@@ -25,9 +25,14 @@ export function safeHref(raw) {
 }
 
 function h(tag, ...children) {
-  const e = document.createElement(tag);
-  for (const c of children) e.append(c);
-  return e;
+  return appendAll(document.createElement(tag), children);
+}
+
+// appendAll appends nodes one by one: spreading a long array into append() would overflow
+// the call stack (an emphasis around 100,000 code spans).
+function appendAll(parent, nodes) {
+  for (const n of nodes) parent.append(n);
+  return parent;
 }
 
 function link(href, children) {
@@ -35,8 +40,7 @@ function link(href, children) {
   a.href = href;
   a.target = '_blank';
   a.rel = 'noopener noreferrer';
-  a.append(...children);
-  return a;
+  return appendAll(a, children);
 }
 
 // renderMarkdown returns a DocumentFragment for src.
@@ -137,7 +141,7 @@ function codeBlock(lines, i, m, parent) {
 // index after the list. Item text is inline content; a non-item line that is indented (or
 // follows directly) continues the previous item.
 function list(lines, i, parent) {
-  const stack = []; // {el, indent, ordered}
+  const stack = []; // {el, indent, ordered, li: its last item, where a deeper list nests}
   let li = null;
   for (; i < lines.length; i++) {
     const line = lines[i];
@@ -158,12 +162,14 @@ function list(lines, i, parent) {
     if (!top || (indent > top.indent && stack.length < MAX_LIST_DEPTH)) {
       const el = document.createElement(ordered ? 'ol' : 'ul');
       if (ordered && m[3] !== '1') el.start = Number(m[3]);
-      ((top && li) || parent).append(el);
-      stack.push({ el, indent, ordered });
+      (top?.li || parent).append(el);
+      stack.push({ el, indent, ordered, li: null });
     }
     li = document.createElement('li');
     inline(line.slice(m[0].length).trim(), li);
-    stack[stack.length - 1].el.append(li);
+    const level = stack[stack.length - 1];
+    level.el.append(li);
+    level.li = li;
   }
   return i;
 }
@@ -217,8 +223,8 @@ function inline(s, parent, inLink = false) {
     const kids = out.splice(f.idx);
     kids.shift(); // the opener's text node
     let el;
-    if (key.endsWith('3')) el = h('em', h('strong', ...kids));
-    else el = h(key.endsWith('2') ? 'strong' : 'em', ...kids);
+    if (key.endsWith('3')) el = h('em', appendAll(document.createElement('strong'), kids));
+    else el = appendAll(document.createElement(key.endsWith('2') ? 'strong' : 'em'), kids);
     out.push(el);
   };
 
@@ -305,7 +311,7 @@ function inline(s, parent, inLink = false) {
     }
   }
   flush();
-  parent.append(...out);
+  appendAll(parent, out);
 }
 
 // linkAt parses [label](dest) at s[i] === '['. It returns {end, label, href} for a link
