@@ -120,4 +120,19 @@ func TestWebChatMarkdownRenderer(t *testing.T) {
 	if bad != 0 {
 		t.Errorf("%d rendered elements are scripts, images or carry handlers or unsafe links", bad)
 	}
+	// Emphasis nested thousands deep ("*a **a *a … a** a*") stays a shallow tree.
+	depth := must(t, bctx, chromedp.Evaluate[int](`import('/markdown.js').then(({ renderMarkdown }) => {
+		const n = 8000;
+		let s = '';
+		for (let i = 0; i < n; i++) s += (i % 2 ? '**' : '*') + 'a ';
+		for (let i = n - 1; i >= 0; i--) s += 'a' + (i % 2 ? '**' : '*') + ' ';
+		const deepest = (e) => { let d = 0; for (const c of e.children) d = Math.max(d, deepest(c)); return d + 1; };
+		const box = document.createElement('div');
+		box.append(renderMarkdown(s));
+		return deepest(box);
+	})`, chromedp.EvalAwaitPromise))
+	if depth > 20 {
+		t.Errorf("nested emphasis built a tree %d elements deep", depth)
+	}
+	t.Logf("nested emphasis: %d levels", depth)
 }

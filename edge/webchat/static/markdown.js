@@ -15,6 +15,7 @@
 const SAFE_SCHEMES = new Set(['http:', 'https:', 'mailto:']);
 const MAX_QUOTE_DEPTH = 8; // deeper ">" nesting is shown as text (keeps recursion shallow)
 const MAX_LIST_DEPTH = 8;
+const MAX_EMPHASIS_DEPTH = 16; // more open delimiters stay text (no DOM thousands deep)
 
 // safeHref returns the normalised URL when raw is an absolute http, https or mailto URL,
 // else null (javascript:, data:, vbscript:, relative URLs, garbage).
@@ -265,7 +266,7 @@ function inline(s, parent, inLink = false) {
       }
       const key = c + n;
       if (n <= 3 && canClose && byKey.get(key)?.length) close(key);
-      else if (n <= 3 && canOpen) open(key, s.slice(i, j));
+      else if (n <= 3 && canOpen && frames.length < MAX_EMPHASIS_DEPTH) open(key, s.slice(i, j));
       else text += s.slice(i, j);
       i = j;
     } else if (c === '[') {
