@@ -93,6 +93,10 @@ func (s *Server) announce(c *Conn, event string) {
 func (s *Server) Serve(ctx context.Context, c *Conn, req Request, release func()) {
 	a := answer{c: c, id: req.ID, method: req.Method, start: s.cfg.Now(), s: s}
 	route, ok := s.routes[req.Method]
+	if service, absent := s.absent[req.Method]; !ok && absent {
+		a.fail(notRouted(req.Method, service))
+		return
+	}
 	if !ok {
 		a.method = "unknown" // a client's typos must not grow the metrics without bound
 		a.fail(wire.Invalid("unknown method: %s", schemas.Clip(req.Method, maxEchoMethod)))
@@ -130,7 +134,7 @@ func (s *Server) Serve(ctx context.Context, c *Conn, req Request, release func()
 		waiter = s.runs.Watch(p.IdempotencyKey)
 		defer waiter.Stop()
 	}
-	reply, we := s.request(ctx, route, subj, body)
+	reply, we := s.request(ctx, route, subj, body, route.deadline(req.Params))
 	if we != nil {
 		a.fail(we)
 		return
@@ -197,6 +201,18 @@ func (a answer) final(fin wire.RunFinal) {
 	a.c.SendFailure(a.id, ErrorShape(fin.Error), fin.Payload)
 }
 
+// notRouted says why a method of the protocol is not served here: the service that answers
+// it does not run on this gateway (for example WhatsApp with --no-providers).
+func notRouted(method, service string) *wire.Error {
+	switch service {
+	case "provider":
+		return wire.Unavailable(false, "%s is not available: this gateway runs no messaging provider", method)
+	case subject.ServiceWhatsApp:
+		return wire.Unavailable(false, "%s is not available: WhatsApp is not enabled on this gateway", method)
+	}
+	return wire.Unavailable(false, "%s is not available: this gateway does not run the %s service", method, service)
+}
+
 // maxEchoMethod is how much of an unknown method name an error text repeats.
 const maxEchoMethod = 64
 
@@ -223,8 +239,8 @@ func (s *Server) validateParams(method string, params []byte) error {
 }
 
 // request sends one bus request and maps every failure to a wire error.
-func (s *Server) request(ctx context.Context, route Route, subj string, body []byte) (*nats.Msg, *wire.Error) {
-	ctx, cancel := context.WithTimeout(ctx, route.Deadline)
+func (s *Server) request(ctx context.Context, route Route, subj string, body []byte, deadline time.Duration) (*nats.Msg, *wire.Error) {
+	ctx, cancel := context.WithTimeout(ctx, deadline)
 	defer cancel()
 	reply, err := wire.RequestMsg(ctx, s.nc, &nats.Msg{Subject: subj, Data: body})
 	if err != nil {

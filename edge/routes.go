@@ -19,6 +19,9 @@ type Route struct {
 	Service string
 	// Deadline bounds the bus request; past it the client gets UNAVAILABLE retryable.
 	Deadline time.Duration
+	// DeadlineFor, when set, is the deadline of one request given its (valid) params: for a
+	// method that waits as long as the client asks (web.login.wait). Deadline is not used.
+	DeadlineFor func(params []byte) time.Duration
 	// TwoStage makes the method two-stage (SPEC §6.6): the service's answer is the
 	// acknowledgement of a run whose id is the params' idempotencyKey, and the edge sends a
 	// second res with the run's final event (wire.Runs). An answer marked wire.HeaderRunFinal
@@ -51,7 +54,35 @@ func DefaultRoutes() []Route {
 		{Method: schemas.MethodChatAbort, Subject: subject.ChatAbort, Service: subject.ServiceAgent, Deadline: quick},
 		{Method: schemas.MethodSessionsList, Subject: subject.SessionsList, Service: subject.ServiceSessions, Deadline: quick},
 		{Method: schemas.MethodSessionsReset, Subject: subject.SessionsReset, Service: subject.ServiceSessions, Deadline: quick},
+		{Method: schemas.MethodWebLoginStart, Subject: subject.WebLoginStart, Service: subject.ServiceWhatsApp, Deadline: webLoginStartDeadline},
+		{Method: schemas.MethodWebLoginWait, Subject: subject.WebLoginWait, Service: subject.ServiceWhatsApp, DeadlineFor: webLoginWaitDeadline},
 	}
+}
+
+// web.login deadlines (SPEC §6.12). A start answers within 30 s even when WhatsApp cannot
+// be reached (the provider bounds unlinking and reaching WhatsApp); a wait lasts up to its
+// timeoutMs (default 60 s). Each gets a margin, so the provider's own answer arrives first.
+const (
+	webLoginStartDeadline = 35 * time.Second
+	webLoginWaitDefault   = 60 * time.Second
+	webLoginMargin        = 10 * time.Second
+)
+
+// webLoginWaitDeadline is the timeoutMs of web.login.wait params plus a margin.
+func webLoginWaitDeadline(params []byte) time.Duration {
+	var p schemas.WebLoginWaitParams
+	if json.Unmarshal(params, &p) != nil || p.TimeoutMs == nil || *p.TimeoutMs <= 0 {
+		return webLoginWaitDefault + webLoginMargin
+	}
+	return time.Duration(*p.TimeoutMs)*time.Millisecond + webLoginMargin
+}
+
+// deadline is how long one request of the route may take.
+func (r Route) deadline(params []byte) time.Duration {
+	if r.DeadlineFor != nil {
+		return r.DeadlineFor(params)
+	}
+	return r.Deadline
 }
 
 // RoutesFor keeps the routes whose service is in services. The pseudo-service "provider"

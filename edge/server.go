@@ -122,6 +122,9 @@ type Server struct {
 	conn    ConnConfig
 	routes  map[string]Route
 	methods []string
+	// absent maps the methods of DefaultRoutes that this gateway does not route to the
+	// service they need, so a client asking for one learns why it is missing.
+	absent map[string]string
 	// paramsNilOK says, per method, whether absent params pass the params schema: decided
 	// once, so a request without params costs no schema walk.
 	paramsNilOK map[string]bool
@@ -171,6 +174,12 @@ func New(cfg Config, nc *nats.Conn, log *slog.Logger) (*Server, error) {
 		s.routes[r.Method] = r
 		s.methods = append(s.methods, r.Method)
 		s.paramsNilOK[r.Method] = cfg.Schemas.Params(r.Method, nil) == nil
+	}
+	s.absent = make(map[string]string)
+	for _, r := range DefaultRoutes() {
+		if _, ok := s.routes[r.Method]; !ok {
+			s.absent[r.Method] = r.Service
+		}
 	}
 	s.helloPrefix = s.encodeHelloPrefix()
 	s.metrics = NewMetrics(s.hub.Count, cfg.Now)

@@ -97,3 +97,17 @@ func TestLoginUnreachable(t *testing.T) {
 		})
 	}
 }
+
+// TestWebLoginWithoutWhatsApp: a gateway that runs no providers says so when a client
+// asks it to link WhatsApp, instead of calling the method unknown.
+func TestWebLoginWithoutWhatsApp(t *testing.T) {
+	t.Setenv("HOME", t.TempDir())
+	d := startDaemon(t, t.TempDir(), "", nil) // --no-providers
+	for _, method := range []string{"web.login.start", "web.login.wait"} {
+		var out, errb bytes.Buffer
+		code := execute([]string{"gateway", "call", method, "--url", d.url}, &out, &errb)
+		if code != 1 || !strings.Contains(errb.String(), method+" is not available: WhatsApp is not enabled on this gateway") {
+			t.Errorf("%s: exit %d, stdout %q, stderr %q", method, code, out.String(), errb.String())
+		}
+	}
+}

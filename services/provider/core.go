@@ -115,6 +115,7 @@ type Core struct {
 	stopping bool
 	work     sync.WaitGroup
 	slots    chan struct{}
+	restart  chan struct{} // a request to supervise the network again (Host.Restart)
 }
 
 // New validates cfg and prepares a core; it does no I/O. A nil log discards.
@@ -183,6 +184,7 @@ func New(cfg Config, nc *nats.Conn, log *slog.Logger) (*Core, error) {
 		ready:     make(chan struct{}),
 		state:     wire.ProviderState{Provider: id, State: initial},
 		slots:     make(chan struct{}, maxInFlight),
+		restart:   make(chan struct{}, 1),
 	}
 	for _, s := range []struct {
 		dst *string
@@ -240,7 +242,7 @@ func (c *Core) Run(ctx context.Context) error {
 	superDone := make(chan struct{})
 	go func() {
 		defer close(superDone)
-		c.supervise(superCtx)
+		c.superviseAgain(superCtx)
 	}()
 	mediaCtx, stopMedia := context.WithCancel(context.Background())
 	mediaDone := make(chan struct{})
@@ -317,16 +319,50 @@ func (c *Core) serve(ctx context.Context) (micro.Service, error) {
 	send := func(_ context.Context, data []byte, _ nats.Header) (any, error) { return c.handleSend(ctx, data) }
 	status := func(context.Context, []byte, nats.Header) (any, error) { return c.State(), nil }
 	typing := func(_ context.Context, data []byte, _ nats.Header) (any, error) { return c.handleTyping(ctx, data) }
+	endpoints := []wire.Endpoint{
+		{Name: "send", Subject: c.subjSend, Handler: c.worker(ctx, wire.Handler(c.id+".send", send))},
+		{Name: "status", Subject: c.subjStatus, Handler: wire.Handler(c.id+".status", status)},
+		{Name: "typing", Subject: c.subjTyping, Handler: c.worker(ctx, wire.Handler(c.id+".typing", typing))},
+	}
+	description := c.id + " provider: send, status, typing"
+	if n, ok := c.cfg.Network.(Endpointer); ok {
+		for _, e := range n.Endpoints(Host{Go: c.goWork, Restart: c.requestRestart}) {
+			handle := e.Handle
+			fn := func(_ context.Context, data []byte, _ nats.Header) (any, error) { return handle(ctx, data) }
+			endpoints = append(endpoints, wire.Endpoint{Name: e.Name, Subject: e.Subject,
+				Handler: c.worker(ctx, wire.Handler(c.id+"."+e.Name, fn))})
+			description += ", " + e.Name
+		}
+	}
 	return wire.AddService(c.nc, micro.Config{
 		Name:        c.id,
 		Version:     Version,
-		Description: c.id + " provider: send, status, typing",
+		Description: description,
 		Metadata:    c.cfg.Metadata,
-	},
-		wire.Endpoint{Name: "send", Subject: c.subjSend, Handler: c.worker(ctx, wire.Handler(c.id+".send", send))},
-		wire.Endpoint{Name: "status", Subject: c.subjStatus, Handler: wire.Handler(c.id+".status", status)},
-		wire.Endpoint{Name: "typing", Subject: c.subjTyping, Handler: c.worker(ctx, wire.Handler(c.id+".typing", typing))},
-	)
+	}, endpoints...)
+}
+
+// goWork runs fn on a goroutine that Run waits for (Host.Go); false when stopping.
+func (c *Core) goWork(fn func()) bool {
+	c.workMu.Lock()
+	defer c.workMu.Unlock()
+	if c.stopping {
+		return false
+	}
+	c.work.Add(1)
+	go func() {
+		defer c.work.Done()
+		fn()
+	}()
+	return true
+}
+
+// requestRestart asks for the network to be supervised again (Host.Restart).
+func (c *Core) requestRestart() {
+	select {
+	case c.restart <- struct{}{}:
+	default: // one pending request is enough
+	}
 }
 
 // worker runs h on its own goroutine so that slow network calls do not hold the bus

@@ -84,3 +84,32 @@ type TerminalError struct {
 
 func (e *TerminalError) Error() string { return e.State + ": " + e.Err.Error() }
 func (e *TerminalError) Unwrap() error { return e.Err }
+
+// Endpointer is implemented by a Network that answers bus requests of its own beside send,
+// status and typing (WhatsApp's web.login.start and web.login.wait). The core registers
+// them in its micro service and serves them like sends: each request on its own goroutine,
+// so a long one does not hold the subscription.
+type Endpointer interface {
+	Endpoints(h Host) []Endpoint
+}
+
+// Endpoint is one request subject a Network answers.
+type Endpoint struct {
+	Name    string // the micro endpoint name, also used in error messages
+	Subject string
+	// Handle answers one request: a value sent as JSON, or an error (a *wire.Error is sent
+	// as is). ctx ends when the core stops, not per request.
+	Handle func(ctx context.Context, data []byte) (any, error)
+}
+
+// Host is what the core lends to a Network's endpoints.
+type Host struct {
+	// Go runs fn on a goroutine the core waits for before its Run returns; fn must return
+	// soon after the ctx given to Endpoint.Handle ends. It reports false, without running
+	// fn, when the core is stopping.
+	Go func(fn func()) bool
+	// Restart calls Network.Run again when supervision has stopped for good (after a
+	// TerminalError, for example "unlinked" before a new link); while supervision runs, it
+	// takes effect when it stops. It never blocks.
+	Restart func()
+}

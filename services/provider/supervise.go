@@ -15,6 +15,20 @@ import (
 // errStopped is the failure of a Run that returned nil before its context ended.
 var errStopped = errors.New("network stopped unexpectedly")
 
+// superviseAgain supervises the network until ctx ends, starting again whenever a restart
+// is requested after supervision stopped for good.
+func (c *Core) superviseAgain(ctx context.Context) {
+	for {
+		c.supervise(ctx)
+		select {
+		case <-ctx.Done():
+			return
+		case <-c.restart:
+			c.log.Debug("network restart requested")
+		}
+	}
+}
+
 // supervise calls Network.Run until ctx ends, a *TerminalError arrives or the policy's
 // MaxAttempts consecutive failures happened, waiting the policy's backoff between runs.
 func (c *Core) supervise(ctx context.Context) {
@@ -24,6 +38,10 @@ func (c *Core) supervise(ctx context.Context) {
 		c.mu.Lock()
 		c.connected = false
 		c.mu.Unlock()
+		select { // a Run starting now serves a pending restart request
+		case <-c.restart:
+		default:
+		}
 		started := c.cfg.Now()
 		c.log.Debug("network run starting", "run", run)
 		err := c.runOnce(ctx)

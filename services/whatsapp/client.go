@@ -20,6 +20,7 @@ import (
 	"github.com/clawdis/clawdis/services/provider"
 	"go.mau.fi/whatsmeow"
 	"go.mau.fi/whatsmeow/store"
+	"go.mau.fi/whatsmeow/store/sqlstore"
 	"go.mau.fi/whatsmeow/types"
 	"go.mau.fi/whatsmeow/types/events"
 )
@@ -71,6 +72,10 @@ type Client struct {
 	log    *slog.Logger
 	loader *mediaLoader
 
+	// storeMu makes this client's store opens one at a time: whatsmeow's schema upgrade
+	// fails when two connections create a new store at once (Run and web.login.start).
+	storeMu sync.Mutex
+
 	mu      sync.Mutex
 	running bool
 	linked  linkState
@@ -79,7 +84,19 @@ type Client struct {
 	typing  map[string]bool // chats with the typing indicator on
 	selfLID types.JID       // the account's LID, set on Connected
 
+	// paused stops Run from connecting while a client links WhatsApp (web.login.start);
+	// stopRun ends the running Run's connection and runDone is closed when that Run returned.
+	paused  bool
+	stopRun context.CancelFunc
+	runDone chan struct{}
+
 	configure func(*whatsmeow.Client) // test hook: adjusts the connection before it dials
+	// loginReach bounds reaching WhatsApp in a web login; default DefaultReachTimeout.
+	loginReach time.Duration
+	// remoteLogout tells WhatsApp to remove a device before a forced web login.
+	remoteLogout func(context.Context, *store.Device) bool
+	// dialLogin makes a web login's connection (tests fake WhatsApp here).
+	dialLogin func(ctx context.Context, dev *store.Device, log *slog.Logger) loginConn
 }
 
 var _ provider.Network = (*Client)(nil)
@@ -102,36 +119,102 @@ func New(cfg Config) (*Client, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Client{
-		cfg:    cfg,
-		log:    log.With("component", ID),
-		loader: &mediaLoader{http: cfg.HTTPClient, timeout: cfg.MediaFetchTimeout},
-		reads:  newReadTracker(),
-		typing: make(map[string]bool),
-	}, nil
+	c := &Client{
+		cfg:          cfg,
+		log:          log.With("component", ID),
+		loader:       &mediaLoader{http: cfg.HTTPClient, timeout: cfg.MediaFetchTimeout},
+		reads:        newReadTracker(),
+		typing:       make(map[string]bool),
+		remoteLogout: remoteLogout,
+	}
+	c.dialLogin = func(ctx context.Context, dev *store.Device, log *slog.Logger) loginConn {
+		wa := dialWhatsApp(ctx, dev, log)
+		if c.configure != nil {
+			c.configure(wa)
+		}
+		return waLogin{wa}
+	}
+	return c, nil
 }
 
 // ID is "whatsapp".
 func (c *Client) ID() string { return ID }
 
+// errLinking ends Run while a client links WhatsApp; the link runs it again.
+var errLinking = errors.New("a client is linking WhatsApp (web.login)")
+
 // Run opens the store, connects and serves until ctx ends (nil) or the connection fails:
 // a *provider.TerminalError when retrying cannot help (unlinked, logged out, replaced,
-// banned, client outdated), any other error when the supervisor should reconnect.
+// banned, client outdated, a client linking WhatsApp), any other error when the supervisor
+// should reconnect.
 func (c *Client) Run(ctx context.Context, sink provider.Sink) error {
 	c.mu.Lock()
 	if c.running {
 		c.mu.Unlock()
 		return errors.New("whatsapp: Run called while already running")
 	}
-	c.running = true
+	if c.paused {
+		c.mu.Unlock()
+		return c.linking(sink)
+	}
+	ctx, stop := context.WithCancel(ctx)
+	defer stop()
+	c.running, c.stopRun, c.runDone = true, stop, make(chan struct{})
 	c.mu.Unlock()
 	defer func() {
 		c.mu.Lock()
 		c.running = false
 		clear(c.typing)
 		c.selfLID = types.EmptyJID
+		close(c.runDone)
+		c.stopRun, c.runDone = nil, nil
 		c.mu.Unlock()
 	}()
+	err := c.run(ctx, sink)
+	c.mu.Lock()
+	paused := c.paused
+	c.mu.Unlock()
+	if paused {
+		return c.linking(sink)
+	}
+	return err
+}
+
+// linking reports that Run stands aside while a client links WhatsApp.
+func (c *Client) linking(sink provider.Sink) error {
+	sink.State(wire.ProviderState{State: schemas.WebUnlinked, LastError: "linking WhatsApp from a client"})
+	return &provider.TerminalError{State: schemas.WebUnlinked, Err: errLinking}
+}
+
+// pause stops the running connection, if any, and keeps Run from connecting until resume;
+// it returns once that Run returned, or ctx's error when ctx ends first.
+func (c *Client) pause(ctx context.Context) error {
+	c.mu.Lock()
+	c.paused = true
+	stop, done := c.stopRun, c.runDone
+	c.mu.Unlock()
+	if stop == nil {
+		return nil
+	}
+	stop()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		c.resume()
+		return ctx.Err()
+	}
+}
+
+// resume lets Run connect again (the provider core calls it again when asked).
+func (c *Client) resume() {
+	c.mu.Lock()
+	c.paused = false
+	c.mu.Unlock()
+}
+
+// run is Run's connection: open the store, connect, serve.
+func (c *Client) run(ctx context.Context, sink provider.Sink) error {
 
 	if c.cfg.StoreDir == "" {
 		sink.State(wire.ProviderState{State: schemas.WebDisabled, LastError: "no WhatsApp store directory configured"})
@@ -140,7 +223,7 @@ func (c *Client) Run(ctx context.Context, sink provider.Sink) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 
-	container, err := openStore(ctx, c.cfg.StoreDir, c.log)
+	container, err := c.openStore(ctx)
 	if err != nil {
 		return c.transientStart(ctx, sink, err)
 	}
@@ -253,6 +336,13 @@ func (c *Client) serve(ctx context.Context, ctrl *queue[any], base wire.Provider
 			}
 		}
 	}
+}
+
+// openStore opens the store, one open at a time (a storeOpener).
+func (c *Client) openStore(ctx context.Context) (*sqlstore.Container, error) {
+	c.storeMu.Lock()
+	defer c.storeMu.Unlock()
+	return openStore(ctx, c.cfg.StoreDir, c.log)
 }
 
 // transientStart reports a failure to open the store and returns it as transient.

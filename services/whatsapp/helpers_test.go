@@ -8,6 +8,7 @@ import (
 
 	"github.com/clawdis/clawdis/bus/wire"
 	"go.mau.fi/whatsmeow/proto/waAdv"
+	"go.mau.fi/whatsmeow/store"
 	"go.mau.fi/whatsmeow/types"
 	"google.golang.org/protobuf/proto"
 )
@@ -88,6 +89,13 @@ func linkTestDevice(t *testing.T, dir, number string, pairedAt time.Time) {
 	}
 	defer func() { _ = c.Close() }()
 	dev := c.NewDevice()
+	markLinked(t, dev, number, pairedAt)
+}
+
+// markLinked gives dev what pairing gives a device (an ID, a LID and a signed identity with
+// a pairing timestamp) and saves it, as whatsmeow does when a QR code is scanned.
+func markLinked(t *testing.T, dev *store.Device, number string, pairedAt time.Time) {
+	t.Helper()
 	jid := types.NewADJID(number, 0, 7)
 	dev.ID = &jid
 	dev.LID = types.NewJID("99887766", types.HiddenUserServer)
@@ -99,7 +107,7 @@ func linkTestDevice(t *testing.T, dir, number string, pairedAt time.Time) {
 		Details: details, AccountSignatureKey: make([]byte, 32), AccountSignature: make([]byte, 64),
 		DeviceSignature: make([]byte, 64),
 	}
-	if err := dev.Save(ctx); err != nil {
+	if err := dev.Save(context.Background()); err != nil {
 		t.Fatalf("save device: %v", err)
 	}
 }

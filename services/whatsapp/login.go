@@ -5,19 +5,17 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"log/slog"
 	"net"
-	"os"
-	"path/filepath"
+	"net/url"
 	"syscall"
 	"time"
 
-	"github.com/clawdis/clawdis/services/provider"
-	"github.com/mdp/qrterminal/v3"
 	"go.mau.fi/whatsmeow"
 	"go.mau.fi/whatsmeow/socket"
 	"go.mau.fi/whatsmeow/store"
+	"go.mau.fi/whatsmeow/store/sqlstore"
+	"go.mau.fi/whatsmeow/types"
 	"go.mau.fi/whatsmeow/types/events"
 )
 
@@ -50,12 +48,67 @@ type LoginOptions struct {
 	// DefaultReachTimeout.
 	ReachTimeout time.Duration
 	Log          *slog.Logger // nil discards
+
+	// dial makes the connection a login uses (default dialWhatsApp); the web login sets
+	// its own, and tests fake WhatsApp there.
+	dial func(ctx context.Context, dev *store.Device, log *slog.Logger) loginConn
+	// open opens the store; default openStore on StoreDir. The web login opens it as its
+	// Client does, one open at a time.
+	open storeOpener
 }
 
 // LoginResult is the linked account.
 type LoginResult struct {
 	Number string // E.164
+	JID    string // the account's JID, without the device part
 }
+
+// loginConn is what a login needs of a whatsmeow connection: the QR channel, connecting,
+// the Connected event that follows pairing, and the JID it paired as. Tests fake it.
+type loginConn interface {
+	GetQRChannel(ctx context.Context) (<-chan whatsmeow.QRChannelItem, error)
+	ConnectContext(ctx context.Context) error
+	Disconnect()
+	AddEventHandler(handler whatsmeow.EventHandler) uint32
+	RemoveEventHandler(id uint32) bool
+	// pairedJID is the account the device was linked to (empty before pairing).
+	pairedJID() types.JID
+}
+
+// waLogin is a whatsmeow connection as a loginConn.
+type waLogin struct{ *whatsmeow.Client }
+
+func (w waLogin) pairedJID() types.JID { return w.Store.GetJID() }
+
+// dialWhatsApp is a whatsmeow connection for linking dev: no automatic reconnects (a login
+// is one attempt), its background events bounded by ctx.
+func dialWhatsApp(ctx context.Context, dev *store.Device, log *slog.Logger) *whatsmeow.Client {
+	wa := whatsmeow.NewClient(dev, newWALogger(log, "login"))
+	wa.EnableAutoReconnect = false
+	wa.BackgroundEventCtx = ctx
+	return wa
+}
+
+// loginStages hears what a login goes through, on the login's goroutine. Login prints each
+// stage for a terminal; the web login keeps the codes for its clients.
+type loginStages interface {
+	connecting()     // dialling WhatsApp
+	waitingForCode() // connected; WhatsApp is about to send the first code
+	// code is the n-th QR code (from 1); WhatsApp sends the next one after valid.
+	code(code string, n int, valid time.Duration)
+	scanned()             // paired; the connection that follows is coming up
+	linked(number string) // done
+	end()                 // the login returns, successfully or not
+}
+
+// spinner is implemented by stages that redraw a progress line while the login waits;
+// tick is called every spinnerInterval then.
+type spinner interface {
+	tick(what string)
+}
+
+// spinnerInterval is how often a spinner is redrawn.
+const spinnerInterval = 250 * time.Millisecond
 
 // Login links this machine as a WhatsApp device. It says what it does, one line per stage:
 // connecting, waiting for WhatsApp's code, each QR code shown (refreshed as they rotate,
@@ -63,11 +116,21 @@ type LoginResult struct {
 // and returns the linked number. When WhatsApp cannot be reached or sends no code within
 // ReachTimeout it fails with an ErrUnreachable error whose text is one plain sentence.
 func Login(ctx context.Context, opts LoginOptions) (LoginResult, error) {
+	opts, err := opts.withDefaults()
+	if err != nil {
+		return LoginResult{}, err
+	}
+	opts.Log = opts.Log.With("component", ID)
+	return link(ctx, opts, newTerminalStages(opts.Out, time.Now().Add(opts.Timeout)))
+}
+
+// withDefaults checks opts and fills in the defaults.
+func (opts LoginOptions) withDefaults() (LoginOptions, error) {
 	if opts.Out == nil {
 		opts.Out = io.Discard
 	}
 	if opts.Timeout < 0 || opts.ReachTimeout < 0 {
-		return LoginResult{}, fmt.Errorf("whatsapp login: negative timeout %s", min(opts.Timeout, opts.ReachTimeout))
+		return opts, fmt.Errorf("whatsapp login: negative timeout %s", min(opts.Timeout, opts.ReachTimeout))
 	}
 	if opts.Timeout == 0 {
 		opts.Timeout = DefaultLoginTimeout
@@ -75,13 +138,29 @@ func Login(ctx context.Context, opts LoginOptions) (LoginResult, error) {
 	if opts.ReachTimeout == 0 {
 		opts.ReachTimeout = DefaultReachTimeout
 	}
-	log := opts.Log
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
+	if opts.Log == nil {
+		opts.Log = slog.New(slog.DiscardHandler)
 	}
-	log = log.With("component", ID)
+	if opts.open == nil {
+		dir, log := opts.StoreDir, opts.Log
+		opts.open = func(ctx context.Context) (*sqlstore.Container, error) { return openStore(ctx, dir, log) }
+	}
+	if opts.dial == nil {
+		opts.dial = func(ctx context.Context, dev *store.Device, log *slog.Logger) loginConn {
+			return waLogin{dialWhatsApp(ctx, dev, log)}
+		}
+	}
+	return opts, nil
+}
 
-	container, err := openStore(ctx, opts.StoreDir, log)
+// link is the one login flow, of `clawdis login` and of web.login.start: it refuses a store
+// that is already linked (an *alreadyLinkedError), connects within ReachTimeout, reports
+// each QR code to st until one is scanned, and waits for the connection that follows
+// pairing. opts must have its defaults.
+func link(ctx context.Context, opts LoginOptions, st loginStages) (LoginResult, error) {
+	defer st.end()
+	log := opts.Log
+	container, err := opts.open(ctx)
 	if err != nil {
 		return LoginResult{}, fmt.Errorf("whatsapp login: %w", err)
 	}
@@ -89,15 +168,12 @@ func Login(ctx context.Context, opts LoginOptions) (LoginResult, error) {
 	if dev, err := linkedDevice(ctx, container); err != nil {
 		return LoginResult{}, fmt.Errorf("whatsapp login: %w", err)
 	} else if dev != nil {
-		return LoginResult{}, fmt.Errorf("%w as %s: run `clawdis logout` first to link another account",
-			ErrAlreadyLinked, e164(dev.ID.ToNonAD()))
+		return LoginResult{}, &alreadyLinkedError{number: e164(dev.ID.ToNonAD())}
 	}
 
 	ctx, cancel := context.WithTimeout(ctx, opts.Timeout)
 	defer cancel()
-	wa := whatsmeow.NewClient(container.NewDevice(), newWALogger(log, "login"))
-	wa.EnableAutoReconnect = false
-	wa.BackgroundEventCtx = ctx
+	wa := opts.dial(ctx, container.NewDevice(), log)
 	connected := make(chan struct{}, 1)
 	handlerID := wa.AddEventHandler(func(evt any) {
 		if _, ok := evt.(*events.Connected); ok {
@@ -114,77 +190,105 @@ func Login(ctx context.Context, opts LoginOptions) (LoginResult, error) {
 	}
 	reach := time.NewTimer(opts.ReachTimeout)
 	defer reach.Stop()
-	fmt.Fprintln(opts.Out, "Connecting to WhatsApp…")
+	st.connecting()
 	if err := connectWithin(ctx, cancel, wa, reach.C, min(opts.ReachTimeout, opts.Timeout)); err != nil {
 		return LoginResult{}, err
 	}
 	defer wa.Disconnect()
-	fmt.Fprintln(opts.Out, "Connected; waiting for WhatsApp's login code…")
-
-	p := &progress{out: opts.Out, deadline: time.Now().Add(opts.Timeout)}
-	tick := time.NewTicker(250 * time.Millisecond)
-	defer tick.Stop()
-	noCode := reach.C // until the first code arrives
-	paired, codes := false, 0
-	for !paired {
-		select {
-		case <-ctx.Done():
-			p.done()
-			if codes == 0 && errors.Is(ctx.Err(), context.DeadlineExceeded) {
-				return LoginResult{}, &unreachableError{reason: fmt.Sprintf("it sent no login code within %s", opts.Timeout)}
-			}
-			return LoginResult{}, loginCtxErr(ctx, opts.Timeout, ctx.Err())
-		case <-noCode:
-			p.done()
-			return LoginResult{}, &unreachableError{reason: fmt.Sprintf("it sent no login code within %s", opts.ReachTimeout)}
-		case <-tick.C:
-			if codes > 0 {
-				p.tick("waiting for the QR code to be scanned")
-			}
-		case item, ok := <-qrs:
-			if !ok {
-				p.done()
-				return LoginResult{}, fmt.Errorf("whatsapp login: QR channel closed")
-			}
-			if item.Event == whatsmeow.QRChannelEventCode {
-				p.done()
-				noCode = nil
-				codes++
-				showQR(opts.Out, item.Code, codes)
-				continue
-			}
-			p.done()
-			if err := qrResult(item); err != nil {
-				return LoginResult{}, err
-			}
-			paired = true
-		}
+	st.waitingForCode()
+	if err := awaitPairing(ctx, opts, qrs, reach.C, st); err != nil {
+		return LoginResult{}, err
 	}
-	// Pairing is followed by a server-requested restart of the connection (whatsmeow
-	// reconnects by itself); the device is usable once Connected arrives.
-	fmt.Fprintln(opts.Out, "QR code scanned; finishing the link…")
+	st.scanned()
+	jid, err := awaitConnected(ctx, opts.Timeout, wa, connected, st)
+	if err != nil {
+		return LoginResult{}, err
+	}
+	number := e164(jid)
+	st.linked(number)
+	return LoginResult{Number: number, JID: jid.String()}, nil
+}
+
+// awaitPairing reports each QR code WhatsApp sends to st until one is scanned (nil) or the
+// login fails: no code before noCode fires (unreachable), ctx's end, or a final QR event
+// other than success.
+func awaitPairing(ctx context.Context, opts LoginOptions, qrs <-chan whatsmeow.QRChannelItem, noCode <-chan time.Time, st loginStages) error {
+	tick, stop := spinnerTicks(st)
+	defer stop()
+	codes := 0
 	for {
 		select {
 		case <-ctx.Done():
-			p.done()
-			return LoginResult{}, fmt.Errorf("whatsapp login: paired, but the connection did not come up within %s; "+
-				"run `clawdis gateway health` to check or `clawdis logout` and try again: %w", opts.Timeout, ctx.Err())
-		case <-tick.C:
-			p.tick("connecting")
-		case <-connected:
-			p.done()
-			number := e164(wa.Store.GetJID().ToNonAD())
-			fmt.Fprintf(opts.Out, "Linked as %s\n", number)
-			return LoginResult{Number: number}, nil
+			if codes == 0 && errors.Is(ctx.Err(), context.DeadlineExceeded) {
+				return &unreachableError{reason: fmt.Sprintf("it sent no login code within %s", opts.Timeout)}
+			}
+			return loginCtxErr(ctx, opts.Timeout, ctx.Err())
+		case <-noCode:
+			return &unreachableError{reason: fmt.Sprintf("it sent no login code within %s", opts.ReachTimeout)}
+		case <-tick:
+			if codes > 0 {
+				st.(spinner).tick("waiting for the QR code to be scanned")
+			}
+		case item, ok := <-qrs:
+			if !ok {
+				return errors.New("whatsapp login: QR channel closed")
+			}
+			if item.Event != whatsmeow.QRChannelEventCode {
+				return qrResult(item)
+			}
+			noCode = nil
+			codes++
+			st.code(item.Code, codes, item.Timeout)
 		}
 	}
 }
+
+// awaitConnected waits for the Connected event after pairing: pairing is followed by a
+// server-requested restart of the connection (whatsmeow reconnects by itself), and the
+// device is usable once it is up. It returns the account's JID.
+func awaitConnected(ctx context.Context, timeout time.Duration, wa loginConn, connected <-chan struct{}, st loginStages) (types.JID, error) {
+	tick, stop := spinnerTicks(st)
+	defer stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return types.EmptyJID, fmt.Errorf("%w within %s; "+
+				"run `clawdis gateway health` to check or `clawdis logout` and try again: %w", errPairedNotConnected, timeout, ctx.Err())
+		case <-tick:
+			st.(spinner).tick("connecting")
+		case <-connected:
+			return wa.pairedJID().ToNonAD(), nil
+		}
+	}
+}
+
+// errPairedNotConnected: the code was scanned but the connection did not come up.
+var errPairedNotConnected = errors.New("whatsapp login: paired, but the connection did not come up")
+
+// spinnerTicks ticks every spinnerInterval when st draws a spinner; otherwise it never
+// fires (a login for a client has nothing to redraw).
+func spinnerTicks(st loginStages) (<-chan time.Time, func()) {
+	if _, ok := st.(spinner); !ok {
+		return nil, func() {}
+	}
+	t := time.NewTicker(spinnerInterval)
+	return t.C, t.Stop
+}
+
+// alreadyLinkedError is ErrAlreadyLinked with the linked number.
+type alreadyLinkedError struct{ number string }
+
+func (e *alreadyLinkedError) Error() string {
+	return ErrAlreadyLinked.Error() + " as " + e.number + ": run `clawdis logout` first to link another account"
+}
+
+func (e *alreadyLinkedError) Unwrap() error { return ErrAlreadyLinked }
 
 // connectWithin connects wa within the reach timer (limit is its duration, for the
 // message). Past it, or past ctx's deadline, the connect is cancelled (cancel ends ctx,
 // which the dial follows), waited for, and reported as unreachable; a caller that cancels
 // ctx gets ctx.Err().
-func connectWithin(ctx context.Context, cancel context.CancelFunc, wa *whatsmeow.Client, reach <-chan time.Time, limit time.Duration) error {
+func connectWithin(ctx context.Context, cancel context.CancelFunc, wa loginConn, reach <-chan time.Time, limit time.Duration) error {
 	done := make(chan error, 1)
 	go func() { done <- wa.ConnectContext(ctx) }()
 	select {
@@ -237,6 +341,7 @@ func unreachableReason(err error) string {
 	var dnsErr *net.DNSError
 	var opErr *net.OpError
 	var status socket.ErrWithStatusCode
+	var urlErr *url.Error
 	switch {
 	case errors.As(err, &dnsErr):
 		return "the name " + dnsErr.Name + " does not resolve"
@@ -248,11 +353,30 @@ func unreachableReason(err error) string {
 		return "the network is unreachable"
 	case errors.As(err, &status):
 		return fmt.Sprintf("it answered HTTP %d", status.StatusCode)
+	case errors.As(err, &urlErr): // the HTTP request of the WebSocket handshake (or a proxy's answer to it)
+		return "the connection failed (" + innermost(urlErr.Err).Error() + ")"
 	}
-	for next := errors.Unwrap(err); next != nil; next = errors.Unwrap(next) {
-		err = next
+	return innermost(err).Error()
+}
+
+// innermost is the error at the end of err's chain (the last one where several are
+// joined), without the wrapping texts of the libraries in between.
+func innermost(err error) error {
+	for {
+		switch u := err.(type) {
+		case interface{ Unwrap() error }:
+			if next := u.Unwrap(); next != nil {
+				err = next
+				continue
+			}
+		case interface{ Unwrap() []error }:
+			if errs := u.Unwrap(); len(errs) > 0 {
+				err = errs[len(errs)-1]
+				continue
+			}
+		}
+		return err
 	}
-	return err.Error()
 }
 
 // qrResult turns a final QR channel item into nil (paired) or an error.
@@ -280,161 +404,4 @@ func loginCtxErr(ctx context.Context, timeout time.Duration, err error) error {
 		return fmt.Errorf("%w within %s", ErrLoginTimeout, timeout)
 	}
 	return err
-}
-
-// showQR renders the n-th code as half-block characters.
-func showQR(out io.Writer, code string, n int) {
-	if n == 1 {
-		fmt.Fprintln(out, "\nQR code shown: scan it in WhatsApp → Settings → Linked devices → Link a device:")
-	} else {
-		fmt.Fprintln(out, "\nNew QR code shown (the previous one expired): scan it in WhatsApp → Settings → Linked devices → Link a device:")
-	}
-	qrterminal.GenerateWithConfig(code, qrterminal.Config{
-		Level:          qrterminal.L,
-		Writer:         out,
-		HalfBlocks:     true,
-		BlackChar:      qrterminal.BLACK_BLACK,
-		WhiteChar:      qrterminal.WHITE_WHITE,
-		WhiteBlackChar: qrterminal.WHITE_BLACK,
-		BlackWhiteChar: qrterminal.BLACK_WHITE,
-		QuietZone:      1,
-	})
-}
-
-// progress draws a spinner line that is rewritten in place.
-type progress struct {
-	out      io.Writer
-	deadline time.Time
-	frame    int
-	shown    bool
-}
-
-func (p *progress) tick(what string) {
-	fmt.Fprint(p.out, "\r"+spinnerLine(p.frame, what, time.Until(p.deadline)))
-	p.frame++
-	p.shown = true
-}
-
-// done ends the spinner line so the next output starts on a fresh line.
-func (p *progress) done() {
-	if p.shown {
-		fmt.Fprint(p.out, "\r\033[K")
-		p.shown = false
-	}
-}
-
-var spinnerFrames = []string{"⠋", "⠙", "⠹", "⠸", "⠼", "⠴", "⠦", "⠧", "⠇", "⠏"}
-
-// spinnerLine is one frame of the progress line, e.g. "⠋ waiting … (2m10s left)".
-func spinnerLine(frame int, what string, left time.Duration) string {
-	if left < 0 {
-		left = 0
-	}
-	return fmt.Sprintf("%s %s… (%s left)\033[K", spinnerFrames[frame%len(spinnerFrames)], what, left.Round(time.Second))
-}
-
-// Linked returns the number linked in the store at storeDir, or "" when nothing is linked.
-// A store that does not exist yet counts as not linked and is not created (for `clawdis
-// doctor`, which may run beside a gateway: the store's busy timeout covers that).
-func Linked(ctx context.Context, storeDir string) (string, error) {
-	if _, err := os.Stat(filepath.Join(storeDir, storeFile)); errors.Is(err, fs.ErrNotExist) {
-		return "", nil
-	}
-	container, err := openStore(ctx, storeDir, nil)
-	if err != nil {
-		return "", fmt.Errorf("whatsapp: %w", err)
-	}
-	defer func() { _ = container.Close() }()
-	dev, err := linkedDevice(ctx, container)
-	if err != nil || dev == nil {
-		return "", err
-	}
-	return e164(dev.ID.ToNonAD()), nil
-}
-
-// LogoutResult says what Logout did.
-type LogoutResult struct {
-	Number string // the account that was linked
-	// Remote is true when WhatsApp confirmed the unlink; false when only the local session
-	// was deleted (the phone may still list the device until it is removed there).
-	Remote bool
-}
-
-// logoutConnectTimeout bounds connecting to tell WhatsApp about the logout.
-const logoutConnectTimeout = 15 * time.Second
-
-// Logout unlinks the device: it connects and tells WhatsApp when it can, and otherwise
-// deletes the local session. provider.ErrNotLinked when nothing is linked. It must not run
-// while a gateway uses the same store.
-func Logout(ctx context.Context, storeDir string) (LogoutResult, error) {
-	return logout(ctx, storeDir, remoteLogout)
-}
-
-// logout is Logout with the remote unlink as a parameter (tests never contact WhatsApp).
-func logout(ctx context.Context, storeDir string, remote func(context.Context, *store.Device) bool) (LogoutResult, error) {
-	container, err := openStore(ctx, storeDir, nil)
-	if err != nil {
-		return LogoutResult{}, fmt.Errorf("whatsapp logout: %w", err)
-	}
-	defer func() { _ = container.Close() }()
-	dev, err := linkedDevice(ctx, container)
-	if err != nil {
-		return LogoutResult{}, fmt.Errorf("whatsapp logout: %w", err)
-	}
-	if dev == nil {
-		return LogoutResult{}, fmt.Errorf("whatsapp logout: %w: nothing to log out", provider.ErrNotLinked)
-	}
-	res := LogoutResult{Number: e164(dev.ID.ToNonAD())}
-	if remote(ctx, dev) {
-		res.Remote = true
-		return res, nil
-	}
-	if dev.Deleted { // WhatsApp had already logged it out; whatsmeow deleted it
-		return res, nil
-	}
-	if err := dev.Delete(ctx); err != nil {
-		return res, fmt.Errorf("whatsapp logout: delete local session: %w", err)
-	}
-	return res, nil
-}
-
-// remoteLogout connects with dev and asks WhatsApp to remove it (which also deletes the
-// local session); false when that was not possible.
-func remoteLogout(ctx context.Context, dev *store.Device) bool {
-	ctx, cancel := context.WithTimeout(ctx, logoutConnectTimeout)
-	defer cancel()
-	wa := whatsmeow.NewClient(dev, nil)
-	wa.EnableAutoReconnect = false
-	wa.BackgroundEventCtx = ctx
-	ready := make(chan bool, 1)
-	handlerID := wa.AddEventHandler(func(evt any) {
-		var ok, final bool
-		switch evt.(type) {
-		case *events.Connected:
-			ok, final = true, true
-		case *events.LoggedOut, *events.StreamReplaced, *events.TemporaryBan, *events.ClientOutdated,
-			*events.ConnectFailure, *events.Disconnected:
-			final = true
-		}
-		if final {
-			select {
-			case ready <- ok:
-			default:
-			}
-		}
-	})
-	defer wa.RemoveEventHandler(handlerID)
-	if err := wa.ConnectContext(ctx); err != nil {
-		return false
-	}
-	defer wa.Disconnect()
-	select {
-	case ok := <-ready:
-		if !ok {
-			return false
-		}
-	case <-ctx.Done():
-		return false
-	}
-	return wa.Logout(ctx) == nil
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/url"
 	"os"
 	"strings"
 	"syscall"
@@ -173,6 +174,10 @@ func TestUnreachableReason(t *testing.T) {
 			"the connection was refused"},
 		{fmt.Errorf("dial: %w", os.NewSyscallError("connect", syscall.ENETUNREACH)), "the network is unreachable"},
 		{fmt.Errorf("a: %w", fmt.Errorf("b: %w", errors.New("tls: bad certificate"))), "tls: bad certificate"},
+		{fmt.Errorf("%w: %w", errors.New("failed to dial"), fmt.Errorf("handshake: %w",
+			&url.Error{Op: "Get", URL: "https://web.whatsapp.com/ws/chat", Err: errors.New("Bad Gateway")})),
+			"the connection failed (Bad Gateway)"},
+		{fmt.Errorf("%w: %w", errors.New("failed to dial"), errors.New("EOF")), "EOF"},
 	} {
 		if got := unreachableReason(tt.err); got != tt.want {
 			t.Errorf("unreachableReason(%v) = %q, want %q", tt.err, got, tt.want)
@@ -196,5 +201,44 @@ func TestLinked(t *testing.T) {
 	linkTestDevice(t, dir, "436641234567", time.Now())
 	if number, err := Linked(context.Background(), dir); number != "+436641234567" || err != nil {
 		t.Errorf("linked store: %q %v", number, err)
+	}
+}
+
+// TestLoginStages runs `clawdis login`'s flow against the fake WhatsApp: it prints each
+// stage, a new QR code when the first one rotates, and returns the linked account, which
+// the store then holds.
+func TestLoginStages(t *testing.T) {
+	dir := t.TempDir()
+	wa := newFakeWhatsApp()
+	var out bytes.Buffer // read after Login returned
+	done := make(chan error, 1)
+	var res LoginResult
+	go func() {
+		var err error
+		res, err = Login(context.Background(), LoginOptions{StoreDir: dir, Out: &out, dial: wa.dial})
+		done <- err
+	}()
+	conn := wa.nextDial(t)
+	conn.code("2@first", time.Minute)
+	conn.code("2@second", 20*time.Second)
+	conn.scan(t, "436641234567")
+	if err := <-done; err != nil {
+		t.Fatalf("Login: %v", err)
+	}
+	if res.Number != "+436641234567" || res.JID != "436641234567@s.whatsapp.net" {
+		t.Errorf("Login = %+v", res)
+	}
+	text := out.String()
+	last := -1
+	for _, stage := range []string{"Connecting to WhatsApp…", "waiting for WhatsApp's login code", "QR code shown: scan it",
+		"New QR code shown (the previous one expired)", "QR code scanned; finishing the link…", "Linked as +436641234567"} {
+		i := strings.Index(text, stage)
+		if i <= last {
+			t.Fatalf("stage %q missing or out of order in:\n%s", stage, text)
+		}
+		last = i
+	}
+	if number, err := Linked(context.Background(), dir); number != "+436641234567" || err != nil {
+		t.Errorf("store after Login: %q, %v", number, err)
 	}
 }

@@ -42,6 +42,9 @@ func storeDSN(dir string) (string, error) {
 	return "file:" + u.EscapedPath() + "?" + q.Encode(), nil
 }
 
+// storeOpener opens a whatsmeow store (openStore, or a Client's openStore).
+type storeOpener func(ctx context.Context) (*sqlstore.Container, error)
+
 // openStore creates dir (0700) if needed and opens, upgrading if needed, the whatsmeow store.
 func openStore(ctx context.Context, dir string, log *slog.Logger) (*sqlstore.Container, error) {
 	if dir == "" {
