@@ -86,7 +86,10 @@ func TestWebChatServerMethods(t *testing.T) {
 	if err := chromedp.Do(bctx, chromedp.Click(chromedp.ID("new-session"))); err != nil {
 		t.Fatal(err)
 	}
-	waitJS(t, bctx, "the new conversation", `document.querySelectorAll('#log li').length === 0 && !document.getElementById('empty').hidden`)
+	// WhatsApp runs here unlinked and the gateway offers web.login.*: the hint and the
+	// providers panel offer to link it.
+	waitJS(t, bctx, "the new conversation", `document.querySelectorAll('#log li').length === 0 && !document.getElementById('empty').hidden
+		&& !document.getElementById('empty-wa').hidden && !document.getElementById('wa-link').hidden`)
 	after := history(t, c, "main")
 	if len(after.Messages) != 0 || after.SessionID == before.SessionID || before.SessionID == "" {
 		t.Errorf("after New conversation: session %q with %d messages (before: %q)", after.SessionID, len(after.Messages), before.SessionID)
