@@ -275,14 +275,17 @@ func TestWebChatRelayGone(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitJS(t, bctx, "connected with health shown", `document.querySelector('#conn').dataset.state === 'connected'
-		&& document.querySelector('#health dd[data-key="gateway"]')?.textContent === 'ok'`)
+		&& document.querySelector('#health dd[data-key="gateway"]')?.textContent === 'ok'
+		&& !document.getElementById('wa-link').hidden && !document.getElementById('new-session').disabled`)
 	stop()
 	waitJS(t, bctx, "every status unknown", `(() => {
 		const dds = [...document.querySelectorAll('#health dd')];
 		return document.querySelector('#conn').dataset.state === 'disconnected'
 			&& document.getElementById('conn-detail').textContent.startsWith('The WebChat server is not reachable')
 			&& dds.length === 5 && dds.every((dd) => dd.className !== 'good' && ['unknown', 'unreachable'].includes(dd.textContent))
-			&& !document.querySelector('#presence li:not(.unknown)') && document.getElementById('send').disabled;
+			&& !document.querySelector('#presence li:not(.unknown)') && document.getElementById('send').disabled
+			&& document.getElementById('wa-link').hidden && document.getElementById('empty-wa').hidden
+			&& document.getElementById('new-session').disabled;
 	})()`)
 	shoot(t, bctx, "page-relay-gone")
 }

@@ -96,6 +96,7 @@ function setConn(state, detail) {
   $('conn-detail').hidden = !line;
   c.title = line || c.lastElementChild.textContent;
   $('send').disabled = state !== 'connected';
+  $('new-session').disabled = state !== 'connected';
   if (state !== 'connected') statusUnknown(state === 'offline');
   updateStop();
 }
@@ -112,6 +113,8 @@ function statusUnknown(unreachable) {
   }));
   const li = el('li', 'unknown', 'unknown while disconnected');
   $('presence').replaceChildren(li);
+  setLinked(null); // nothing is offered on a state that is not known
+  updateEmpty();
 }
 
 function onEvent(ev) {

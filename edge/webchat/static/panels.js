@@ -84,7 +84,7 @@ async function newConversation() {
   } catch (e) {
     ctx.showError(`Could not start a new conversation: ${e.message}`);
   } finally {
-    btn.disabled = false;
+    btn.disabled = !ctx.gw.connected;
   }
 }
 
@@ -93,9 +93,9 @@ async function newConversation() {
 const canLink = () => ctx.has('web.login.start') && ctx.has('web.login.wait');
 
 // setLinked takes health's web section: linking is offered while WhatsApp runs (not
-// "disabled") without credentials.
+// "disabled") without credentials; null while the state is unknown (not connected).
 export function setLinked(web) {
-  linkable = !web?.linked && web?.state !== 'disabled';
+  linkable = !!web && !web.linked && web.state !== 'disabled';
   updateLinkButton();
 }
 
