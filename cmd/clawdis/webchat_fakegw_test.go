@@ -31,9 +31,10 @@ import (
 // with an error after a delta; anything else gets "echo: <message>". web.login.start shows
 // code 1, the first web.login.wait rotates to code 2, the next one waits for scan().
 type fakeGateway struct {
-	t    *testing.T
-	url  string
-	scan chan struct{} // closed by the test: the code was "scanned"
+	t        *testing.T
+	url      string
+	scan     chan struct{} // closed by scanned(): the code was "scanned"
+	scanOnce sync.Once
 
 	mu       sync.Mutex
 	conns    []*fakeConn
@@ -67,6 +68,7 @@ func startFakeGateway(t *testing.T) *fakeGateway {
 	srv := &http.Server{Handler: http.HandlerFunc(g.serve)}
 	go srv.Serve(ln)
 	t.Cleanup(func() {
+		g.scanned() // a web.login.wait still waiting returns
 		g.mu.Lock()
 		for _, ch := range g.runs {
 			close(ch)
@@ -84,6 +86,9 @@ func startFakeGateway(t *testing.T) *fakeGateway {
 	})
 	return g
 }
+
+// scanned lets the waiting web.login.wait answer linked:true.
+func (g *fakeGateway) scanned() { g.scanOnce.Do(func() { close(g.scan) }) }
 
 // seed puts messages into a session's transcript.
 func (g *fakeGateway) seed(key string, msgs ...schemas.ChatMessage) {
@@ -416,7 +421,7 @@ func TestWebChatNewMethods(t *testing.T) {
 	}
 	waitJS(t, bctx, "the drawer with the code", `getComputedStyle(document.getElementById('side')).display !== 'none'`)
 	shoot(t, bctx, "methods-qr-phone-dark")
-	close(g.scan)
+	g.scanned()
 	waitJS(t, bctx, "linked", `document.getElementById('wa-status').textContent === 'Linked as +15550001234'
 		&& document.getElementById('wa-qr').hidden`)
 	shoot(t, bctx, "methods-linked-phone-dark")
