@@ -1,5 +1,7 @@
-// The WebChat page: transcript, sending with a streamed reply, image attachments, session
-// and thinking pickers, connection state, presence and provider health.
+// The WebChat page: transcript, sending with a streamed reply (and Stop), image attachments,
+// session and thinking pickers, connection state, presence and provider health. Message
+// bubbles are built in messages.js (replies as Markdown by markdown.js); the conversation
+// list and WhatsApp linking live in panels.js.
 import { Gateway } from './gateway.js';
 import { bubble as makeBubble, el, note, setText, stamp, textOf } from './messages.js';
 import { ago, initPanels, loadSessions, panelsHello, setLinked, whatsAppLinkOffered } from './panels.js';
@@ -422,6 +424,7 @@ window.addEventListener('drop', (e) => {
   $('drop').hidden = true;
   addFiles([...(e.dataTransfer?.files || [])]);
 });
+
 // ---- the drawer (phone width): a toggle, a close button, Esc and a click outside close it ----
 
 const drawerOpen = () => document.body.classList.contains('side-open');
