@@ -195,6 +195,14 @@ func startWebChat(t *testing.T, gatewayURL string) string {
 // startWebChatToken is startWebChat with --token (the gateway's token, which tabs then need).
 func startWebChatToken(t *testing.T, gatewayURL, token string) string {
 	t.Helper()
+	page, _ := startWebChatStop(t, gatewayURL, token)
+	return page
+}
+
+// startWebChatStop is startWebChatToken that also returns a func stopping the server
+// before the test ends.
+func startWebChatStop(t *testing.T, gatewayURL, token string) (string, func()) {
+	t.Helper()
 	logs := &syncBuf{}
 	log, _ := newLogger(logs, "json", false)
 	ctx, stop := context.WithCancel(context.Background())
@@ -203,18 +211,22 @@ func startWebChatToken(t *testing.T, gatewayURL, token string) string {
 	go func() {
 		done <- runWebChat(ctx, webChatFlags{url: gatewayURL, token: token, listening: func(a string) { listening <- a }}, log)
 	}()
-	t.Cleanup(func() {
-		stop()
-		if err := <-done; err != nil {
-			t.Errorf("webchat: %v\nlogs: %s", err, logs.String())
-		}
-	})
+	var once sync.Once
+	shutdown := func() {
+		once.Do(func() {
+			stop()
+			if err := <-done; err != nil {
+				t.Errorf("webchat: %v\nlogs: %s", err, logs.String())
+			}
+		})
+	}
+	t.Cleanup(shutdown)
 	select {
 	case a := <-listening:
-		return "http://" + a + "/"
+		return "http://" + a + "/", shutdown
 	case err := <-done:
 		t.Fatalf("webchat exited: %v\nlogs: %s", err, logs.String())
-		return ""
+		return "", nil
 	}
 }
 
@@ -309,7 +321,7 @@ func writeTestPNG(t *testing.T, path string) {
 	}
 }
 
-// savePNG checks that b is a PNG and writes it to $CLAWDIS_SCREENSHOT_DIR or a temp dir.
+// savePNG checks that b is a PNG and writes it to screenshotDir.
 func savePNG(t *testing.T, name string, b []byte) {
 	t.Helper()
 	if !bytes.HasPrefix(b, []byte("\x89PNG\r\n\x1a\n")) {
@@ -318,10 +330,7 @@ func savePNG(t *testing.T, name string, b []byte) {
 	if _, err := png.DecodeConfig(bytes.NewReader(b)); err != nil {
 		t.Fatalf("%s: %v", name, err)
 	}
-	dir := os.Getenv("CLAWDIS_SCREENSHOT_DIR")
-	if dir == "" {
-		dir = t.TempDir()
-	}
+	dir := screenshotDir(t)
 	path := filepath.Join(dir, name)
 	if err := os.WriteFile(path, b, 0o644); err != nil {
 		t.Fatal(err)
@@ -445,6 +454,14 @@ func TestWebChatTokenInBrowser(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitJS(t, bctx, "the token form", `document.querySelector('#conn').dataset.state === 'unauthorized' && !document.getElementById('token-form').hidden`)
+	shoot(t, bctx, "token-form-desktop")
+	if err := chromedp.Do(bctx, phone()); err != nil {
+		t.Fatal(err)
+	}
+	shoot(t, bctx, "token-form-phone")
+	if err := chromedp.Do(bctx, desktop()); err != nil {
+		t.Fatal(err)
+	}
 	if err := chromedp.Do(bctx, chromedp.SendKeys(chromedp.ID("token-input"), token), chromedp.Click(chromedp.CSS("#token-form button"))); err != nil {
 		t.Fatal(err)
 	}

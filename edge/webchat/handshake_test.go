@@ -3,6 +3,7 @@ package webchat
 import (
 	"errors"
 	"net"
+	"strings"
 	"testing"
 	"time"
 
@@ -22,7 +23,8 @@ func closedURL(t *testing.T) string {
 }
 
 func TestHandshakeRefusals(t *testing.T) {
-	r := startRelay(t, closedURL(t), func(c *Config) { c.HandshakeTimeout = 300 * time.Millisecond })
+	dead := closedURL(t)
+	r := startRelay(t, dead, func(c *Config) { c.HandshakeTimeout = 300 * time.Millisecond })
 	for _, tt := range []struct {
 		name       string
 		frame      any // nil: send nothing
@@ -30,7 +32,8 @@ func TestHandshakeRefusals(t *testing.T) {
 		wantCode   websocket.StatusCode
 		wantClose  string
 	}{
-		{"gateway not reachable", helloFrame(), "gateway unavailable", websocket.StatusTryAgainLater, "gateway unavailable"},
+		// The reason says which gateway is tried and why it fails (the page shows it).
+		{"gateway not reachable", helloFrame(), "gateway unavailable: ", websocket.StatusTryAgainLater, "gateway unavailable"},
 		{"not JSON", []byte("{nope"), "", websocket.StatusPolicyViolation, "malformed JSON"},
 		{"a req first", map[string]any{"type": "req", "id": "1", "method": "health"}, "invalid hello: ", websocket.StatusPolicyViolation, "invalid hello"},
 		{"protocol", map[string]any{"type": "hello", "minProtocol": 2, "maxProtocol": 3,
@@ -48,6 +51,9 @@ func TestHandshakeRefusals(t *testing.T) {
 				reason, _ := m["reason"].(string)
 				if m["type"] != "hello-error" || len(reason) < len(tt.wantReason) || reason[:len(tt.wantReason)] != tt.wantReason {
 					t.Errorf("got %v, want hello-error %q", m, tt.wantReason)
+				}
+				if tt.wantReason == "gateway unavailable: " && !strings.Contains(reason, dead) {
+					t.Errorf("reason %q does not name the gateway URL %s", reason, dead)
 				}
 			}
 			if code, reason := c.closed(); code != tt.wantCode || reason != tt.wantClose {
@@ -148,7 +154,7 @@ func TestTabNeedsGatewayToken(t *testing.T) {
 	delete(h, "auth")
 	c := open.dial()
 	c.send(h)
-	if m := c.next(); m["reason"] != "gateway unavailable" {
+	if m := c.next(); !strings.HasPrefix(m["reason"].(string), "gateway unavailable: ") {
 		t.Fatalf("without a token configured: %v, want the upstream's refusal only", m)
 	}
 }

@@ -23,18 +23,22 @@ var _ edge.Backend = (*Server)(nil)
 // most half the handshake timeout, so the tab gets its hello-error before that closes it).
 const firstConnectWait = 5 * time.Second
 
-// Admit waits briefly for the first upstream connection right after start, then admits the
-// tab while the gateway is connected.
+// Admit waits briefly for the outcome of the first upstream dial right after start, then
+// admits the tab while the gateway is connected. Once that dial has failed nobody waits: the
+// tab learns at once which gateway is tried and why it fails.
 func (s *Server) Admit(*edge.Conn, *schemas.Hello) *edge.Refusal {
 	select {
 	case <-s.firstUp:
+	case <-s.firstTry:
 	case <-time.After(min(firstConnectWait, s.cfg.HandshakeTimeout/2)):
 	}
 	s.hub.Lock()
-	up := s.up
+	up, why := s.up, s.downReasonLocked()
 	s.hub.Unlock()
 	if !up || s.hub.Stopping() {
-		return &edge.Refusal{HelloError: schemas.HelloError{Reason: "gateway unavailable"},
+		// The reason names the gateway URL and the last error, so that a page in front of a
+		// gateway that is not running says what it tries and why it fails.
+		return &edge.Refusal{HelloError: schemas.HelloError{Reason: "gateway unavailable: " + why},
 			Code: websocket.StatusTryAgainLater, Reason: "gateway unavailable"}
 	}
 	return nil

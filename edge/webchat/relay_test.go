@@ -3,6 +3,7 @@ package webchat
 import (
 	"encoding/json"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -205,7 +206,7 @@ func TestReconnectsToARestartedGateway(t *testing.T) {
 	}
 	fresh := r.dial()
 	fresh.send(helloFrame())
-	if m := fresh.next(); m["type"] != "hello-error" || m["reason"] != "gateway unavailable" {
+	if m := fresh.next(); m["type"] != "hello-error" || !strings.HasPrefix(m["reason"].(string), "gateway unavailable: "+g.url()) {
 		t.Errorf("hello while the gateway is down = %v", m)
 	}
 	if code, _ := fresh.closed(); code != websocket.StatusTryAgainLater {

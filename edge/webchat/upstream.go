@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"runtime"
+	"strings"
 	"time"
 
 	"github.com/clawdis/clawdis/edge/client"
@@ -40,6 +41,12 @@ func (s *Server) upstream(ctx context.Context) {
 		if ctx.Err() != nil {
 			return
 		}
+		s.hub.Lock()
+		s.lastErr = err.Error()
+		s.hub.Unlock()
+		if attempt == 0 {
+			close(s.firstTry) // hellos waiting for the first outcome are refused at once
+		}
 		d := s.cfg.Backoff.Delay(attempt, nil)
 		s.log.Warn("gateway not reachable; retrying", "url", s.cfg.GatewayURL, "attempt", attempt+1, "retry_in", d, "err", err)
 		t := time.NewTimer(d)
@@ -70,7 +77,7 @@ func (s *Server) onConnect(h schemas.HelloOK) {
 	if !again {
 		close(s.firstUp)
 	}
-	s.up, s.everUp, s.announced = true, true, false
+	s.up, s.everUp, s.announced, s.lastErr = true, true, false, ""
 	s.hello, s.helloAt = h, time.Now()
 	s.presence, s.health, s.sv = presence, health, h.Snapshot.StateVersion
 	if s.upHook != nil {
@@ -89,6 +96,9 @@ func (s *Server) onDisconnect(err error) {
 	s.hub.Lock()
 	defer s.hub.Unlock()
 	s.up = false
+	if err != nil {
+		s.lastErr = strings.TrimPrefix(err.Error(), client.ErrDisconnected.Error()+": ")
+	}
 	if s.upHook != nil {
 		s.upHook(false)
 	}
@@ -98,9 +108,22 @@ func (s *Server) onDisconnect(err error) {
 	s.log.Warn("gateway connection lost; reconnecting", "url", s.cfg.GatewayURL, "err", err)
 	if !s.announced {
 		s.announced = true
-		payload, _ := json.Marshal(schemas.ShutdownPayload{Reason: reasonGatewayLost})
+		payload, _ := json.Marshal(schemas.ShutdownPayload{Reason: reasonGatewayLost + ": " + s.downReasonLocked()})
 		s.hub.BroadcastLocked(schemas.EventShutdown, payload, nil, false)
 	}
+}
+
+// downReasonLocked says which gateway the relay tries and the last error, for the tabs
+// (a hello-error or shutdown reason); the hub's lock is held.
+func (s *Server) downReasonLocked() string {
+	why := s.lastErr
+	switch {
+	case why == "":
+		why = s.cfg.GatewayURL + ": not connected yet"
+	case !strings.Contains(why, s.cfg.GatewayURL):
+		why = s.cfg.GatewayURL + ": " + why
+	}
+	return schemas.Clip(why, 180)
 }
 
 // onGap passes an upstream seq gap on: every tab's seq skips as many numbers, so each tab

@@ -199,8 +199,10 @@ type Server struct {
 	conn      edge.ConnConfig // every tab's limits
 	up        bool            // the upstream connection is established
 	firstUp   chan struct{}   // closed when the upstream connection is first established
+	firstTry  chan struct{}   // closed when the first upstream dial has succeeded or failed
 	everUp    bool            // some upstream connection was established before
 	announced bool            // tabs were told the gateway is gone (shutdown event)
+	lastErr   string          // why the last upstream dial or connection failed; "" while up
 	hello     schemas.HelloOK // of the current (or last) upstream connection
 	helloAt   time.Time
 	presence  json.RawMessage // current presence list (JSON array)
@@ -226,12 +228,13 @@ func New(cfg Config) (*Server, error) {
 	var salt [4]byte
 	_, _ = rand.Read(salt[:])
 	s := &Server{
-		cfg:     cfg,
-		log:     cfg.Log.With("component", "webchat"),
-		set:     set,
-		ready:   make(chan struct{}),
-		firstUp: make(chan struct{}),
-		hub:     edge.NewHub("wc" + hex.EncodeToString(salt[:])),
+		cfg:      cfg,
+		log:      cfg.Log.With("component", "webchat"),
+		set:      set,
+		ready:    make(chan struct{}),
+		firstUp:  make(chan struct{}),
+		firstTry: make(chan struct{}),
+		hub:      edge.NewHub("wc" + hex.EncodeToString(salt[:])),
 	}
 	s.conn = edge.ConnConfig{
 		Schemas: set, Token: cfg.Token, Throttle: edge.NewAuthThrottle(cfg.AuthRateLimit, nil), MaxPayload: DefaultMaxPayload, MaxBufferedBytes: cfg.MaxBufferedBytes,

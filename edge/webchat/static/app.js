@@ -1,19 +1,18 @@
-// The WebChat page: transcript, sending with a streamed reply, image attachments, session
-// and thinking pickers, connection state, presence and provider health.
+// The WebChat page: transcript, sending with a streamed reply (and Stop), image attachments,
+// session and thinking pickers, connection state, presence and provider health. Message
+// bubbles are built in messages.js (replies as Markdown by markdown.js); the conversation
+// list and WhatsApp linking live in panels.js.
 import { Gateway } from './gateway.js';
+import { bubble as makeBubble, el, note, setText, stamp, textOf } from './messages.js';
+import { ago, initPanels, loadSessions, panelsHello, setLinked, whatsAppLinkOffered } from './panels.js';
 
 const $ = (id) => document.getElementById(id);
-const el = (tag, cls, text) => {
-  const e = document.createElement(tag);
-  if (cls) e.className = cls;
-  if (text !== undefined) e.textContent = text;
-  return e;
-};
 
 let session = new URLSearchParams(location.search).get('session') || 'main';
 let maxPayload = 524288;
 let offline = false;
 let historyGen = 0;
+let historyShown = false; // the log shows a loaded history (so an empty log means "no messages")
 let attachments = []; // {name, mimeType, data (base64), url}
 const runs = new Map(); // runId -> {li, foreign}
 
@@ -58,6 +57,7 @@ const gw = new Gateway(`${location.protocol === 'https:' ? 'wss' : 'ws'}://${loc
     offline = false;
     renderPresence(h.snapshot.presence);
     renderHealth(h.snapshot.health);
+    panelsHello();
     loadHistory();
   },
   onEvent,
@@ -78,15 +78,45 @@ window.addEventListener('hashchange', () => {
   if (tokenFromFragment()) gw.reconnect();
 });
 
+// setConn shows the connection state. Anything but "connected" means nothing the page
+// knows about the gateway is current any more: every status turns unknown (no stale "ok"),
+// and the detail line says what is tried and why it fails.
 function setConn(state, detail) {
   const c = $('conn');
   c.dataset.state = state;
   c.lastElementChild.textContent = {
     connecting: 'connecting…', connected: 'connected',
-    offline: 'gateway offline, reconnecting…', disconnected: 'disconnected',
+    offline: 'gateway offline', disconnected: 'disconnected',
     unauthorized: 'token required',
-  }[state] + (detail && state === 'disconnected' ? ` (${detail})` : '');
+  }[state];
+  const cap = (s) => s.charAt(0).toUpperCase() + s.slice(1);
+  const line = {
+    offline: detail ? `${cap(detail)}.` : 'The gateway is not reachable; waiting for it to come back.',
+    disconnected: `The WebChat server is not reachable${detail ? ` (${detail})` : ''}.`,
+  }[state] || '';
+  $('conn-detail').textContent = line;
+  $('conn-detail').hidden = !line;
+  c.title = line || c.lastElementChild.textContent;
   $('send').disabled = state !== 'connected';
+  $('new-session').disabled = state !== 'connected';
+  if (state !== 'connected') statusUnknown(state === 'offline');
+  updateStop();
+}
+
+// statusUnknown replaces every status with "unknown" while the gateway is out of reach;
+// the gateway itself is "unreachable" when the relay says so (else unknown as well: the
+// page is connecting, or it lost the relay).
+function statusUnknown(unreachable) {
+  const rows = ['Gateway', 'WhatsApp', 'Telegram', 'Sessions', 'Services'];
+  $('health').replaceChildren(...rows.flatMap((k) => {
+    const dd = k === 'Gateway' && unreachable ? el('dd', 'bad', 'unreachable') : el('dd', 'unknown', 'unknown');
+    dd.dataset.key = k.toLowerCase();
+    return [el('dt', '', k), dd];
+  }));
+  const li = el('li', 'unknown', 'unknown while disconnected');
+  $('presence').replaceChildren(li);
+  setLinked(null); // nothing is offered on a state that is not known
+  updateEmpty();
 }
 
 function onEvent(ev) {
@@ -98,7 +128,7 @@ function onEvent(ev) {
     case 'chat': onChat(p); break;
     case 'shutdown':
       offline = true;
-      setConn('offline');
+      setConn('offline', `${p?.reason || 'shutdown'}; waiting for it to come back`);
       for (const [id, r] of runs) if (r.li.dataset.state !== 'done') finish(id, 'error', 'Connection to the gateway lost; the reply shows up here once it is back.');
       break;
   }
@@ -123,27 +153,45 @@ async function refresh() {
 
 // ---- transcript ----
 
-function textOf(msg) {
-  return (msg?.content || []).filter((c) => c.type === 'text').map((c) => c.text).join('');
-}
-
-function bubble(role, content, state) {
-  const li = el('li', `msg ${role}`);
-  li.dataset.state = state || 'done';
-  li.append(el('div', 'text', content.filter((c) => c.type === 'text').map((c) => c.text).join('')));
-  for (const c of content) {
-    if (c.type === 'image') {
-      const img = el('img');
-      img.alt = 'image';
-      img.src = c.url || `data:${c.mimeType};base64,${c.data}`;
-      li.append(img);
-    }
-  }
+// bubble appends a message to the log, following it when the log was scrolled to the end.
+function bubble(msg, state) {
+  const li = makeBubble(msg, state);
   const log = $('log');
   const atEnd = log.scrollHeight - log.scrollTop - log.clientHeight < 80;
   log.append(li);
-  if (atEnd || role === 'user') log.scrollTop = log.scrollHeight;
+  if (atEnd || (msg.role === 'user' && !msg.channel)) log.scrollTop = log.scrollHeight;
+  updateEmpty();
   return li;
+}
+
+// has reports whether the gateway offers a method (hello-ok features.methods): controls for
+// a method show only then, which is also the honest behaviour against an older gateway.
+const has = (m) => !!gw.hello?.features?.methods?.includes(m);
+
+// updateEmpty shows the hint of what to do in a conversation without messages.
+function updateEmpty() {
+  $('empty').hidden = !historyShown || $('log').children.length > 0;
+  $('empty-wa').hidden = !whatsAppLinkOffered();
+}
+
+// updateStop shows Stop while a reply of this conversation is under way and the gateway
+// offers chat.abort.
+function updateStop() {
+  const busy = [...runs.values()].some((r) => ['pending', 'streaming'].includes(r.li.dataset.state));
+  $('stop').hidden = !(busy && gw.connected && has('chat.abort'));
+}
+
+// stop aborts the runs under way; each one's chat event (state "aborted") then marks its
+// bubble "stopped", its partial text kept.
+async function stop() {
+  $('stop').disabled = true;
+  try {
+    for (const runId of [...runs.keys()]) await gw.request('chat.abort', { sessionKey: session, runId });
+  } catch (e) {
+    showError(`Could not stop the reply: ${e.message}`);
+  } finally {
+    $('stop').disabled = false;
+  }
 }
 
 async function loadHistory() {
@@ -153,7 +201,10 @@ async function loadHistory() {
     if (gen !== historyGen) return;
     runs.clear(); // history is the truth; runs still going re-attach on their next event
     $('log').replaceChildren();
-    for (const m of h.messages) bubble(m.role, m.content);
+    historyShown = true;
+    for (const m of h.messages) bubble(m);
+    updateEmpty();
+    updateStop();
     if ([...$('thinking').options].some((o) => o.value === h.thinkingLevel)) $('thinking').value = h.thinkingLevel;
   } catch (e) {
     if (gen === historyGen) showError(`Could not load the history: ${e.message}`);
@@ -161,32 +212,43 @@ async function loadHistory() {
 }
 
 function onChat(p) {
+  if (p.state !== 'delta') loadSessions(); // a finished turn changes the list's preview and time
   if (p.sessionKey !== session) return;
   let r = runs.get(p.runId);
   if (!r) { // a run started elsewhere (another tab, or before a reload)
     if (p.state !== 'delta') { loadHistory(); return; }
-    r = { li: bubble('assistant', [], 'pending'), foreign: true };
+    r = { li: bubble({ role: 'assistant', content: [], timestamp: p.message?.timestamp }, 'pending'), foreign: true };
     runs.set(p.runId, r);
   }
+  const text = textOf(p.message);
   if (p.state === 'delta') {
-    r.li.firstChild.textContent = textOf(p.message);
+    setText(r.li, text);
     r.li.dataset.state = 'streaming';
+    if (p.message?.timestamp) stamp(r.li, p.message.timestamp);
+    updateStop();
   } else if (p.state === 'final') {
-    finish(p.runId, 'done', textOf(p.message));
+    finish(p.runId, 'done', '', text);
     if (r.foreign) loadHistory();
+  } else if (p.state === 'aborted') {
+    finish(p.runId, 'aborted', 'stopped', text);
   } else {
-    finish(p.runId, 'error', `The agent failed: ${p.errorMessage || 'no reason given'}`);
+    finish(p.runId, 'error', `The agent failed: ${p.errorMessage || 'no reason given'}`, text);
   }
 }
 
-function finish(runId, state, text) {
+// finish ends a run's bubble in state "done", "aborted" or "error". A final text replaces
+// what streamed; without one the partial reply stays, and why (a stop or a failure) is
+// shown under it.
+function finish(runId, state, why, text) {
   const r = runs.get(runId);
   if (!r) return;
   runs.delete(runId);
   r.li.dataset.state = state;
+  if (text) setText(r.li, text);
   if (state === 'error') r.li.classList.add('error');
-  r.li.firstChild.textContent = text;
+  if (why) note(r.li, state === 'aborted' ? 'stopped' : 'error', why);
   $('log').scrollTop = $('log').scrollHeight;
+  updateStop();
 }
 
 // ---- sending ----
@@ -209,8 +271,9 @@ async function send() {
     return;
   }
   showError('');
-  bubble('user', [{ type: 'text', text }, ...attachments.map((a) => ({ type: 'image', url: a.url }))]);
-  runs.set(params.idempotencyKey, { li: bubble('assistant', [], 'pending') });
+  bubble({ role: 'user', content: [{ type: 'text', text }, ...attachments.map((a) => ({ type: 'image', url: a.url }))], timestamp: Date.now() });
+  runs.set(params.idempotencyKey, { li: bubble({ role: 'assistant', content: [], timestamp: Date.now() }, 'pending') });
+  updateStop();
   $('input').value = '';
   attachments = [];
   renderAttachments();
@@ -279,11 +342,6 @@ function renderAttachments() {
 
 // ---- sidebar ----
 
-function ago(ts) {
-  const s = Math.max(0, Math.round((Date.now() - ts) / 1000));
-  return s < 60 ? `${s}s ago` : s < 3600 ? `${Math.round(s / 60)}m ago` : `${Math.round(s / 3600)}h ago`;
-}
-
 function renderPresence(list) {
   $('presence').replaceChildren(...(list || []).map((p) => {
     const li = el('li');
@@ -296,6 +354,8 @@ function renderPresence(list) {
 
 function renderHealth(h) {
   if (!h) return;
+  setLinked(h.web);
+  updateEmpty();
   const tg = h.telegram.probe?.bot ? `${h.telegram.state} (@${h.telegram.probe.bot.username})` : h.telegram.state;
   const off = (st) => ['disabled', 'unconfigured'].includes(st) ? 'off' : 'bad';
   const rows = [
@@ -303,10 +363,12 @@ function renderHealth(h) {
     ['WhatsApp', h.web.state + (h.web.lastError ? ` – ${h.web.lastError}` : ''), h.web.connected ? 'good' : off(h.web.state)],
     ['Telegram', tg, ['polling', 'webhook'].includes(h.telegram.state) ? 'good' : off(h.telegram.state)],
     ['Sessions', String(h.sessions.count), ''],
-    ['Services', h.services.map((s) => `${s.name} ${s.ok ? '✓' : '✗'}`).join(', ') || '–', h.services.every((s) => s.ok) ? 'good' : 'bad'],
+    ['Services', h.services.length ? h.services.map((s) => `${s.name} ${s.ok ? '✓' : '✗'}`) : '–', h.services.every((s) => s.ok) ? 'good' : 'bad'],
   ];
   $('health').replaceChildren(...rows.flatMap(([k, v, cls]) => {
-    const dd = el('dd', cls, v);
+    // A list (the services) wraps between its items only.
+    const dd = Array.isArray(v) ? el('dd', cls) : el('dd', cls, v);
+    if (Array.isArray(v)) dd.append(...v.flatMap((x, i) => (i ? [', ', el('span', 'item', x)] : [el('span', 'item', x)])));
     dd.dataset.key = k.toLowerCase();
     return [el('dt', '', k), dd];
   }));
@@ -321,16 +383,31 @@ function showError(msg) {
 
 // ---- wiring ----
 
-$('session').value = session;
-$('session').addEventListener('change', () => {
-  session = $('session').value.trim() || 'main';
+// switchSession shows another conversation and keeps ?session= in the address in sync.
+function switchSession(key) {
+  session = key.trim() || 'main';
   $('session').value = session;
   const u = new URL(location.href);
   u.searchParams.set('session', session);
   history.replaceState(null, '', u);
-  runs.clear();
+  cleared(false);
   loadHistory();
-});
+  loadSessions();
+}
+
+// cleared empties the view: known is true for a new conversation (known to be empty),
+// false while another conversation's history loads.
+function cleared(known = true) {
+  runs.clear();
+  historyShown = known;
+  $('log').replaceChildren();
+  updateEmpty();
+  updateStop();
+}
+
+$('session').value = session;
+$('session').addEventListener('change', () => switchSession($('session').value));
+$('stop').addEventListener('click', stop);
 $('composer').addEventListener('submit', (e) => { e.preventDefault(); send(); });
 $('input').addEventListener('keydown', (e) => {
   if (e.key === 'Enter' && !e.shiftKey && !e.isComposing) { e.preventDefault(); send(); }
@@ -347,9 +424,32 @@ window.addEventListener('drop', (e) => {
   $('drop').hidden = true;
   addFiles([...(e.dataTransfer?.files || [])]);
 });
-$('side-toggle').addEventListener('click', () => {
-  const open = document.body.classList.toggle('side-open');
+
+// ---- the drawer (phone width): a toggle, a close button, Esc and a click outside close it ----
+
+const drawerOpen = () => document.body.classList.contains('side-open');
+function setDrawer(open, focusToggle) {
+  document.body.classList.toggle('side-open', open);
   $('side-toggle').setAttribute('aria-expanded', String(open));
+  if (focusToggle) $('side-toggle').focus();
+}
+$('side-toggle').addEventListener('click', () => setDrawer(!drawerOpen()));
+$('side-close').addEventListener('click', () => setDrawer(false, true));
+document.addEventListener('keydown', (e) => {
+  if (e.key === 'Escape' && drawerOpen()) setDrawer(false, true);
+});
+document.addEventListener('pointerdown', (e) => {
+  if (drawerOpen() && !$('side').contains(e.target) && !$('side-toggle').contains(e.target)) setDrawer(false);
+});
+const header = document.querySelector('header');
+new ResizeObserver(() => {
+  document.documentElement.style.setProperty('--header-h', `${header.getBoundingClientRect().bottom}px`);
+}).observe(header);
+initPanels({
+  gw, has, showError, cleared,
+  current: () => session,
+  switchTo: (key) => { setDrawer(false); if (key !== session) switchSession(key); },
+  openDrawer: () => setDrawer(true),
 });
 setConn('connecting');
 gw.start();

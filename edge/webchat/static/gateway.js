@@ -70,8 +70,11 @@ export class Gateway {
         return;
       }
       const delay = Math.min(10000, 500 * 1.7 ** this.#attempt++) * (0.8 + Math.random() * 0.4);
-      const offline = refused === 'gateway unavailable';
-      this.h.onState(offline ? 'offline' : 'disconnected', refused || `retrying in ${Math.round(delay / 1000)}s`);
+      // The relay refuses with "gateway unavailable: <gateway URL and last error>".
+      const offline = refused.startsWith('gateway unavailable');
+      const retry = `retrying in ${Math.max(1, Math.round(delay / 1000))}s`;
+      const why = offline ? refused.replace(/^gateway unavailable:? ?/, '') : refused;
+      this.h.onState(offline ? 'offline' : 'disconnected', why ? `${why}; ${retry}` : retry);
       this.#timer = setTimeout(() => this.#connect(), delay);
     };
   }

@@ -1,0 +1,98 @@
+package main
+
+import (
+	"context"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+
+	"github.com/clawdis/clawdis/schemas"
+	"github.com/clawdis/clawdis/services/telegram/telegramtest"
+)
+
+// TestWebChatServerMethods clicks through the page against the real gateway's chat.abort,
+// sessions.list and sessions.reset, with a Telegram message in the transcript: the message
+// labelled as Telegram's, Stop mid-stream keeping the partial reply marked (also after a
+// reload, from the transcript), switching conversations and starting a new one.
+func TestWebChatServerMethods(t *testing.T) {
+	exe := chromePath()
+	if exe == "" {
+		t.Skip("no Chromium: install chromium-headless-shell or set CLAWDIS_CHROME")
+	}
+	pidfile := filepath.Join(t.TempDir(), "pids")
+	cfg := abortAgentConfig(t, pidfile)
+	d, api := telegramGateway(t, ", "+strings.TrimSuffix(strings.TrimPrefix(cfg, "{"), "}"))
+	waitTelegramState(t, d.url, schemas.TelegramPolling)
+	api.InjectMessage(telegramtest.DirectText(4242, "hello from Telegram"))
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if _, err := api.WaitSent(ctx); err != nil {
+		t.Fatalf("no reply to the Telegram message: %v", err)
+	}
+
+	bctx := browser(t, exe)
+	if err := chromedp.Do(bctx, desktop(), chromedp.Navigate(startWebChat(t, d.url))); err != nil {
+		t.Fatal(err)
+	}
+	connected := `document.querySelector('#conn').dataset.state === 'connected'`
+	waitJS(t, bctx, "connected", connected)
+	waitJS(t, bctx, "the Telegram message", `(() => { const li = document.querySelector('#log li.incoming');
+		return !!li && li.dataset.channel === 'telegram' && li.querySelector('.from').textContent.startsWith('Telegram · ')
+			&& li.querySelector('.text').textContent === 'hello from Telegram'; })()`)
+	t.Logf("labelled %q", must(t, bctx, chromedp.Evaluate[string](`document.querySelector('#log li.incoming .from').textContent`)))
+
+	// Stop mid-stream: the partial reply stays, marked stopped.
+	lastStopped := `(() => { const li = [...document.querySelectorAll('#log li.assistant')].pop();
+		return !!li && li.querySelector('.text').textContent === 'partial reply'
+			&& li.querySelector('.note[data-kind="stopped"]')?.textContent === 'stopped'; })()`
+	sendText(t, bctx, "a slow one")
+	waitJS(t, bctx, "the streaming reply and Stop", `(() => { const li = [...document.querySelectorAll('#log li.assistant')].pop();
+		return li.dataset.state === 'streaming' && li.querySelector('.text').textContent === 'partial reply'
+			&& !document.getElementById('stop').hidden; })()`)
+	shoot(t, bctx, "server-streaming")
+	if err := chromedp.Do(bctx, chromedp.Click(chromedp.ID("stop"))); err != nil {
+		t.Fatal(err)
+	}
+	waitJS(t, bctx, "the stopped reply", lastStopped+` && [...document.querySelectorAll('#log li.assistant')].pop().dataset.state === 'aborted'
+		&& document.getElementById('stop').hidden`)
+	if err := chromedp.Do(bctx, chromedp.Reload()); err != nil {
+		t.Fatal(err)
+	}
+	waitJS(t, bctx, "the stopped reply from the transcript", connected+` && `+lastStopped)
+	shoot(t, bctx, "server-stopped")
+
+	// Another conversation, then back by the list, then a new conversation under main.
+	must(t, bctx, chromedp.Evaluate[chromedp.Void](`(() => { const s = document.getElementById('session');
+		s.value = 'side'; s.dispatchEvent(new Event('change')); })()`))
+	waitJS(t, bctx, "the empty side conversation", `new URLSearchParams(location.search).get('session') === 'side'
+		&& document.querySelectorAll('#log li').length === 0 && !document.getElementById('empty').hidden`)
+	sendText(t, bctx, "hello side")
+	waitJS(t, bctx, "the reply in side", lastReply("echo: hello side"))
+	waitJS(t, bctx, "both conversations listed", `(() => { const keys = [...document.querySelectorAll('#session-list button')].map((b) => b.dataset.key);
+		return keys.includes('main') && keys.includes('side')
+			&& document.querySelector('#session-list button[aria-current="true"]')?.dataset.key === 'side'
+			&& document.querySelector('#session-list button[data-key="side"] .preview').textContent === 'echo: hello side'; })()`)
+	shoot(t, bctx, "server-sessions")
+	if err := chromedp.Do(bctx, chromedp.Click(chromedp.CSS(`#session-list button[data-key="main"]`))); err != nil {
+		t.Fatal(err)
+	}
+	waitJS(t, bctx, "back in main", `new URLSearchParams(location.search).get('session') === 'main'
+		&& document.getElementById('session').value === 'main' && `+lastStopped)
+	c, _ := dialEvents(t, d.url)
+	before := history(t, c, "main")
+	if err := chromedp.Do(bctx, chromedp.Click(chromedp.ID("new-session"))); err != nil {
+		t.Fatal(err)
+	}
+	// WhatsApp runs here unlinked and the gateway offers web.login.*: the hint and the
+	// providers panel offer to link it.
+	waitJS(t, bctx, "the new conversation", `document.querySelectorAll('#log li').length === 0 && !document.getElementById('empty').hidden
+		&& !document.getElementById('empty-wa').hidden && !document.getElementById('wa-link').hidden`)
+	after := history(t, c, "main")
+	if len(after.Messages) != 0 || after.SessionID == before.SessionID || before.SessionID == "" {
+		t.Errorf("after New conversation: session %q with %d messages (before: %q)", after.SessionID, len(after.Messages), before.SessionID)
+	}
+	shoot(t, bctx, "server-new-conversation")
+}
