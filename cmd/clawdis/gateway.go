@@ -15,6 +15,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/spf13/cobra"
+	"go.mau.fi/whatsmeow/store"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/clawdis/clawdis/bus"
@@ -23,6 +24,7 @@ import (
 	"github.com/clawdis/clawdis/edge"
 	"github.com/clawdis/clawdis/edge/webchat"
 	"github.com/clawdis/clawdis/schemas"
+	"github.com/clawdis/clawdis/services/whatsapp"
 )
 
 // daemonFlags are the flags of `clawdis gateway` itself.
@@ -36,6 +38,8 @@ type daemonFlags struct {
 	bus                     busFlags
 	// listening, when set, is called with the bound address once the edge serves (tests).
 	listening func(addr string)
+	// whatsAppLogin, when set, is where web logins connect instead of WhatsApp (tests).
+	whatsAppLogin func(ctx context.Context, dev *store.Device, log *slog.Logger) whatsapp.LoginConn
 }
 
 // clientFlags are shared by the client subcommands of `clawdis gateway`.
@@ -115,6 +119,8 @@ type settings struct {
 	bus     busPlan
 	// config says which config file was read, for the start-up line.
 	config string
+	// waLogin is daemonFlags.whatsAppLogin.
+	waLogin func(ctx context.Context, dev *store.Device, log *slog.Logger) whatsapp.LoginConn
 }
 
 func resolveSettings(df daemonFlags, getenv func(string) string, log *slog.Logger) (settings, error) {
@@ -130,7 +136,7 @@ func resolveSettings(df daemonFlags, getenv func(string) string, log *slog.Logge
 	cfg.ApplyEnv(getenv)
 	s := settings{cfg: cfg, paths: paths, port: cfg.Gateway.Port, bind: cfg.Gateway.Bind, token: cfg.Gateway.Token,
 		webchat: cfg.WebChat.Enabled && !df.noWebchat, wcPort: cfg.WebChat.Port, verbose: df.verbose, force: df.force, noProv: df.noProviders,
-		config: paths.ConfigPath}
+		config: paths.ConfigPath, waLogin: df.whatsAppLogin}
 	if !found {
 		s.config = noConfigFile
 	}

@@ -88,7 +88,7 @@ func buildService(s settings, host string, names []string, name string, nc *nats
 		}, nc, log)
 	case subject.ServiceWhatsApp:
 		wa, err := whatsapp.New(whatsapp.Config{StoreDir: filepath.Join(state, "whatsapp"),
-			MediaDir: filepath.Join(state, "media", "inbound"), Log: log})
+			MediaDir: filepath.Join(state, "media", "inbound"), Log: log, DialLogin: s.waLogin})
 		if err != nil {
 			return nil, err
 		}

@@ -15,14 +15,19 @@ import (
 const testBotToken = "123456:TEST-token-never-logged"
 
 // telegramGateway runs a gateway whose Telegram provider talks to a fake Bot API.
-func telegramGateway(t *testing.T, extra string) (*daemon, *telegramtest.Server) {
+func telegramGateway(t *testing.T, extra string, mods ...func(*daemonFlags)) (*daemon, *telegramtest.Server) {
 	t.Helper()
 	t.Setenv("HOME", t.TempDir())
 	t.Setenv("TELEGRAM_BOT_TOKEN", "")
 	api := telegramtest.New(testBotToken)
 	t.Cleanup(api.Close)
 	cfg := `{telegram: {botToken: "` + testBotToken + `", apiRoot: "` + api.URL + `", allowFrom: [4242]}` + extra + `}`
-	d := startDaemon(t, t.TempDir(), cfg, func(df *daemonFlags) { df.noProviders = false })
+	d := startDaemon(t, t.TempDir(), cfg, func(df *daemonFlags) {
+		df.noProviders = false
+		for _, m := range mods {
+			m(df)
+		}
+	})
 	return d, api
 }
 

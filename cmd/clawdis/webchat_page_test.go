@@ -268,8 +268,10 @@ func TestWebChatRelayGone(t *testing.T) {
 		t.Skip("no Chromium: install chromium-headless-shell or set CLAWDIS_CHROME")
 	}
 	t.Setenv("HOME", t.TempDir())
-	g := startFakeGateway(t)
-	page, stop := startWebChatStop(t, g.url, "")
+	t.Setenv("CLAWDIS_GATEWAY_TOKEN", "")
+	t.Setenv("HTTPS_PROXY", "http://127.0.0.1:9") // WhatsApp runs unlinked; nothing may reach its servers
+	d := startDaemon(t, t.TempDir(), "", func(df *daemonFlags) { df.noProviders = false })
+	page, stop := startWebChatStop(t, d.url, "")
 	bctx := browser(t, exe)
 	if err := chromedp.Do(bctx, desktop(), chromedp.Navigate(page)); err != nil {
 		t.Fatal(err)

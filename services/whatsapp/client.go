@@ -55,6 +55,9 @@ type Config struct {
 	// HTTPClient fetches outbound media URLs. Default a client without a global timeout
 	// (MediaFetchTimeout applies).
 	HTTPClient *http.Client
+	// DialLogin, when set, makes the connection of a web login instead of dialling
+	// WhatsApp's servers: tests put a fake WhatsApp here (package whatsapptest).
+	DialLogin func(ctx context.Context, dev *store.Device, log *slog.Logger) LoginConn
 }
 
 // linkState is what the last look at the store said.
@@ -96,7 +99,7 @@ type Client struct {
 	// remoteLogout tells WhatsApp to remove a device before a forced web login.
 	remoteLogout func(context.Context, *store.Device) bool
 	// dialLogin makes a web login's connection (tests fake WhatsApp here).
-	dialLogin func(ctx context.Context, dev *store.Device, log *slog.Logger) loginConn
+	dialLogin func(ctx context.Context, dev *store.Device, log *slog.Logger) LoginConn
 }
 
 var _ provider.Network = (*Client)(nil)
@@ -127,12 +130,15 @@ func New(cfg Config) (*Client, error) {
 		typing:       make(map[string]bool),
 		remoteLogout: remoteLogout,
 	}
-	c.dialLogin = func(ctx context.Context, dev *store.Device, log *slog.Logger) loginConn {
+	c.dialLogin = func(ctx context.Context, dev *store.Device, log *slog.Logger) LoginConn {
 		wa := dialWhatsApp(ctx, dev, log)
 		if c.configure != nil {
 			c.configure(wa)
 		}
 		return waLogin{wa}
+	}
+	if cfg.DialLogin != nil {
+		c.dialLogin = cfg.DialLogin
 	}
 	return c, nil
 }

@@ -6,11 +6,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/clawdis/clawdis/bus/wire"
-	"go.mau.fi/whatsmeow/proto/waAdv"
 	"go.mau.fi/whatsmeow/store"
-	"go.mau.fi/whatsmeow/types"
-	"google.golang.org/protobuf/proto"
+
+	"github.com/clawdis/clawdis/bus/wire"
+	"github.com/clawdis/clawdis/services/whatsapp/whatsapptest"
 )
 
 // waitTimeout bounds every wait on an event in tests; reaching it fails the test.
@@ -96,18 +95,7 @@ func linkTestDevice(t *testing.T, dir, number string, pairedAt time.Time) {
 // a pairing timestamp) and saves it, as whatsmeow does when a QR code is scanned.
 func markLinked(t *testing.T, dev *store.Device, number string, pairedAt time.Time) {
 	t.Helper()
-	jid := types.NewADJID(number, 0, 7)
-	dev.ID = &jid
-	dev.LID = types.NewJID("99887766", types.HiddenUserServer)
-	details, err := proto.Marshal(&waAdv.ADVDeviceIdentity{Timestamp: proto.Uint64(uint64(pairedAt.Unix()))})
-	if err != nil {
+	if err := whatsapptest.MarkLinked(dev, number, pairedAt); err != nil {
 		t.Fatal(err)
-	}
-	dev.Account = &waAdv.ADVSignedDeviceIdentity{
-		Details: details, AccountSignatureKey: make([]byte, 32), AccountSignature: make([]byte, 64),
-		DeviceSignature: make([]byte, 64),
-	}
-	if err := dev.Save(context.Background()); err != nil {
-		t.Fatalf("save device: %v", err)
 	}
 }

@@ -51,7 +51,7 @@ type LoginOptions struct {
 
 	// dial makes the connection a login uses (default dialWhatsApp); the web login sets
 	// its own, and tests fake WhatsApp there.
-	dial func(ctx context.Context, dev *store.Device, log *slog.Logger) loginConn
+	dial func(ctx context.Context, dev *store.Device, log *slog.Logger) LoginConn
 	// open opens the store; default openStore on StoreDir. The web login opens it as its
 	// Client does, one open at a time.
 	open storeOpener
@@ -63,22 +63,23 @@ type LoginResult struct {
 	JID    string // the account's JID, without the device part
 }
 
-// loginConn is what a login needs of a whatsmeow connection: the QR channel, connecting,
-// the Connected event that follows pairing, and the JID it paired as. Tests fake it.
-type loginConn interface {
+// LoginConn is what a login needs of a whatsmeow connection: the QR channel, connecting,
+// the Connected event that follows pairing, and the JID it paired as. It is WhatsApp at
+// the network boundary of a login: tests put a fake here (package whatsapptest).
+type LoginConn interface {
 	GetQRChannel(ctx context.Context) (<-chan whatsmeow.QRChannelItem, error)
 	ConnectContext(ctx context.Context) error
 	Disconnect()
 	AddEventHandler(handler whatsmeow.EventHandler) uint32
 	RemoveEventHandler(id uint32) bool
-	// pairedJID is the account the device was linked to (empty before pairing).
-	pairedJID() types.JID
+	// PairedJID is the account the device was linked to (empty before pairing).
+	PairedJID() types.JID
 }
 
-// waLogin is a whatsmeow connection as a loginConn.
+// waLogin is a whatsmeow connection as a LoginConn.
 type waLogin struct{ *whatsmeow.Client }
 
-func (w waLogin) pairedJID() types.JID { return w.Store.GetJID() }
+func (w waLogin) PairedJID() types.JID { return w.Store.GetJID() }
 
 // dialWhatsApp is a whatsmeow connection for linking dev: no automatic reconnects (a login
 // is one attempt), its background events bounded by ctx.
@@ -146,7 +147,7 @@ func (opts LoginOptions) withDefaults() (LoginOptions, error) {
 		opts.open = func(ctx context.Context) (*sqlstore.Container, error) { return openStore(ctx, dir, log) }
 	}
 	if opts.dial == nil {
-		opts.dial = func(ctx context.Context, dev *store.Device, log *slog.Logger) loginConn {
+		opts.dial = func(ctx context.Context, dev *store.Device, log *slog.Logger) LoginConn {
 			return waLogin{dialWhatsApp(ctx, dev, log)}
 		}
 	}
@@ -246,7 +247,7 @@ func awaitPairing(ctx context.Context, opts LoginOptions, qrs <-chan whatsmeow.Q
 // awaitConnected waits for the Connected event after pairing: pairing is followed by a
 // server-requested restart of the connection (whatsmeow reconnects by itself), and the
 // device is usable once it is up. It returns the account's JID.
-func awaitConnected(ctx context.Context, timeout time.Duration, wa loginConn, connected <-chan struct{}, st loginStages) (types.JID, error) {
+func awaitConnected(ctx context.Context, timeout time.Duration, wa LoginConn, connected <-chan struct{}, st loginStages) (types.JID, error) {
 	tick, stop := spinnerTicks(st)
 	defer stop()
 	for {
@@ -257,7 +258,7 @@ func awaitConnected(ctx context.Context, timeout time.Duration, wa loginConn, co
 		case <-tick:
 			st.(spinner).tick("connecting")
 		case <-connected:
-			return wa.pairedJID().ToNonAD(), nil
+			return wa.PairedJID().ToNonAD(), nil
 		}
 	}
 }
@@ -288,7 +289,7 @@ func (e *alreadyLinkedError) Unwrap() error { return ErrAlreadyLinked }
 // message). Past it, or past ctx's deadline, the connect is cancelled (cancel ends ctx,
 // which the dial follows), waited for, and reported as unreachable; a caller that cancels
 // ctx gets ctx.Err().
-func connectWithin(ctx context.Context, cancel context.CancelFunc, wa loginConn, reach <-chan time.Time, limit time.Duration) error {
+func connectWithin(ctx context.Context, cancel context.CancelFunc, wa LoginConn, reach <-chan time.Time, limit time.Duration) error {
 	done := make(chan error, 1)
 	go func() { done <- wa.ConnectContext(ctx) }()
 	select {

@@ -64,8 +64,8 @@ func startLogin(t *testing.T, dir string, o loginOptions) *loginHarness {
 		c.mu.Lock()
 		running := c.running
 		c.mu.Unlock()
-		if running || len(h.wa.dials) > 0 {
-			t.Errorf("unlinking while the connection runs (%v) or after the login dialled (%d)", running, len(h.wa.dials))
+		if running || len(h.wa.Dials()) > 0 {
+			t.Errorf("unlinking while the connection runs (%v) or after the login dialled (%d)", running, len(h.wa.Dials()))
 		}
 		h.remote <- e164(dev.ID.ToNonAD())
 		if err := dev.Delete(ctx); err != nil { // what whatsmeow's Logout does once WhatsApp confirmed
@@ -365,7 +365,7 @@ func TestWebLoginForceUnlinksFirst(t *testing.T) {
 		t.Errorf("unlinked %q", got)
 	}
 	conn := h.wa.nextDial(t)
-	if conn.dev.ID != nil {
+	if !conn.PairedJID().IsEmpty() {
 		t.Fatal("the login's device is already linked")
 	}
 	conn.code("2@new", time.Minute)
