@@ -290,9 +290,10 @@ func (c *Client) run(ctx context.Context, sink provider.Sink) error {
 			sink.State(wire.ProviderState{State: schemas.WebUnlinked, LastError: "not linked: run `clawdis login`"})
 			return &provider.TerminalError{State: schemas.WebUnlinked, Err: provider.ErrNotLinked}
 		}
-		st.State, st.LastError = schemas.WebReconnecting, "connect: "+err.Error()
+		cerr := &connectError{err: err}
+		st.State, st.LastError = schemas.WebReconnecting, cerr.Error()
 		sink.State(st)
-		return fmt.Errorf("whatsapp connect: %w", err)
+		return cerr
 	}
 	c.mu.Lock()
 	c.wa = wa

@@ -317,6 +317,15 @@ func connectWithin(ctx context.Context, cancel context.CancelFunc, wa LoginConn,
 	return &unreachableError{reason: fmt.Sprintf("no answer within %s", limit), err: context.DeadlineExceeded}
 }
 
+// connectError is a failed connection of the running provider, in a few words (shown in
+// health and WebChat) rather than the chain of library errors; the cause stays available
+// to errors.Is and errors.As.
+type connectError struct{ err error }
+
+func (e *connectError) Error() string { return "cannot reach WhatsApp: " + unreachableReason(e.err) }
+
+func (e *connectError) Unwrap() error { return e.err }
+
 // unreachableError is ErrUnreachable with its reason. Its text is one sentence saying what
 // to do; the cause stays available to errors.Is and errors.As.
 type unreachableError struct {

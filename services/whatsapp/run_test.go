@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
 
@@ -70,8 +71,11 @@ func TestRunConnectFailureIsTransient(t *testing.T) {
 			t.Errorf("state %+v: want linked, not connected, self and auth time", st)
 		}
 	}
-	if states[1].LastError == "" {
-		t.Error("reconnecting state without LastError")
+	if got, want := states[1].LastError, "cannot reach WhatsApp: it answered HTTP 502"; got != want && !strings.HasPrefix(got, "cannot reach WhatsApp: the connection failed (") {
+		t.Errorf("reconnecting state's LastError %q, want a few words like %q", got, want)
+	}
+	if err.Error() != states[1].LastError {
+		t.Errorf("Run's error %q differs from the state's %q", err, states[1].LastError)
 	}
 	// Linked but not connected: sends are retryable.
 	if _, err := c.Send(context.Background(), provider.Outbound{To: "+436641234567", Text: "x"}); !errors.Is(err, provider.ErrNotConnected) {
