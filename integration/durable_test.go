@@ -165,13 +165,9 @@ type logRecord struct {
 
 // logs reads every JSON log record service's container wrote, across its restarts.
 func (s *stack) logs(ctx context.Context, service string) ([]logRecord, error) {
-	id, err := s.run(time.Minute, "ps", "-q", service)
+	id, err := s.containerIDErr(service)
 	if err != nil {
 		return nil, err
-	}
-	id = strings.TrimSpace(id)
-	if id == "" {
-		return nil, fmt.Errorf("no container for %s", service)
 	}
 	out, err := exec.CommandContext(ctx, "docker", "logs", id).CombinedOutput()
 	if err != nil {
@@ -187,6 +183,28 @@ func (s *stack) logs(ctx context.Context, service string) ([]logRecord, error) {
 		}
 	}
 	return recs, nil
+}
+
+// containerID is the id of service's container, failing t when there is none.
+func (s *stack) containerID(t *testing.T, service string) string {
+	t.Helper()
+	id, err := s.containerIDErr(service)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return id
+}
+
+func (s *stack) containerIDErr(service string) (string, error) {
+	out, err := s.run(time.Minute, "ps", "-q", service)
+	if err != nil {
+		return "", err
+	}
+	id := strings.TrimSpace(out)
+	if id == "" || strings.ContainsAny(id, " \n") {
+		return "", fmt.Errorf("not one container for %s: %q", service, id)
+	}
+	return id, nil
 }
 
 // waitLogged polls service's log until cond accepts it; cond also says what it misses, for
