@@ -34,8 +34,8 @@ const (
 )
 
 // TestBusClusterLosesANode runs the stack on a three-node bus cluster with bus.replicas 3
-// (deploy/compose/cluster.yml, as a project of its own next to the shared stack). Seven DMs
-// arrive; once the first is answered, the node that leads the inbound stream is killed
+// (deploy/compose/cluster.yml, as a project of its own next to the shared stack). Twelve
+// DMs arrive; once the first is answered, the node that leads the inbound stream is killed
 // (SIGKILL) while the others are on their way, and five more arrive with one node of three
 // gone: the two nodes left elect a new leader and store them (the telegram service confirms
 // them to the Bot API), and every DM is answered exactly once. The node then starts again and
@@ -75,21 +75,22 @@ func TestBusClusterLosesANode(t *testing.T) {
 	t.Logf("%s leads %s (replicas %v); killing it", victim, inboundStream, peers(info.Cluster))
 	t.Cleanup(func() { _, _ = s.run(time.Minute, "start", victim) })
 
-	// Seven DMs queue up in the main session; the node goes when the first is answered, with
+	// Twelve DMs queue up in the main session; the node goes when the first is answered, with
 	// the others on their way through the stream, autoreply and the agent.
-	dms := dmBatch(7200, 12, "Sent across the loss of a bus node")
-	for _, d := range dms[:7] {
+	victimID := s.containerID(t, victim)
+	dms := dmBatch(17, "Sent across the loss of a bus node")
+	for _, d := range dms[:12] {
 		s.inject(t, d)
 	}
 	s.waitSent(t, ctx, dms[0].chat, func(m telegramtest.Sent) bool { return strings.Contains(m.Text, dms[0].text) })
-	if out, err := exec.CommandContext(ctx, "docker", "kill", s.containerID(t, victim)).CombinedOutput(); err != nil {
+	if out, err := exec.CommandContext(ctx, "docker", "kill", victimID).CombinedOutput(); err != nil {
 		t.Fatalf("docker kill %s: %v: %s", victim, err, out)
 	}
 	if sent, err := s.fakeSent(ctx); err == nil {
-		_, answers := repliesTo(sent, dms[:7])
-		t.Logf("%s killed with %d of the first 7 DMs answered", victim, count(answers, func(n int) bool { return n > 0 }))
+		_, answers := repliesTo(sent, dms[:12])
+		t.Logf("%s killed with %d of the first 12 DMs answered", victim, count(answers, func(n int) bool { return n > 0 }))
 	}
-	for _, d := range dms[7:] {
+	for _, d := range dms[12:] {
 		s.inject(t, d)
 	}
 	s.waitConfirmed(t, ctx) // stored by the two nodes left
@@ -103,7 +104,7 @@ func TestBusClusterLosesANode(t *testing.T) {
 	s.composeT(t, "start", victim)
 	requireReplicated(t, ctx, js, victim)
 	waitHealth(t, ctx, s, c, healthOK)
-	after := dmBatch(7220, 1, "Sent after the bus node returned")
+	after := dmBatch(1, "Sent after the bus node returned")
 	s.inject(t, after[0])
 	s.requireAnsweredOnce(t, ctx, after)
 	requireSameConnection(t, c)

@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -29,9 +30,16 @@ type dm struct {
 	text string
 }
 
-// dmBatch is n DMs from the chats first, first+1, … with texts that name their number (no
+// lastChat is the last chat id dmBatch handed out: every batch comes from chats of its own,
+// also when a test runs again (-count) on the same stack.
+var lastChat atomic.Int64
+
+func init() { lastChat.Store(710000) }
+
+// dmBatch is n DMs from n chats no other batch used, with texts that name their number (no
 // text is a prefix of another).
-func dmBatch(first int64, n int, what string) []dm {
+func dmBatch(n int, what string) []dm {
+	first := lastChat.Add(int64(n)) - int64(n) + 1
 	dms := make([]dm, n)
 	for i := range dms {
 		dms[i] = dm{chat: first + int64(i), text: fmt.Sprintf("%s, DM %d of %d.", what, i+1, n)}
@@ -252,7 +260,7 @@ func count(m map[int64]int, f func(int) bool) (n int) {
 // once, and nothing more arrives after them.
 func TestTelegramDMsWaitForAutoreply(t *testing.T) {
 	s, c, ctx := breaking(t, "autoreply")
-	dms := dmBatch(7100, 5, "Sent while autoreply was stopped")
+	dms := dmBatch(5, "Sent while autoreply was stopped")
 
 	s.composeT(t, "stop", "autoreply")
 	waitHealth(t, ctx, s, c, func(h schemas.HealthSummary) bool { return !serviceOK(h, "autoreply") })
