@@ -9,4 +9,8 @@
 //	go test -tags integration -v ./integration/
 //
 // Without an engine every test skips, saying why. .ci/run installs and starts what they need.
+//
+// The tests share one stack; TestBusClusterLosesANode brings up a second project of its own
+// from docker-compose.yml with the override deploy/compose/cluster.yml (three bus nodes,
+// bus.replicas 3) and takes it down again.
 package integration

@@ -229,8 +229,9 @@ func TestWebChatContainer(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
+	// WebChat is behind the gateway token: a browser presents it like any client.
 	c, err := client.Dial(ctx, client.Options{URL: "ws://" + base + "/ws", HTTPHeader: http.Header{"Origin": {"http://" + base}},
-		Client: schemas.ClientInfo{Name: "it-browser", Mode: "webchat"}})
+		Token: s.gatewayToken, Client: schemas.ClientInfo{Name: "it-browser", Mode: "webchat"}})
 	if err != nil {
 		t.Fatalf("webchat socket: %v", err)
 	}

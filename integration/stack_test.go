@@ -93,12 +93,14 @@ func findCompose() ([]string, string) {
 	return nil, "neither `docker compose` nor docker-compose is installed"
 }
 
-// stack is one compose project built from the repository's docker-compose.yml.
+// stack is one compose project built from the repository's docker-compose.yml (and any
+// override files).
 type stack struct {
 	compose                          []string
 	root, project                    string
+	files                            []string // compose files, relative to root
 	env                              []string
-	gatewayToken                     string
+	gatewayToken, busToken           string
 	gatewayPort, webchatPort, fbPort int
 }
 
@@ -109,8 +111,24 @@ func startStack(compose []string) (*stack, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &stack{compose: compose, root: root, project: fmt.Sprintf("clawdis-it-%d", os.Getpid()), gatewayToken: randomHex()}
+	build := exec.Command(filepath.Join(root, "deploy", "docker", "build-images"))
+	build.Env = append(os.Environ(), "TAG=it")
+	if out, err := build.CombinedOutput(); err != nil {
+		return nil, fmt.Errorf("build-images: %w\n%s", err, out)
+	}
+	s, err := newStack(compose, root, fmt.Sprintf("clawdis-it-%d", os.Getpid()), "docker-compose.yml")
+	if err != nil {
+		return nil, err
+	}
+	return s, s.up(90 * time.Second)
+}
+
+// newStack prepares a compose project of the images built with tag "it" from files, with
+// ports, tokens and a WebChat network of its own; it starts nothing.
+func newStack(compose []string, root, project string, files ...string) (*stack, error) {
+	s := &stack{compose: compose, root: root, project: project, files: files, gatewayToken: randomHex(), busToken: randomHex()}
 	for _, p := range []*int{&s.gatewayPort, &s.webchatPort, &s.fbPort} {
+		var err error
 		if *p, err = freePort(); err != nil {
 			return nil, err
 		}
@@ -124,31 +142,36 @@ func startStack(compose []string) (*stack, error) {
 		fmt.Sprintf("CLAWDIS_WEBCHAT_HOST=172.31.%d.%d", net3, net4+1),
 		"CLAWDIS_TAG=it",
 		"CLAWDIS_GATEWAY_TOKEN="+s.gatewayToken,
-		"CLAWDIS_BUS_TOKEN="+randomHex(),
+		"CLAWDIS_BUS_TOKEN="+s.busToken,
 		"TELEGRAM_BOT_TOKEN=123456:integration",
 		"CLAWDIS_PORT="+strconv.Itoa(s.gatewayPort),
 		"CLAWDIS_WEBCHAT_PORT="+strconv.Itoa(s.webchatPort),
 		"CLAWDIS_FAKEBOTAPI_PORT="+strconv.Itoa(s.fbPort),
 	)
-	build := exec.Command(filepath.Join(root, "deploy", "docker", "build-images"))
-	build.Env = append(os.Environ(), "TAG=it")
-	if out, err := build.CombinedOutput(); err != nil {
-		return nil, fmt.Errorf("build-images: %w\n%s", err, out)
-	}
-	if _, err := s.run(3*time.Minute, "up", "-d", "--no-build"); err != nil {
-		return s, err
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
-	defer cancel()
-	if _, err := s.pollHealth(ctx, nil, healthOK); err != nil {
-		return s, fmt.Errorf("the stack never became healthy: %w", err)
-	}
 	return s, nil
 }
 
+// up starts every container of the project and waits, up to healthy, until the gateway
+// reports every service healthy.
+func (s *stack) up(healthy time.Duration) error {
+	if _, err := s.run(3*time.Minute, "up", "-d", "--no-build"); err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), healthy)
+	defer cancel()
+	if _, err := s.pollHealth(ctx, nil, healthOK); err != nil {
+		return fmt.Errorf("the stack never became healthy: %w", err)
+	}
+	return nil
+}
+
 func (s *stack) composeArgs() []string {
-	return append(append([]string(nil), s.compose...),
-		"-p", s.project, "-f", filepath.Join(s.root, "docker-compose.yml"), "--project-directory", s.root)
+	args := append([]string(nil), s.compose...)
+	args = append(args, "-p", s.project)
+	for _, f := range s.files {
+		args = append(args, "-f", filepath.Join(s.root, f))
+	}
+	return append(args, "--project-directory", s.root)
 }
 
 // run runs one compose subcommand and returns its combined output.

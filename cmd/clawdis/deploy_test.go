@@ -4,11 +4,14 @@ import (
 	"bufio"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
 
 	"github.com/spf13/cobra"
+
+	"github.com/clawdis/clawdis/cmd/clawdis/internal/config"
 )
 
 // parseDaemonArgs parses args (without the program name) with the real CLI up to the
@@ -118,5 +121,31 @@ func TestDeployFilesAreGenerated(t *testing.T) {
 		if got != string(b) {
 			t.Errorf("%s is not what `clawdis gateway install` generates; CLAWDIS_UPDATE_DEPLOY=1 go test -run TestDeployFilesAreGenerated ./cmd/clawdis rewrites it", path)
 		}
+	}
+}
+
+// TestComposeClusterConfig: the cluster override's config (deploy/compose/clawdis-cluster.json)
+// is valid and is the compose stack's config with bus.replicas 3, nothing else.
+func TestComposeClusterConfig(t *testing.T) {
+	parse := func(name string) config.Config {
+		t.Helper()
+		path := filepath.Join("..", "..", "deploy", "compose", name)
+		data, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg, warnings, err := config.Parse(data, path)
+		if err != nil || len(warnings) > 0 {
+			t.Fatalf("%s: %v %v", name, err, warnings)
+		}
+		return cfg
+	}
+	single, cluster := parse("clawdis.json"), parse("clawdis-cluster.json")
+	if single.Bus.Replicas > 1 || cluster.Bus.Replicas != 3 {
+		t.Fatalf("bus.replicas: %d in clawdis.json, %d in clawdis-cluster.json; want 1 and 3", single.Bus.Replicas, cluster.Bus.Replicas)
+	}
+	cluster.Bus.Replicas = single.Bus.Replicas
+	if !reflect.DeepEqual(single, cluster) {
+		t.Fatalf("clawdis-cluster.json differs from clawdis.json in more than bus.replicas:\n%+v\n%+v", single, cluster)
 	}
 }

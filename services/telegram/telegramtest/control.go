@@ -198,8 +198,10 @@ type injectRequest struct {
 	Text     string `json:"text"`
 }
 
-// serveControl serves POST /_fake/inject (an injectRequest; answers the Message) and
-// GET /_fake/sent (every accepted send) for a fake container.
+// serveControl serves POST /_fake/inject (an injectRequest; answers the Message),
+// GET /_fake/sent (every accepted send) and GET /_fake/confirmed (answers 204 once the bot
+// confirmed every update injected so far, waiting as long as the request lasts) for a fake
+// container.
 func (s *Server) serveControl(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case r.URL.Path == "/_fake/inject" && r.Method == http.MethodPost:
@@ -220,6 +222,11 @@ func (s *Server) serveControl(w http.ResponseWriter, r *http.Request) {
 		reply(w, http.StatusOK, s.InjectMessage(m))
 	case r.URL.Path == "/_fake/sent" && r.Method == http.MethodGet:
 		reply(w, http.StatusOK, s.SentMessages())
+	case r.URL.Path == "/_fake/confirmed" && r.Method == http.MethodGet:
+		if err := s.WaitConfirmed(r.Context()); err != nil {
+			return // the client gave up
+		}
+		w.WriteHeader(http.StatusNoContent)
 	case r.URL.Path == "/_fake/conflict" && r.Method == http.MethodPost:
 		on, _ := strconv.ParseBool(r.URL.Query().Get("on"))
 		s.SetConflict(on)

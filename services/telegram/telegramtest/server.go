@@ -3,7 +3,7 @@
 // setWebhook/deleteWebhook, getFile and file downloads. It can be told to fail a Markdown
 // parse once, to answer 429 with retry_after once, to answer 409 conflicts and to reject
 // the token. Tests await what the bot sent on channels; a fake container serves the same
-// handler and is driven over /_fake/inject and /_fake/sent.
+// handler and is driven over /_fake/inject, /_fake/sent and /_fake/confirmed.
 package telegramtest
 
 import (

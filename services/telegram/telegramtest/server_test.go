@@ -104,3 +104,36 @@ func TestWaitConfirmed(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestConfirmedEndpoint: GET /_fake/confirmed waits while an injected update is not
+// confirmed and answers 204 once it is.
+func TestConfirmedEndpoint(t *testing.T) {
+	s := New("123:abc")
+	defer s.Close()
+	s.InjectMessage(DirectText(42, "one"))
+	get := func(timeout time.Duration) (int, error) {
+		ctx, cancel := context.WithTimeout(context.Background(), timeout)
+		defer cancel()
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, s.URL+"/_fake/confirmed", nil)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return 0, err
+		}
+		resp.Body.Close()
+		return resp.StatusCode, nil
+	}
+	if code, err := get(50 * time.Millisecond); err == nil {
+		t.Fatalf("answered %d before the update was confirmed", code)
+	}
+	_, res := call(t, s.URL+"/bot123:abc/getUpdates", map[string]string{"offset": "0", "timeout": "0"})
+	var updates []Update
+	b, _ := json.Marshal(res.Result)
+	_ = json.Unmarshal(b, &updates)
+	if len(updates) != 1 {
+		t.Fatalf("updates %s", b)
+	}
+	call(t, s.URL+"/bot123:abc/getUpdates", map[string]string{"offset": strconv.Itoa(updates[0].UpdateID + 1), "timeout": "0"})
+	if code, err := get(10 * time.Second); err != nil || code != http.StatusNoContent {
+		t.Fatalf("after the confirmation: %d %v", code, err)
+	}
+}
