@@ -73,18 +73,18 @@ func TestAgentTwoStage(t *testing.T) {
 		}
 	}
 
-	c.send(map[string]any{"type": "req", "id": "a1", "method": "agent",
+	c.Send(map[string]any{"type": "req", "id": "a1", "method": "agent",
 		"params": map[string]any{"message": "hi", "idempotencyKey": "run-1"}})
-	ack := c.nextRes("a1")
+	ack := c.NextRes("a1")
 	if ack["ok"] != true || ack["payload"].(map[string]any)["status"] != "accepted" {
 		t.Fatalf("ack = %v", ack)
 	}
 	fa.go_ <- struct{}{}
-	ev := c.nextEvent("agent")
+	ev := c.NextEvent("agent")
 	if p := ev["payload"].(map[string]any); p["runId"] != "run-1" || p["stream"] != "assistant" {
 		t.Errorf("agent event = %v", ev)
 	}
-	final := c.nextRes("a1")
+	final := c.NextRes("a1")
 	p := final["payload"].(map[string]any)
 	if final["ok"] != true || p["status"] != "ok" || p["text"] != "hello" || p["runId"] != "run-1" {
 		t.Fatalf("final = %v", final)
@@ -129,12 +129,12 @@ func TestAgentServiceLostMidRun(t *testing.T) {
 				}
 			}
 			c, _ := g.connect("cli")
-			c.send(map[string]any{"type": "req", "id": "a1", "method": "agent",
+			c.Send(map[string]any{"type": "req", "id": "a1", "method": "agent",
 				"params": map[string]any{"message": "hi", "idempotencyKey": "r"}})
-			if ack := c.nextRes("a1"); ack["ok"] != true {
+			if ack := c.NextRes("a1"); ack["ok"] != true {
 				t.Fatalf("ack = %v", ack)
 			}
-			final := c.nextRes("a1")
+			final := c.NextRes("a1")
 			code, msg, retryable := errCode(final)
 			if final["ok"] != false || code != wire.CodeUnavailable || retryable != tt.retryable || !strings.HasPrefix(msg, tt.want) {
 				t.Fatalf("final = %v, want UNAVAILABLE retryable:%v %q…", final, tt.retryable, tt.want)
@@ -162,14 +162,14 @@ func TestAgentRepeatFinishedRun(t *testing.T) {
 		t.Fatal(err)
 	}
 	c, _ := g.connect("cli")
-	c.send(map[string]any{"type": "req", "id": "a1", "method": "agent",
+	c.Send(map[string]any{"type": "req", "id": "a1", "method": "agent",
 		"params": map[string]any{"message": "hi", "idempotencyKey": "done"}})
-	res := c.nextRes("a1")
+	res := c.NextRes("a1")
 	if p, _ := res["payload"].(map[string]any); res["ok"] != true || p["status"] != "ok" || p["text"] != "old" {
 		t.Fatalf("res = %v, want the remembered final", res)
 	}
-	c.send(`{"type":"req","id":"after","method":"health"}`)
-	if res := c.next(); res["id"] != "after" {
+	c.Send(`{"type":"req","id":"after","method":"health"}`)
+	if res := c.Next(); res["id"] != "after" {
 		t.Fatalf("after the final came %v, want the health res (no second res for a1)", res)
 	}
 }
@@ -190,7 +190,7 @@ func TestChatEventsBroadcast(t *testing.T) {
 	}
 	for _, c := range []*wsc{a, b} {
 		for _, st := range []string{"delta", "final"} {
-			ev := c.nextEvent("chat")
+			ev := c.NextEvent("chat")
 			if p := ev["payload"].(map[string]any); p["state"] != st || p["runId"] != "r" {
 				t.Errorf("chat event = %v, want state %s", ev, st)
 			}
@@ -241,8 +241,8 @@ func TestRoutedParams(t *testing.T) {
 		{"h1", "chat.history", map[string]any{"sessionKey": "main", "limit": 5},
 			subject.SessionsHistory + ` {"sessionKey":"main","limit":5,"maxBytes":64512}`},
 	} {
-		c.send(map[string]any{"type": "req", "id": tt.id, "method": tt.method, "params": tt.params})
-		if res := c.nextRes(tt.id); res["ok"] != true {
+		c.Send(map[string]any{"type": "req", "id": tt.id, "method": tt.method, "params": tt.params})
+		if res := c.NextRes(tt.id); res["ok"] != true {
 			t.Errorf("%s: %v", tt.id, res)
 		}
 		if g := <-got; len(g) < len(tt.want) || g[:len(tt.want)] != tt.want {
@@ -264,14 +264,14 @@ func TestAckedRunFreesItsSlot(t *testing.T) {
 	c, _ := g.connect("cli")
 	for i := range 3 {
 		id := fmt.Sprintf("a%d", i)
-		c.send(map[string]any{"type": "req", "id": id, "method": "agent",
+		c.Send(map[string]any{"type": "req", "id": id, "method": "agent",
 			"params": map[string]any{"message": "hi", "idempotencyKey": "slot-" + id}})
-		if ack := c.nextRes(id); ack["ok"] != true {
+		if ack := c.NextRes(id); ack["ok"] != true {
 			t.Fatalf("ack %s = %v", id, ack)
 		}
 	}
-	c.send(`{"type":"req","id":"h","method":"health"}`)
-	if res := c.nextRes("h"); res["ok"] != true {
+	c.Send(`{"type":"req","id":"h","method":"health"}`)
+	if res := c.NextRes("h"); res["ok"] != true {
 		t.Fatalf("health while 3 runs go on with a limit of 2: %v", res)
 	}
 	finals := map[string]bool{}
@@ -279,7 +279,7 @@ func TestAckedRunFreesItsSlot(t *testing.T) {
 		fa.go_ <- struct{}{}
 	}
 	for len(finals) < 3 {
-		if m := c.next(); m["type"] == "res" {
+		if m := c.Next(); m["type"] == "res" {
 			if m["ok"] != true {
 				t.Fatalf("final %v", m)
 			}

@@ -40,7 +40,7 @@ func TestPresenceEventsSeqAndStateVersion(t *testing.T) {
 	for ci, c := range clients {
 		var last float64
 		for want := 1; want <= 3; want++ {
-			ev := c.nextEvent("presence")
+			ev := c.NextEvent("presence")
 			if ev["seq"] != float64(want) {
 				t.Errorf("client %d: seq %v, want %d", ci, ev["seq"], want)
 			}
@@ -62,7 +62,7 @@ func TestPresenceEventsSeqAndStateVersion(t *testing.T) {
 		t.Errorf("snapshot stateVersion = %v", sv)
 	}
 	publishPresence(t, g, 1, "y")
-	if ev := c.nextEvent("presence"); ev["seq"] != float64(1) {
+	if ev := c.NextEvent("presence"); ev["seq"] != float64(1) {
 		t.Errorf("new client's first seq = %v", ev["seq"])
 	}
 }
@@ -75,7 +75,7 @@ func TestHealthEventCarriesStateVersion(t *testing.T) {
 	if err := g.nc.Publish(subject.HealthChanged, b); err != nil {
 		t.Fatal(err)
 	}
-	ev := c.nextEvent("health")
+	ev := c.NextEvent("health")
 	if ev["stateVersion"].(map[string]any)["health"] != float64(1) || ev["payload"].(map[string]any)["ok"] != false {
 		t.Errorf("health event = %v", ev)
 	}
@@ -97,8 +97,8 @@ func TestClientPresenceAnnounced(t *testing.T) {
 	}
 	// cli clients are not in presence.
 	cli, _ := g.connect("cli")
-	_ = cli.ws.Close(websocket.StatusNormalClosure, "")
-	_ = c.ws.Close(websocket.StatusNormalClosure, "")
+	_ = cli.WS.Close(websocket.StatusNormalClosure, "")
+	_ = c.WS.Close(websocket.StatusNormalClosure, "")
 	cp = <-fs.clients
 	if cp.Event != "disconnect" || cp.Key != "inst-webchat" {
 		t.Errorf("after closing: %+v (a cli client must not be announced)", cp)
@@ -113,7 +113,7 @@ func TestTicks(t *testing.T) {
 	}
 	prev := int64(0)
 	for i := 1; i <= 3; i++ {
-		ev := c.nextEvent("tick")
+		ev := c.NextEvent("tick")
 		if ev["seq"] != float64(i) {
 			t.Errorf("tick %d seq = %v", i, ev["seq"])
 		}
@@ -135,8 +135,8 @@ func TestSlowConsumerSkipsDroppableEvents(t *testing.T) {
 	})
 	startFakeServices(t, g.nc)
 	slow := dialRaw(t, g.url, nil)
-	slow.send(hello("cli"))
-	slow.next()
+	slow.Send(hello("cli"))
+	slow.Next()
 	fast, _ := g.connect("cli")
 
 	// Large droppable events: the slow client stops reading, so its queue fills and
@@ -147,17 +147,17 @@ func TestSlowConsumerSkipsDroppableEvents(t *testing.T) {
 	const n = 400
 	for i := 1; i <= n; i++ {
 		publishPresence(t, g, 20, text)
-		if ev := fast.nextEvent("presence"); ev["seq"] != float64(i) {
+		if ev := fast.NextEvent("presence"); ev["seq"] != float64(i) {
 			t.Fatalf("fast client seq %v, want %d", ev["seq"], i)
 		}
 	}
 	// Now the slow client reads. A response queued after all those events marks the end of
 	// them; on the way it must see a gap, and it is still open.
-	slow.send(`{"type":"req","id":"alive","method":"health"}`)
+	slow.Send(`{"type":"req","id":"alive","method":"health"}`)
 	var prev float64
 	gap := false
 	for {
-		m := slow.next()
+		m := slow.Next()
 		if m["type"] == "res" {
 			if m["id"] != "alive" || m["ok"] != true {
 				t.Fatalf("slow client: %v", m)

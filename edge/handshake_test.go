@@ -85,9 +85,9 @@ func TestHandshakeRejections(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			c := dialRaw(t, g.url, nil)
-			c.send(tt.first)
+			c.Send(tt.first)
 			if tt.wantReason != "" {
-				m := c.next()
+				m := c.Next()
 				if m["type"] != "hello-error" || m["reason"] != tt.wantReason {
 					t.Fatalf("got %v, want hello-error %q", m, tt.wantReason)
 				}
@@ -95,7 +95,7 @@ func TestHandshakeRejections(t *testing.T) {
 					t.Errorf("expectedProtocol = %v", m["expectedProtocol"])
 				}
 			}
-			code, reason := c.closed()
+			code, reason := c.Closed()
 			if code != tt.wantCode || reason != tt.wantClose {
 				t.Errorf("closed %d %q, want %d %q", code, reason, tt.wantCode, tt.wantClose)
 			}
@@ -103,8 +103,8 @@ func TestHandshakeRejections(t *testing.T) {
 	}
 	t.Run("right token", func(t *testing.T) {
 		c := dialRaw(t, g.url, nil)
-		c.send(good())
-		if m := c.next(); m["type"] != "hello-ok" {
+		c.Send(good())
+		if m := c.Next(); m["type"] != "hello-ok" {
 			t.Fatalf("got %v", m)
 		}
 	})
@@ -113,7 +113,7 @@ func TestHandshakeRejections(t *testing.T) {
 func TestHandshakeTimeout(t *testing.T) {
 	g := startEdge(t, func(c *Config) { c.HandshakeTimeout = 50 * time.Millisecond })
 	c := dialRaw(t, g.url, nil)
-	code, reason := c.closed()
+	code, reason := c.Closed()
 	if code != websocket.StatusPolicyViolation || reason != "handshake timeout" {
 		t.Errorf("closed %d %q", code, reason)
 	}
@@ -128,8 +128,8 @@ func TestMaxPayload(t *testing.T) {
 		frame := `{"type":"req","id":"big","method":"health","params":{}}`
 		pad := 524288 - len(frame)
 		// JSON allows whitespace anywhere between tokens: pad inside the object.
-		c.send(frame[:len(frame)-1] + strings.Repeat(" ", pad) + "}")
-		res := c.nextRes("big")
+		c.Send(frame[:len(frame)-1] + strings.Repeat(" ", pad) + "}")
+		res := c.NextRes("big")
 		if res["ok"] != true {
 			t.Fatalf("res = %v", res)
 		}
@@ -137,16 +137,16 @@ func TestMaxPayload(t *testing.T) {
 	t.Run("one byte more closes 1009", func(t *testing.T) {
 		c, _ := g.connect("cli")
 		frame := `{"type":"req","id":"big","method":"health","params":{}}`
-		c.send(frame[:len(frame)-1] + strings.Repeat(" ", 524288-len(frame)+1) + "}")
-		code, reason := c.closed()
+		c.Send(frame[:len(frame)-1] + strings.Repeat(" ", 524288-len(frame)+1) + "}")
+		code, reason := c.Closed()
 		if code != websocket.StatusMessageTooBig || reason != "frame too large" {
 			t.Errorf("closed %d %q", code, reason)
 		}
 	})
 	t.Run("oversized hello closes 1009", func(t *testing.T) {
 		c := dialRaw(t, g.url, nil)
-		c.send(strings.Repeat(" ", 524289))
-		code, reason := c.closed()
+		c.Send(strings.Repeat(" ", 524289))
+		code, reason := c.Closed()
 		if code != websocket.StatusMessageTooBig || reason != "frame too large" {
 			t.Errorf("closed %d %q", code, reason)
 		}

@@ -3,7 +3,6 @@ package edge
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"io"
 	"log/slog"
 	"net/http"
@@ -12,13 +11,13 @@ import (
 	"testing"
 	"time"
 
-	"github.com/coder/websocket"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/micro"
 
 	"github.com/clawdis/clawdis/bus/bustest"
 	"github.com/clawdis/clawdis/bus/subject"
 	"github.com/clawdis/clawdis/bus/wire"
+	"github.com/clawdis/clawdis/edge/edgetest"
 	"github.com/clawdis/clawdis/schemas"
 )
 
@@ -156,108 +155,10 @@ func (g *gw) stop() {
 	}
 }
 
-// wsc is a raw protocol client that validates every frame the server sends.
-type wsc struct {
-	t  testing.TB
-	ws *websocket.Conn
-}
+// wsc is the shared raw protocol client: every frame the server sends is validated.
+type wsc = edgetest.Client
 
-func dialRaw(t testing.TB, url string, hdr http.Header) *wsc {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	ws, _, err := websocket.Dial(ctx, url, &websocket.DialOptions{HTTPHeader: hdr})
-	if err != nil {
-		t.Fatalf("dial %s: %v", url, err)
-	}
-	ws.SetReadLimit(8 << 20)
-	t.Cleanup(func() { _ = ws.CloseNow() })
-	return &wsc{t: t, ws: ws}
-}
-
-func (c *wsc) send(v any) {
-	c.t.Helper()
-	var b []byte
-	switch x := v.(type) {
-	case string:
-		b = []byte(x)
-	case []byte:
-		b = x
-	default:
-		var err error
-		if b, err = json.Marshal(v); err != nil {
-			c.t.Fatal(err)
-		}
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := c.ws.Write(ctx, websocket.MessageText, b); err != nil {
-		c.t.Fatalf("write: %v", err)
-	}
-}
-
-// next reads one frame, validates it against the schemas and returns it decoded.
-func (c *wsc) next() map[string]any {
-	c.t.Helper()
-	m, err := c.read()
-	if err != nil {
-		c.t.Fatalf("read: %v", err)
-	}
-	return m
-}
-
-func (c *wsc) read() (map[string]any, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
-	defer cancel()
-	_, b, err := c.ws.Read(ctx)
-	if err != nil {
-		return nil, err
-	}
-	if err := testSchemas(c.t).ServerFrame(b); err != nil {
-		c.t.Errorf("server frame fails schema: %v\n%s", err, b)
-	}
-	var m map[string]any
-	if err := json.Unmarshal(b, &m); err != nil {
-		c.t.Fatalf("server sent non-JSON: %s", b)
-	}
-	return m, nil
-}
-
-// closed reads until the connection closes and returns the close status and reason.
-func (c *wsc) closed() (websocket.StatusCode, string) {
-	c.t.Helper()
-	for {
-		_, err := c.read()
-		if err != nil {
-			var ce websocket.CloseError
-			if errors.As(err, &ce) {
-				return ce.Code, ce.Reason
-			}
-			c.t.Fatalf("connection ended without a close frame: %v", err)
-		}
-	}
-}
-
-// nextType skips frames until one of the given type (and event name, for events) arrives.
-func (c *wsc) nextRes(id string) map[string]any {
-	c.t.Helper()
-	for {
-		m := c.next()
-		if m["type"] == "res" && m["id"] == id {
-			return m
-		}
-	}
-}
-
-func (c *wsc) nextEvent(name string) map[string]any {
-	c.t.Helper()
-	for {
-		m := c.next()
-		if m["type"] == "event" && m["event"] == name {
-			return m
-		}
-	}
-}
+func dialRaw(t testing.TB, url string, hdr http.Header) *wsc { return edgetest.Dial(t, url, hdr) }
 
 func hello(mode string) map[string]any {
 	return map[string]any{
@@ -270,8 +171,8 @@ func hello(mode string) map[string]any {
 func (g *gw) connect(mode string) (*wsc, map[string]any) {
 	g.t.Helper()
 	c := dialRaw(g.t, g.url, nil)
-	c.send(hello(mode))
-	ok := c.next()
+	c.Send(hello(mode))
+	ok := c.Next()
 	if ok["type"] != "hello-ok" {
 		g.t.Fatalf("want hello-ok, got %v", ok)
 	}

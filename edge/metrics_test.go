@@ -73,15 +73,15 @@ func TestMetricsAfterRequests(t *testing.T) {
 	c1, _ := g.connect("cli")
 	g.connect("ui") // a second connection, open until the test ends
 	for _, id := range []string{"h1", "h2", "h3"} {
-		c1.send(map[string]any{"type": "req", "id": id, "method": schemas.MethodHealth})
-		if res := c1.nextRes(id); res["ok"] != true {
+		c1.Send(map[string]any{"type": "req", "id": id, "method": schemas.MethodHealth})
+		if res := c1.NextRes(id); res["ok"] != true {
 			t.Fatalf("health: %v", res)
 		}
 	}
-	c1.send(map[string]any{"type": "req", "id": "s1", "method": schemas.MethodStatus})
-	c1.nextRes("s1")
-	c1.send(map[string]any{"type": "req", "id": "u1", "method": "no.such.method"})
-	if code, _, _ := errCode(c1.nextRes("u1")); code != wire.CodeInvalidRequest {
+	c1.Send(map[string]any{"type": "req", "id": "s1", "method": schemas.MethodStatus})
+	c1.NextRes("s1")
+	c1.Send(map[string]any{"type": "req", "id": "u1", "method": "no.such.method"})
+	if code, _, _ := errCode(c1.NextRes("u1")); code != wire.CodeInvalidRequest {
 		t.Fatalf("unknown method: %s", code)
 	}
 
@@ -232,8 +232,8 @@ func TestMetricsCountFramesAndAuth(t *testing.T) {
 		c := dialRaw(t, "ws://"+g.addr, nil)
 		h := hello("cli")
 		h["auth"] = map[string]any{"token": "wrong"}
-		c.send(h)
-		if f := c.next(); f["type"] != schemas.TypeHelloError {
+		c.Send(h)
+		if f := c.Next(); f["type"] != schemas.TypeHelloError {
 			t.Fatalf("wrong token answered %v", f)
 		}
 	}

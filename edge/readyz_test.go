@@ -30,7 +30,7 @@ func TestReadyz(t *testing.T) {
 		if err := g.nc.Publish(subject.HealthChanged, data); err != nil {
 			t.Fatal(err)
 		}
-		c.nextEvent(schemas.EventHealth) // the edge holds the new summary once it broadcasts it
+		c.NextEvent(schemas.EventHealth) // the edge holds the new summary once it broadcasts it
 		code, rd := getReadyz(t, g)
 		if code != http.StatusServiceUnavailable || rd.Ready || len(rd.NotReady) != 1 || rd.NotReady[0] != "agent" {
 			t.Errorf("/readyz: %d %+v", code, rd)

@@ -18,8 +18,8 @@ func TestMethodsAndInvalidRequests(t *testing.T) {
 	c, _ := g.connect("cli")
 
 	for _, m := range []string{"health", "status", "system-presence"} {
-		c.send(map[string]any{"type": "req", "id": "r-" + m, "method": m})
-		res := c.nextRes("r-" + m)
+		c.Send(map[string]any{"type": "req", "id": "r-" + m, "method": m})
+		res := c.NextRes("r-" + m)
 		if res["ok"] != true || res["payload"] == nil {
 			t.Errorf("%s: %v", m, res)
 		}
@@ -27,8 +27,8 @@ func TestMethodsAndInvalidRequests(t *testing.T) {
 			t.Errorf("%s payload fails its schema: %v (%v)", m, err, res["payload"])
 		}
 	}
-	c.send(map[string]any{"type": "req", "id": "se", "method": "system-event", "params": map[string]any{"text": "hi"}})
-	if res := c.nextRes("se"); res["ok"] != true {
+	c.Send(map[string]any{"type": "req", "id": "se", "method": "system-event", "params": map[string]any{"text": "hi"}})
+	if res := c.NextRes("se"); res["ok"] != true {
 		t.Errorf("system-event: %v", res)
 	}
 
@@ -46,8 +46,8 @@ func TestMethodsAndInvalidRequests(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			c.send(tt.frame)
-			res := c.nextRes(tt.id)
+			c.Send(tt.frame)
+			res := c.NextRes(tt.id)
 			code, msg, _ := errCode(res)
 			if res["ok"] != false || code != tt.code || msg != tt.msg {
 				t.Errorf("got %v, want %s %q", res, tt.code, tt.msg)
@@ -55,8 +55,8 @@ func TestMethodsAndInvalidRequests(t *testing.T) {
 		})
 	}
 	// The connection is still usable after all of that.
-	c.send(`{"type":"req","id":"after","method":"health"}`)
-	if res := c.nextRes("after"); res["ok"] != true {
+	c.Send(`{"type":"req","id":"after","method":"health"}`)
+	if res := c.NextRes("after"); res["ok"] != true {
 		t.Errorf("after errors: %v", res)
 	}
 }
@@ -64,8 +64,8 @@ func TestMethodsAndInvalidRequests(t *testing.T) {
 func TestMalformedJSONAfterHandshakeCloses(t *testing.T) {
 	g := startEdge(t, nil)
 	c, _ := g.connect("cli")
-	c.send(`{"type":"req",`)
-	if code, reason := c.closed(); code != 1008 || reason != "malformed JSON" {
+	c.Send(`{"type":"req",`)
+	if code, reason := c.Closed(); code != 1008 || reason != "malformed JSON" {
 		t.Errorf("closed %d %q", code, reason)
 	}
 }
@@ -76,8 +76,8 @@ func TestStoppedServiceAnswersUnavailable(t *testing.T) {
 	if err := fs.presence.Stop(); err != nil {
 		t.Fatal(err)
 	}
-	c.send(`{"type":"req","id":"p","method":"system-presence"}`)
-	res := c.nextRes("p")
+	c.Send(`{"type":"req","id":"p","method":"system-presence"}`)
+	res := c.NextRes("p")
 	if code, _, retryable := errCode(res); code != "UNAVAILABLE" || !retryable {
 		t.Errorf("stopped service: %v", res)
 	}
@@ -93,8 +93,8 @@ func TestHungServiceAnswersWithinDeadline(t *testing.T) {
 	}
 	defer sub.Unsubscribe()
 	c, _ := g.connect("cli")
-	c.send(`{"type":"req","id":"h","method":"health"}`)
-	res := c.nextRes("h")
+	c.Send(`{"type":"req","id":"h","method":"health"}`)
+	res := c.NextRes("h")
 	if code, msg, retryable := errCode(res); code != "UNAVAILABLE" || !retryable {
 		t.Errorf("hung service: %v %s", res, msg)
 	}
@@ -107,8 +107,8 @@ func TestPanickingServiceAnswersUnavailable(t *testing.T) {
 	svc := newPanicService(t, g.nc)
 	_ = svc
 	c, _ := g.connect("cli")
-	c.send(`{"type":"req","id":"x","method":"health"}`)
-	res := c.nextRes("x")
+	c.Send(`{"type":"req","id":"x","method":"health"}`)
+	res := c.NextRes("x")
 	if code, msg, _ := errCode(res); code != "UNAVAILABLE" || msg != "internal error in health.get: panic: boom" {
 		t.Errorf("panicking handler: %v", res)
 	}

@@ -60,8 +60,8 @@ func TestRouteDeadlineFor(t *testing.T) {
 		t.Fatal(err)
 	}
 	c, _ := g.connect("cli")
-	c.send(map[string]any{"type": "req", "id": "w", "method": "web.login.wait", "params": map[string]any{"timeoutMs": 5000}})
-	if res := c.nextRes("w"); res["ok"] != true {
+	c.Send(map[string]any{"type": "req", "id": "w", "method": "web.login.wait", "params": map[string]any{"timeoutMs": 5000}})
+	if res := c.NextRes("w"); res["ok"] != true {
 		t.Fatalf("web.login.wait: %v", res)
 	}
 }
@@ -82,8 +82,8 @@ func TestMethodOfAbsentServiceSaysWhy(t *testing.T) {
 		"send":            "send is not available: this gateway runs no messaging provider",
 		"agent":           "agent is not available: this gateway does not run the agent service",
 	} {
-		c.send(map[string]any{"type": "req", "id": method, "method": method})
-		res := c.nextRes(method)
+		c.Send(map[string]any{"type": "req", "id": method, "method": method})
+		res := c.NextRes(method)
 		code, msg, _ := errCode(res)
 		if res["ok"] != false || code != wire.CodeUnavailable || msg != want {
 			t.Errorf("%s: %v, want UNAVAILABLE %q", method, res, want)

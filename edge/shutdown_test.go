@@ -21,11 +21,11 @@ func TestShutdownSequence(t *testing.T) {
 	}
 	g.cancel()
 	for i, c := range clients {
-		ev := c.nextEvent("shutdown")
+		ev := c.NextEvent("shutdown")
 		if ev["payload"].(map[string]any)["reason"] != "gateway stopping" {
 			t.Errorf("client %d shutdown payload = %v", i, ev["payload"])
 		}
-		if code, reason := c.closed(); code != websocket.StatusServiceRestart || reason != "service restart" {
+		if code, reason := c.Closed(); code != websocket.StatusServiceRestart || reason != "service restart" {
 			t.Errorf("client %d closed %d %q", i, code, reason)
 		}
 	}
@@ -58,14 +58,14 @@ func TestShutdownFailsInFlightRequestsWithinBudget(t *testing.T) {
 	for len(arrived) > 0 { // the edge's own question for a first snapshot
 		<-arrived
 	}
-	c.send(`{"type":"req","id":"stuck","method":"health"}`)
+	c.Send(`{"type":"req","id":"stuck","method":"health"}`)
 	<-arrived
 	g.cancel()
-	res := c.nextRes("stuck")
+	res := c.NextRes("stuck")
 	if code, msg, retryable := errCode(res); code != "UNAVAILABLE" || !retryable || msg != "gateway shutting down" {
 		t.Errorf("in-flight at shutdown: %v", res)
 	}
-	if code, _ := c.closed(); code != websocket.StatusServiceRestart {
+	if code, _ := c.Closed(); code != websocket.StatusServiceRestart {
 		t.Errorf("closed %d", code)
 	}
 	<-g.done
@@ -80,7 +80,7 @@ func TestShutdownClosesConnectionsStillInHandshake(t *testing.T) {
 	c := dialRaw(t, g.url, nil)
 	<-added // the server has the connection
 	g.cancel()
-	if code, _ := c.closed(); code != websocket.StatusServiceRestart {
+	if code, _ := c.Closed(); code != websocket.StatusServiceRestart {
 		t.Errorf("closed %d", code)
 	}
 	select {

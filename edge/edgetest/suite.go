@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"strconv"
 	"strings"
 	"sync"
@@ -97,100 +98,142 @@ var loadSchemas = func() func(testing.TB) *schemas.Set {
 	}
 }()
 
-// client is a raw protocol client that validates every frame the server sends.
-type client struct {
-	t   testing.TB
-	ws  *websocket.Conn
-	set *schemas.Set
+// Client is a raw protocol client that validates every frame the server sends against the
+// protocol's schemas, and with Check when it is set. The edge's and the relay's own tests
+// use it too.
+type Client struct {
+	T  testing.TB
+	WS *websocket.Conn
+	// Check, when set, also looks at every frame read (the relay's tests check that the
+	// gateway token never reaches a browser).
+	Check func(frame []byte)
+	set   *schemas.Set
 }
 
-func dial(t testing.TB, url string) *client {
+// Dial connects to url with the extra request headers hdr (nil: none); the connection is
+// closed when the test ends.
+func Dial(t testing.TB, url string, hdr http.Header) *Client {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	ws, _, err := websocket.Dial(ctx, url, nil)
+	ws, _, err := websocket.Dial(ctx, url, &websocket.DialOptions{HTTPHeader: hdr})
 	if err != nil {
 		t.Fatalf("dial %s: %v", url, err)
 	}
-	ws.SetReadLimit(8 << 20)
 	t.Cleanup(func() { _ = ws.CloseNow() })
-	return &client{t: t, ws: ws, set: loadSchemas(t)}
+	return NewClient(t, ws)
+}
+
+// NewClient is a Client on a connection the test dialled itself.
+func NewClient(t testing.TB, ws *websocket.Conn) *Client {
+	ws.SetReadLimit(8 << 20)
+	return &Client{T: t, WS: ws, set: loadSchemas(t)}
 }
 
 // connect dials and completes the handshake.
-func connect(t testing.TB, tg Target) *client {
+func connect(t testing.TB, tg Target) *Client {
 	t.Helper()
-	c := dial(t, tg.URL)
-	c.send(tg.Hello)
-	if m := c.next(); m["type"] != "hello-ok" {
+	c := Dial(t, tg.URL, nil)
+	c.Send(tg.Hello)
+	if m := c.Next(); m["type"] != "hello-ok" {
 		t.Fatalf("want hello-ok, got %v", m)
 	}
 	return c
 }
 
-func (c *client) send(v any) {
-	c.t.Helper()
-	b, ok := v.([]byte)
-	if s, isStr := v.(string); isStr {
-		b, ok = []byte(s), true
-	}
-	if !ok {
+// Send writes v: a string or []byte as it is, anything else encoded as JSON.
+func (c *Client) Send(v any) {
+	c.T.Helper()
+	var b []byte
+	switch x := v.(type) {
+	case string:
+		b = []byte(x)
+	case []byte:
+		b = x
+	default:
 		var err error
 		if b, err = json.Marshal(v); err != nil {
-			c.t.Fatal(err)
+			c.T.Fatal(err)
 		}
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if err := c.ws.Write(ctx, websocket.MessageText, b); err != nil {
-		c.t.Fatalf("write: %v", err)
+	if err := c.WS.Write(ctx, websocket.MessageText, b); err != nil {
+		c.T.Fatalf("write: %v", err)
 	}
 }
 
-func (c *client) read() (map[string]any, error) {
+// Req sends a req frame (params omitted when nil).
+func (c *Client) Req(id, method string, params any) {
+	c.T.Helper()
+	f := map[string]any{"type": "req", "id": id, "method": method}
+	if params != nil {
+		f["params"] = params
+	}
+	c.Send(f)
+}
+
+// Read reads one frame, validates it and returns it decoded; the error is the
+// connection's when it ends.
+func (c *Client) Read() (map[string]any, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
-	_, b, err := c.ws.Read(ctx)
+	_, b, err := c.WS.Read(ctx)
 	if err != nil {
 		return nil, err
 	}
 	if err := c.set.ServerFrame(b); err != nil {
-		c.t.Errorf("server frame fails schema: %v\n%.300s", err, b)
+		c.T.Errorf("server frame fails schema: %v\n%.300s", err, b)
+	}
+	if c.Check != nil {
+		c.Check(b)
 	}
 	var m map[string]any
 	if err := json.Unmarshal(b, &m); err != nil {
-		c.t.Fatalf("server sent non-JSON: %.300s", b)
+		c.T.Fatalf("server sent non-JSON: %.300s", b)
 	}
 	return m, nil
 }
 
-func (c *client) next() map[string]any {
-	c.t.Helper()
-	m, err := c.read()
+// Next reads one frame; the connection must not end.
+func (c *Client) Next() map[string]any {
+	c.T.Helper()
+	m, err := c.Read()
 	if err != nil {
-		c.t.Fatalf("read: %v", err)
+		c.T.Fatalf("read: %v", err)
 	}
 	return m
 }
 
-// closed reads until the connection closes and returns the close status and reason.
-func (c *client) closed() (websocket.StatusCode, string) {
-	c.t.Helper()
+// Closed reads until the connection closes and returns the close status and reason.
+func (c *Client) Closed() (websocket.StatusCode, string) {
+	c.T.Helper()
 	for {
-		if _, err := c.read(); err != nil {
+		if _, err := c.Read(); err != nil {
 			var ce websocket.CloseError
 			if errors.As(err, &ce) {
 				return ce.Code, ce.Reason
 			}
-			c.t.Fatalf("connection ended without a close frame: %v", err)
+			c.T.Fatalf("connection ended without a close frame: %v", err)
 		}
 	}
 }
 
-func (c *client) nextRes(id string) map[string]any {
-	c.t.Helper()
+// NextRes skips frames until the res with id.
+func (c *Client) NextRes(id string) map[string]any {
+	c.T.Helper()
 	for {
-		if m := c.next(); m["type"] == "res" && m["id"] == id {
+		if m := c.Next(); m["type"] == "res" && m["id"] == id {
+			return m
+		}
+	}
+}
+
+// NextEvent skips frames until an event named name.
+func (c *Client) NextEvent(name string) map[string]any {
+	c.T.Helper()
+	for {
+		if m := c.Next(); m["type"] == "event" && m["event"] == name {
 			return m
 		}
 	}
@@ -205,20 +248,20 @@ func testSlowConsumer(t *testing.T, start func(*testing.T, Options) Target) {
 	const n, size = 200, 8 << 10 // 1.6 MB: far beyond the slow client's queue and socket buffers
 	for i := 1; i <= n; i++ {
 		tg.Emit(t, "slow-run", i, 1, size)
-		m := fast.next()
+		m := fast.Next()
 		for m["type"] != "event" || m["event"] != "agent" {
-			m = fast.next()
+			m = fast.Next()
 		}
 		if p, _ := m["payload"].(map[string]any); p["seq"] != float64(i) {
 			t.Fatalf("fast client: agent event %d carries run seq %v", i, p["seq"])
 		}
 	}
-	code, reason := slow.closed()
+	code, reason := slow.Closed()
 	if code != websocket.StatusPolicyViolation || reason != "slow consumer" {
 		t.Fatalf("slow client closed with %d %q, want 1008 slow consumer", code, reason)
 	}
-	fast.send(`{"type":"req","id":"still","method":"health"}`)
-	if res := fast.nextRes("still"); res["ok"] != true {
+	fast.Send(`{"type":"req","id":"still","method":"health"}`)
+	if res := fast.NextRes("still"); res["ok"] != true {
 		t.Errorf("fast client after the slow one was closed: %v", res)
 	}
 }
@@ -242,27 +285,27 @@ func testCloseCodes(t *testing.T, start func(*testing.T, Options) Target) {
 			websocket.StatusMessageTooBig, "frame too large"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			var c *client
+			var c *Client
 			if tt.hello {
 				c = connect(t, tg)
 			} else {
-				c = dial(t, tg.URL)
+				c = Dial(t, tg.URL, nil)
 			}
-			c.send(tt.frame)
-			if code, reason := c.closed(); code != tt.code || reason != tt.reason {
+			c.Send(tt.frame)
+			if code, reason := c.Closed(); code != tt.code || reason != tt.reason {
 				t.Fatalf("closed %d %q, want %d %q", code, reason, tt.code, tt.reason)
 			}
 		})
 	}
 	// An invalid req keeps the connection open and gets INVALID_REQUEST under its id.
 	c := connect(t, tg)
-	c.send(`{"type":"req","id":"bad","method":"health","extra":1}`)
-	res := c.nextRes("bad")
+	c.Send(`{"type":"req","id":"bad","method":"health","extra":1}`)
+	res := c.NextRes("bad")
 	if e, _ := res["error"].(map[string]any); res["ok"] != false || e["code"] != "INVALID_REQUEST" {
 		t.Fatalf("invalid frame: %v", res)
 	}
-	c.send(`{"type":"req","id":"ok","method":"health"}`)
-	if res := c.nextRes("ok"); res["ok"] != true {
+	c.Send(`{"type":"req","id":"ok","method":"health"}`)
+	if res := c.NextRes("ok"); res["ok"] != true {
 		t.Fatalf("after an invalid frame: %v", res)
 	}
 }
@@ -275,10 +318,10 @@ func testSeqCounts(t *testing.T, start func(*testing.T, Options) Target) {
 	tg.Emit(t, "seq-run", 1, 3, 10)
 	b := connect(t, tg)
 	tg.Emit(t, "seq-run", 4, 2, 10)
-	expect := func(name string, c *client, n int) {
+	expect := func(name string, c *Client, n int) {
 		want := float64(1)
 		for got := 0; got < n; {
-			m := c.next()
+			m := c.Next()
 			if m["type"] != "event" {
 				continue
 			}
@@ -302,7 +345,7 @@ func testInFlight(t *testing.T, start func(*testing.T, Options) Target) {
 	arrived, release := tg.Hold(t)
 	c := connect(t, tg)
 	for i := range 32 {
-		c.send(fmt.Sprintf(`{"type":"req","id":"slow-%d","method":"health"}`, i))
+		c.Send(fmt.Sprintf(`{"type":"req","id":"slow-%d","method":"health"}`, i))
 	}
 	for range 32 {
 		select {
@@ -311,8 +354,8 @@ func testInFlight(t *testing.T, start func(*testing.T, Options) Target) {
 			t.Fatal("the held requests did not all arrive")
 		}
 	}
-	c.send(`{"type":"req","id":"33rd","method":"health"}`)
-	res := c.nextRes("33rd")
+	c.Send(`{"type":"req","id":"33rd","method":"health"}`)
+	res := c.NextRes("33rd")
 	e, _ := res["error"].(map[string]any)
 	if res["ok"] != false || e["code"] != "UNAVAILABLE" || e["message"] != "too many requests in flight" ||
 		e["retryable"] != true || e["retryAfterMs"] == nil {
@@ -321,7 +364,7 @@ func testInFlight(t *testing.T, start func(*testing.T, Options) Target) {
 	release()
 	seen := map[string]bool{}
 	for len(seen) < 32 {
-		if m := c.next(); m["type"] == "res" {
+		if m := c.Next(); m["type"] == "res" {
 			if m["ok"] != true {
 				t.Fatalf("held request answered %v", m)
 			}
@@ -353,27 +396,27 @@ func testPreAuthLimits(t *testing.T, start func(*testing.T, Options) Target) {
 	tg := start(t, Options{})
 	big := strconv.Quote(strings.Repeat("u", 65<<10))
 	t.Run("hello over 64 KiB", func(t *testing.T) {
-		c := dial(t, tg.URL)
-		c.send(withField(t, tg.Hello, "userAgent", big))
-		if code, reason := c.closed(); code != websocket.StatusMessageTooBig || reason != "frame too large" {
+		c := Dial(t, tg.URL, nil)
+		c.Send(withField(t, tg.Hello, "userAgent", big))
+		if code, reason := c.Closed(); code != websocket.StatusMessageTooBig || reason != "frame too large" {
 			t.Fatalf("closed %d %q, want 1009 frame too large", code, reason)
 		}
 	})
 	t.Run("60000-digit number in hello", func(t *testing.T) {
-		c := dial(t, tg.URL)
-		c.send(withField(t, tg.Hello, "minProtocol", "1"+strings.Repeat("0", 59999)))
-		m := c.next()
+		c := Dial(t, tg.URL, nil)
+		c.Send(withField(t, tg.Hello, "minProtocol", "1"+strings.Repeat("0", 59999)))
+		m := c.Next()
 		if m["type"] != "hello-error" || m["reason"] != "invalid hello: number literal longer than 64 characters" {
 			t.Fatalf("want hello-error from the number scan, got %.300v", m)
 		}
-		if code, reason := c.closed(); code != websocket.StatusPolicyViolation || reason != "invalid hello" {
+		if code, reason := c.Closed(); code != websocket.StatusPolicyViolation || reason != "invalid hello" {
 			t.Fatalf("closed %d %q, want 1008 invalid hello", code, reason)
 		}
 	})
 	t.Run("64-digit number in hello passes the scan", func(t *testing.T) {
-		c := dial(t, tg.URL)
-		c.send(withField(t, tg.Hello, "minProtocol", "0."+strings.Repeat("0", 61)+"1")) // 64 characters
-		m := c.next()
+		c := Dial(t, tg.URL, nil)
+		c.Send(withField(t, tg.Hello, "minProtocol", "0."+strings.Repeat("0", 61)+"1")) // 64 characters
+		m := c.Next()
 		if m["type"] != "hello-error" || !strings.HasPrefix(m["reason"].(string), "invalid hello: ") ||
 			strings.Contains(m["reason"].(string), "number literal") {
 			t.Fatalf("want the schema's hello-error, got %.300v", m)
@@ -381,20 +424,20 @@ func testPreAuthLimits(t *testing.T, start func(*testing.T, Options) Target) {
 	})
 	t.Run("after hello", func(t *testing.T) {
 		c := connect(t, tg)
-		c.send(`{"type":"req","id":"n","method":"health","params":{"x":[` + strings.Repeat("1", 65) + `]}}`)
-		res := c.nextRes("n")
+		c.Send(`{"type":"req","id":"n","method":"health","params":{"x":[` + strings.Repeat("1", 65) + `]}}`)
+		res := c.NextRes("n")
 		e, _ := res["error"].(map[string]any)
 		if res["ok"] != false || e["code"] != "INVALID_REQUEST" ||
 			e["message"] != "invalid request frame: number literal longer than 64 characters" {
 			t.Fatalf("long number after hello: %v", res)
 		}
 		// After hello-ok the frame limit is maxPayload again.
-		c.send(`{"type":"req","id":"big","method":"health","params":{"pad":` + big + `}}`)
-		if res := c.nextRes("big"); res["ok"] != false {
+		c.Send(`{"type":"req","id":"big","method":"health","params":{"pad":` + big + `}}`)
+		if res := c.NextRes("big"); res["ok"] != false {
 			t.Fatalf("100 KB req after hello: %.300v", res)
 		}
-		c.send(`{"type":"req","id":"ok","method":"health"}`)
-		if res := c.nextRes("ok"); res["ok"] != true {
+		c.Send(`{"type":"req","id":"ok","method":"health"}`)
+		if res := c.NextRes("ok"); res["ok"] != true {
 			t.Fatalf("after the rejected frames: %v", res)
 		}
 	})
@@ -444,15 +487,15 @@ func testAuthThrottle(t *testing.T, start func(*testing.T, Options) Target) {
 		t.Fatal("target requires no token")
 	}
 	attempt := func(token string) (map[string]any, websocket.StatusCode, string) {
-		c := dial(t, tg.URL)
+		c := Dial(t, tg.URL, nil)
 		h := make(map[string]any, len(tg.Hello))
 		for k, v := range tg.Hello {
 			h[k] = v
 		}
 		h["auth"] = map[string]any{"token": token}
-		c.send(h)
-		m := c.next()
-		code, reason := c.closed()
+		c.Send(h)
+		m := c.Next()
+		code, reason := c.Closed()
 		return m, code, reason
 	}
 	for i := 1; i <= 30; i++ {
@@ -496,7 +539,7 @@ func testMaxConnections(t *testing.T, start func(*testing.T, Options) Target) {
 	if !refused() {
 		t.Fatal("a third connection was upgraded")
 	}
-	if err := a.ws.Close(websocket.StatusNormalClosure, ""); err != nil {
+	if err := a.WS.Close(websocket.StatusNormalClosure, ""); err != nil {
 		t.Fatal(err)
 	}
 	// The server frees the slot when it has finished with the connection, which a client
@@ -535,11 +578,10 @@ func testIdleTimeout(t *testing.T, start func(*testing.T, Options) Target) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ws.SetReadLimit(8 << 20)
 	t.Cleanup(func() { _ = ws.CloseNow() })
-	live := &client{t: t, ws: ws, set: loadSchemas(t)}
-	live.send(tg.Hello)
-	if m := live.next(); m["type"] != "hello-ok" {
+	live := NewClient(t, ws)
+	live.Send(tg.Hello)
+	if m := live.Next(); m["type"] != "hello-ok" {
 		t.Fatalf("want hello-ok, got %v", m)
 	}
 	frames := make(chan map[string]any, 1024)
@@ -565,10 +607,10 @@ func testIdleTimeout(t *testing.T, start func(*testing.T, Options) Target) {
 			t.Fatal("the server does not ping")
 		}
 	}
-	if code, reason := dead.closed(); code != websocket.StatusGoingAway || reason != "idle timeout" {
+	if code, reason := dead.Closed(); code != websocket.StatusGoingAway || reason != "idle timeout" {
 		t.Fatalf("silent client closed %d %q, want 1001 idle timeout", code, reason)
 	}
-	live.send(`{"type":"req","id":"alive","method":"health"}`)
+	live.Send(`{"type":"req","id":"alive","method":"health"}`)
 	for m := range frames {
 		if m["type"] == "res" && m["id"] == "alive" {
 			if m["ok"] != true {
@@ -609,9 +651,9 @@ func testErrorTexts(t *testing.T, start func(*testing.T, Options) Target) {
 		withField(t, tg.Hello, "caps", `[`+strconv.Quote(long("x"))+`, 1]`),
 		`{"type":"hello","` + long("y") + `":"` + long("z") + `","` + long("q") + `":1,"m":2,"x":3}`,
 	} {
-		c := dial(t, tg.URL)
-		c.send(raw)
-		m := c.next()
+		c := Dial(t, tg.URL, nil)
+		c.Send(raw)
+		m := c.Next()
 		if m["type"] != "hello-error" {
 			t.Fatalf("hello %d: %.300v, want hello-error", i, m)
 		}
@@ -628,8 +670,8 @@ func testErrorTexts(t *testing.T, start func(*testing.T, Options) Target) {
 		`{"type":"req","id":"g","method":["` + long("m") + `"]}`,
 	} {
 		id := string(rune('a' + i))
-		c.send(raw)
-		res := c.nextRes(id)
+		c.Send(raw)
+		res := c.NextRes(id)
 		e, _ := res["error"].(map[string]any)
 		if res["ok"] != false || e == nil {
 			t.Fatalf("req %s: %.300v, want an error", id, res)

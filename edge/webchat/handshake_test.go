@@ -44,10 +44,10 @@ func TestHandshakeRefusals(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			c := r.dial()
 			if tt.frame != nil {
-				c.send(tt.frame)
+				c.Send(tt.frame)
 			}
 			if tt.wantReason != "" {
-				m := c.next()
+				m := c.Next()
 				reason, _ := m["reason"].(string)
 				if m["type"] != "hello-error" || len(reason) < len(tt.wantReason) || reason[:len(tt.wantReason)] != tt.wantReason {
 					t.Errorf("got %v, want hello-error %q", m, tt.wantReason)
@@ -56,7 +56,7 @@ func TestHandshakeRefusals(t *testing.T) {
 					t.Errorf("reason %q does not name the gateway URL %s", reason, dead)
 				}
 			}
-			if code, reason := c.closed(); code != tt.wantCode || reason != tt.wantClose {
+			if code, reason := c.Closed(); code != tt.wantCode || reason != tt.wantClose {
 				t.Errorf("closed %d %q, want %d %q", code, reason, tt.wantCode, tt.wantClose)
 			}
 		})
@@ -69,8 +69,8 @@ func TestInvalidFramesAfterHello(t *testing.T) {
 	r.waitUp(true)
 	a, _ := r.open()
 
-	a.send(map[string]any{"type": "req", "method": "health"})
-	a.req("u", "no.such.method", nil)
+	a.Send(map[string]any{"type": "req", "method": "health"})
+	a.Req("u", "no.such.method", nil)
 	res, _ := collect(a, func(res map[string][]map[string]any) bool { return len(res["invalid"]) == 1 && len(res["u"]) == 1 })
 	if code, _ := errCode(res["invalid"][0]); code != "INVALID_REQUEST" {
 		t.Errorf("req without id = %v", res["invalid"][0])
@@ -78,8 +78,8 @@ func TestInvalidFramesAfterHello(t *testing.T) {
 	if code, _ := errCode(res["u"][0]); code != "INVALID_REQUEST" {
 		t.Errorf("unknown method = %v", res["u"][0])
 	}
-	a.send([]byte("not json"))
-	if code, reason := a.closed(); code != websocket.StatusPolicyViolation || reason != "malformed JSON" {
+	a.Send([]byte("not json"))
+	if code, reason := a.Closed(); code != websocket.StatusPolicyViolation || reason != "malformed JSON" {
 		t.Errorf("closed %d %q", code, reason)
 	}
 }
@@ -132,8 +132,8 @@ func TestTabNeedsGatewayToken(t *testing.T) {
 				h["auth"] = tt.auth
 			}
 			c := r.dial()
-			c.send(h)
-			m := c.next()
+			c.Send(h)
+			m := c.Next()
 			if m["type"] != tt.want {
 				t.Fatalf("got %v, want %s", m, tt.want)
 			}
@@ -141,7 +141,7 @@ func TestTabNeedsGatewayToken(t *testing.T) {
 				if m["reason"] != "unauthorized" {
 					t.Errorf("reason %v, want unauthorized", m["reason"])
 				}
-				if code, reason := c.closed(); code != websocket.StatusPolicyViolation || reason != "unauthorized" {
+				if code, reason := c.Closed(); code != websocket.StatusPolicyViolation || reason != "unauthorized" {
 					t.Errorf("closed %d %q, want 1008 unauthorized", code, reason)
 				}
 			}
@@ -153,8 +153,8 @@ func TestTabNeedsGatewayToken(t *testing.T) {
 	h := helloFrame()
 	delete(h, "auth")
 	c := open.dial()
-	c.send(h)
-	if m := c.next(); !strings.HasPrefix(m["reason"].(string), "gateway unavailable: ") {
+	c.Send(h)
+	if m := c.Next(); !strings.HasPrefix(m["reason"].(string), "gateway unavailable: ") {
 		t.Fatalf("without a token configured: %v, want the upstream's refusal only", m)
 	}
 }

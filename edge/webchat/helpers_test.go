@@ -3,7 +3,6 @@ package webchat
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"io"
 	"log/slog"
 	"net"
@@ -13,7 +12,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/coder/websocket"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/micro"
 
@@ -22,6 +20,7 @@ import (
 	"github.com/clawdis/clawdis/bus/wire"
 	"github.com/clawdis/clawdis/edge"
 	"github.com/clawdis/clawdis/edge/client"
+	"github.com/clawdis/clawdis/edge/edgetest"
 	"github.com/clawdis/clawdis/schemas"
 )
 
@@ -237,32 +236,31 @@ func (r *relay) stop() {
 	r.done = nil
 }
 
-// tabConn is a browser tab speaking raw frames to the relay. Every frame it reads is
+// tabConn is a browser tab speaking raw frames to the relay: every frame it reads is
 // validated against the schemas and checked for the gateway token.
-type tabConn struct {
-	t  *testing.T
-	ws *websocket.Conn
-}
+type tabConn = edgetest.Client
 
 func (r *relay) dial() *tabConn {
 	r.t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), waitLimit)
-	defer cancel()
-	ws, _, err := websocket.Dial(ctx, "ws://"+r.addr+"/ws", nil)
-	if err != nil {
-		r.t.Fatalf("dial relay: %v", err)
+	return browserTab(r.t, edgetest.Dial(r.t, "ws://"+r.addr+"/ws", nil))
+}
+
+// browserTab adds the relay's check to a tab's client: the gateway token never reaches it.
+func browserTab(t testing.TB, c *tabConn) *tabConn {
+	c.Check = func(b []byte) {
+		if strings.Contains(string(b), testToken) {
+			t.Errorf("the gateway token reached the browser: %s", b)
+		}
 	}
-	ws.SetReadLimit(8 << 20)
-	r.t.Cleanup(func() { _ = ws.CloseNow() })
-	return &tabConn{t: r.t, ws: ws}
+	return c
 }
 
 // open dials and completes the handshake; it returns the hello-ok.
 func (r *relay) open() (*tabConn, map[string]any) {
 	r.t.Helper()
 	c := r.dial()
-	c.send(helloFrame())
-	ok := c.next()
+	c.Send(helloFrame())
+	ok := c.Next()
 	if ok["type"] != "hello-ok" {
 		r.t.Fatalf("want hello-ok, got %v", ok)
 	}
@@ -273,74 +271,6 @@ func helloFrame() map[string]any {
 	return map[string]any{"type": "hello", "minProtocol": 1, "maxProtocol": 1,
 		"client": map[string]any{"name": "page", "version": "1", "platform": "web", "mode": "webchat"},
 		"auth":   map[string]any{"token": testToken}}
-}
-
-func (c *tabConn) send(v any) {
-	c.t.Helper()
-	b, ok := v.([]byte)
-	if !ok {
-		var err error
-		if b, err = json.Marshal(v); err != nil {
-			c.t.Fatal(err)
-		}
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), waitLimit)
-	defer cancel()
-	if err := c.ws.Write(ctx, websocket.MessageText, b); err != nil {
-		c.t.Fatalf("write: %v", err)
-	}
-}
-
-func (c *tabConn) req(id, method string, params any) {
-	c.t.Helper()
-	f := map[string]any{"type": "req", "id": id, "method": method}
-	if params != nil {
-		f["params"] = params
-	}
-	c.send(f)
-}
-
-func (c *tabConn) read() (map[string]any, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), waitLimit)
-	defer cancel()
-	_, b, err := c.ws.Read(ctx)
-	if err != nil {
-		return nil, err
-	}
-	if err := testSchemas(c.t).ServerFrame(b); err != nil {
-		c.t.Errorf("frame fails the schema: %v\n%s", err, b)
-	}
-	if strings.Contains(string(b), testToken) {
-		c.t.Errorf("the gateway token reached the browser: %s", b)
-	}
-	var m map[string]any
-	if err := json.Unmarshal(b, &m); err != nil {
-		c.t.Fatalf("non-JSON frame: %s", b)
-	}
-	return m, nil
-}
-
-func (c *tabConn) next() map[string]any {
-	c.t.Helper()
-	m, err := c.read()
-	if err != nil {
-		c.t.Fatalf("read: %v", err)
-	}
-	return m
-}
-
-// closed reads until the connection closes and returns the close status and reason.
-func (c *tabConn) closed() (websocket.StatusCode, string) {
-	c.t.Helper()
-	for {
-		if _, err := c.read(); err != nil {
-			var ce websocket.CloseError
-			if errors.As(err, &ce) {
-				return ce.Code, ce.Reason
-			}
-			c.t.Fatalf("connection ended without a close frame: %v", err)
-		}
-	}
 }
 
 func errCode(m map[string]any) (code string, retryable bool) {

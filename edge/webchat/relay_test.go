@@ -17,11 +17,11 @@ import (
 // collect reads frames from c until want(res) is satisfied, returning the res frames by id
 // and every event frame in order.
 func collect(c *tabConn, want func(res map[string][]map[string]any) bool) (map[string][]map[string]any, []map[string]any) {
-	c.t.Helper()
+	c.T.Helper()
 	res := map[string][]map[string]any{}
 	var events []map[string]any
 	for !want(res) {
-		m := c.next()
+		m := c.Next()
 		switch m["type"] {
 		case "res":
 			id := m["id"].(string)
@@ -56,10 +56,10 @@ func TestTabsKeepTheirRequestIDs(t *testing.T) {
 	}
 
 	// The same ids on both tabs, for different methods, at the same time.
-	a.req("1", "health", nil)
-	b.req("1", "system-presence", nil)
-	a.req("2", "agent", map[string]any{"message": "hi", "idempotencyKey": "run-a"})
-	b.req("2", "agent", map[string]any{"message": "hi", "idempotencyKey": "late-b"})
+	a.Req("1", "health", nil)
+	b.Req("1", "system-presence", nil)
+	a.Req("2", "agent", map[string]any{"message": "hi", "idempotencyKey": "run-a"})
+	b.Req("2", "agent", map[string]any{"message": "hi", "idempotencyKey": "late-b"})
 	done := func(res map[string][]map[string]any) bool { return len(res["1"]) == 1 && len(res["2"]) == 2 }
 	resA, _ := collect(a, done)
 	resB, _ := collect(b, done)
@@ -105,7 +105,7 @@ func TestEventsFanOutWithPerTabSeq(t *testing.T) {
 	for name, c := range map[string]*tabConn{"A": a, "B": b} {
 		var got []string
 		for len(got) < 3 {
-			m := c.next()
+			m := c.Next()
 			if m["type"] != "event" {
 				continue
 			}
@@ -129,7 +129,7 @@ func TestEventsFanOutWithPerTabSeq(t *testing.T) {
 	}
 	publishRun(t, g, subject.ChatRunEvents("r1"), wire.RunEventChat, chat)
 	for {
-		m := c.next()
+		m := c.Next()
 		if m["type"] == "event" {
 			if m["seq"] != 1.0 {
 				t.Errorf("the first event of a new tab has seq %v", m["seq"])
@@ -149,7 +149,7 @@ func TestUpstreamGapReachesTabs(t *testing.T) {
 	r.srv.onGap(1, 4) // the client saw seq 4 after 0: three events lost
 	publish(t, g, subject.PresenceChanged, schemas.PresencePayload{Presence: []schemas.PresenceEntry{{Host: "gw", Ts: 1}}})
 	for {
-		m := a.next()
+		m := a.Next()
 		if m["type"] == "event" {
 			if m["seq"] != 4.0 {
 				t.Errorf("first event after the gap has seq %v, want 4", m["seq"])
@@ -187,7 +187,7 @@ func TestReconnectsToARestartedGateway(t *testing.T) {
 	next := func(want string) map[string]any {
 		t.Helper()
 		for {
-			m := a.next()
+			m := a.Next()
 			if m["type"] == "event" {
 				seqs = append(seqs, m["seq"].(float64))
 				if m["event"] == want {
@@ -199,17 +199,17 @@ func TestReconnectsToARestartedGateway(t *testing.T) {
 	next("shutdown")
 	r.waitUp(false)
 
-	a.req("down", "health", nil)
+	a.Req("down", "health", nil)
 	res, _ := collect(a, func(res map[string][]map[string]any) bool { return len(res["down"]) == 1 })
 	if code, retry := errCode(res["down"][0]); code != "UNAVAILABLE" || !retry {
 		t.Errorf("request while the gateway is down = %v, want UNAVAILABLE retryable", res["down"][0])
 	}
 	fresh := r.dial()
-	fresh.send(helloFrame())
-	if m := fresh.next(); m["type"] != "hello-error" || !strings.HasPrefix(m["reason"].(string), "gateway unavailable: "+g.url()) {
+	fresh.Send(helloFrame())
+	if m := fresh.Next(); m["type"] != "hello-error" || !strings.HasPrefix(m["reason"].(string), "gateway unavailable: "+g.url()) {
 		t.Errorf("hello while the gateway is down = %v", m)
 	}
-	if code, _ := fresh.closed(); code != websocket.StatusTryAgainLater {
+	if code, _ := fresh.Closed(); code != websocket.StatusTryAgainLater {
 		t.Errorf("close code %d, want 1013", code)
 	}
 
@@ -217,7 +217,7 @@ func TestReconnectsToARestartedGateway(t *testing.T) {
 	r.waitUp(true)
 	next("presence")
 	next("health")
-	a.req("up", "health", nil)
+	a.Req("up", "health", nil)
 	res, _ = collect(a, func(res map[string][]map[string]any) bool { return len(res["up"]) == 1 })
 	if res["up"][0]["ok"] != true {
 		t.Errorf("request after the restart = %v", res["up"][0])
@@ -237,7 +237,7 @@ func TestShutdownClosesTabs(t *testing.T) {
 	a, _ := r.open()
 	stopped := make(chan struct{})
 	go func() { r.stop(); close(stopped) }()
-	if code, reason := a.closed(); code != websocket.StatusServiceRestart || reason != "service restart" {
+	if code, reason := a.Closed(); code != websocket.StatusServiceRestart || reason != "service restart" {
 		t.Errorf("tab closed with %d %q, want 1012 service restart", code, reason)
 	}
 	select {

@@ -16,6 +16,8 @@ import (
 	"testing"
 
 	"github.com/coder/websocket"
+
+	"github.com/clawdis/clawdis/edge/edgetest"
 )
 
 func TestPeerAllowed(t *testing.T) {
@@ -312,9 +314,9 @@ func TestAllowFromEndToEnd(t *testing.T) {
 				if err != nil {
 					t.Fatalf("WebSocket from an allowed network: %v", err)
 				}
-				c := &tabConn{t: t, ws: ws}
-				c.send(helloFrame())
-				m := c.next()
+				c := browserTab(t, edgetest.NewClient(t, ws))
+				c.Send(helloFrame())
+				m := c.Next()
 				_ = ws.CloseNow()
 				if m["type"] != "hello-ok" {
 					t.Fatalf("want hello-ok, got %v", m)
