@@ -30,7 +30,8 @@ func New() *WhatsApp { return &WhatsApp{dials: make(chan *Conn, 8)} }
 
 // Dial makes a login's connection; wrap it as whatsapp.Config.DialLogin.
 func (f *WhatsApp) Dial(_ context.Context, dev *store.Device, _ *slog.Logger) *Conn {
-	c := &Conn{f: f, dev: dev, qrs: make(chan whatsmeow.QRChannelItem, 8), handlers: map[uint32]whatsmeow.EventHandler{}}
+	c := &Conn{f: f, dev: dev, qrs: make(chan whatsmeow.QRChannelItem, 8), handlers: map[uint32]whatsmeow.EventHandler{},
+		hasHandler: make(chan struct{})}
 	f.dials <- c
 	return c
 }
@@ -44,9 +45,10 @@ type Conn struct {
 	dev *store.Device
 	qrs chan whatsmeow.QRChannelItem
 
-	mu       sync.Mutex
-	handlers map[uint32]whatsmeow.EventHandler
-	nextID   uint32
+	mu         sync.Mutex
+	handlers   map[uint32]whatsmeow.EventHandler
+	nextID     uint32
+	hasHandler chan struct{} // closed when the first handler is added
 }
 
 // GetQRChannel is the channel of the QR events the test sends.
@@ -71,6 +73,9 @@ func (c *Conn) AddEventHandler(h whatsmeow.EventHandler) uint32 {
 	defer c.mu.Unlock()
 	c.nextID++
 	c.handlers[c.nextID] = h
+	if c.nextID == 1 {
+		close(c.hasHandler)
+	}
 	return c.nextID
 }
 
@@ -99,9 +104,19 @@ func (c *Conn) Code(code string, valid time.Duration) {
 // End sends a final QR event (a timeout, an error).
 func (c *Conn) End(item whatsmeow.QRChannelItem) { c.qrs <- item }
 
+// handlerWait bounds Scan's wait for the login to listen for events.
+const handlerWait = 10 * time.Second
+
 // Scan is the phone scanning the code: the device is stored as linked to number (digits,
 // no +), the QR channel reports success, and the connection that follows pairing comes up.
+// A test may get the connection from Dials before the login has added its event handler:
+// the Connected event waits for it, as a real connection's would.
 func (c *Conn) Scan(number string) error {
+	select {
+	case <-c.hasHandler:
+	case <-time.After(handlerWait):
+		return fmt.Errorf("whatsapptest: the login added no event handler within %s", handlerWait)
+	}
 	if err := MarkLinked(c.dev, number, time.Now()); err != nil {
 		return err
 	}
