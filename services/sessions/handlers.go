@@ -172,7 +172,15 @@ func (s *Service) handleAppend(_ context.Context, data []byte, _ nats.Header) (a
 		return nil, err
 	}
 	path := transcriptPath(s.cfg.Dir, e.SessionID)
-	start, size, repaired, err := appendTranscript(path, req.Messages)
+	msgs, err := s.newOfRun(path, req.RunKey, req.Messages)
+	if err != nil {
+		return nil, storageError(err, "session %q: %s", wire.Clip(key), err.Error())
+	}
+	if len(msgs) == 0 {
+		s.log.Debug("transcript append of a run repeated; nothing appended", "session_key", key, "run", req.RunKey)
+		return e.session(key, created), nil
+	}
+	start, size, repaired, err := appendTranscript(path, req.RunKey, msgs)
 	if repaired > 0 {
 		s.log.Warn("partial transcript line cut off", "session_key", key, "session_id", e.SessionID, "bytes", repaired)
 	}
@@ -180,9 +188,28 @@ func (s *Service) handleAppend(_ context.Context, data []byte, _ nats.Header) (a
 		s.log.Error("appending to transcript failed", "session_key", key, "session_id", e.SessionID, "err", err)
 		return nil, storageError(err, "session %q: %s", wire.Clip(key), err.Error())
 	}
-	s.stats.appended(path, start, size, req.Messages)
-	s.log.Debug("transcript appended", "session_key", key, "messages", len(req.Messages))
+	s.stats.appended(path, start, size, msgs)
+	s.log.Debug("transcript appended", "session_key", key, "messages", len(msgs))
 	return e.session(key, created), nil
+}
+
+// newOfRun returns the messages of the run key that it has not appended yet to the
+// transcript at path: all of them when key is empty.
+func (s *Service) newOfRun(path, key string, msgs []schemas.ChatMessage) ([]schemas.ChatMessage, error) {
+	if key == "" {
+		return msgs, nil
+	}
+	roles, err := appendedRoles(path, key)
+	if err != nil || len(roles) == 0 {
+		return msgs, err
+	}
+	out := msgs[:0:0]
+	for _, m := range msgs {
+		if !roles[m.Role] {
+			out = append(out, m)
+		}
+	}
+	return out, nil
 }
 
 // handleHistory answers subject.SessionsHistory: the newest Limit messages of the key's
@@ -250,7 +277,7 @@ func (s *Service) handleHistory(_ context.Context, data []byte, _ nats.Header) (
 	}
 	// Read without the lock: appends are single writes per line, and a line still being
 	// written is skipped as broken.
-	msgs, err := readTranscript(transcriptPath(s.cfg.Dir, e.SessionID), req.Limit, budget)
+	msgs, err := readTranscript(transcriptPath(s.cfg.Dir, e.SessionID), req.Limit, budget, req.ExceptRun)
 	if err != nil {
 		s.log.Error("reading transcript failed", "session_key", key, "session_id", e.SessionID, "err", err)
 		return nil, storageError(err, "session %q: %s", wire.Clip(key), err.Error())
