@@ -23,6 +23,7 @@ const (
 const (
 	DefaultTimeout         = 600 * time.Second
 	DefaultMaxConcurrent   = 4
+	DefaultRunAckWait      = 30 * time.Second
 	DefaultThinking        = "off"
 	DefaultMainKey         = "main"
 	DefaultHistoryLimit    = 40
@@ -83,6 +84,10 @@ type Config struct {
 	// Heartbeat is how often a queued or running agent run publishes a heartbeat event.
 	// Default wire.RunHeartbeat; waiters assume that value.
 	Heartbeat time.Duration
+	// RunAckWait is how long the stream of accepted runs waits for word of a delivered run
+	// before it delivers it again: progress is reported every third of it while the run
+	// waits or runs, and a run held by a crashed service runs again after it. Default 30s.
+	RunAckWait time.Duration
 	// Now stamps events and transcript messages. Default time.Now. Deadlines and the
 	// chat delta interval use the real monotonic clock.
 	Now func() time.Time
@@ -174,6 +179,9 @@ func (cfg Config) withDefaults() (Config, error) {
 	}
 	if cfg.Heartbeat <= 0 {
 		cfg.Heartbeat = wire.RunHeartbeat
+	}
+	if cfg.RunAckWait <= 0 {
+		cfg.RunAckWait = DefaultRunAckWait
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now

@@ -53,7 +53,7 @@ func (s *Service) pipeline(j *job, ev *emitter) (string, error) {
 		Reply: newReplyBuffer(s.cfg.MaxReplyBytes, textBudget(s.frameLimit(), j.runID, j.sessionKey))}
 	if s.backend.wantsHistory() {
 		var h schemas.ChatHistoryResult
-		req := wire.HistoryRequest{SessionKey: j.sessionKey, Limit: s.cfg.HistoryLimit, MaxBytes: historyMaxBytes}
+		req := wire.HistoryRequest{SessionKey: j.sessionKey, Limit: s.cfg.HistoryLimit, MaxBytes: historyMaxBytes, ExceptRun: j.key}
 		if err := s.request(ctx, sessionsTimeout, subject.SessionsHistory, req, &h, "read history of "+strconv.Quote(wire.Clip(j.sessionKey))); err != nil {
 			return "", err
 		}
@@ -193,8 +193,10 @@ func systemLines(events []string) string {
 	return b.String()
 }
 
+// appendTranscript appends m to the transcript of j's session under j's key: a run that runs
+// again after a restart appends each of its messages once (wire.TranscriptAppend RunKey).
 func (s *Service) appendTranscript(ctx context.Context, j *job, sess wire.Session, m schemas.ChatMessage) error {
-	req := wire.TranscriptAppend{SessionKey: j.sessionKey, SessionID: sess.SessionID, Messages: []schemas.ChatMessage{m}}
+	req := wire.TranscriptAppend{SessionKey: j.sessionKey, SessionID: sess.SessionID, Messages: []schemas.ChatMessage{m}, RunKey: j.key}
 	return s.request(ctx, sessionsTimeout, subject.SessionsAppend, req, nil, "append to the transcript of "+strconv.Quote(wire.Clip(j.sessionKey)))
 }
 

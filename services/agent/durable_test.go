@@ -1,0 +1,211 @@
+package agent
+
+import (
+	"context"
+	"encoding/json"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/clawdis/clawdis/bus/subject"
+	"github.com/clawdis/clawdis/bus/wire"
+	"github.com/clawdis/clawdis/schemas"
+	"github.com/clawdis/clawdis/services/internal/jsstore"
+)
+
+// jobCount counts the job events of runID in state.
+func jobCount(evs []event, runID, state string) int {
+	n := 0
+	for _, e := range agentOf(evs, runID) {
+		if jobState(e) == state {
+			n++
+		}
+	}
+	return n
+}
+
+// statusAsked counts the agent.status requests on the bus without answering them: while
+// no agent service runs, a waiter's question goes unanswered.
+func statusAsked(t *testing.T, nc *nats.Conn) *atomic.Int64 {
+	var n atomic.Int64
+	sub, err := nc.Subscribe(subject.AgentStatus, func(*nats.Msg) { n.Add(1) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = sub.Unsubscribe() })
+	if err := nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	return &n
+}
+
+// TestRunSurvivesAStop: a run accepted and started, then its agent service stopped (its
+// context cancelled) mid-run, is not answered; a waiter keeps waiting while no agent
+// service answers for longer than the quiet limit; a new instance on the same bus runs it
+// again from the start, and the waiter gets its final. The transcript has the user message
+// once and the reply once.
+func TestRunSurvivesAStop(t *testing.T) {
+	const hb = 20 * time.Millisecond
+	dir := t.TempDir()
+	cfg := commandConfig("sh", script(t, "block.sh"), dir, "{{Body}}")
+	cfg.Heartbeat = hb
+	h := start(t, cfg)
+	runs, err := wire.FollowRuns(h.bus.Conn("waiter"), wire.RunsConfig{Heartbeat: hb})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer runs.Close()
+	w := runs.Watch("again")
+	defer w.Stop()
+	h.run(schemas.AgentParams{Message: "again", IdempotencyKey: "again"})
+	got := make(chan wire.RunFinal, 1)
+	go func() {
+		f, err := w.Wait(t.Context())
+		if err != nil {
+			f = wire.RunFinal{Error: wire.Unavailable(false, "wait: %s", err.Error())}
+		}
+		got <- f
+	}()
+	h.events.waitFor("the backend's first output", func(evs []event) bool {
+		a := agentOf(evs, "again")
+		return slices.ContainsFunc(a, func(e schemas.AgentEventPayload) bool { return assistantText(e) != "" })
+	})
+
+	h.stop()
+	asked := statusAsked(t, h.nc)
+	for asked.Load() < 2*wire.RunQuietBeats+2 { // unanswered well past the quiet limit
+		select {
+		case f := <-got:
+			t.Fatalf("the waiter gave up while the run is stored: %+v", f)
+		case <-time.After(hb):
+		}
+	}
+	if evs := h.events.snapshot(); jobCount(evs, "again", "error") != 0 || jobCount(evs, "again", "done") != 0 {
+		t.Fatalf("the stopped run ended: %s", describe(evs))
+	}
+
+	h.startService(cfg)
+	h.events.waitFor("started again", func(evs []event) bool { return jobCount(evs, "again", "started") == 2 })
+	touch(t, filepath.Join(dir, "again"))
+	f := <-got
+	var res schemas.AgentResult
+	if err := json.Unmarshal(f.Payload, &res); err != nil || !f.OK || res.Text != "start again\nend again" {
+		t.Fatalf("final = %+v %+v, want the rerun's reply", f, res)
+	}
+	if log := runLog(t, dir); !slices.Equal(log, []string{"again", "again"}) {
+		t.Fatalf("backend runs = %q, want the run twice (from the start after the stop)", log)
+	}
+	_, transcript := h.sessions.get("main")
+	var roles []string
+	for _, m := range transcript {
+		roles = append(roles, m.Role+":"+m.Content[0].Text)
+	}
+	if want := []string{"user:again", "assistant:start again\nend again"}; !slices.Equal(roles, want) {
+		t.Fatalf("transcript = %q, want %q", roles, want)
+	}
+	if st := h.status("again"); st.State != wire.RunDone {
+		t.Fatalf("status after the final = %+v", st)
+	}
+}
+
+// TestStoredRunPastDeadline: a run stored while no agent service ran, whose deadline has
+// passed when one starts, ends at once with the timeout final and never runs.
+func TestStoredRunPastDeadline(t *testing.T) {
+	dir := t.TempDir()
+	cfg := commandConfig("sh", script(t, "block.sh"), dir, "{{Body}}")
+	h := start(t, cfg)
+	h.stop()
+	js, err := jetstream.New(h.nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	params, _ := json.Marshal(schemas.AgentParams{Message: "late", IdempotencyKey: "late"})
+	now := time.Now()
+	body, _ := json.Marshal(acceptedRun{Method: methodAgent, Params: params,
+		AcceptedAt: now.Add(-2 * time.Second).UnixMilli(), Deadline: now.Add(-time.Second).UnixMilli()})
+	ctx, cancel := context.WithTimeout(t.Context(), waitLimit)
+	defer cancel()
+	if _, err := js.Publish(ctx, subject.RunsAccepted(agentKeyPrefix+"late"), body, jetstream.WithMsgID("agent:late")); err != nil {
+		t.Fatal(err)
+	}
+	w := h.runs.Watch("late")
+	defer w.Stop()
+	h.startService(cfg)
+	f, err := w.Wait(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f.OK || f.Error == nil || f.Error.Code != wire.CodeAgentTimeout {
+		t.Fatalf("final = %+v, want AGENT_TIMEOUT", f)
+	}
+	if log, _ := filepath.Glob(filepath.Join(dir, "log")); len(log) != 0 {
+		t.Fatalf("the late run ran: %q", runLog(t, dir))
+	}
+	// A repeat gets the remembered final (once the stored run is acknowledged) and runs
+	// nothing.
+	if _, rf, err := h.submit(schemas.AgentParams{Message: "late", IdempotencyKey: "late"}); err != nil || rf == nil || rf.Error.Code != wire.CodeAgentTimeout {
+		t.Fatalf("repeat = %+v, %v; want the remembered timeout final", rf, err)
+	}
+	info, err := js.Stream(ctx, jsstore.RunsStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := info.CachedInfo().State.Msgs; n != 0 {
+		t.Fatalf("%d runs still stored after the timeout final", n)
+	}
+}
+
+// TestAckOnlyAfterStore: while the stream of accepted runs is missing (deleted, and its
+// subjects taken by another stream so that it cannot be created again), agent and
+// chat.send fail UNAVAILABLE retryable and nothing runs; once it is back a retry runs.
+func TestAckOnlyAfterStore(t *testing.T) {
+	dir := t.TempDir()
+	h := start(t, commandConfig("sh", script(t, "block.sh"), dir, "{{Body}}"))
+	js, err := jetstream.New(h.nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), waitLimit)
+	defer cancel()
+	if err := js.DeleteStream(ctx, jsstore.RunsStream); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "BLOCK", Subjects: []string{subject.RunsAcceptedAll}}); err != nil {
+		t.Fatal(err)
+	}
+	for _, req := range []struct {
+		subj string
+		v    any
+	}{
+		{subject.AgentRun, schemas.AgentParams{Message: "lost", IdempotencyKey: "lost"}},
+		{subject.ChatSend, schemas.ChatSendParams{SessionKey: "main", Message: "lost", IdempotencyKey: "lost"}},
+	} {
+		werr := h.requestErr(req.subj, req.v)
+		if werr.Code != wire.CodeUnavailable || !werr.Retryable || !strings.Contains(werr.Message, "could not be stored") {
+			t.Fatalf("%s = %+v, want UNAVAILABLE retryable: not stored", req.subj, werr)
+		}
+	}
+	if evs := h.events.snapshot(); len(evs) != 0 {
+		t.Fatalf("a run that was not stored published events: %s", describe(evs))
+	}
+	if log, _ := filepath.Glob(filepath.Join(dir, "log")); len(log) != 0 {
+		t.Fatalf("a run that was not stored ran: %q", runLog(t, dir))
+	}
+	if err := js.DeleteStream(ctx, "BLOCK"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := jsstore.Runs(ctx, h.nc, jsstore.Config{}); err != nil {
+		t.Fatal(err)
+	}
+	touch(t, filepath.Join(dir, "lost"))
+	h.run(schemas.AgentParams{Message: "lost", IdempotencyKey: "lost"})
+	if r := h.finalOK("lost"); r.Text != "start lost\nend lost" {
+		t.Fatalf("retry = %+v", r)
+	}
+}
