@@ -22,7 +22,9 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/nats-io/nats.go/micro"
 
 	"github.com/clawdis/clawdis/bus/subject"
 	"github.com/clawdis/clawdis/bus/wire"
@@ -88,6 +90,40 @@ func (s *Service) openRuns(ctx context.Context) (jetstream.Stream, jetstream.Con
 		return nil, nil, fmt.Errorf("agent: %w", err)
 	}
 	return stream, cons, nil
+}
+
+// takeOverTimeout bounds the ping that tells whether another agent service runs.
+const takeOverTimeout = time.Second
+
+// takeOver makes the runs that a crashed agent service held deliverable at once, in
+// acceptance order, instead of after the consumer's AckWait: when the consumer has
+// deliveries pending and no other agent service answers a ping (so none holds them), the
+// consumer is created anew. Its pending deliveries are forgotten; the stream still holds
+// every unfinished run, and the new consumer delivers them all from the first. It returns
+// the consumer to use.
+func (s *Service) takeOver(ctx context.Context, stream jetstream.Stream, cons jetstream.Consumer) (jetstream.Consumer, error) {
+	info := cons.CachedInfo()
+	if info == nil || info.NumAckPending == 0 {
+		return cons, nil
+	}
+	ping, err := micro.ControlSubject(micro.PingVerb, subject.ServiceAgent, "")
+	if err != nil {
+		return nil, fmt.Errorf("agent: %w", err)
+	}
+	pctx, cancel := context.WithTimeout(ctx, takeOverTimeout)
+	_, err = s.nc.RequestWithContext(pctx, ping, nil)
+	cancel()
+	if err == nil || !errors.Is(err, nats.ErrNoResponders) {
+		s.log.Info("runs held by another agent service; they come back after the ack wait if it is gone",
+			"held", info.NumAckPending, "ack_wait", s.cfg.RunAckWait)
+		return cons, nil
+	}
+	if err := stream.DeleteConsumer(ctx, ConsumerName); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
+		return nil, fmt.Errorf("agent: take over the runs of a stopped agent service: %w", err)
+	}
+	s.log.Info("taking over the runs of an agent service that is gone", "held", info.NumAckPending)
+	_, cons, err = s.openRuns(ctx)
+	return cons, err
 }
 
 // consume hands the consumer's deliveries to take until stop is closed; then it drains the

@@ -1,6 +1,8 @@
 // Package agent is the agent service: it accepts agent runs (the two-stage agent method)
-// and chat.send turns over the bus, queues them per session (one turn of a session at a
-// time, at most Config.MaxConcurrent runs at once), runs them on a backend (a local command
+// and chat.send turns over the bus, stores them in the JetStream stream of accepted runs
+// before acknowledging them, runs what its durable consumer of that stream delivers (again
+// after a crash or a stop, see durable.go), queues them per session (one turn of a session
+// at a time, at most Config.MaxConcurrent runs at once), runs them on a backend (a local command
 // or an OpenAI-compatible chat completions server), streams their progress as agent and
 // chat events, keeps the session store and transcript current through the sessions
 // service, delivers replies through the providers, and remembers finished runs for
@@ -104,6 +106,9 @@ func (s *Service) Run(ctx context.Context) error {
 	store, err := s.openIdem(ctx)
 	if err == nil {
 		s.runsStream, s.cons, err = s.openRuns(ctx)
+	}
+	if err == nil {
+		s.cons, err = s.takeOver(ctx, s.runsStream, s.cons)
 	}
 	if err == nil {
 		s.js, err = jetstream.New(s.nc)

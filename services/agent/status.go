@@ -31,7 +31,11 @@ func (s *Service) heartbeat(j *job) {
 	subj := j.eventsSubject()
 	data := mustJSON(wire.RunHeartbeatData{Deadline: j.deadline.UnixMilli()})
 	for {
-		s.publishRun(subj, j.runID, wire.RunEventHeartbeat, data)
+		// A run past its deadline is about to end with its timeout final: no heartbeat
+		// should make a waiter give up on it first.
+		if time.Now().Before(j.deadline) {
+			s.publishRun(subj, j.runID, wire.RunEventHeartbeat, data)
+		}
 		select {
 		case <-j.done:
 			return
