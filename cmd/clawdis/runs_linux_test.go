@@ -127,3 +127,52 @@ func TestChatSendSurvivesKill9(t *testing.T) {
 		}
 	}
 }
+
+// TestAgentCLIWaitsThroughKill9: `clawdis gateway agent` waits for the final of its run while
+// the gateway is killed with SIGKILL mid-run and started again on the same state dir: the
+// CLI reconnects, asks again with the same idempotency key, and prints the reply of the run,
+// which ran again from the start.
+func TestAgentCLIWaitsThroughKill9(t *testing.T) {
+	requireLinux(t)
+	home, state, work := t.TempDir(), t.TempDir(), t.TempDir()
+	t.Setenv("HOME", home)
+	script, err := filepath.Abs("testdata/gate-agent.sh")
+	if err != nil {
+		t.Fatal(err)
+	}
+	argv, _ := json.Marshal([]string{script, work, "{{Body}}"})
+	config := `{agent: {backend: "command", command: ` + string(argv) + `, timeoutSeconds: 120}}`
+	if err := os.WriteFile(filepath.Join(state, "clawdis.json"), []byte(config), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	port := freePort(t)
+	first := startGateway(t, home, state, port)
+	first.waitListening()
+	var out, errb syncBuf
+	code := make(chan int, 1)
+	go func() {
+		code <- execute([]string{"gateway", "agent", "--message", "e1", "--idempotency-key", "cli-1", "--url", first.url()}, &out, &errb)
+	}()
+	waitFileLine(t, filepath.Join(work, "runs"), "e1") // the run's command started
+	if err := first.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	first.waitExit()
+	second := startGateway(t, home, state, port)
+	second.waitListening()
+	if err := os.WriteFile(filepath.Join(work, "gate"), nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case c := <-code:
+		if c != 0 || strings.TrimSpace(out.String()) != "reply to e1" {
+			t.Fatalf("exit %d, stdout %q, stderr %q; want the reply", c, out.String(), errb.String())
+		}
+	case <-time.After(procTimeout):
+		t.Fatalf("the CLI did not end; stdout %q, stderr %q", out.String(), errb.String())
+	}
+	runs, _ := os.ReadFile(filepath.Join(work, "runs"))
+	if n := strings.Count(string(runs), "e1\n"); n != 2 {
+		t.Fatalf("e1 ran %d times, want 2 (killed, then again from the start): %q", n, runs)
+	}
+}
