@@ -37,11 +37,21 @@ type SessionUpdate struct {
 // it) and makes the append idempotent: a message whose role the run already has among the
 // transcript's last lines is not appended again. A run that a restart runs again from the
 // start therefore adds its user message and its reply once (SPEC §13).
+//
+// The reply is a TranscriptAppended.
 type TranscriptAppend struct {
 	SessionKey string                `json:"sessionKey"`
 	SessionID  string                `json:"sessionId,omitempty"`
 	Messages   []schemas.ChatMessage `json:"messages"`
 	RunKey     string                `json:"runKey,omitempty"`
+}
+
+// TranscriptAppended answers TranscriptAppend: the session, and for an append with a
+// RunKey the reply that run had appended before, if any, so that a run that runs again
+// after a restart goes on with the reply it stored instead of asking the backend again.
+type TranscriptAppended struct {
+	Session
+	RunReply *schemas.ChatMessage `json:"runReply,omitempty"`
 }
 
 // HistoryRequest reads the newest Limit messages of a session's transcript, oldest first,

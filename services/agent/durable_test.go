@@ -161,9 +161,9 @@ func TestStoredRunPastDeadline(t *testing.T) {
 	}
 }
 
-// TestAckOnlyAfterStore: while the stream of accepted runs is missing (deleted, and its
-// subjects taken by another stream so that it cannot be created again), agent and
-// chat.send fail UNAVAILABLE retryable and nothing runs; once it is back a retry runs.
+// TestAckOnlyAfterStore: while the stream of accepted runs refuses to store (it is full),
+// agent and chat.send fail UNAVAILABLE retryable and nothing runs; once it has room a retry
+// runs.
 func TestAckOnlyAfterStore(t *testing.T) {
 	dir := t.TempDir()
 	h := start(t, commandConfig("sh", script(t, "block.sh"), dir, "{{Body}}"))
@@ -173,10 +173,9 @@ func TestAckOnlyAfterStore(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(t.Context(), waitLimit)
 	defer cancel()
-	if err := js.DeleteStream(ctx, jsstore.RunsStream); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "BLOCK", Subjects: []string{subject.RunsAcceptedAll}}); err != nil {
+	full := jsstore.RunsConfig(jsstore.Config{})
+	full.MaxBytes = 1
+	if _, err := js.UpdateStream(ctx, full); err != nil {
 		t.Fatal(err)
 	}
 	for _, req := range []struct {
@@ -197,15 +196,37 @@ func TestAckOnlyAfterStore(t *testing.T) {
 	if log, _ := filepath.Glob(filepath.Join(dir, "log")); len(log) != 0 {
 		t.Fatalf("a run that was not stored ran: %q", runLog(t, dir))
 	}
-	if err := js.DeleteStream(ctx, "BLOCK"); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := jsstore.Runs(ctx, h.nc, jsstore.Config{}); err != nil {
+	if _, err := js.UpdateStream(ctx, jsstore.RunsConfig(jsstore.Config{})); err != nil {
 		t.Fatal(err)
 	}
 	touch(t, filepath.Join(dir, "lost"))
 	h.run(schemas.AgentParams{Message: "lost", IdempotencyKey: "lost"})
 	if r := h.finalOK("lost"); r.Text != "start lost\nend lost" {
 		t.Fatalf("retry = %+v", r)
+	}
+}
+
+// TestRerunGoesOnWithItsStoredReply: a run that stored its reply before it was interrupted
+// (its final not stored yet) runs again without asking the backend: its final is that reply,
+// the transcript keeps one user message and one reply, and the delivery sends that reply.
+func TestRerunGoesOnWithItsStoredReply(t *testing.T) {
+	dir := t.TempDir()
+	h := start(t, commandConfig("sh", script(t, "block.sh"), dir, "{{Body}}"))
+	wa := serveProvider(t, h.bus.Conn("whatsapp"), "whatsapp", nil)
+	h.sessions.setRun(wire.Session{SessionKey: "main"}, agentKeyPrefix+"twice",
+		schemas.ChatMessage{Role: "user", Content: []schemas.ChatContent{{Type: "text", Text: "twice"}}, Timestamp: 1},
+		schemas.ChatMessage{Role: "assistant", Content: []schemas.ChatContent{{Type: "text", Text: "the first reply"}}, Timestamp: 2})
+	h.run(schemas.AgentParams{Message: "twice", IdempotencyKey: "twice", Deliver: true, Channel: "whatsapp", To: "+4366555"})
+	if r := h.finalOK("twice"); r.Text != "the first reply" {
+		t.Fatalf("final = %+v, want the stored reply", r)
+	}
+	if sp := <-wa.sent; sp.Message != "the first reply" || sp.IdempotencyKey != "twice:deliver" {
+		t.Fatalf("delivered %+v, want the stored reply under the run's key", sp)
+	}
+	if log, _ := filepath.Glob(filepath.Join(dir, "log")); len(log) != 0 {
+		t.Fatalf("the backend ran again: %q", runLog(t, dir))
+	}
+	if _, tr := h.sessions.get("main"); len(tr) != 2 {
+		t.Fatalf("transcript = %+v, want the user message and the reply once", tr)
 	}
 }

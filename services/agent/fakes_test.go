@@ -54,6 +54,17 @@ func (f *fakeSessions) set(s wire.Session, transcript ...schemas.ChatMessage) {
 	f.runKeys[s.SessionKey] = make([]string, len(transcript))
 }
 
+// setRun stores a session whose transcript holds msgs appended by the run key (what a run
+// interrupted by a restart left).
+func (f *fakeSessions) setRun(s wire.Session, key string, msgs ...schemas.ChatMessage) {
+	f.set(s, msgs...)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for i := range f.runKeys[s.SessionKey] {
+		f.runKeys[s.SessionKey][i] = key
+	}
+}
+
 func (f *fakeSessions) get(key string) (wire.Session, []schemas.ChatMessage) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -116,6 +127,12 @@ func (f *fakeSessions) append(_ context.Context, data []byte, _ nats.Header) (an
 		return nil, f.failReplies
 	}
 	s := f.getLocked(a.SessionKey, a.SessionID)
+	res := wire.TranscriptAppended{Session: s}
+	for i, k := range f.runKeys[a.SessionKey] {
+		if m := f.transcripts[a.SessionKey][i]; a.RunKey != "" && k == a.RunKey && m.Role == "assistant" {
+			res.RunReply = &m
+		}
+	}
 	for _, m := range a.Messages {
 		if a.RunKey != "" && f.appendedLocked(a.SessionKey, a.RunKey, m.Role) {
 			continue // as the sessions service: a run's message is appended once
@@ -123,7 +140,7 @@ func (f *fakeSessions) append(_ context.Context, data []byte, _ nats.Header) (an
 		f.transcripts[a.SessionKey] = append(f.transcripts[a.SessionKey], m)
 		f.runKeys[a.SessionKey] = append(f.runKeys[a.SessionKey], a.RunKey)
 	}
-	return s, nil
+	return res, nil
 }
 
 // appendedLocked reports whether the run key appended a message of role to the session.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 
 	"github.com/nats-io/nats.go"
 
@@ -172,13 +173,17 @@ func (s *Service) handleAppend(_ context.Context, data []byte, _ nats.Header) (a
 		return nil, err
 	}
 	path := transcriptPath(s.cfg.Dir, e.SessionID)
-	msgs, err := s.newOfRun(path, req.RunKey, req.Messages)
-	if err != nil {
-		return nil, storageError(err, "session %q: %s", wire.Clip(key), err.Error())
+	var before []schemas.ChatMessage
+	if req.RunKey != "" {
+		if before, err = runMessages(path, req.RunKey); err != nil {
+			return nil, storageError(err, "session %q: %s", wire.Clip(key), err.Error())
+		}
 	}
+	msgs := newOfRun(before, req.Messages)
+	reply := wire.TranscriptAppended{Session: e.session(key, created), RunReply: runReply(before)}
 	if len(msgs) == 0 {
 		s.log.Debug("transcript append of a run repeated; nothing appended", "session_key", key, "run", req.RunKey)
-		return e.session(key, created), nil
+		return reply, nil
 	}
 	start, size, repaired, err := appendTranscript(path, req.RunKey, msgs)
 	if repaired > 0 {
@@ -190,26 +195,32 @@ func (s *Service) handleAppend(_ context.Context, data []byte, _ nats.Header) (a
 	}
 	s.stats.appended(path, start, size, msgs)
 	s.log.Debug("transcript appended", "session_key", key, "messages", len(msgs))
-	return e.session(key, created), nil
+	return reply, nil
 }
 
-// newOfRun returns the messages of the run key that it has not appended yet to the
-// transcript at path: all of them when key is empty.
-func (s *Service) newOfRun(path, key string, msgs []schemas.ChatMessage) ([]schemas.ChatMessage, error) {
-	if key == "" {
-		return msgs, nil
+// runReply is the last assistant message of msgs, or nil.
+func runReply(msgs []schemas.ChatMessage) *schemas.ChatMessage {
+	for i := len(msgs) - 1; i >= 0; i-- {
+		if msgs[i].Role == roleAssistant {
+			return &msgs[i]
+		}
 	}
-	roles, err := appendedRoles(path, key)
-	if err != nil || len(roles) == 0 {
-		return msgs, err
+	return nil
+}
+
+// newOfRun returns the messages of msgs whose role is not among those a run appended
+// before: a run's user message and its reply are each appended once.
+func newOfRun(before, msgs []schemas.ChatMessage) []schemas.ChatMessage {
+	if len(before) == 0 {
+		return msgs
 	}
 	out := msgs[:0:0]
 	for _, m := range msgs {
-		if !roles[m.Role] {
+		if !slices.ContainsFunc(before, func(b schemas.ChatMessage) bool { return b.Role == m.Role }) {
 			out = append(out, m)
 		}
 	}
-	return out, nil
+	return out
 }
 
 // handleHistory answers subject.SessionsHistory: the newest Limit messages of the key's

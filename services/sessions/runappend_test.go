@@ -14,15 +14,21 @@ import (
 // appended as usual, and the history a run reads leaves its own messages out.
 func TestAppendOfARunIsIdempotent(t *testing.T) {
 	h := start(t, Config{})
-	appendRun := func(run string, m schemas.ChatMessage) {
+	appendRun := func(run string, m schemas.ChatMessage) *schemas.ChatMessage {
 		t.Helper()
-		mustCall[wire.Session](t, h, subject.SessionsAppend,
-			wire.TranscriptAppend{SessionKey: "main", Messages: []schemas.ChatMessage{m}, RunKey: run})
+		return mustCall[wire.TranscriptAppended](t, h, subject.SessionsAppend,
+			wire.TranscriptAppend{SessionKey: "main", Messages: []schemas.ChatMessage{m}, RunKey: run}).RunReply
 	}
 	appendRun("chat:r1", text("user", "hi", 1))
-	appendRun("chat:r1", text("user", "hi", 2))      // the run again, from the start
+	if r := appendRun("chat:r1", text("user", "hi", 2)); r != nil { // the run again, from the start
+		t.Fatalf("a run without a reply answered with one: %+v", r)
+	}
 	appendRun("chat:r1", text("assistant", "yo", 3)) // its reply, once
 	appendRun("chat:r1", text("assistant", "yo!", 4))
+	// The run again: its user message is there, and so is the reply it goes on with.
+	if r := appendRun("chat:r1", text("user", "hi", 5)); r == nil || r.Content[0].Text != "yo" {
+		t.Fatalf("the run's stored reply = %+v, want yo", r)
+	}
 	appendRun("chat:r2", text("user", "hi", 5)) // another run with the same text
 	appendRun("", text("user", "plain", 6))
 	appendRun("", text("user", "plain", 7)) // no run key: every append is new

@@ -248,9 +248,9 @@ func lineRun(line []byte) string {
 // of its session's, since the session's turns run one at a time.
 const runTail = 4
 
-// appendedRoles returns the roles of the messages the run appended among the last runTail
-// lines of the transcript at path (none when it does not exist).
-func appendedRoles(path, run string) (map[string]bool, error) {
+// runMessages returns the messages the run appended among the last runTail lines of the
+// transcript at path, oldest first (none when it does not exist).
+func runMessages(path, run string) ([]schemas.ChatMessage, error) {
 	f, err := os.Open(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
@@ -275,17 +275,17 @@ func appendedRoles(path, run string) (map[string]bool, error) {
 		tail = append(chunk, tail...)
 		end -= n
 	}
-	roles := map[string]bool{}
+	var msgs []schemas.ChatMessage
 	lines := bytes.Split(bytes.TrimRight(tail, "\n"), []byte{'\n'})
 	for _, line := range lines[max(len(lines)-runTail, 0):] {
 		if lineRun(line) != run {
 			continue
 		}
 		if m, ok := parseLine(line); ok {
-			roles[m.Role] = true
+			msgs = append(msgs, m)
 		}
 	}
-	return roles, nil
+	return msgs, nil
 }
 
 // parseLine decodes one transcript line {"message":{role, content, timestamp, aborted?,
