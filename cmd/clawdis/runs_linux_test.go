@@ -15,14 +15,10 @@ import (
 	"github.com/clawdis/clawdis/schemas"
 )
 
-// TestChatSendSurvivesKill9: a burst of chat.send turns on two sessions is acknowledged,
-// the gateway is killed with SIGKILL right after the acknowledgements and started again on
-// the same state dir, and nobody retries: every acknowledged message appears exactly once
-// in chat.history, in order, followed by its reply; a retry of the same keys afterwards
-// answers the remembered outcome and runs nothing.
-func TestChatSendSurvivesKill9(t *testing.T) {
-	requireLinux(t)
-	home, state, work := t.TempDir(), t.TempDir(), t.TempDir()
+// writeGateAgentConfig writes the config of state: the agent is testdata/gate-agent.sh
+// working in work, with no provider.
+func writeGateAgentConfig(t *testing.T, state, work string) {
+	t.Helper()
 	script, err := filepath.Abs("testdata/gate-agent.sh")
 	if err != nil {
 		t.Fatal(err)
@@ -32,6 +28,17 @@ func TestChatSendSurvivesKill9(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(state, "clawdis.json"), []byte(config), 0o600); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// TestChatSendSurvivesKill9: a burst of chat.send turns on two sessions is acknowledged,
+// the gateway is killed with SIGKILL right after the acknowledgements and started again on
+// the same state dir, and nobody retries: every acknowledged message appears exactly once
+// in chat.history, in order, followed by its reply; a retry of the same keys afterwards
+// answers the remembered outcome and runs nothing.
+func TestChatSendSurvivesKill9(t *testing.T) {
+	requireLinux(t)
+	home, state, work := t.TempDir(), t.TempDir(), t.TempDir()
+	writeGateAgentConfig(t, state, work)
 	port := freePort(t)
 	first := startGateway(t, home, state, port)
 	first.waitListening()
@@ -136,15 +143,7 @@ func TestAgentCLIWaitsThroughKill9(t *testing.T) {
 	requireLinux(t)
 	home, state, work := t.TempDir(), t.TempDir(), t.TempDir()
 	t.Setenv("HOME", home)
-	script, err := filepath.Abs("testdata/gate-agent.sh")
-	if err != nil {
-		t.Fatal(err)
-	}
-	argv, _ := json.Marshal([]string{script, work, "{{Body}}"})
-	config := `{agent: {backend: "command", command: ` + string(argv) + `, timeoutSeconds: 120}}`
-	if err := os.WriteFile(filepath.Join(state, "clawdis.json"), []byte(config), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	writeGateAgentConfig(t, state, work)
 	port := freePort(t)
 	first := startGateway(t, home, state, port)
 	first.waitListening()

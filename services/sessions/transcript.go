@@ -160,18 +160,11 @@ func readTail(path string, limit, budget, block int, except string) ([]schemas.C
 	if limit <= 0 || budget <= 0 {
 		return []schemas.ChatMessage{}, nil
 	}
-	f, err := os.Open(path)
-	if errors.Is(err, fs.ErrNotExist) {
-		return []schemas.ChatMessage{}, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("open transcript: %w", err)
+	f, size, err := openTranscript(path)
+	if f == nil {
+		return []schemas.ChatMessage{}, err
 	}
 	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return nil, fmt.Errorf("read transcript: %w", err)
-	}
 	msgs := make([]schemas.ChatMessage, 0, min(limit, 64)) // newest first
 	used := 0                                              // bytes of msgs encoded, with commas
 	// take parses one line and reports whether reading is over: limit messages were
@@ -202,7 +195,7 @@ func readTail(path string, limit, budget, block int, except string) ([]schemas.C
 		return len(msgs) >= limit
 	}
 	var carry []byte // the beginning of the file not yet split: ends inside a line
-	end := fi.Size()
+	end := size
 	done := false
 	for end > 0 && !done {
 		// Read at least as much as is carried, so a long line costs linear time.
@@ -231,6 +224,24 @@ func readTail(path string, limit, budget, block int, except string) ([]schemas.C
 	return msgs, nil
 }
 
+// openTranscript opens the transcript at path for reading and returns its size; the file is
+// nil when there is none (with a nil error when it does not exist).
+func openTranscript(path string) (*os.File, int64, error) {
+	f, err := os.Open(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, 0, nil
+	}
+	if err != nil {
+		return nil, 0, fmt.Errorf("open transcript: %w", err)
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, 0, fmt.Errorf("read transcript: %w", err)
+	}
+	return f, fi.Size(), nil
+}
+
 // lineRun is the run key a transcript line names, or "".
 func lineRun(line []byte) string {
 	if !bytes.Contains(line, []byte(`"run"`)) {
@@ -251,21 +262,13 @@ const runTail = 4
 // runMessages returns the messages the run appended among the last runTail lines of the
 // transcript at path, oldest first (none when it does not exist).
 func runMessages(path, run string) ([]schemas.ChatMessage, error) {
-	f, err := os.Open(path)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("open transcript: %w", err)
+	f, end, err := openTranscript(path)
+	if f == nil {
+		return nil, err
 	}
 	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return nil, fmt.Errorf("read transcript: %w", err)
-	}
 	// Read backwards until runTail+1 line ends are in: runTail whole lines.
 	var tail []byte
-	end := fi.Size()
 	for end > 0 && bytes.Count(tail, []byte{'\n'}) <= runTail {
 		n := min(int64(tailBlock), end)
 		chunk := make([]byte, int(n), int(n)+len(tail))
