@@ -204,6 +204,11 @@ func (s *Service) store(ctx context.Context, j *job, params []byte) error {
 		if _, stored, err := s.storedRun(ctx, j.key); err != nil || stored {
 			return err // stored before: the same run
 		}
+		if _, found, err := s.idem.Get(ctx, j.key); err != nil {
+			return wire.Unavailable(true, "%s", err.Error())
+		} else if found {
+			return nil // it finished since accept looked: its final is out
+		}
 		id = j.method() + ":" + j.runID + "@" + strconv.FormatUint(ack.Sequence, 10)
 	}
 	return wire.Unavailable(true, "the run could not be stored: too many earlier attempts")
