@@ -338,6 +338,30 @@ func (s *Service) ack(j *job) {
 	}
 }
 
+// expect registers the run key as accepted: the channel is closed once it is delivered
+// here (delivered). forget ends the registration.
+func (s *Service) expect(key string) (<-chan struct{}, func()) {
+	ch := make(chan struct{})
+	s.mu.Lock()
+	s.expected[key] = ch
+	s.mu.Unlock()
+	return ch, func() {
+		s.mu.Lock()
+		if s.expected[key] == ch {
+			delete(s.expected, key)
+		}
+		s.mu.Unlock()
+	}
+}
+
+// deliveredLocked tells accept that the run key was delivered here. s.mu must be held.
+func (s *Service) deliveredLocked(key string) {
+	if ch, ok := s.expected[key]; ok {
+		close(ch)
+		delete(s.expected, key)
+	}
+}
+
 // release forgets the finished run j once its delivery is acknowledged: a repeat of its key
 // that waited for that (acceptHeld) may store it again.
 func (s *Service) release(j *job) {

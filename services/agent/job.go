@@ -159,6 +159,7 @@ func (s *Service) startLocked(j *job) {
 	}
 	s.lanes[j.sessionKey] = j.turn
 	s.runs[j.key] = j
+	s.deliveredLocked(j.key)
 	s.wg.Add(1)
 	go s.execute(j)
 	if j.kind == kindAgent {

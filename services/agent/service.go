@@ -58,6 +58,7 @@ type Service struct {
 	recent     *ttlmap.Map[string, idem.Result] // finals idem does not remember (retryable failures)
 	lanes      map[string]<-chan struct{}       // session key -> turn of its newest run
 	handedBack []jetstream.Msg                  // deliveries that came while the service stopped
+	expected   map[string]chan struct{}         // accepted runs by key, closed once delivered
 	wg         sync.WaitGroup                   // runs and pending waits
 }
 
@@ -82,6 +83,8 @@ func New(cfg Config, nc *nats.Conn, log *slog.Logger) (*Service, error) {
 		runs:   map[string]*job{},
 		recent: ttlmap.New[string, idem.Result](recentTTL, maxRecent),
 		lanes:  map[string]<-chan struct{}{},
+
+		expected: map[string]chan struct{}{},
 	}
 	switch cfg.Backend {
 	case BackendCommand:
@@ -282,8 +285,26 @@ func (s *Service) accept(j *job, params []byte) (*idem.Result, error) {
 		return nil, nil
 	}
 	s.recent.Delete(j.key)
-	return nil, s.store(ctx, j, params)
+	delivered, forget := s.expect(j.key)
+	defer forget()
+	if err := s.store(ctx, j, params); err != nil {
+		return nil, err
+	}
+	// Answered once the run is held here, so that whoever knows of it from the answer
+	// (chat.abort, agent.busy, agent.status) finds it; with a bound, for a run another
+	// copy of the service took or that waits in the stream.
+	t := time.NewTimer(heldWait)
+	defer t.Stop()
+	select {
+	case <-delivered:
+	case <-t.C:
+		s.log.Debug("accepted run not delivered here yet", "run_id", j.runID)
+	}
+	return nil, nil
 }
+
+// heldWait bounds how long accept waits for the stored run's delivery.
+const heldWait = time.Second
 
 // storeTimeout bounds one read or write of the idempotency records.
 const storeTimeout = 5 * time.Second
