@@ -10,7 +10,13 @@ package agent
 // final those whose deadline passed. The run's transcript entries are appended under its
 // key (wire.TranscriptAppend RunKey), which the sessions service appends once per role, and
 // its delivery to a provider uses an idempotency key derived from the run id: both happen
-// once however often the run starts.
+// once however often the run starts, and a rerun that finds its reply stored goes on with
+// it instead of asking the backend again.
+//
+// A service that starts while no other answers a ping takes over at once what a crashed
+// one held (takeOver): every stored run is delivered again in acceptance order, so the
+// turns of a session keep their order. With another copy running, a crashed copy's runs come
+// back after the AckWait instead, and may then run after later turns of their session.
 
 import (
 	"cmp"

@@ -230,3 +230,49 @@ func TestRerunGoesOnWithItsStoredReply(t *testing.T) {
 		t.Fatalf("transcript = %+v, want the user message and the reply once", tr)
 	}
 }
+
+// TestSecondInstanceKnowsStoredRuns: a second agent service started while the first runs a
+// run does not take it over (the first answers the ping) and answers agent.status "running"
+// for it, with its deadline, from the stream.
+func TestSecondInstanceKnowsStoredRuns(t *testing.T) {
+	dir := t.TempDir()
+	cfg := commandConfig("sh", script(t, "block.sh"), dir, "{{Body}}")
+	h := start(t, cfg)
+	h.run(schemas.AgentParams{Message: "held", IdempotencyKey: "held"})
+	h.events.waitFor("held started", started("held"))
+	second, err := New(cfg, h.bus.Conn("agent-2"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- second.Run(ctx) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run = %v", err)
+		}
+	}()
+	select {
+	case <-second.Ready():
+	case err := <-done:
+		t.Fatalf("Run = %v before Ready", err)
+	case <-time.After(waitLimit):
+		t.Fatal("the second instance is not ready")
+	}
+	out, err := second.handleStatus(ctx, []byte(`{"runId":"held"}`), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := out.(wire.RunStatus)
+	if st.State != wire.RunRunning || time.Until(time.UnixMilli(st.Deadline)) < time.Minute {
+		t.Fatalf("status from the second instance = %+v, want running with the run's deadline", st)
+	}
+	touch(t, filepath.Join(dir, "held"))
+	if r := h.finalOK("held"); r.Text != "start held\nend held" {
+		t.Fatalf("final = %+v", r)
+	}
+	if log := runLog(t, dir); !slices.Equal(log, []string{"held"}) {
+		t.Fatalf("runs = %q, want one", log)
+	}
+}
