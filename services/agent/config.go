@@ -72,7 +72,8 @@ type Config struct {
 	// HistoryLimit is the number of transcript messages sent as context to the openai
 	// backend. Default 40; negative sends none.
 	HistoryLimit int
-	// Replicas is the number of JetStream replicas of the idempotency bucket (bus.replicas).
+	// Replicas is the number of JetStream replicas of the idempotency bucket and the stream
+	// of accepted runs (bus.replicas).
 	// Default 1.
 	Replicas int
 	// LegacyDedupePath is the file where an earlier version remembered finished runs

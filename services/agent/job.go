@@ -249,8 +249,6 @@ func (s *Service) conclude(j *job, ev *emitter, text string, err error) (idem.Re
 	switch {
 	case errors.Is(context.Cause(j.ctx), errRunTimeout):
 		r = timeoutResult(j.runID, j.timeout)
-	case j.ctx.Err() != nil:
-		r = errorResult(j.runID, errStopping)
 	default:
 		// Every other failure is UNAVAILABLE (SPEC §6.6), retryable when its cause was, but
 		// for a delivery to an unlinked WhatsApp, which stays NOT_LINKED (SPEC §6.5).
