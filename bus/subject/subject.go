@@ -160,3 +160,15 @@ func ProviderOwner(provider string) (string, error) {
 // run id) is key, in the stream of accepted runs: one subject per run, so that whether a run
 // is stored can be asked of the stream.
 func RunsAccepted(key string) string { return Prefix + ".runs.accepted." + IDToken(key) }
+
+// JetStreamConsumerDeleted is the advisory the JetStream server publishes when the consumer
+// of stream is deleted.
+func JetStreamConsumerDeleted(stream, consumer string) string {
+	return "$JS.EVENT.ADVISORY.CONSUMER.DELETED." + stream + "." + consumer
+}
+
+// JetStreamStreamDeleted is the advisory the JetStream server publishes when stream is
+// deleted.
+func JetStreamStreamDeleted(stream string) string {
+	return "$JS.EVENT.ADVISORY.STREAM.DELETED." + stream
+}

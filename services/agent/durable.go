@@ -134,20 +134,29 @@ func (s *Service) takeOver(ctx context.Context, stream jetstream.Stream, cons je
 
 // consume hands the consumer's deliveries to take until stop is closed; then it drains the
 // deliveries already pulled (take hands them back) and returns. When the consumer is lost
-// (the stream or the consumer was deleted) it is created again; until ctx ends.
-func (s *Service) consume(ctx context.Context, stop <-chan struct{}) {
+// (the stream or the consumer was deleted) it is created again, until stop is closed.
+// started is closed once it consumes and watches for deletions.
+func (s *Service) consume(ctx context.Context, stop <-chan struct{}, started chan<- struct{}) {
+	lost := make(chan error, 1)
+	report := func(err error) {
+		select {
+		case lost <- err:
+		default:
+		}
+	}
+	defer s.watchDeletion(report)()
 	retry := backoff.Policy{Initial: 100 * time.Millisecond, Max: 5 * time.Second}
 	for attempt := 1; ; attempt++ {
-		lost := make(chan error, 1)
 		cc, err := s.cons.Consume(s.take, jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
 			if errors.Is(err, jetstream.ErrConsumerDeleted) || errors.Is(err, jetstream.ErrConsumerNotFound) ||
 				errors.Is(err, jetstream.ErrNoHeartbeat) {
-				select {
-				case lost <- err:
-				default:
-				}
+				report(err)
 			}
 		}))
+		if started != nil {
+			close(started)
+			started = nil
+		}
 		if err == nil {
 			select {
 			case <-stop:
@@ -160,26 +169,61 @@ func (s *Service) consume(ctx context.Context, stop <-chan struct{}) {
 			}
 		}
 		s.log.Warn("consuming the accepted runs failed; consuming again", "err", err)
-		select {
-		case <-stop:
+		cons, ok := s.reopen(ctx, stop, retry.Delay(attempt, nil))
+		if !ok {
 			return
-		case <-time.After(retry.Delay(attempt, nil)):
-		}
-		cctx, cancel := context.WithCancel(ctx)
-		go func() {
-			select {
-			case <-stop:
-				cancel()
-			case <-cctx.Done():
-			}
-		}()
-		_, cons, err := s.openRuns(cctx)
-		cancel()
-		if err != nil {
-			return // stopped
 		}
 		s.cons = cons
 	}
+}
+
+// errDeleted reports the server's advisory that the stream or the consumer was deleted.
+var errDeleted = errors.New("the stream of accepted runs or its consumer was deleted")
+
+// watchDeletion calls report when the server advises that the stream of accepted runs or
+// the service's consumer was deleted: a pull in progress may learn it only when its
+// heartbeats stop. It returns the function that stops watching.
+func (s *Service) watchDeletion(report func(error)) (stop func()) {
+	var subs []*nats.Subscription
+	for _, subj := range []string{subject.JetStreamConsumerDeleted(jsstore.RunsStream, ConsumerName), subject.JetStreamStreamDeleted(jsstore.RunsStream)} {
+		sub, err := s.nc.Subscribe(subj, func(*nats.Msg) { report(errDeleted) })
+		if err != nil {
+			s.log.Warn("deletions of the stream of accepted runs not watched", "err", err)
+			continue
+		}
+		subs = append(subs, sub)
+	}
+	if err := s.nc.Flush(); err != nil {
+		s.log.Warn("deletions of the stream of accepted runs may go unnoticed", "err", err)
+	}
+	return func() {
+		for _, sub := range subs {
+			_ = sub.Unsubscribe()
+		}
+	}
+}
+
+// reopen waits wait, then creates the stream and the consumer again and returns the
+// consumer; false when stop was closed first.
+func (s *Service) reopen(ctx context.Context, stop <-chan struct{}, wait time.Duration) (jetstream.Consumer, bool) {
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	select {
+	case <-stop:
+		return nil, false
+	case <-t.C:
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() {
+		select {
+		case <-stop:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	_, cons, err := s.openRuns(ctx)
+	return cons, err == nil
 }
 
 // store stores the accepted run j, whose request body is params, in the stream and waits

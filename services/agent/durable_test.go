@@ -276,3 +276,24 @@ func TestSecondInstanceKnowsStoredRuns(t *testing.T) {
 		t.Fatalf("runs = %q, want one", log)
 	}
 }
+
+// TestConsumerDeletedIsCreatedAgain: when the service's consumer is deleted under it, the
+// service creates it again and runs what is stored.
+func TestConsumerDeletedIsCreatedAgain(t *testing.T) {
+	dir := t.TempDir()
+	h := start(t, commandConfig("sh", script(t, "block.sh"), dir, "{{Body}}"))
+	js, err := jetstream.New(h.nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), waitLimit)
+	defer cancel()
+	if err := js.DeleteConsumer(ctx, jsstore.RunsStream, ConsumerName); err != nil {
+		t.Fatal(err)
+	}
+	touch(t, filepath.Join(dir, "again"))
+	h.run(schemas.AgentParams{Message: "again", IdempotencyKey: "again"})
+	if r := h.finalOK("again"); r.Text != "start again\nend again" {
+		t.Fatalf("final = %+v", r)
+	}
+}

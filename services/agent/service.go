@@ -144,11 +144,12 @@ func (s *Service) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	stopConsuming, consumed := make(chan struct{}), make(chan struct{})
+	stopConsuming, consuming, consumed := make(chan struct{}), make(chan struct{}), make(chan struct{})
 	go func() {
 		defer close(consumed)
-		s.consume(ctx, stopConsuming)
+		s.consume(ctx, stopConsuming, consuming)
 	}()
+	<-consuming
 	s.wg.Go(func() { s.keepAlive(runCtx) })
 	close(s.ready)
 	s.log.Info("agent service started", "backend", backendName(s.cfg.Backend),
