@@ -161,16 +161,24 @@ func TestStoredRunPastDeadline(t *testing.T) {
 	}
 }
 
-// TestAckOnlyAfterStore: while the stream of accepted runs refuses to store (it is full),
-// agent and chat.send fail UNAVAILABLE retryable and nothing runs; once it has room a retry
-// runs.
-func TestAckOnlyAfterStore(t *testing.T) {
+// startWithJetStream starts a service running block.sh in the returned dir, and returns a
+// JetStream client of its bus.
+func startWithJetStream(t *testing.T) (*harness, string, jetstream.JetStream) {
+	t.Helper()
 	dir := t.TempDir()
 	h := start(t, commandConfig("sh", script(t, "block.sh"), dir, "{{Body}}"))
 	js, err := jetstream.New(h.nc)
 	if err != nil {
 		t.Fatal(err)
 	}
+	return h, dir, js
+}
+
+// TestAckOnlyAfterStore: while the stream of accepted runs refuses to store (it is full),
+// agent and chat.send fail UNAVAILABLE retryable and nothing runs; once it has room a retry
+// runs.
+func TestAckOnlyAfterStore(t *testing.T) {
+	h, dir, js := startWithJetStream(t)
 	ctx, cancel := context.WithTimeout(t.Context(), waitLimit)
 	defer cancel()
 	full := jsstore.RunsConfig(jsstore.Config{})
@@ -280,12 +288,7 @@ func TestSecondInstanceKnowsStoredRuns(t *testing.T) {
 // TestConsumerDeletedIsCreatedAgain: when the service's consumer is deleted under it, the
 // service creates it again and runs what is stored.
 func TestConsumerDeletedIsCreatedAgain(t *testing.T) {
-	dir := t.TempDir()
-	h := start(t, commandConfig("sh", script(t, "block.sh"), dir, "{{Body}}"))
-	js, err := jetstream.New(h.nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	h, dir, js := startWithJetStream(t)
 	ctx, cancel := context.WithTimeout(t.Context(), waitLimit)
 	defer cancel()
 	if err := js.DeleteConsumer(ctx, jsstore.RunsStream, ConsumerName); err != nil {
