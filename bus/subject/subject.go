@@ -51,6 +51,9 @@ const (
 	// ProviderInboundAll matches the inbound messages of every provider: the subjects of
 	// the JetStream stream of inbound messages (SPEC §13).
 	ProviderInboundAll = "gw.v1.evt.provider.*.inbound"
+	// RunsAcceptedAll matches the accepted runs (RunsAccepted): the subjects of the
+	// JetStream work-queue stream of accepted runs (SPEC §13).
+	RunsAcceptedAll = "gw.v1.runs.accepted.*"
 	// SessionsChanged carries wire.SessionsSummary (the 5 newest sessions) whenever the
 	// session store changed; bursts of changes are coalesced.
 	SessionsChanged = "gw.v1.evt.sessions.changed"
@@ -151,4 +154,21 @@ func ProviderTyping(provider string) (string, error) {
 // second copy for the same account refuses to start (-> wire.ProviderOwner).
 func ProviderOwner(provider string) (string, error) {
 	return join("ctl.provider", provider, "owner")
+}
+
+// RunsAccepted is the subject of the accepted run whose idempotency key (kind prefix and
+// run id) is key, in the stream of accepted runs: one subject per run, so that whether a run
+// is stored can be asked of the stream.
+func RunsAccepted(key string) string { return Prefix + ".runs.accepted." + IDToken(key) }
+
+// JetStreamConsumerDeleted is the advisory the JetStream server publishes when the consumer
+// of stream is deleted.
+func JetStreamConsumerDeleted(stream, consumer string) string {
+	return "$JS.EVENT.ADVISORY.CONSUMER.DELETED." + stream + "." + consumer
+}
+
+// JetStreamStreamDeleted is the advisory the JetStream server publishes when stream is
+// deleted.
+func JetStreamStreamDeleted(stream string) string {
+	return "$JS.EVENT.ADVISORY.STREAM.DELETED." + stream
 }

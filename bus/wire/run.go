@@ -22,7 +22,8 @@ const (
 	// RunEventChatDelta carries a delta schemas.ChatEventPayload, broadcast as "chat";
 	// droppable for a slow client, since the next delta or the final carries the whole text.
 	RunEventChatDelta = "chat.delta"
-	// RunEventHeartbeat has no data: the run is queued or running. Agent runs only.
+	// RunEventHeartbeat carries a RunHeartbeatData: the run is queued, running, or stored
+	// to run again. Agent runs only.
 	RunEventHeartbeat = "heartbeat"
 	// RunEventFinal carries the RunFinal of an agent run; it is the run's last event.
 	RunEventFinal = "final"
@@ -35,6 +36,16 @@ const (
 	RunHeartbeat  = 5 * time.Second
 	RunQuietBeats = 3
 )
+
+// RunFinishGrace is how long past a run's deadline a waiter still waits for its final
+// (SPEC §13): then it gives up with UNAVAILABLE "the run did not finish by its deadline".
+const RunFinishGrace = 10 * time.Second
+
+// RunHeartbeatData is the data of a heartbeat: the run's deadline, so that a waiter knows
+// how long to wait through a restart of the agent service.
+type RunHeartbeatData struct {
+	Deadline int64 `json:"deadline"` // unix ms: acceptance plus the run's timeout
+}
 
 // HeaderRunFinal, set on the reply to an agent.run request, says that the run of that
 // idempotency key had already finished: the body is its RunFinal, which the caller answers
@@ -56,15 +67,16 @@ type RunStatusRequest struct {
 
 // Run states of RunStatus.
 const (
-	RunRunning = "running" // queued or running
+	RunRunning = "running" // queued, running, or stored to run again
 	RunDone    = "done"    // finished; Final is set
 	RunUnknown = "unknown" // never accepted, or forgotten (a restart of the service)
 )
 
 // RunStatus answers RunStatusRequest.
 type RunStatus struct {
-	State string    `json:"state"`
-	Final *RunFinal `json:"final,omitempty"`
+	State    string    `json:"state"`
+	Final    *RunFinal `json:"final,omitempty"`
+	Deadline int64     `json:"deadline,omitempty"` // unix ms, of a running run
 }
 
 // SessionBusyRequest asks the agent service whether runs of one session are in progress

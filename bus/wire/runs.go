@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -92,6 +93,10 @@ func (r *Runs) dispatch(subj, kind string, data []byte) {
 		delete(r.waiters, subj)
 	}
 	r.mu.Unlock()
+	var hb RunHeartbeatData
+	if kind == RunEventHeartbeat && len(data) > 0 {
+		_ = json.Unmarshal(data, &hb) // a heartbeat without a deadline still shows the run alive
+	}
 	if final {
 		if err := json.Unmarshal(data, &fin); err != nil {
 			fin = RunFinal{Error: Unavailable(false, "malformed final of the run: %s", err.Error())}
@@ -101,6 +106,9 @@ func (r *Runs) dispatch(subj, kind string, data []byte) {
 		if final {
 			w.final <- fin // buffered, and sent at most once: the waiter left the map above
 			continue
+		}
+		if hb.Deadline > 0 {
+			w.deadline.Store(hb.Deadline)
 		}
 		select {
 		case w.alive <- struct{}{}:
@@ -127,6 +135,8 @@ type RunWaiter struct {
 	subj  string
 	alive chan struct{}
 	final chan RunFinal
+	// deadline is the run's deadline (unix ms) as its heartbeats tell, 0 until one did.
+	deadline atomic.Int64
 }
 
 // Stop unregisters the waiter; it is safe to call more than once and after the final.
@@ -149,16 +159,21 @@ func (w *RunWaiter) Stop() {
 
 // Wait returns the run's final, or ctx's error when ctx ends first. Any event of the run
 // shows it alive; after RunQuietBeats heartbeat intervals without one, Wait asks the agent
-// service about the run: a run it still runs is waited for again, a finished one's final is
-// returned (its final event was missed), and a run it does not know ends UNAVAILABLE ("unknown
-// run"). While no agent service answers that question, Wait keeps asking every interval and
-// gives up after another RunQuietBeats intervals with UNAVAILABLE, retryable: the outcome is
+// service about the run: a run it still runs or has stored to run again is waited for again,
+// a finished one's final is returned (its final event was missed), and a run it does not know
+// ends UNAVAILABLE ("unknown run"). While no agent service answers that question (it is
+// restarting), Wait keeps asking every interval. Once the run's deadline is known (from its
+// heartbeats or its status) Wait waits until RunFinishGrace past it and then gives up with
+// UNAVAILABLE, retryable, "the run did not finish by its deadline" (SPEC §13); before that,
+// it gives up after another RunQuietBeats intervals without an answer: the outcome is
 // unknown.
 func (w *RunWaiter) Wait(ctx context.Context) (RunFinal, error) {
 	hb := w.r.heartbeat
 	quiet := RunQuietBeats * hb
 	timer := time.NewTimer(quiet)
 	defer timer.Stop()
+	late := newLateTimer()
+	defer late.stop()
 	var unreachableSince time.Time
 	for {
 		select {
@@ -167,8 +182,11 @@ func (w *RunWaiter) Wait(ctx context.Context) (RunFinal, error) {
 		case <-ctx.Done():
 			return RunFinal{}, ctx.Err()
 		case <-w.alive:
+			late.set(w.deadline.Load())
 			unreachableSince = time.Time{}
 			timer.Reset(quiet) // since Go 1.23 a Reset discards a value the timer already sent
+		case <-late.c:
+			return RunFinal{Error: Unavailable(true, "the run did not finish by its deadline")}, nil
 		case <-timer.C:
 			qctx, cancel := context.WithTimeout(ctx, hb)
 			st, err := w.r.status(qctx, w.runID)
@@ -178,6 +196,7 @@ func (w *RunWaiter) Wait(ctx context.Context) (RunFinal, error) {
 			}
 			switch {
 			case err == nil && st.State == RunRunning:
+				late.set(st.Deadline)
 				unreachableSince = time.Time{}
 				timer.Reset(quiet)
 			case err == nil && st.State == RunDone && st.Final != nil:
@@ -189,13 +208,45 @@ func (w *RunWaiter) Wait(ctx context.Context) (RunFinal, error) {
 				if unreachableSince.IsZero() {
 					unreachableSince = now
 				}
-				if now.Sub(unreachableSince) >= quiet {
+				if late.c == nil && now.Sub(unreachableSince) >= quiet {
 					return RunFinal{Error: Unavailable(true, "run %s: the agent service stopped answering (%s); the outcome is unknown",
 						w.runID, errorMessage(err))}, nil
 				}
 				timer.Reset(hb)
 			}
 		}
+	}
+}
+
+// lateTimer fires RunFinishGrace past a run's deadline; c is nil until the deadline is
+// known.
+type lateTimer struct {
+	t        *time.Timer
+	c        <-chan time.Time
+	deadline int64
+}
+
+func newLateTimer() *lateTimer { return &lateTimer{} }
+
+// set (re)arms the timer for the deadline d (unix ms); 0 or the same deadline changes
+// nothing.
+func (l *lateTimer) set(d int64) {
+	if d <= 0 || d == l.deadline {
+		return
+	}
+	l.deadline = d
+	wait := time.Until(time.UnixMilli(d).Add(RunFinishGrace))
+	if l.t == nil {
+		l.t = time.NewTimer(wait)
+		l.c = l.t.C
+		return
+	}
+	l.t.Reset(wait)
+}
+
+func (l *lateTimer) stop() {
+	if l.t != nil {
+		l.t.Stop()
 	}
 }
 

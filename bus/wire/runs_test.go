@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -195,3 +196,49 @@ func TestRunWaitEndsWithContext(t *testing.T) {
 		}
 	})
 }
+
+// TestRunWaitThroughRestart: a run whose heartbeats told its deadline is waited for while
+// the agent service does not answer (it restarts) for longer than the quiet limit, and its
+// final is returned when it comes; a run that never finishes ends RunFinishGrace past its
+// deadline with "the run did not finish by its deadline".
+func TestRunWaitThroughRestart(t *testing.T) {
+	for _, finishes := range []bool{true, false} {
+		synctest.Test(t, func(t *testing.T) {
+			start := time.Now()
+			deadline := start.Add(20 * hb)
+			fs := &fakeStatus{start: start, answer: func(int) (RunStatus, error) {
+				return RunStatus{}, Unavailable(true, "no service answers")
+			}}
+			r := newRuns(fs.status, hb)
+			w := r.Watch("r")
+			defer w.Stop()
+			got := waitAsync(t.Context(), w)
+			hbData := []byte(`{"deadline":` + strconv.FormatInt(deadline.UnixMilli(), 10) + `}`)
+			r.dispatch(subject.AgentRunEvents("r"), RunEventHeartbeat, hbData)
+			time.Sleep(5 * quiet()) // the service is away well past the quiet limit
+			synctest.Wait()
+			select {
+			case f := <-got:
+				t.Fatalf("gave up while the run's deadline is ahead: %+v", f)
+			default:
+			}
+			if finishes {
+				r.dispatch(subject.AgentRunEvents("r"), RunEventHeartbeat, hbData) // back
+				r.dispatch(subject.AgentRunEvents("r"), RunEventFinal, []byte(`{"ok":true}`))
+				if f := <-got; !f.OK {
+					t.Fatalf("final = %+v", f)
+				}
+				return
+			}
+			f := <-got
+			if f.OK || f.Error == nil || f.Error.Message != "the run did not finish by its deadline" || !f.Error.Retryable {
+				t.Fatalf("final = %+v, want the deadline error", f.Error)
+			}
+			if at := time.Since(start); at != deadline.Add(RunFinishGrace).Sub(start) {
+				t.Fatalf("gave up after %v, want deadline + %v", at, RunFinishGrace)
+			}
+		})
+	}
+}
+
+func quiet() time.Duration { return RunQuietBeats * hb }

@@ -32,15 +32,16 @@ func randomKey() string {
 
 // dialGateway connects as a cli client within the connection timeout.
 func dialGateway(ctx context.Context, cf *clientFlags, onEvent func(schemas.Event)) (*client.Client, error) {
+	return dialGatewayWith(ctx, cf, client.Options{OnEvent: onEvent})
+}
+
+// dialGatewayWith is dialGateway with more client options (reconnecting, its callbacks).
+func dialGatewayWith(ctx context.Context, cf *clientFlags, opts client.Options) (*client.Client, error) {
 	dctx, cancel := context.WithTimeout(ctx, cf.timeout)
 	defer cancel()
-	c, err := client.Dial(dctx, client.Options{
-		URL:         cf.url,
-		Token:       clientToken(cf.token),
-		Client:      schemas.ClientInfo{Name: "clawdis-cli", Version: version, Platform: runtime.GOOS, Mode: "cli"},
-		DialTimeout: cf.timeout,
-		OnEvent:     onEvent,
-	})
+	opts.URL, opts.Token, opts.DialTimeout = cf.url, clientToken(cf.token), cf.timeout
+	opts.Client = schemas.ClientInfo{Name: "clawdis-cli", Version: version, Platform: runtime.GOOS, Mode: "cli"}
+	c, err := client.Dial(dctx, opts)
 	if err != nil {
 		return nil, explainDialError(err)
 	}
@@ -198,7 +199,16 @@ func runAgent(ctx context.Context, cf *clientFlags, p schemas.AgentParams, o age
 			}
 		}
 	}
-	c, err := dialGateway(ctx, cf, onEvent)
+	// Waiting for the final survives a restart of the gateway: the client reconnects and
+	// asks again with the same idempotency key, which answers the run's final (SPEC §13).
+	connected := make(chan struct{}, 1)
+	c, err := dialGatewayWith(ctx, cf, client.Options{OnEvent: onEvent, Reconnect: !o.noWait,
+		OnConnect: func(schemas.HelloOK) {
+			select {
+			case connected <- struct{}{}:
+			default:
+			}
+		}})
 	if err != nil {
 		return err
 	}
@@ -224,7 +234,7 @@ func runAgent(ctx context.Context, cf *clientFlags, p schemas.AgentParams, o age
 	var raw json.RawMessage
 	go func() {
 		defer close(done)
-		raw, err = c.RequestFinal(rctx, schemas.MethodAgent, p, nil)
+		raw, err = requestFinalAgain(rctx, c, p, connected)
 	}()
 	var written strings.Builder
 	show := func(s string) {
@@ -294,6 +304,24 @@ func runAgent(ctx context.Context, cf *clientFlags, p schemas.AgentParams, o age
 		return interruptedError{fmt.Sprintf("agent run %s aborted", res.RunID)}
 	}
 	return fmt.Errorf("agent run %s was aborted", res.RunID)
+}
+
+// requestFinalAgain sends the agent request p and waits for its final; when the connection
+// drops first (the gateway restarts) it sends p again, with the same idempotency key, once
+// the client has reconnected: a run still going answers its final when it ends, a finished
+// one its remembered final. It stops when ctx ends.
+func requestFinalAgain(ctx context.Context, c *client.Client, p schemas.AgentParams, connected <-chan struct{}) (json.RawMessage, error) {
+	for {
+		raw, err := c.RequestFinal(ctx, schemas.MethodAgent, p, nil)
+		if !errors.Is(err, client.ErrDisconnected) {
+			return raw, err
+		}
+		select {
+		case <-connected:
+		case <-ctx.Done():
+			return nil, fmt.Errorf("%w (the gateway did not come back before the run's deadline)", err)
+		}
+	}
 }
 
 // exitNow is the error of a second interrupt: the command ends without the run's final.

@@ -78,12 +78,13 @@ func (s *Service) handleBusy(_ context.Context, data []byte, _ nats.Header) (any
 }
 
 // sessionRuns returns the runs in progress of the session key (only the one with runID when
-// it is not empty), in the order they were accepted.
+// it is not empty), in the order they were accepted; a held run that has its final (its
+// delivery not yet acknowledged) is not in progress.
 func (s *Service) sessionRuns(key, runID string) []*job {
 	s.mu.Lock()
 	var out []*job
 	for _, j := range s.runs {
-		if j.sessionKey == key && (runID == "" || j.runID == runID) {
+		if j.sessionKey == key && (runID == "" || j.runID == runID) && !isClosed(j.done) {
 			out = append(out, j)
 		}
 	}

@@ -23,6 +23,7 @@ const (
 const (
 	DefaultTimeout         = 600 * time.Second
 	DefaultMaxConcurrent   = 4
+	DefaultRunAckWait      = 30 * time.Second
 	DefaultThinking        = "off"
 	DefaultMainKey         = "main"
 	DefaultHistoryLimit    = 40
@@ -71,7 +72,8 @@ type Config struct {
 	// HistoryLimit is the number of transcript messages sent as context to the openai
 	// backend. Default 40; negative sends none.
 	HistoryLimit int
-	// Replicas is the number of JetStream replicas of the idempotency bucket (bus.replicas).
+	// Replicas is the number of JetStream replicas of the idempotency bucket and the stream
+	// of accepted runs (bus.replicas).
 	// Default 1.
 	Replicas int
 	// LegacyDedupePath is the file where an earlier version remembered finished runs
@@ -83,6 +85,10 @@ type Config struct {
 	// Heartbeat is how often a queued or running agent run publishes a heartbeat event.
 	// Default wire.RunHeartbeat; waiters assume that value.
 	Heartbeat time.Duration
+	// RunAckWait is how long the stream of accepted runs waits for word of a delivered run
+	// before it delivers it again: progress is reported every third of it while the run
+	// waits or runs, and a run held by a crashed service runs again after it. Default 30s.
+	RunAckWait time.Duration
 	// Now stamps events and transcript messages. Default time.Now. Deadlines and the
 	// chat delta interval use the real monotonic clock.
 	Now func() time.Time
@@ -174,6 +180,9 @@ func (cfg Config) withDefaults() (Config, error) {
 	}
 	if cfg.Heartbeat <= 0 {
 		cfg.Heartbeat = wire.RunHeartbeat
+	}
+	if cfg.RunAckWait <= 0 {
+		cfg.RunAckWait = DefaultRunAckWait
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now

@@ -4,7 +4,6 @@ import (
 	"cmp"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/clawdis/clawdis/bus/subject"
 	"github.com/clawdis/clawdis/bus/wire"
@@ -205,24 +204,5 @@ func TestInvalidRequests(t *testing.T) {
 	}
 	if evs := h.events.snapshot(); len(evs) != 0 {
 		t.Fatalf("rejected requests published events: %s", describe(evs))
-	}
-}
-
-// TestStopEndsRuns: stopping the service ends a running turn UNAVAILABLE "stopping" and
-// Run returns once the command is gone.
-func TestStopEndsRuns(t *testing.T) {
-	h, _ := blockHarness(t, 4)
-	h.run(schemas.AgentParams{Message: "forever", IdempotencyKey: "forever"})
-	h.events.waitFor("started", started("forever"))
-	stopped := make(chan struct{})
-	go func() { h.stop(); close(stopped) }()
-	select {
-	case <-stopped:
-	case <-time.After(waitLimit):
-		t.Fatal("Run did not return")
-	}
-	evs := h.events.waitFor("job error", ended("forever"))
-	if i := index(evs, "forever", isJob("error")); i < 0 || !strings.Contains(string(evs[i].agent.Data), "agent service stopping") {
-		t.Fatalf("events: %s; want a job error saying the service stops", describe(evs))
 	}
 }

@@ -21,6 +21,7 @@ type fakeSessions struct {
 	mu          sync.Mutex
 	sessions    map[string]wire.Session
 	transcripts map[string][]schemas.ChatMessage
+	runKeys     map[string][]string // parallel to transcripts: the run key of each message
 	updates     []wire.SessionUpdate
 	histories   []wire.HistoryRequest
 	// failReplies, when set, fails every append of an assistant message with it (a full
@@ -29,7 +30,7 @@ type fakeSessions struct {
 }
 
 func newFakeSessions() *fakeSessions {
-	return &fakeSessions{sessions: map[string]wire.Session{}, transcripts: map[string][]schemas.ChatMessage{}}
+	return &fakeSessions{sessions: map[string]wire.Session{}, transcripts: map[string][]schemas.ChatMessage{}, runKeys: map[string][]string{}}
 }
 
 func (f *fakeSessions) serve(t testing.TB, nc *nats.Conn) {
@@ -50,6 +51,18 @@ func (f *fakeSessions) set(s wire.Session, transcript ...schemas.ChatMessage) {
 	}
 	f.sessions[s.SessionKey] = s
 	f.transcripts[s.SessionKey] = transcript
+	f.runKeys[s.SessionKey] = make([]string, len(transcript))
+}
+
+// setRun stores a session whose transcript holds msgs appended by the run key (what a run
+// interrupted by a restart left).
+func (f *fakeSessions) setRun(s wire.Session, key string, msgs ...schemas.ChatMessage) {
+	f.set(s, msgs...)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for i := range f.runKeys[s.SessionKey] {
+		f.runKeys[s.SessionKey][i] = key
+	}
 }
 
 func (f *fakeSessions) get(key string) (wire.Session, []schemas.ChatMessage) {
@@ -114,8 +127,30 @@ func (f *fakeSessions) append(_ context.Context, data []byte, _ nats.Header) (an
 		return nil, f.failReplies
 	}
 	s := f.getLocked(a.SessionKey, a.SessionID)
-	f.transcripts[a.SessionKey] = append(f.transcripts[a.SessionKey], a.Messages...)
-	return s, nil
+	res := wire.TranscriptAppended{Session: s}
+	for i, k := range f.runKeys[a.SessionKey] {
+		if m := f.transcripts[a.SessionKey][i]; a.RunKey != "" && k == a.RunKey && m.Role == "assistant" {
+			res.RunReply = &m
+		}
+	}
+	for _, m := range a.Messages {
+		if a.RunKey != "" && f.appendedLocked(a.SessionKey, a.RunKey, m.Role) {
+			continue // as the sessions service: a run's message is appended once
+		}
+		f.transcripts[a.SessionKey] = append(f.transcripts[a.SessionKey], m)
+		f.runKeys[a.SessionKey] = append(f.runKeys[a.SessionKey], a.RunKey)
+	}
+	return res, nil
+}
+
+// appendedLocked reports whether the run key appended a message of role to the session.
+func (f *fakeSessions) appendedLocked(session, key, role string) bool {
+	for i, k := range f.runKeys[session] {
+		if k == key && f.transcripts[session][i].Role == role {
+			return true
+		}
+	}
+	return false
 }
 
 func (f *fakeSessions) history(_ context.Context, data []byte, _ nats.Header) (any, error) {
@@ -126,7 +161,12 @@ func (f *fakeSessions) history(_ context.Context, data []byte, _ nats.Header) (a
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.histories = append(f.histories, r)
-	msgs := f.transcripts[r.SessionKey]
+	var msgs []schemas.ChatMessage
+	for i, m := range f.transcripts[r.SessionKey] {
+		if r.ExceptRun == "" || i >= len(f.runKeys[r.SessionKey]) || f.runKeys[r.SessionKey][i] != r.ExceptRun {
+			msgs = append(msgs, m)
+		}
+	}
 	if r.Limit > 0 && len(msgs) > r.Limit {
 		msgs = msgs[len(msgs)-r.Limit:]
 	}

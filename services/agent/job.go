@@ -6,6 +6,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
+
 	"github.com/clawdis/clawdis/bus/wire"
 	"github.com/clawdis/clawdis/schemas"
 	"github.com/clawdis/clawdis/services/internal/idem"
@@ -54,8 +56,10 @@ type job struct {
 	to         string
 	timeout    time.Duration
 	accepted   time.Time
-	seq        uint64          // acceptance order within the service
+	deadline   time.Time       // accepted plus timeout
+	seq        uint64          // the stored run's stream sequence: acceptance order
 	origin     *wire.RunOrigin // the provider message the run answers, or nil
+	msg        jetstream.Msg   // the run's newest delivery from the stream (under Service.mu)
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -63,6 +67,7 @@ type job struct {
 	prev   <-chan struct{}         // closed when the previous run of the session left its turn
 	turn   chan struct{}           // closed when this run left its turn
 	done   chan struct{}           // closed once final is set
+	acked  chan struct{}           // closed once the final delivery is acknowledged
 	final  idem.Result
 }
 
@@ -137,17 +142,14 @@ func (s *Service) chatJob(p schemas.ChatSendParams) (*job, error) {
 	}, nil
 }
 
-// startLocked queues j behind the newest run of its session and starts its goroutine.
-// s.mu must be held and the service not stopped.
+// startLocked queues the delivered run j behind the newest run of its session and starts
+// its goroutine. s.mu must be held and the service not stopped.
 func (s *Service) startLocked(j *job) {
-	j.accepted = time.Now()
-	s.accepted++
-	j.seq = s.accepted
 	base, abort := context.WithCancelCause(s.runCtx)
-	ctx, cancel := context.WithDeadlineCause(base, j.accepted.Add(j.timeout), errRunTimeout)
+	ctx, cancel := context.WithDeadlineCause(base, j.deadline, errRunTimeout)
 	j.ctx, j.abort = ctx, abort
 	j.cancel = func() { cancel(); abort(context.Canceled) }
-	j.turn, j.done = make(chan struct{}), make(chan struct{})
+	j.turn, j.done, j.acked = make(chan struct{}), make(chan struct{}), make(chan struct{})
 	if prev, ok := s.lanes[j.sessionKey]; ok {
 		j.prev = prev
 	} else {
@@ -157,26 +159,32 @@ func (s *Service) startLocked(j *job) {
 	}
 	s.lanes[j.sessionKey] = j.turn
 	s.runs[j.key] = j
+	s.deliveredLocked(j.key)
 	s.wg.Add(1)
 	go s.execute(j)
 	if j.kind == kindAgent {
 		s.wg.Add(1)
 		go s.heartbeat(j)
 	}
-	s.log.Debug("run accepted", "run_id", j.runID, "session_key", j.sessionKey, "timeout", j.timeout)
+	s.log.Debug("run started", "run_id", j.runID, "session_key", j.sessionKey, "timeout", j.timeout)
 }
 
 // execute runs j to its final, stores it and then publishes the run's closing events (so
-// that a repeat which saw them finds the final remembered), then leaves its session's turn
-// once the previous run did, so that a later run never overtakes an earlier one of the same
-// session.
+// that a repeat which saw them finds the final remembered) and acknowledges its delivery,
+// then leaves its session's turn once the previous run did, so that a later run never
+// overtakes an earlier one of the same session. A run the service's stop ended has no
+// final: it stays held, for Run to hand it back to the stream.
 func (s *Service) execute(j *job) {
 	defer s.wg.Done()
-	r, closing := s.perform(j)
-	r = s.finish(j, r)
-	closing()
-	if j.kind == kindAgent {
-		s.publishFinal(j, r)
+	r, closing, ok := s.perform(j)
+	if ok {
+		r = s.finish(j, r)
+		closing()
+		if j.kind == kindAgent {
+			s.publishFinal(j, r)
+		}
+		s.ack(j)
+		s.release(j)
 	}
 	j.cancel()
 	<-j.prev
@@ -189,8 +197,9 @@ func (s *Service) execute(j *job) {
 }
 
 // perform waits for j's turn and a free slot, runs it and returns its final and the
-// function that publishes its closing events.
-func (s *Service) perform(j *job) (idem.Result, func()) {
+// function that publishes its closing events; ok is false when the service's stop ended the
+// run (it has no final then).
+func (s *Service) perform(j *job) (r idem.Result, closing func(), ok bool) {
 	ev := s.newEmitter(j)
 	select {
 	case <-j.prev:
@@ -204,35 +213,42 @@ func (s *Service) perform(j *job) (idem.Result, func()) {
 	}
 	ev.jobStarted()
 	text, err := s.pipeline(j, ev)
-	r, closing := s.conclude(j, ev, text, err)
+	r, publish, ok := s.conclude(j, ev, text, err)
+	if !ok {
+		<-s.sem
+		return r, nil, false
+	}
 	// The slot is the run's until its closing events are out: the next run starts after.
-	return r, func() { closing(); <-s.sem }
+	return r, func() { publish(); <-s.sem }, true
 }
 
 // conclude turns the outcome of a run into its final and the function that publishes its
 // closing events: the chat final, error or aborted event, then the job event, always a run's
 // last. A chat turn's final carries that chat event, which a repeat replays. A run that
-// failed because chat.abort ended it is aborted: ok, with the text so far.
-func (s *Service) conclude(j *job, ev *emitter, text string, err error) (idem.Result, func()) {
+// failed because chat.abort ended it is aborted: ok, with the text so far. A run that failed
+// because the service stops has no final (ok false): it runs again from the start.
+func (s *Service) conclude(j *job, ev *emitter, text string, err error) (idem.Result, func(), bool) {
 	d := time.Since(j.accepted)
+	if handedBackRun(j, err) {
+		s.log.Info("run interrupted by the service's stop; it runs again", "run_id", j.runID, "session_key", j.sessionKey)
+		return idem.Result{}, nil, false
+	}
 	if err == nil {
 		ev.chatFinal(text)
 		s.log.Info("run done", "run_id", j.runID, "session_key", j.sessionKey, "duration_ms", d.Milliseconds())
-		return s.withChat(j, ev, okResult(j.runID, text)), func() { ev.publishLastChat(); ev.jobDone(d) }
+		return s.withChat(j, ev, okResult(j.runID, text)), func() { ev.publishLastChat(); ev.jobDone(d) }, true
 	}
 	if aborted(j.ctx) {
 		text := ev.partial()
 		ev.chatAborted(text)
 		s.log.Info("run aborted", "run_id", j.runID, "session_key", j.sessionKey, "chars", len(text),
 			"duration_ms", d.Milliseconds())
-		return s.withChat(j, ev, abortedResult(j.runID, text)), func() { ev.publishLastChat(); ev.jobAborted(d) }
+		return s.withChat(j, ev, abortedResult(j.runID, text)), func() { ev.publishLastChat(); ev.jobAborted(d) }, true
 	}
 	var r idem.Result
 	switch {
 	case errors.Is(context.Cause(j.ctx), errRunTimeout):
 		r = timeoutResult(j.runID, j.timeout)
-	case j.ctx.Err() != nil:
-		r = errorResult(j.runID, errStopping)
 	default:
 		// Every other failure is UNAVAILABLE (SPEC §6.6), retryable when its cause was, but
 		// for a delivery to an unlinked WhatsApp, which stays NOT_LINKED (SPEC §6.5).
@@ -250,7 +266,7 @@ func (s *Service) conclude(j *job, ev *emitter, text string, err error) (idem.Re
 	ev.chatError(msg)
 	s.log.Warn("run failed", "run_id", j.runID, "session_key", j.sessionKey, "code", r.Error.Code,
 		"err", msg, "duration_ms", d.Milliseconds())
-	return s.withChat(j, ev, r), func() { ev.publishLastChat(); ev.jobError(msg, d) }
+	return s.withChat(j, ev, r), func() { ev.publishLastChat(); ev.jobError(msg, d) }, true
 }
 
 // withChat makes a chat turn's final carry its final or error chat event.
@@ -266,7 +282,7 @@ const maxRecent = 1000
 
 // finish records j's final: in the idempotency records (unless it is a retryable failure),
 // else, and when the records could not be written, in memory for agent.status; it returns
-// the final.
+// the final. The run stays held until release.
 func (s *Service) finish(j *job, r idem.Result) idem.Result {
 	if r.At == 0 {
 		r.At = s.cfg.Now().UnixMilli()
@@ -279,9 +295,6 @@ func (s *Service) finish(j *job, r idem.Result) idem.Result {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.runs[j.key] == j {
-		delete(s.runs, j.key)
-	}
 	if !r.Remembered() || err != nil {
 		s.recent.Put(j.key, r, s.cfg.Now())
 	}

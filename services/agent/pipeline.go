@@ -53,14 +53,22 @@ func (s *Service) pipeline(j *job, ev *emitter) (string, error) {
 		Reply: newReplyBuffer(s.cfg.MaxReplyBytes, textBudget(s.frameLimit(), j.runID, j.sessionKey))}
 	if s.backend.wantsHistory() {
 		var h schemas.ChatHistoryResult
-		req := wire.HistoryRequest{SessionKey: j.sessionKey, Limit: s.cfg.HistoryLimit, MaxBytes: historyMaxBytes}
+		req := wire.HistoryRequest{SessionKey: j.sessionKey, Limit: s.cfg.HistoryLimit, MaxBytes: historyMaxBytes, ExceptRun: j.key}
 		if err := s.request(ctx, sessionsTimeout, subject.SessionsHistory, req, &h, "read history of "+strconv.Quote(wire.Clip(j.sessionKey))); err != nil {
 			return "", err
 		}
 		t.History = h.Messages
 	}
-	if err := s.appendTranscript(ctx, j, sess, inputMessage(j, s.cfg.Now())); err != nil {
+	stored, err := s.appendTranscript(ctx, j, sess, inputMessage(j, s.cfg.Now()))
+	if err != nil {
 		return "", err
+	}
+	if text, ok := storedReply(stored); ok {
+		// The run ran before a restart and stored its reply: it goes on with that reply
+		// (delivered, if it must be, under the same idempotency key) instead of a new one.
+		s.log.Info("run goes on with the reply it stored before", "run_id", j.runID, "session_key", j.sessionKey)
+		ev.output(output{Text: text}, time.Now())
+		return s.afterReply(ctx, j, sess, text)
 	}
 
 	text, err := s.stream(ctx, t, ev)
@@ -75,10 +83,30 @@ func (s *Service) pipeline(j *job, ev *emitter) (string, error) {
 	if text != "" {
 		// A reply that could not be stored fails the run (UNAVAILABLE, retryable when the
 		// storage failure is): it never reports ok, and it is not delivered (SPEC §13).
-		if err := s.appendTranscript(ctx, j, sess, assistantMessage(text, s.cfg.Now())); err != nil {
+		if _, err := s.appendTranscript(ctx, j, sess, assistantMessage(text, s.cfg.Now())); err != nil {
 			return "", err
 		}
 	}
+	return s.afterReply(ctx, j, sess, text)
+}
+
+// storedReply is the text of the reply a run stored in the transcript before it was
+// interrupted, if it stored one (an aborted partial reply does not count).
+func storedReply(m *schemas.ChatMessage) (string, bool) {
+	if m == nil || m.Aborted {
+		return "", false
+	}
+	var b strings.Builder
+	for _, c := range m.Content {
+		if c.Type == "text" {
+			b.WriteString(c.Text)
+		}
+	}
+	return b.String(), b.Len() > 0
+}
+
+// afterReply delivers the stored reply text of j when it must be and returns it.
+func (s *Service) afterReply(ctx context.Context, j *job, sess wire.Session, text string) (string, error) {
 	if j.kind == kindAgent && j.deliver {
 		if err := s.deliver(ctx, j, sess, text); err != nil {
 			return "", err
@@ -120,7 +148,7 @@ func (s *Service) keepPartial(ctx context.Context, j *job, sess wire.Session, te
 	}
 	m := assistantMessage(text, s.cfg.Now())
 	m.Aborted = true
-	if err := s.appendTranscript(context.WithoutCancel(ctx), j, sess, m); err != nil {
+	if _, err := s.appendTranscript(context.WithoutCancel(ctx), j, sess, m); err != nil {
 		s.log.Warn("partial reply of an aborted run not stored", "run_id", j.runID, "session_key", j.sessionKey, "err", err)
 	}
 }
@@ -193,9 +221,14 @@ func systemLines(events []string) string {
 	return b.String()
 }
 
-func (s *Service) appendTranscript(ctx context.Context, j *job, sess wire.Session, m schemas.ChatMessage) error {
-	req := wire.TranscriptAppend{SessionKey: j.sessionKey, SessionID: sess.SessionID, Messages: []schemas.ChatMessage{m}}
-	return s.request(ctx, sessionsTimeout, subject.SessionsAppend, req, nil, "append to the transcript of "+strconv.Quote(wire.Clip(j.sessionKey)))
+// appendTranscript appends m to the transcript of j's session under j's key: a run that runs
+// again after a restart appends each of its messages once (wire.TranscriptAppend RunKey).
+// It returns the reply the run stored before, if any.
+func (s *Service) appendTranscript(ctx context.Context, j *job, sess wire.Session, m schemas.ChatMessage) (*schemas.ChatMessage, error) {
+	req := wire.TranscriptAppend{SessionKey: j.sessionKey, SessionID: sess.SessionID, Messages: []schemas.ChatMessage{m}, RunKey: j.key}
+	var res wire.TranscriptAppended
+	err := s.request(ctx, sessionsTimeout, subject.SessionsAppend, req, &res, "append to the transcript of "+strconv.Quote(wire.Clip(j.sessionKey)))
+	return res.RunReply, err
 }
 
 // deliver sends the reply through the provider of the run's route; a run without a

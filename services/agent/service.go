@@ -1,6 +1,8 @@
 // Package agent is the agent service: it accepts agent runs (the two-stage agent method)
-// and chat.send turns over the bus, queues them per session (one turn of a session at a
-// time, at most Config.MaxConcurrent runs at once), runs them on a backend (a local command
+// and chat.send turns over the bus, stores them in the JetStream stream of accepted runs
+// before acknowledging them, runs what its durable consumer of that stream delivers (again
+// after a crash or a stop, see durable.go), queues them per session (one turn of a session
+// at a time, at most Config.MaxConcurrent runs at once), runs them on a backend (a local command
 // or an OpenAI-compatible chat completions server), streams their progress as agent and
 // chat events, keeps the session store and transcript current through the sessions
 // service, delivers replies through the providers, and remembers finished runs for
@@ -18,6 +20,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/nats-io/nats.go/micro"
 
 	"github.com/clawdis/clawdis/bus/subject"
@@ -43,15 +46,20 @@ type Service struct {
 	ready   chan struct{}
 	sem     chan struct{} // one token per executing run
 
-	mu       sync.Mutex
-	stopped  bool
-	runCtx   context.Context // parent of every run; ends when Run stops
-	idem     *idem.Store
-	runs     map[string]*job                  // runs in progress by idempotency key
-	recent   *ttlmap.Map[string, idem.Result] // finals idem does not remember (retryable failures)
-	lanes    map[string]<-chan struct{}       // session key -> turn of its newest run
-	accepted uint64                           // runs started so far: the next job's seq
-	wg       sync.WaitGroup                   // runs and pending waits
+	js         jetstream.JetStream
+	runsStream jetstream.Stream   // of accepted runs
+	cons       jetstream.Consumer // the service's durable consumer of runsStream
+
+	mu         sync.Mutex
+	stopped    bool
+	runCtx     context.Context // parent of every run; ends when Run stops
+	idem       *idem.Store
+	runs       map[string]*job                  // runs held (waiting or running) by idempotency key
+	recent     *ttlmap.Map[string, idem.Result] // finals idem does not remember (retryable failures)
+	lanes      map[string]<-chan struct{}       // session key -> turn of its newest run
+	handedBack []jetstream.Msg                  // deliveries that came while the service stopped
+	expected   map[string]chan struct{}         // accepted runs by key, closed once delivered
+	wg         sync.WaitGroup                   // runs and pending waits
 }
 
 // New validates cfg and returns a service ready to Run. It does no I/O. A nil log discards.
@@ -75,6 +83,8 @@ func New(cfg Config, nc *nats.Conn, log *slog.Logger) (*Service, error) {
 		runs:   map[string]*job{},
 		recent: ttlmap.New[string, idem.Result](recentTTL, maxRecent),
 		lanes:  map[string]<-chan struct{}{},
+
+		expected: map[string]chan struct{}{},
 	}
 	switch cfg.Backend {
 	case BackendCommand:
@@ -89,20 +99,32 @@ func New(cfg Config, nc *nats.Conn, log *slog.Logger) (*Service, error) {
 // sent after it is answered.
 func (s *Service) Ready() <-chan struct{} { return s.ready }
 
-// Run opens the idempotency records, serves the agent.run, agent.status, agent.busy,
-// chat.send and chat.abort requests until ctx ends, then stops accepting, cancels the runs in progress (they end
-// UNAVAILABLE, retryable), waits for them and returns nil. It returns an error only when
-// the service cannot be set up. Run must not be called twice.
+// Run opens the idempotency records and the stream of accepted runs, serves the agent.run,
+// agent.status, agent.busy, chat.send and chat.abort requests and runs what the stream
+// delivers until ctx ends; then it stops accepting and consuming, cancels the runs it holds
+// and hands them back to the stream unfinished (the next instance runs them again), and
+// returns nil. It returns an error only when the service cannot be set up. Run must not be
+// called twice.
 func (s *Service) Run(ctx context.Context) error {
 	store, err := s.openIdem(ctx)
+	if err == nil {
+		s.runsStream, s.cons, err = s.openRuns(ctx)
+	}
+	if err == nil {
+		s.cons, err = s.takeOver(ctx, s.runsStream, s.cons)
+	}
+	if err == nil {
+		s.js, err = jetstream.New(s.nc)
+	}
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil // stopped while JetStream was not ready
 		}
 		return err
 	}
-	runCtx, cancel := context.WithCancel(ctx)
-	defer cancel()
+	// Runs outlive ctx until the consumer stopped: then they end errServiceStopped.
+	runCtx, cancel := context.WithCancelCause(context.WithoutCancel(ctx))
+	defer cancel(errServiceStopped)
 	s.mu.Lock()
 	s.idem, s.runCtx = store, runCtx
 	s.mu.Unlock()
@@ -122,6 +144,13 @@ func (s *Service) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	stopConsuming, consuming, consumed := make(chan struct{}), make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(consumed)
+		s.consume(ctx, stopConsuming, consuming)
+	}()
+	<-consuming
+	s.wg.Go(func() { s.keepAlive(runCtx) })
 	close(s.ready)
 	s.log.Info("agent service started", "backend", backendName(s.cfg.Backend),
 		"max_concurrent", s.cfg.MaxConcurrent, "timeout", s.cfg.Timeout)
@@ -132,11 +161,13 @@ func (s *Service) Run(ctx context.Context) error {
 	}
 	s.mu.Lock()
 	s.stopped = true
-	n := len(s.runs)
 	s.mu.Unlock()
-	cancel()
+	close(stopConsuming)
+	<-consumed
+	cancel(errServiceStopped)
 	s.wg.Wait()
-	s.log.Info("agent service stopped", "runs_cancelled", n)
+	n := s.handBack()
+	s.log.Info("agent service stopped", "runs_handed_back", n)
 	return nil
 }
 
@@ -166,7 +197,7 @@ func (s *Service) handleRun(_ context.Context, data []byte, _ nats.Header) (any,
 	if err != nil {
 		return nil, err
 	}
-	done, err := s.accept(j)
+	done, err := s.accept(j, data)
 	if err != nil {
 		return nil, err
 	}
@@ -196,7 +227,7 @@ func (s *Service) handleChatSend(_ context.Context, data []byte, _ nats.Header) 
 	if s.backend == nil {
 		return nil, wire.Unavailable(false, "%s", noBackendMessage)
 	}
-	done, err := s.accept(j)
+	done, err := s.accept(j, data)
 	if err != nil {
 		return nil, err
 	}
@@ -213,11 +244,12 @@ func (s *Service) handleChatSend(_ context.Context, data []byte, _ nats.Header) 
 	return schemas.ChatSendResult{RunID: j.runID, Status: "started"}, nil
 }
 
-// accept claims the run's idempotency key and starts it, unless it is running or
-// remembered; for a remembered key it returns the remembered final. Without a backend the
-// run ends at once with the no-backend error, published as its final. When the records
-// cannot be read it fails UNAVAILABLE, retryable, and nothing runs.
-func (s *Service) accept(j *job) (*idem.Result, error) {
+// accept stores the run j, whose request body is params, in the stream of accepted runs
+// (the consumer runs it), unless it is held or remembered; for a remembered key it returns
+// the remembered final. A run stored already is not stored again. Without a backend the run
+// ends at once with the no-backend error, published as its final. When the records or the
+// stream cannot be read or written it fails UNAVAILABLE, retryable, and nothing runs.
+func (s *Service) accept(j *job, params []byte) (*idem.Result, error) {
 	s.mu.Lock()
 	stopped := s.stopped || s.runCtx == nil
 	s.mu.Unlock()
@@ -226,25 +258,23 @@ func (s *Service) accept(j *job) (*idem.Result, error) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
 	defer cancel()
-	st, r, _, err := s.idem.Begin(ctx, j.key)
+	held, err := s.heldRun(ctx, j.key)
+	if err != nil {
+		return nil, err
+	}
+	if held {
+		s.log.Debug("repeated run key", "run_id", j.runID, "running", true)
+		return nil, nil
+	}
+	r, found, err := s.idem.Get(ctx, j.key)
 	if err != nil {
 		s.log.Warn("idempotency records unavailable; run refused", "run_id", j.runID, "err", err)
 		return nil, wire.Unavailable(true, "%s", err.Error())
 	}
-	if st != idem.Owner {
-		s.log.Debug("repeated run key", "run_id", j.runID, "running", st == idem.Running)
-		if st == idem.Done {
-			return &r, nil
-		}
-		return nil, nil
+	if found {
+		s.log.Debug("repeated run key", "run_id", j.runID, "running", false)
+		return &r, nil
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.stopped {
-		_ = s.idem.Finish(ctx, j.key, errorResult(j.runID, errStopping)) // not remembered: frees the key
-		return nil, errStopping
-	}
-	s.recent.Delete(j.key)
 	if s.backend == nil {
 		r := errorResult(j.runID, wire.Unavailable(false, "%s", noBackendMessage))
 		if err := s.idem.Finish(ctx, j.key, r); err != nil {
@@ -255,9 +285,27 @@ func (s *Service) accept(j *job) (*idem.Result, error) {
 		}
 		return nil, nil
 	}
-	s.startLocked(j)
+	s.recent.Delete(j.key)
+	delivered, forget := s.expect(j.key)
+	defer forget()
+	if err := s.store(ctx, j, params); err != nil {
+		return nil, err
+	}
+	// Answered once the run is held here, so that whoever knows of it from the answer
+	// (chat.abort, agent.busy, agent.status) finds it; with a bound, for a run another
+	// copy of the service took or that waits in the stream.
+	t := time.NewTimer(heldWait)
+	defer t.Stop()
+	select {
+	case <-delivered:
+	case <-t.C:
+		s.log.Debug("accepted run not delivered here yet", "run_id", j.runID)
+	}
 	return nil, nil
 }
+
+// heldWait bounds how long accept waits for the stored run's delivery.
+const heldWait = time.Second
 
 // storeTimeout bounds one read or write of the idempotency records.
 const storeTimeout = 5 * time.Second

@@ -20,19 +20,28 @@ func (j *job) eventsSubject() string {
 	return subject.AgentRunEvents(j.runID)
 }
 
-// heartbeat publishes a heartbeat of the agent run j every interval until it has its final,
-// so that whoever waits for it knows the run is alive (wire.RunWaiter).
+// heartbeat publishes a heartbeat of the agent run j, carrying its deadline, when it starts
+// and then every interval until it has its final or the service's stop ends it, so that
+// whoever waits for it knows the run is alive and how long to wait through a restart
+// (wire.RunWaiter).
 func (s *Service) heartbeat(j *job) {
 	defer s.wg.Done()
 	t := time.NewTicker(s.cfg.Heartbeat)
 	defer t.Stop()
 	subj := j.eventsSubject()
+	data := mustJSON(wire.RunHeartbeatData{Deadline: j.deadline.UnixMilli()})
 	for {
+		// A run past its deadline is about to end with its timeout final: no heartbeat
+		// should make a waiter give up on it first.
+		if time.Now().Before(j.deadline) {
+			s.publishRun(subj, j.runID, wire.RunEventHeartbeat, data)
+		}
 		select {
 		case <-j.done:
 			return
+		case <-s.runCtx.Done():
+			return
 		case <-t.C:
-			s.publishRun(subj, j.runID, wire.RunEventHeartbeat, nil)
 		}
 	}
 }
@@ -52,9 +61,10 @@ func (s *Service) publishFinal(j *job, r idem.Result) {
 	s.publishRun(j.eventsSubject(), j.runID, wire.RunEventFinal, data)
 }
 
-// handleStatus answers agent.status: whether the agent run is queued or running, its final
-// when it finished recently, or unknown; UNAVAILABLE retryable when the idempotency records
-// cannot be read. Waiters ask it only when a run has gone quiet.
+// handleStatus answers agent.status: whether the agent run is queued, running or stored to
+// run again (with its deadline), its final when it finished recently, or unknown;
+// UNAVAILABLE retryable when the idempotency records or the stream cannot be read. Waiters
+// ask it only when a run has gone quiet.
 func (s *Service) handleStatus(_ context.Context, data []byte, _ nats.Header) (any, error) {
 	var req wire.RunStatusRequest
 	if err := decode(data, &req); err != nil {
@@ -66,14 +76,17 @@ func (s *Service) handleStatus(_ context.Context, data []byte, _ nats.Header) (a
 	key := agentKeyPrefix + req.RunID
 	s.mu.Lock()
 	stopped := s.stopped || s.idem == nil
-	_, running := s.runs[key]
+	held, running := s.runs[key]
 	recent, isRecent := s.recent.Get(key, s.cfg.Now())
 	s.mu.Unlock()
 	switch {
 	case stopped:
 		return nil, errStopping
+	case running && !isClosed(held.done):
+		return wire.RunStatus{State: wire.RunRunning, Deadline: held.deadline.UnixMilli()}, nil
 	case running:
-		return wire.RunStatus{State: wire.RunRunning}, nil
+		f := finalOf(held.final)
+		return wire.RunStatus{State: wire.RunDone, Final: &f}, nil
 	case isRecent:
 		f := finalOf(recent)
 		return wire.RunStatus{State: wire.RunDone, Final: &f}, nil
@@ -88,7 +101,24 @@ func (s *Service) handleStatus(_ context.Context, data []byte, _ nats.Header) (a
 		f := finalOf(r)
 		return wire.RunStatus{State: wire.RunDone, Final: &f}, nil
 	}
+	ar, stored, err := s.storedRun(ctx, key)
+	if err != nil {
+		return nil, err
+	}
+	if stored {
+		return wire.RunStatus{State: wire.RunRunning, Deadline: ar.Deadline}, nil
+	}
 	return wire.RunStatus{State: wire.RunUnknown}, nil
+}
+
+// isClosed reports whether ch is closed.
+func isClosed(ch <-chan struct{}) bool {
+	select {
+	case <-ch:
+		return true
+	default:
+		return false
+	}
 }
 
 func finalOf(r idem.Result) wire.RunFinal {

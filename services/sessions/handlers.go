@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 
 	"github.com/nats-io/nats.go"
 
@@ -172,7 +173,19 @@ func (s *Service) handleAppend(_ context.Context, data []byte, _ nats.Header) (a
 		return nil, err
 	}
 	path := transcriptPath(s.cfg.Dir, e.SessionID)
-	start, size, repaired, err := appendTranscript(path, req.Messages)
+	var before []schemas.ChatMessage
+	if req.RunKey != "" {
+		if before, err = runMessages(path, req.RunKey); err != nil {
+			return nil, storageError(err, "session %q: %s", wire.Clip(key), err.Error())
+		}
+	}
+	msgs := newOfRun(before, req.Messages)
+	reply := wire.TranscriptAppended{Session: e.session(key, created), RunReply: runReply(before)}
+	if len(msgs) == 0 {
+		s.log.Debug("transcript append of a run repeated; nothing appended", "session_key", key, "run", req.RunKey)
+		return reply, nil
+	}
+	start, size, repaired, err := appendTranscript(path, req.RunKey, msgs)
 	if repaired > 0 {
 		s.log.Warn("partial transcript line cut off", "session_key", key, "session_id", e.SessionID, "bytes", repaired)
 	}
@@ -180,9 +193,34 @@ func (s *Service) handleAppend(_ context.Context, data []byte, _ nats.Header) (a
 		s.log.Error("appending to transcript failed", "session_key", key, "session_id", e.SessionID, "err", err)
 		return nil, storageError(err, "session %q: %s", wire.Clip(key), err.Error())
 	}
-	s.stats.appended(path, start, size, req.Messages)
-	s.log.Debug("transcript appended", "session_key", key, "messages", len(req.Messages))
-	return e.session(key, created), nil
+	s.stats.appended(path, start, size, msgs)
+	s.log.Debug("transcript appended", "session_key", key, "messages", len(msgs))
+	return reply, nil
+}
+
+// runReply is the last assistant message of msgs, or nil.
+func runReply(msgs []schemas.ChatMessage) *schemas.ChatMessage {
+	for i := len(msgs) - 1; i >= 0; i-- {
+		if msgs[i].Role == roleAssistant {
+			return &msgs[i]
+		}
+	}
+	return nil
+}
+
+// newOfRun returns the messages of msgs whose role is not among those a run appended
+// before: a run's user message and its reply are each appended once.
+func newOfRun(before, msgs []schemas.ChatMessage) []schemas.ChatMessage {
+	if len(before) == 0 {
+		return msgs
+	}
+	out := msgs[:0:0]
+	for _, m := range msgs {
+		if !slices.ContainsFunc(before, func(b schemas.ChatMessage) bool { return b.Role == m.Role }) {
+			out = append(out, m)
+		}
+	}
+	return out
 }
 
 // handleHistory answers subject.SessionsHistory: the newest Limit messages of the key's
@@ -250,7 +288,7 @@ func (s *Service) handleHistory(_ context.Context, data []byte, _ nats.Header) (
 	}
 	// Read without the lock: appends are single writes per line, and a line still being
 	// written is skipped as broken.
-	msgs, err := readTranscript(transcriptPath(s.cfg.Dir, e.SessionID), req.Limit, budget)
+	msgs, err := readTranscript(transcriptPath(s.cfg.Dir, e.SessionID), req.Limit, budget, req.ExceptRun)
 	if err != nil {
 		s.log.Error("reading transcript failed", "session_key", key, "session_id", e.SessionID, "err", err)
 		return nil, storageError(err, "session %q: %s", wire.Clip(key), err.Error())

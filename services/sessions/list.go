@@ -196,7 +196,7 @@ func readStat(path string, size int64) (transcriptStat, error) {
 		}
 		st.counted = true
 	}
-	last, err := readTranscript(path, 1, unbounded)
+	last, err := readTranscript(path, 1, unbounded, "")
 	if err != nil {
 		return st, err
 	}

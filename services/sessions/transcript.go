@@ -28,8 +28,10 @@ const (
 func transcriptPath(dir, id string) string { return filepath.Join(dir, id+".jsonl") }
 
 // transcriptLine is one line of a transcript as this service writes it.
+// Run is the key of the run that appended it (wire.TranscriptAppend RunKey), if any.
 type transcriptLine struct {
 	Message schemas.ChatMessage `json:"message"`
+	Run     string              `json:"run,omitempty"`
 }
 
 // validateMessages checks messages to append and fills in a zero timestamp with now.
@@ -69,12 +71,12 @@ func validateMessages(msgs []schemas.ChatMessage, now time.Time) error {
 // the file opened with O_APPEND (0600). A transcript never keeps a partial line: when the
 // write fails (a full disk, a read-only file system) the file is cut back to where it
 // ended, and a partial last line left by an earlier crash is cut off before the append.
-// It returns where the new lines start, the file's size after them, and how many bytes of a
-// partial line it cut off.
-func appendTranscript(path string, msgs []schemas.ChatMessage) (start, size, repaired int64, err error) {
+// Each line names run, when it is not empty. It returns where the new lines start, the
+// file's size after them, and how many bytes of a partial line it cut off.
+func appendTranscript(path, run string, msgs []schemas.ChatMessage) (start, size, repaired int64, err error) {
 	var buf []byte
 	for _, m := range msgs {
-		b, err := json.Marshal(transcriptLine{Message: m})
+		b, err := json.Marshal(transcriptLine{Message: m, Run: run})
 		if err != nil {
 			return 0, 0, 0, fmt.Errorf("encode transcript line: %w", err)
 		}
@@ -149,31 +151,28 @@ const unbounded = math.MaxInt
 // no messages; lines that are not user or assistant messages (the earlier gateway's session
 // headers, tool results, …) and broken lines are skipped. The file is read backwards from
 // its end, so long transcripts cost only what is returned.
-func readTranscript(path string, limit, budget int) ([]schemas.ChatMessage, error) {
-	return readTail(path, limit, budget, tailBlock)
+// Lines of the run except (when not empty) are skipped too.
+func readTranscript(path string, limit, budget int, except string) ([]schemas.ChatMessage, error) {
+	return readTail(path, limit, budget, tailBlock, except)
 }
 
-func readTail(path string, limit, budget, block int) ([]schemas.ChatMessage, error) {
+func readTail(path string, limit, budget, block int, except string) ([]schemas.ChatMessage, error) {
 	if limit <= 0 || budget <= 0 {
 		return []schemas.ChatMessage{}, nil
 	}
-	f, err := os.Open(path)
-	if errors.Is(err, fs.ErrNotExist) {
-		return []schemas.ChatMessage{}, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("open transcript: %w", err)
+	f, size, err := openTranscript(path)
+	if f == nil {
+		return []schemas.ChatMessage{}, err
 	}
 	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return nil, fmt.Errorf("read transcript: %w", err)
-	}
 	msgs := make([]schemas.ChatMessage, 0, min(limit, 64)) // newest first
 	used := 0                                              // bytes of msgs encoded, with commas
 	// take parses one line and reports whether reading is over: limit messages were
 	// collected, or the line's message does not fit in what is left of the budget.
 	take := func(line []byte) bool {
+		if except != "" && lineRun(line) == except {
+			return false
+		}
 		m, ok := parseLine(line)
 		if !ok {
 			return false
@@ -196,7 +195,7 @@ func readTail(path string, limit, budget, block int) ([]schemas.ChatMessage, err
 		return len(msgs) >= limit
 	}
 	var carry []byte // the beginning of the file not yet split: ends inside a line
-	end := fi.Size()
+	end := size
 	done := false
 	for end > 0 && !done {
 		// Read at least as much as is carried, so a long line costs linear time.
@@ -222,6 +221,73 @@ func readTail(path string, limit, budget, block int) ([]schemas.ChatMessage, err
 		take(carry) // the first line
 	}
 	slices.Reverse(msgs)
+	return msgs, nil
+}
+
+// openTranscript opens the transcript at path for reading and returns its size; the file is
+// nil when there is none (with a nil error when it does not exist).
+func openTranscript(path string) (*os.File, int64, error) {
+	f, err := os.Open(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, 0, nil
+	}
+	if err != nil {
+		return nil, 0, fmt.Errorf("open transcript: %w", err)
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, 0, fmt.Errorf("read transcript: %w", err)
+	}
+	return f, fi.Size(), nil
+}
+
+// lineRun is the run key a transcript line names, or "".
+func lineRun(line []byte) string {
+	if !bytes.Contains(line, []byte(`"run"`)) {
+		return ""
+	}
+	var l struct {
+		Run string `json:"run"`
+	}
+	_ = json.Unmarshal(line, &l)
+	return l.Run
+}
+
+// runTail is how many of a transcript's last lines an append of a run looks at for the
+// messages the run already appended: a run's own (its user message, its reply) are the last
+// of its session's, since the session's turns run one at a time.
+const runTail = 4
+
+// runMessages returns the messages the run appended among the last runTail lines of the
+// transcript at path, oldest first (none when it does not exist).
+func runMessages(path, run string) ([]schemas.ChatMessage, error) {
+	f, end, err := openTranscript(path)
+	if f == nil {
+		return nil, err
+	}
+	defer f.Close()
+	// Read backwards until runTail+1 line ends are in: runTail whole lines.
+	var tail []byte
+	for end > 0 && bytes.Count(tail, []byte{'\n'}) <= runTail {
+		n := min(int64(tailBlock), end)
+		chunk := make([]byte, int(n), int(n)+len(tail))
+		if _, err := f.ReadAt(chunk, end-n); err != nil {
+			return nil, fmt.Errorf("read transcript: %w", err)
+		}
+		tail = append(chunk, tail...)
+		end -= n
+	}
+	var msgs []schemas.ChatMessage
+	lines := bytes.Split(bytes.TrimRight(tail, "\n"), []byte{'\n'})
+	for _, line := range lines[max(len(lines)-runTail, 0):] {
+		if lineRun(line) != run {
+			continue
+		}
+		if m, ok := parseLine(line); ok {
+			msgs = append(msgs, m)
+		}
+	}
 	return msgs, nil
 }
 

@@ -54,7 +54,7 @@ func TestReadTail(t *testing.T) {
 		}
 		for _, block := range []int{1, 2, 7, 64, 301, 4096} {
 			for _, limit := range []int{1, 3, 19, 20, 50} {
-				got, err := readTail(path, limit, unbounded, block)
+				got, err := readTail(path, limit, unbounded, block, "")
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -65,7 +65,7 @@ func TestReadTail(t *testing.T) {
 			}
 		}
 	}
-	if got, err := readTail(filepath.Join(t.TempDir(), "missing.jsonl"), 5, unbounded, 64); err != nil || got == nil || len(got) != 0 {
+	if got, err := readTail(filepath.Join(t.TempDir(), "missing.jsonl"), 5, unbounded, 64, ""); err != nil || got == nil || len(got) != 0 {
 		t.Errorf("missing transcript = %v, %v; want an empty list", got, err)
 	}
 }

@@ -10,6 +10,10 @@
 //     messages it still holds when it restarts: a message the network delivers again
 //     after a restart (its acknowledgement upstream was lost in the crash) is then still
 //     recognised.
+//   - RunsStream: accepted agent runs and chat turns (a work queue), stored before the
+//     request is acknowledged; the agent service's durable consumer removes a run by
+//     acknowledging it once its outcome is final, so the stream holds exactly the runs
+//     still to finish, and a run interrupted by a crash or a stop is delivered again.
 //   - IdemBucket: the remembered results of idempotent requests (agent, chat.send, provider
 //     send), one key per request, for IdemTTL.
 //
@@ -47,6 +51,22 @@ const (
 	InboundMaxBytes = 1 << 30
 )
 
+// Names and limits of the stream of accepted runs.
+const (
+	// RunsStream holds the accepted runs that have not finished, on
+	// subject.RunsAcceptedAll, one subject per run (subject.RunsAccepted).
+	RunsStream = "CLAWDIS_RUNS"
+	// RunsDuplicates is the window in which a run's message id (method:idempotency key)
+	// is stored at most once: twice the time a finished run is remembered.
+	RunsDuplicates = 2 * IdemTTL
+	// RunsMaxAge outlives the longest deadline a run may have (86400 s) with a margin: a
+	// run still stored past it could only end with its timeout final.
+	RunsMaxAge = 25 * time.Hour
+	// RunsMaxBytes bounds the stream; when it is full a new run is refused (the request
+	// fails UNAVAILABLE, retryable) rather than an accepted one dropped.
+	RunsMaxBytes = 256 << 20
+)
+
 // Names and limits of the idempotency bucket.
 const (
 	// IdemBucket is the key-value bucket of remembered results.
@@ -82,6 +102,22 @@ func InboundConfig(c Config) jetstream.StreamConfig {
 	}
 }
 
+// RunsConfig is the configuration of the stream of accepted runs.
+func RunsConfig(c Config) jetstream.StreamConfig {
+	return jetstream.StreamConfig{
+		Name:        RunsStream,
+		Description: "accepted runs still to finish, deduplicated by method:idempotency key (SPEC §13)",
+		Subjects:    []string{subject.RunsAcceptedAll},
+		Retention:   jetstream.WorkQueuePolicy,
+		Storage:     jetstream.FileStorage,
+		Replicas:    c.replicas(),
+		Duplicates:  RunsDuplicates,
+		MaxAge:      RunsMaxAge,
+		MaxBytes:    RunsMaxBytes,
+		Discard:     jetstream.DiscardNew,
+	}
+}
+
 // IdemConfig is the configuration of the idempotency bucket.
 func IdemConfig(c Config) jetstream.KeyValueConfig {
 	return jetstream.KeyValueConfig{
@@ -96,19 +132,7 @@ func IdemConfig(c Config) jetstream.KeyValueConfig {
 
 // Inbound creates or updates the inbound stream on nc's JetStream and returns it.
 func Inbound(ctx context.Context, nc *nats.Conn, c Config) (jetstream.Stream, error) {
-	js, err := jetstream.New(nc)
-	if err != nil {
-		return nil, fmt.Errorf("jetstream: %w", err)
-	}
-	want := InboundConfig(c)
-	return ensure(ctx, c, "stream "+InboundStream, func(ctx context.Context) (jetstream.Stream, error) {
-		// Reading is cheaper than an update (which rewrites the stream's metadata); most
-		// starts find the stream as declared.
-		if s, err := js.Stream(ctx, want.Name); err == nil && sameStream(s.CachedInfo().Config, want) {
-			return s, nil
-		}
-		return js.CreateOrUpdateStream(ctx, want)
-	})
+	return ensureStream(ctx, nc, c, InboundConfig(c))
 }
 
 // InboundConsumer creates or updates the inbound stream and the durable consumer cc on it,
@@ -118,6 +142,43 @@ func InboundConsumer(ctx context.Context, nc *nats.Conn, c Config, cc jetstream.
 	if err != nil {
 		return nil, err
 	}
+	return ensureConsumer(ctx, c, s, cc)
+}
+
+// Runs creates or updates the stream of accepted runs on nc's JetStream and returns it.
+func Runs(ctx context.Context, nc *nats.Conn, c Config) (jetstream.Stream, error) {
+	return ensureStream(ctx, nc, c, RunsConfig(c))
+}
+
+// RunsConsumer creates or updates the stream of accepted runs and the durable consumer cc
+// on it, and returns the stream and the consumer.
+func RunsConsumer(ctx context.Context, nc *nats.Conn, c Config, cc jetstream.ConsumerConfig) (jetstream.Stream, jetstream.Consumer, error) {
+	s, err := Runs(ctx, nc, c)
+	if err != nil {
+		return nil, nil, err
+	}
+	cons, err := ensureConsumer(ctx, c, s, cc)
+	return s, cons, err
+}
+
+// ensureStream creates or updates the stream want on nc's JetStream and returns it.
+func ensureStream(ctx context.Context, nc *nats.Conn, c Config, want jetstream.StreamConfig) (jetstream.Stream, error) {
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return nil, fmt.Errorf("jetstream: %w", err)
+	}
+	return ensure(ctx, c, "stream "+want.Name, func(ctx context.Context) (jetstream.Stream, error) {
+		// Reading is cheaper than an update (which rewrites the stream's metadata); most
+		// starts find the stream as declared.
+		if s, err := js.Stream(ctx, want.Name); err == nil && sameStream(s.CachedInfo().Config, want) {
+			return s, nil
+		}
+		return js.CreateOrUpdateStream(ctx, want)
+	})
+}
+
+// ensureConsumer creates or updates the durable consumer cc on s and returns it.
+func ensureConsumer(ctx context.Context, c Config, s jetstream.Stream, cc jetstream.ConsumerConfig) (jetstream.Consumer, error) {
 	return ensure(ctx, c, "consumer "+cc.Durable, func(ctx context.Context) (jetstream.Consumer, error) {
 		if cons, err := s.Consumer(ctx, cc.Durable); err == nil && sameConsumer(cons.CachedInfo().Config, cc) {
 			return cons, nil

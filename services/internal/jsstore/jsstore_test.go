@@ -17,7 +17,7 @@ import (
 	"github.com/clawdis/clawdis/bus/subject"
 )
 
-// TestEnsureIsIdempotent: creating the stream and the bucket twice leaves one of each with
+// TestEnsureIsIdempotent: creating the streams and the bucket twice leaves one of each with
 // the declared limits.
 func TestEnsureIsIdempotent(t *testing.T) {
 	nc := bustest.New(t).Conn("store")
@@ -31,6 +31,15 @@ func TestEnsureIsIdempotent(t *testing.T) {
 		if cfg.Retention != jetstream.LimitsPolicy || cfg.Duplicates != InboundDuplicates || cfg.MaxAge < cfg.Duplicates ||
 			cfg.Replicas != 1 || cfg.Subjects[0] != subject.ProviderInboundAll {
 			t.Fatalf("inbound stream config = %+v", cfg)
+		}
+		r, err := Runs(ctx, nc, Config{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		rc := r.CachedInfo().Config
+		if rc.Retention != jetstream.WorkQueuePolicy || rc.Duplicates != RunsDuplicates || rc.MaxAge < 24*time.Hour+time.Minute ||
+			rc.Discard != jetstream.DiscardNew || rc.MaxBytes != RunsMaxBytes || rc.Subjects[0] != subject.RunsAcceptedAll {
+			t.Fatalf("runs stream config = %+v", rc)
 		}
 		kv, err := Idem(ctx, nc, Config{})
 		if err != nil {
