@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -59,10 +60,13 @@ func TestBusNodeRestart(t *testing.T) {
 	requireSameConnection(t, c)
 }
 
-// TestAgentRestartMidRun kills the agent container while a run is in progress: the client
-// gets a final error, not silence, and the restarted agent serves the next run.
+// TestAgentRestartMidRun kills the agent container while a run is in progress: the run was
+// stored before its acknowledgement, so the restarted agent runs it again from the start
+// and the waiting client gets its final (SPEC §13); the next run is served as usual.
 func TestAgentRestartMidRun(t *testing.T) {
 	s, c, ctx := breaking(t, "agent")
+	name := fmt.Sprintf("it-rerun-%d", time.Now().UnixNano()) // scriptagent hangs the first time only
+	key := name + "-1"
 
 	acked := make(chan struct{})
 	type result struct {
@@ -71,8 +75,8 @@ func TestAgentRestartMidRun(t *testing.T) {
 	}
 	done := make(chan result, 1)
 	go func() {
-		raw, err := c.RequestFinal(ctx, schemas.MethodAgent, map[string]any{"message": "hang until killed",
-			"sessionKey": "it-hang", "idempotencyKey": "it-hang-1"}, func(json.RawMessage) { close(acked) })
+		raw, err := c.RequestFinal(ctx, schemas.MethodAgent, map[string]any{"message": "hang-once " + name,
+			"sessionKey": "it-hang", "idempotencyKey": key}, func(json.RawMessage) { close(acked) })
 		done <- result{raw, err}
 	}()
 	select {
@@ -93,8 +97,10 @@ func TestAgentRestartMidRun(t *testing.T) {
 	if errors.Is(r.err, context.DeadlineExceeded) {
 		t.Fatal("the client waited out its own deadline: silence")
 	}
-	re := responseError(t, r.err)
-	t.Logf("final after the agent restart: %s %q", re.Shape.Code, re.Shape.Message)
+	var fin schemas.AgentResult
+	if r.err != nil || json.Unmarshal(r.raw, &fin) != nil || fin.Status != "ok" || fin.RunID != key || fin.Text != "echo: hang-once "+name {
+		t.Fatalf("final after the agent restart: %s %v; want the rerun's ok", r.raw, r.err)
+	}
 
 	waitHealth(t, ctx, s, c, healthOK)
 	raw, err := c.RequestFinal(ctx, schemas.MethodAgent, map[string]any{"message": "are you back", "sessionKey": "it-hang",

@@ -5,6 +5,10 @@
 // What it does depends on the message body:
 //
 //	hang ...   prints "working" and then waits until it is killed (a run in progress)
+//	hang-once NAME ...
+//	           the first time for NAME (no file NAME in $SCRIPTAGENT_DIR, default
+//	           /state/scriptagent): creates it and hangs like hang; afterwards answers like
+//	           anything (a run that is killed and then runs again)
 //	fail ...   prints "partial", complains on stderr and exits 3
 //	anything   streams "echo: <body>" word by word, then exits 0
 package main
@@ -14,6 +18,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
@@ -28,18 +33,53 @@ func main() {
 
 func run(args []string, stdout, stderr io.Writer) int {
 	body := strings.Join(args, " ")
-	switch first, _, _ := strings.Cut(body, " "); first {
+	first, rest, _ := strings.Cut(body, " ")
+	switch first {
 	case "hang":
-		fmt.Fprintln(stdout, "working")
-		sig := make(chan os.Signal, 1)
-		signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
-		<-sig
-		return 1
+		return hang(stdout)
+	case "hang-once":
+		if firstTime(strings.Fields(rest)) {
+			return hang(stdout)
+		}
 	case "fail":
 		fmt.Fprintln(stdout, "partial")
 		fmt.Fprintln(stderr, "scriptagent: asked to fail")
 		return 3
 	}
+	return echo(body, stdout)
+}
+
+// hang prints "working" and waits for SIGTERM or SIGINT.
+func hang(stdout io.Writer) int {
+	fmt.Fprintln(stdout, "working")
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
+	<-sig
+	return 1
+}
+
+// firstTime reports whether hang-once runs for the first time for the name in args, and
+// marks it done. A missing or unusable name counts as not the first time.
+func firstTime(args []string) bool {
+	if len(args) == 0 || strings.ContainsAny(args[0], `/\.`) {
+		return false
+	}
+	dir := os.Getenv("SCRIPTAGENT_DIR")
+	if dir == "" {
+		dir = "/state/scriptagent"
+	}
+	mark := filepath.Join(dir, args[0])
+	if _, err := os.Stat(mark); err == nil {
+		return false
+	}
+	if os.MkdirAll(dir, 0o700) != nil || os.WriteFile(mark, nil, 0o600) != nil {
+		return false
+	}
+	return true
+}
+
+// echo streams "echo: <body>" word by word.
+func echo(body string, stdout io.Writer) int {
 	for i, w := range strings.Fields("echo: " + body) {
 		if i > 0 {
 			time.Sleep(wordPause)

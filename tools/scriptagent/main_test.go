@@ -5,6 +5,25 @@ import (
 	"testing"
 )
 
+// TestHangOnce: the first run for a name hangs (here it is interrupted like a killed
+// container's), the next one answers.
+func TestHangOnce(t *testing.T) {
+	t.Setenv("SCRIPTAGENT_DIR", t.TempDir())
+	if !firstTime([]string{"run-1"}) {
+		t.Fatal("first time not first")
+	}
+	if firstTime([]string{"run-1"}) {
+		t.Fatal("second time taken for the first")
+	}
+	if !firstTime([]string{"run-2"}) {
+		t.Fatal("another name not first")
+	}
+	var out, errb bytes.Buffer
+	if code := run([]string{"hang-once", "run-1", "again"}, &out, &errb); code != 0 || out.String() != "echo: hang-once run-1 again\n" {
+		t.Fatalf("second run: exit %d, %q", code, out.String())
+	}
+}
+
 func TestRun(t *testing.T) {
 	for _, tt := range []struct {
 		name       string
