@@ -447,11 +447,25 @@ func (s *Service) heldRun(ctx context.Context, key string) (bool, error) {
 }
 
 // keepAlive reports progress on every held run every AckWait/3 until ctx ends, so that the
-// stream does not deliver a run again while it waits for its turn or runs.
+// stream does not deliver a run again while it waits for its turn or runs. While no run is
+// held it sleeps until one is (an idle gateway wakes for nothing here).
 func (s *Service) keepAlive(ctx context.Context) {
 	t := time.NewTicker(s.cfg.RunAckWait / 3)
 	defer t.Stop()
 	for {
+		s.mu.Lock()
+		idle := len(s.runs) == 0
+		s.mu.Unlock()
+		if idle {
+			t.Stop()
+			select {
+			case <-ctx.Done():
+				return
+			case <-s.holding:
+			}
+			t.Reset(s.cfg.RunAckWait / 3)
+			continue
+		}
 		select {
 		case <-ctx.Done():
 			return

@@ -300,3 +300,45 @@ func TestConsumerDeletedIsCreatedAgain(t *testing.T) {
 		t.Fatalf("final = %+v", r)
 	}
 }
+
+// TestLongRunIsNotDeliveredAgain: a run that takes many ack waits is kept by its progress
+// reports (keepAlive): the stream never delivers it a second time, and it runs once.
+// (Were it delivered again, the service would still not run it twice: holds.)
+func TestLongRunIsNotDeliveredAgain(t *testing.T) {
+	const ackWait = 300 * time.Millisecond
+	dir := t.TempDir()
+	cfg := commandConfig("sh", script(t, "block.sh"), dir, "{{Body}}")
+	cfg.RunAckWait = ackWait
+	h := start(t, cfg)
+	h.run(schemas.AgentParams{Message: "long", IdempotencyKey: "long"})
+	h.events.waitFor("the run's first output", func(evs []event) bool {
+		return slices.ContainsFunc(agentOf(evs, "long"), func(e schemas.AgentEventPayload) bool { return assistantText(e) != "" })
+	})
+	// Time must pass here: five ack waits in which an unreported run would be delivered again.
+	<-time.After(5 * ackWait)
+	js, err := jetstream.New(h.nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cons, err := js.Consumer(t.Context(), jsstore.RunsStream, ConsumerName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := cons.Info(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.NumRedelivered != 0 || info.NumAckPending != 1 {
+		t.Fatalf("after five ack waits: %d redelivered, %d pending; want the run held once", info.NumRedelivered, info.NumAckPending)
+	}
+	touch(t, filepath.Join(dir, "long"))
+	if res := h.finalOK("long"); res.Text != "start long\nend long" {
+		t.Fatalf("final = %+v", res)
+	}
+	if log := runLog(t, dir); !slices.Equal(log, []string{"long"}) {
+		t.Fatalf("backend runs = %q, want one", log)
+	}
+	if n := jobCount(h.events.snapshot(), "long", "started"); n != 1 {
+		t.Fatalf("the run started %d times, want once", n)
+	}
+}

@@ -159,6 +159,10 @@ func (s *Service) startLocked(j *job) {
 	}
 	s.lanes[j.sessionKey] = j.turn
 	s.runs[j.key] = j
+	select {
+	case s.holding <- struct{}{}:
+	default:
+	}
 	s.deliveredLocked(j.key)
 	s.wg.Add(1)
 	go s.execute(j)

@@ -55,6 +55,7 @@ type Service struct {
 	runCtx     context.Context // parent of every run; ends when Run stops
 	idem       *idem.Store
 	runs       map[string]*job                  // runs held (waiting or running) by idempotency key
+	holding    chan struct{}                    // poked when a run is held, for keepAlive
 	recent     *ttlmap.Map[string, idem.Result] // finals idem does not remember (retryable failures)
 	lanes      map[string]<-chan struct{}       // session key -> turn of its newest run
 	handedBack []jetstream.Msg                  // deliveries that came while the service stopped
@@ -75,14 +76,15 @@ func New(cfg Config, nc *nats.Conn, log *slog.Logger) (*Service, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	s := &Service{
-		cfg:    cfg,
-		nc:     nc,
-		log:    log.With("component", subject.ServiceAgent),
-		ready:  make(chan struct{}),
-		sem:    make(chan struct{}, cfg.MaxConcurrent),
-		runs:   map[string]*job{},
-		recent: ttlmap.New[string, idem.Result](recentTTL, maxRecent),
-		lanes:  map[string]<-chan struct{}{},
+		cfg:     cfg,
+		nc:      nc,
+		log:     log.With("component", subject.ServiceAgent),
+		ready:   make(chan struct{}),
+		sem:     make(chan struct{}, cfg.MaxConcurrent),
+		runs:    map[string]*job{},
+		holding: make(chan struct{}, 1),
+		recent:  ttlmap.New[string, idem.Result](recentTTL, maxRecent),
+		lanes:   map[string]<-chan struct{}{},
 
 		expected: map[string]chan struct{}{},
 	}
