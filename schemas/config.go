@@ -21,6 +21,24 @@ type ConfigSchema struct {
 	set *Set // renders errors against doc
 }
 
+// ConfigSchemaDocument is the embedded config schema as a parsed document, without the
+// cost of compiling it (for its defaults and descriptions).
+func ConfigSchemaDocument() (map[string]any, error) {
+	b, err := fs.ReadFile(files, ConfigFile)
+	if err != nil {
+		return nil, fmt.Errorf("schemas: %s: %w", ConfigFile, err)
+	}
+	doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(b))
+	if err != nil {
+		return nil, fmt.Errorf("schemas: %s: malformed JSON: %w", ConfigFile, err)
+	}
+	obj, ok := doc.(map[string]any)
+	if !ok {
+		return nil, fmt.Errorf("schemas: %s: not an object", ConfigFile)
+	}
+	return obj, nil
+}
+
 // LoadConfigSchema compiles the embedded config schema.
 func LoadConfigSchema() (*ConfigSchema, error) {
 	return loadConfigSchema(files)

@@ -24,6 +24,7 @@ import (
 	"github.com/clawdis/clawdis/edge"
 	"github.com/clawdis/clawdis/edge/webchat"
 	"github.com/clawdis/clawdis/schemas"
+	"github.com/clawdis/clawdis/services/health"
 	"github.com/clawdis/clawdis/services/whatsapp"
 )
 
@@ -203,10 +204,17 @@ func runGateway(ctx context.Context, df daemonFlags, log *slog.Logger) error {
 		}
 		defer wcLn.Close()
 	}
-	set, err := schemas.Load()
-	if err != nil {
-		return fmt.Errorf("protocol schemas: %w", err)
+	// Compiling the protocol's schemas takes a while; only the edge needs them, so they
+	// compile while the bus and the services start.
+	type loaded struct {
+		set *schemas.Set
+		err error
 	}
+	schemasDone := make(chan loaded, 1)
+	go func() {
+		set, err := schemas.Load()
+		schemasDone <- loaded{set, err}
+	}()
 
 	b, stopBus, err := s.bus.connector(log)
 	if err != nil {
@@ -242,16 +250,22 @@ func runGateway(ctx context.Context, df daemonFlags, log *slog.Logger) error {
 	// stops do the same on an early return (defers run last first).
 	g, failed := errgroup.WithContext(ctx)
 	svcCtx, stopServices := context.WithCancel(context.Background())
-	for _, r := range runners {
-		g.Go(func() error { return r.Run(svcCtx) })
-	}
 	defer func() { stopServices(); _ = g.Wait() }()
-	if err := awaitReady(failed, runners, nil); err != nil {
-		if ctx.Err() != nil {
-			return nil // stopped while starting
+	// Health last: it is ready once every other service answered it, which they do at
+	// once when they are ready first (started together, its first look finds some missing
+	// and it looks again only a little later).
+	others, last := splitHealth(runners)
+	for _, phase := range [][]runner{others, last} {
+		for _, r := range phase {
+			g.Go(func() error { return r.Run(svcCtx) })
 		}
-		stopServices()
-		return cmp.Or(g.Wait(), err)
+		if err := awaitReady(failed, phase, nil); err != nil {
+			if ctx.Err() != nil {
+				return nil // stopped while starting
+			}
+			stopServices()
+			return cmp.Or(g.Wait(), err)
+		}
 	}
 
 	enc, err := connect("edge")
@@ -261,8 +275,12 @@ func runGateway(ctx context.Context, df daemonFlags, log *slog.Logger) error {
 		}
 		return err
 	}
+	sl := <-schemasDone
+	if sl.err != nil {
+		return fmt.Errorf("protocol schemas: %w", sl.err)
+	}
 	ed, err := edge.New(edge.Config{
-		Listener: ln, Schemas: set, Version: version, Commit: buildCommit(), Host: host,
+		Listener: ln, Schemas: sl.set, Version: version, Commit: buildCommit(), Host: host,
 		Token: s.token, AllowedOrigins: s.cfg.Gateway.AllowedOrigins, AuthRateLimit: authRateLimit(s.cfg.Gateway),
 		AllowedHosts: s.cfg.Gateway.AllowedHosts, MaxConnections: s.cfg.Gateway.MaxConnections,
 		MaxPayload: int64(s.cfg.Gateway.MaxPayload), MaxBufferedBytes: int64(s.cfg.Gateway.MaxBufferedBytes),
@@ -344,6 +362,18 @@ func dialAddr(a net.Addr) string {
 		ip = net.IPv4(127, 0, 0, 1)
 	}
 	return net.JoinHostPort(ip.String(), strconv.Itoa(tcp.Port))
+}
+
+// splitHealth separates the health service from the other runners.
+func splitHealth(runners []runner) (others, healthOnly []runner) {
+	for _, r := range runners {
+		if _, ok := r.(*health.Service); ok {
+			healthOnly = append(healthOnly, r)
+		} else {
+			others = append(others, r)
+		}
+	}
+	return others, healthOnly
 }
 
 // readyTimeout bounds how long startup waits for the services to subscribe.

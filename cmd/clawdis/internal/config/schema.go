@@ -11,10 +11,13 @@ import (
 	"github.com/clawdis/clawdis/schemas"
 )
 
-// The config schema (schemas/config.schema.json) is compiled once, on first use.
+// The config schema (schemas/config.schema.json) is compiled once, on first validation;
+// its defaults are read once from the document alone (compiling costs milliseconds that a
+// gateway without a config file need not spend at start).
 var (
 	schemaOnce   sync.Once
 	schemaVal    *schemas.ConfigSchema
+	defaultsOnce sync.Once
 	defaultsFile map[string]any // the schema's defaults as a config file tree
 )
 
@@ -27,21 +30,31 @@ func Schema() *schemas.ConfigSchema {
 			panic(fmt.Sprintf("config: embedded schema: %v", err))
 		}
 		schemaVal = s
-		defaultsFile = defaultsTree(s.Document())
+	})
+	return schemaVal
+}
+
+// defaults returns the schema's defaults as a config file tree, read once.
+func defaults() map[string]any {
+	defaultsOnce.Do(func() {
+		doc, err := schemas.ConfigSchemaDocument()
+		if err != nil {
+			panic(fmt.Sprintf("config: embedded schema: %v", err))
+		}
+		defaultsFile = defaultsTree(doc)
 		var c Config
 		if err := decodeInto(defaultsFile, &c); err != nil {
 			panic(fmt.Sprintf("config: schema defaults: %v", err))
 		}
 	})
-	return schemaVal
+	return defaultsFile
 }
 
 // Default returns every default of the config schema (SPEC §3): a fresh value whose slices
 // are not shared with any other.
 func Default() Config {
-	Schema()
 	var c Config
-	_ = decodeInto(defaultsFile, &c) // decoded once in Schema without error
+	_ = decodeInto(defaults(), &c) // decoded once in defaults without error
 	return c
 }
 
