@@ -342,3 +342,23 @@ func TestLongRunIsNotDeliveredAgain(t *testing.T) {
 		t.Fatalf("the run started %d times, want once", n)
 	}
 }
+
+// TestSystemEventsRequeuedWhenStoppedMidRun: a run the stopping service interrupts goes
+// back to the stream and runs again from the start, so the system events its attempt
+// drained are queued again for that next attempt rather than lost.
+func TestSystemEventsRequeuedWhenStoppedMidRun(t *testing.T) {
+	dir := t.TempDir()
+	h := start(t, commandConfig("sh", script(t, "block.sh"), dir, "{{Body}}"))
+	q := serveQueue(t, h.bus.Conn("presence"), "Node: mac · reason periodic")
+	h.run(schemas.AgentParams{Message: "stopped", IdempotencyKey: "stopped"})
+	h.events.waitFor("the run's first output", func(evs []event) bool {
+		return slices.ContainsFunc(agentOf(evs, "stopped"), func(e schemas.AgentEventPayload) bool { return assistantText(e) != "" })
+	})
+	if got := q.queued(); len(got) != 0 {
+		t.Fatalf("queue while the run runs = %q, want it drained", got)
+	}
+	h.stop()
+	if got := q.queued(); !slices.Equal(got, []string{"Node: mac · reason periodic"}) {
+		t.Fatalf("queue after the stop = %q, want the drained event back for the rerun", got)
+	}
+}

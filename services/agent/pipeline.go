@@ -73,7 +73,10 @@ func (s *Service) pipeline(j *job, ev *emitter) (string, error) {
 
 	text, err := s.stream(ctx, t, ev)
 	var notStarted *notStartedError
-	consumed = !errors.As(err, &notStarted)
+	// A turn the backend never started did not consume the events; neither did one that a
+	// stopping service interrupts: the run goes back to the stream and runs again from the
+	// start, and its next attempt must see them.
+	consumed = !errors.As(err, &notStarted) && !handedBackRun(j, err)
 	if err != nil {
 		if aborted(ctx) {
 			s.keepPartial(ctx, j, sess, ev.partial())
