@@ -17,10 +17,12 @@ import (
 	"sync"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/clawdis/clawdis/bus/subject"
 	"github.com/clawdis/clawdis/bus/wire"
+	"github.com/clawdis/clawdis/services/internal/backoff"
 )
 
 // Result is a remembered outcome: OK with Payload, or Error (with an optional Payload).
@@ -47,6 +49,10 @@ type Config struct {
 	TTL time.Duration
 	// Timeout bounds each read or write of the bucket. Default 5s.
 	Timeout time.Duration
+	// WriteFor is how long Finish keeps trying to remember a result: a write that fails
+	// while the bucket's stream elects a new leader (a bus node lost) would otherwise let a
+	// repeat run, or send, a second time. Default 20s.
+	WriteFor time.Duration
 	// Now is the clock. Default time.Now.
 	Now func() time.Time
 }
@@ -70,6 +76,9 @@ func New(kv jetstream.KeyValue, cfg Config) (*Store, error) {
 	}
 	if cfg.TTL <= 0 {
 		cfg.TTL = 5 * time.Minute
+	}
+	if cfg.WriteFor <= 0 {
+		cfg.WriteFor = 20 * time.Second
 	}
 	if cfg.Timeout <= 0 {
 		cfg.Timeout = 5 * time.Second
@@ -153,8 +162,9 @@ func (s *Store) release(key string) {
 }
 
 // Finish ends the owner's run of key: the result is remembered (unless it is a retryable
-// failure) with one write, and waiters are released. A failed write is returned (wrapping
-// ErrStorage); the result is then not remembered.
+// failure) with one write, tried again for up to WriteFor while it fails, and waiters are
+// released. A write that never succeeds is returned (wrapping ErrStorage); the result is
+// then not remembered.
 func (s *Store) Finish(ctx context.Context, key string, r Result) error {
 	defer s.release(key)
 	if !r.Remembered() {
@@ -167,13 +177,26 @@ func (s *Store) Finish(ctx context.Context, key string, r Result) error {
 	if err != nil {
 		return fmt.Errorf("idem: encode %s: %w", key, err)
 	}
-	ctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
-	defer cancel()
-	if _, err := s.kv.Put(ctx, s.kvKey(key), b); err != nil {
-		return fmt.Errorf("%w: write %s: %w", ErrStorage, key, err)
+	deadline := time.Now().Add(s.cfg.WriteFor)
+	for attempt := 0; ; attempt++ {
+		wctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
+		_, err := s.kv.Put(wctx, s.kvKey(key), b) // the same value again is harmless
+		cancel()
+		if err == nil {
+			return nil
+		}
+		wait := writeRetry.Delay(attempt+1, nil)
+		if ctx.Err() != nil || errors.Is(err, nats.ErrConnectionClosed) || time.Now().Add(wait).After(deadline) {
+			return fmt.Errorf("%w: write %s: %w", ErrStorage, key, err)
+		}
+		if backoff.Sleep(ctx, wait) != nil {
+			return fmt.Errorf("%w: write %s: %w", ErrStorage, key, err)
+		}
 	}
-	return nil
 }
+
+// writeRetry spaces Finish's attempts: a leader election takes a few seconds.
+var writeRetry = backoff.Policy{Initial: 100 * time.Millisecond, Max: 2 * time.Second, Jitter: 0.2}
 
 // Do runs fn once per key: a remembered result is returned at once, a running one is waited
 // for (until ctx ends), else fn runs and its result is remembered. The error is ctx's, or

@@ -237,3 +237,37 @@ func TestDoWaitHonoursContext(t *testing.T) {
 		t.Fatalf("Do = %v, want context.Canceled", err)
 	}
 }
+
+// TestFinishOutlastsAnUnavailableBucket: a result whose write fails while the bucket is
+// unavailable (here its stream is gone for a moment, as while a cluster elects a new
+// leader) is written once it is back, not forgotten: a repeat must not run again.
+func TestFinishOutlastsAnUnavailableBucket(t *testing.T) {
+	b := bustest.New(t)
+	nc := b.Conn("idem")
+	s := newStore(t, bucket(t, nc), Config{WriteFor: 10 * time.Second})
+	ctx := t.Context()
+	if st, _, _, err := s.Begin(ctx, "k"); st != Owner || err != nil {
+		t.Fatalf("Begin = %v %v", st, err)
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := js.DeleteKeyValue(ctx, jsstore.IdemBucket); err != nil {
+		t.Fatal(err)
+	}
+	admin := b.Conn("admin")
+	back := time.AfterFunc(1500*time.Millisecond, func() { // the outage, longer than the client library's own publish retries
+		if _, err := jsstore.Idem(context.Background(), admin, jsstore.Config{}); err != nil {
+			t.Errorf("bucket back: %v", err)
+		}
+	})
+	defer back.Stop()
+	if err := s.Finish(ctx, "k", okResult("kept")); err != nil {
+		t.Fatalf("Finish across the outage = %v", err)
+	}
+	fresh := newStore(t, bucket(t, b.Conn("idem2")), Config{})
+	if r, found, err := fresh.Get(ctx, "k"); !found || err != nil || string(r.Payload) != `"kept"` {
+		t.Fatalf("after the outage: %+v found %v (%v), want the result remembered", r, found, err)
+	}
+}
