@@ -2,7 +2,6 @@ package main
 
 import (
 	"encoding/json"
-	"net"
 	"strings"
 	"testing"
 
@@ -83,12 +82,7 @@ func TestWebChatMarkdownRenderer(t *testing.T) {
 	}
 	t.Setenv("HOME", t.TempDir())
 	// The page is static: no gateway is needed to load the renderer.
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	dead := "ws://" + ln.Addr().String()
-	ln.Close()
+	dead := closedURL(t)
 	page := startWebChat(t, dead)
 	bctx := browser(t, exe)
 	if err := chromedp.Do(bctx, chromedp.Navigate(page)); err != nil {

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"net"
 	"os"
 	"testing"
 
@@ -233,12 +232,7 @@ func TestWebChatNoGateway(t *testing.T) {
 		t.Skip("no Chromium: install chromium-headless-shell or set CLAWDIS_CHROME")
 	}
 	t.Setenv("HOME", t.TempDir())
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	dead := "ws://" + ln.Addr().String()
-	ln.Close()
+	dead := closedURL(t)
 	bctx := browser(t, exe)
 	if err := chromedp.Do(bctx, desktop(), chromedp.Navigate(startWebChat(t, dead))); err != nil {
 		t.Fatal(err)
