@@ -15,7 +15,6 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/spf13/cobra"
-	"go.mau.fi/whatsmeow/store"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/clawdis/clawdis/bus"
@@ -40,7 +39,7 @@ type daemonFlags struct {
 	// listening, when set, is called with the bound address once the edge serves (tests).
 	listening func(addr string)
 	// whatsAppLogin, when set, is where web logins connect instead of WhatsApp (tests).
-	whatsAppLogin func(ctx context.Context, dev *store.Device, log *slog.Logger) whatsapp.LoginConn
+	whatsAppLogin whatsapp.LoginDialer
 }
 
 // clientFlags are shared by the client subcommands of `clawdis gateway`.
@@ -121,7 +120,7 @@ type settings struct {
 	// config says which config file was read, for the start-up line.
 	config string
 	// waLogin is daemonFlags.whatsAppLogin.
-	waLogin func(ctx context.Context, dev *store.Device, log *slog.Logger) whatsapp.LoginConn
+	waLogin whatsapp.LoginDialer
 }
 
 func resolveSettings(df daemonFlags, getenv func(string) string, log *slog.Logger) (settings, error) {
@@ -174,6 +173,8 @@ func resolveSettings(df daemonFlags, getenv func(string) string, log *slog.Logge
 // lock.
 func runGateway(ctx context.Context, df daemonFlags, log *slog.Logger) error {
 	start := time.Now()
+	restoreGC := holdGC()
+	defer restoreGC()
 	s, err := resolveSettings(df, os.Getenv, log)
 	if err != nil {
 		return err
@@ -295,6 +296,7 @@ func runGateway(ctx context.Context, df daemonFlags, log *slog.Logger) error {
 	defer stopEdge()
 	log.Info("gateway listening", "url", "ws://"+ln.Addr().String(), "state_dir", s.paths.StateDir, "config", s.config,
 		"startup_ms", time.Since(start).Milliseconds(), "version", version)
+	restoreGC()
 
 	stopWebChat := func() {}
 	if wcLn != nil {

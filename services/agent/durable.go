@@ -101,25 +101,32 @@ func (s *Service) openRuns(ctx context.Context) (jetstream.Stream, jetstream.Con
 // takeOverTimeout bounds the ping that tells whether another agent service runs.
 const takeOverTimeout = time.Second
 
+// anotherAgent reports whether another agent service answers a ping. Run asks before it
+// subscribes its own endpoints (after that, it would answer itself). A ping that fails for
+// another reason than no responders counts as an answer: then nothing is taken over.
+func (s *Service) anotherAgent(ctx context.Context) (bool, error) {
+	ping, err := micro.ControlSubject(micro.PingVerb, subject.ServiceAgent, "")
+	if err != nil {
+		return false, fmt.Errorf("agent: %w", err)
+	}
+	pctx, cancel := context.WithTimeout(ctx, takeOverTimeout)
+	defer cancel()
+	_, err = s.nc.RequestWithContext(pctx, ping, nil)
+	return err == nil || !errors.Is(err, nats.ErrNoResponders), nil
+}
+
 // takeOver makes the runs that a crashed agent service held deliverable at once, in
 // acceptance order, instead of after the consumer's AckWait: when the consumer has
-// deliveries pending and no other agent service answers a ping (so none holds them), the
-// consumer is created anew. Its pending deliveries are forgotten; the stream still holds
-// every unfinished run, and the new consumer delivers them all from the first. It returns
-// the consumer to use.
-func (s *Service) takeOver(ctx context.Context, stream jetstream.Stream, cons jetstream.Consumer) (jetstream.Consumer, error) {
+// deliveries pending and no other agent service answered the ping before this one started
+// (another is false; so none holds them), the consumer is created anew. Its pending
+// deliveries are forgotten; the stream still holds every unfinished run, and the new
+// consumer delivers them all from the first. It returns the consumer to use.
+func (s *Service) takeOver(ctx context.Context, stream jetstream.Stream, cons jetstream.Consumer, another bool) (jetstream.Consumer, error) {
 	info := cons.CachedInfo()
 	if info == nil || info.NumAckPending == 0 {
 		return cons, nil
 	}
-	ping, err := micro.ControlSubject(micro.PingVerb, subject.ServiceAgent, "")
-	if err != nil {
-		return nil, fmt.Errorf("agent: %w", err)
-	}
-	pctx, cancel := context.WithTimeout(ctx, takeOverTimeout)
-	_, err = s.nc.RequestWithContext(pctx, ping, nil)
-	cancel()
-	if err == nil || !errors.Is(err, nats.ErrNoResponders) {
+	if another {
 		s.log.Info("runs held by another agent service; they come back after the ack wait if it is gone",
 			"held", info.NumAckPending, "ack_wait", s.cfg.RunAckWait)
 		return cons, nil
@@ -128,7 +135,7 @@ func (s *Service) takeOver(ctx context.Context, stream jetstream.Stream, cons je
 		return nil, fmt.Errorf("agent: take over the runs of a stopped agent service: %w", err)
 	}
 	s.log.Info("taking over the runs of an agent service that is gone", "held", info.NumAckPending)
-	_, cons, err = s.openRuns(ctx)
+	_, cons, err := s.openRuns(ctx)
 	return cons, err
 }
 

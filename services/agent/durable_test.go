@@ -114,6 +114,28 @@ func TestRunSurvivesAStop(t *testing.T) {
 	}
 }
 
+// TestRestartTakesOverACrashedServicesRuns: the runs an agent service held when its bus
+// connection died (as in a crash) run again at once on the service started next, not after
+// the consumer's ack wait (an hour here). The new service answers pings from its start, so
+// it must ask whether another one runs before that.
+func TestRestartTakesOverACrashedServicesRuns(t *testing.T) {
+	dir := t.TempDir()
+	cfg := commandConfig("sh", script(t, "block.sh"), dir, "{{Body}}")
+	cfg.RunAckWait = time.Hour
+	h := start(t, cfg)
+	h.run(schemas.AgentParams{Message: "held", IdempotencyKey: "held"})
+	h.events.waitFor("held started", started("held"))
+	crashed, stopCrashed := h.svc, h.stop
+	crashed.nc.Close() // its subscriptions and its pull requests are gone; its delivery stays pending
+	h.startService(cfg)
+	h.events.waitFor("held started again", func(evs []event) bool { return jobCount(evs, "held", "started") == 2 })
+	touch(t, filepath.Join(dir, "held"))
+	if r := h.finalOK("held"); r.Text != "start held\nend held" {
+		t.Fatalf("final = %+v", r)
+	}
+	stopCrashed()
+}
+
 // TestStoredRunPastDeadline: a run stored while no agent service ran, whose deadline has
 // passed when one starts, ends at once with the timeout final and never runs.
 func TestStoredRunPastDeadline(t *testing.T) {
@@ -262,7 +284,7 @@ func TestSecondInstanceKnowsStoredRuns(t *testing.T) {
 		}
 	}()
 	select {
-	case <-second.Ready():
+	case <-second.setUp.Done(): // Ready, and the records and the stream open
 	case err := <-done:
 		t.Fatalf("Run = %v before Ready", err)
 	case <-time.After(waitLimit):

@@ -95,7 +95,7 @@ func (h *harness) startService(cfg Config) {
 	}
 	t.Cleanup(h.stop)
 	select {
-	case <-svc.Ready():
+	case <-svc.setUp.Done(): // Ready, and the records and the stream open
 	case err := <-done:
 		t.Fatalf("Run returned %v before Ready", err)
 	case <-time.After(waitLimit):

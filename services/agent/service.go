@@ -44,6 +44,7 @@ type Service struct {
 	log     *slog.Logger
 	backend backend // nil when none is configured
 	ready   chan struct{}
+	setUp   *wire.SetUp   // finished once the records and the stream are open
 	sem     chan struct{} // one token per executing run
 
 	js         jetstream.JetStream
@@ -80,6 +81,7 @@ func New(cfg Config, nc *nats.Conn, log *slog.Logger) (*Service, error) {
 		nc:      nc,
 		log:     log.With("component", subject.ServiceAgent),
 		ready:   make(chan struct{}),
+		setUp:   wire.NewSetUp(),
 		sem:     make(chan struct{}, cfg.MaxConcurrent),
 		runs:    map[string]*job{},
 		holding: make(chan struct{}, 1),
@@ -98,7 +100,7 @@ func New(cfg Config, nc *nats.Conn, log *slog.Logger) (*Service, error) {
 }
 
 // Ready is closed once Run has subscribed every endpoint on the server, so that a request
-// sent after it is answered.
+// sent after it is answered (once the records and the stream are open; see Run).
 func (s *Service) Ready() <-chan struct{} { return s.ready }
 
 // Run opens the idempotency records and the stream of accepted runs, serves the agent.run,
@@ -108,17 +110,45 @@ func (s *Service) Ready() <-chan struct{} { return s.ready }
 // returns nil. It returns an error only when the service cannot be set up. Run must not be
 // called twice.
 func (s *Service) Run(ctx context.Context) error {
+	// The endpoints are subscribed first, so that the service is ready at once; a request
+	// waits in its handler until the records and the stream are open (setUp).
+	another, err := s.anotherAgent(ctx)
+	if err != nil {
+		return err
+	}
+	setUp := s.setUp
+	gate := func(h micro.Handler) micro.Handler { return setUp.Gate("agent service", setUpWait, h) }
+	svc, err := wire.AddService(s.nc, micro.Config{
+		Name:        subject.ServiceAgent,
+		Version:     Version,
+		Description: "agent runs and chat turns",
+		Metadata:    map[string]string{wire.MetaBackend: backendName(s.cfg.Backend), wire.MetaModel: s.cfg.OpenAI.Model},
+	},
+		wire.Endpoint{Name: "run", Subject: subject.AgentRun, Handler: gate(wire.Handler("agent.run", s.handleRun))},
+		wire.Endpoint{Name: "status", Subject: subject.AgentStatus, Handler: gate(wire.Handler("agent.status", s.handleStatus))},
+		wire.Endpoint{Name: "chat_send", Subject: subject.ChatSend, Handler: gate(replayHandler("chat.send", s.handleChatSend))},
+		wire.Endpoint{Name: "chat_abort", Subject: subject.ChatAbort, Handler: gate(wire.Handler("chat.abort", s.handleAbort))},
+		wire.Endpoint{Name: "busy", Subject: subject.AgentBusy, Handler: gate(wire.Handler("agent.busy", s.handleBusy))},
+	)
+	if err != nil {
+		return err
+	}
+	close(s.ready)
 	store, err := s.openIdem(ctx)
 	if err == nil {
 		s.runsStream, s.cons, err = s.openRuns(ctx)
 	}
 	if err == nil {
-		s.cons, err = s.takeOver(ctx, s.runsStream, s.cons)
+		s.cons, err = s.takeOver(ctx, s.runsStream, s.cons, another)
 	}
 	if err == nil {
 		s.js, err = jetstream.New(s.nc)
 	}
 	if err != nil {
+		setUp.Finish(err)
+		if err := svc.Stop(); err != nil {
+			s.log.Warn("stopping micro service failed", "err", err)
+		}
 		if ctx.Err() != nil {
 			return nil // stopped while JetStream was not ready
 		}
@@ -131,21 +161,6 @@ func (s *Service) Run(ctx context.Context) error {
 	s.idem, s.runCtx = store, runCtx
 	s.mu.Unlock()
 
-	svc, err := wire.AddService(s.nc, micro.Config{
-		Name:        subject.ServiceAgent,
-		Version:     Version,
-		Description: "agent runs and chat turns",
-		Metadata:    map[string]string{wire.MetaBackend: backendName(s.cfg.Backend), wire.MetaModel: s.cfg.OpenAI.Model},
-	},
-		wire.Endpoint{Name: "run", Subject: subject.AgentRun, Handler: wire.Handler("agent.run", s.handleRun)},
-		wire.Endpoint{Name: "status", Subject: subject.AgentStatus, Handler: wire.Handler("agent.status", s.handleStatus)},
-		wire.Endpoint{Name: "chat_send", Subject: subject.ChatSend, Handler: replayHandler("chat.send", s.handleChatSend)},
-		wire.Endpoint{Name: "chat_abort", Subject: subject.ChatAbort, Handler: wire.Handler("chat.abort", s.handleAbort)},
-		wire.Endpoint{Name: "busy", Subject: subject.AgentBusy, Handler: wire.Handler("agent.busy", s.handleBusy)},
-	)
-	if err != nil {
-		return err
-	}
 	stopConsuming, consuming, consumed := make(chan struct{}), make(chan struct{}), make(chan struct{})
 	go func() {
 		defer close(consumed)
@@ -153,7 +168,7 @@ func (s *Service) Run(ctx context.Context) error {
 	}()
 	<-consuming
 	s.wg.Go(func() { s.keepAlive(runCtx) })
-	close(s.ready)
+	setUp.Finish(nil)
 	s.log.Info("agent service started", "backend", backendName(s.cfg.Backend),
 		"max_concurrent", s.cfg.MaxConcurrent, "timeout", s.cfg.Timeout)
 
@@ -308,6 +323,10 @@ func (s *Service) accept(j *job, params []byte) (*idem.Result, error) {
 
 // heldWait bounds how long accept waits for the stored run's delivery.
 const heldWait = time.Second
+
+// setUpWait bounds how long a request that arrives while the service opens its records and
+// stream waits for them.
+const setUpWait = 5 * time.Second
 
 // storeTimeout bounds one read or write of the idempotency records.
 const storeTimeout = 5 * time.Second

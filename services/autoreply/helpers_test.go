@@ -375,7 +375,7 @@ func startService(t *testing.T, b *bustest.Bus, cfg Config, log *logWatch) runni
 	done := make(chan error, 1)
 	go func() { done <- svc.Run(ctx) }()
 	select {
-	case <-svc.Ready():
+	case <-svc.consuming: // Ready, and the consumer created
 	case err := <-done:
 		t.Fatalf("Run returned before ready: %v", err)
 	case <-time.After(waitFor):

@@ -57,12 +57,13 @@ const (
 
 // Service is the autoreply service.
 type Service struct {
-	cfg   settings
-	nc    *nats.Conn
-	log   *slog.Logger
-	echo  *echoGuard
-	sem   chan struct{} // one token per message worked on
-	ready chan struct{}
+	cfg       settings
+	nc        *nats.Conn
+	log       *slog.Logger
+	echo      *echoGuard
+	sem       chan struct{} // one token per message worked on
+	ready     chan struct{}
+	consuming chan struct{} // closed once the inbound consumer exists, after ready
 	// Subjects per provider id.
 	inbound map[string]string // inbound subject -> provider id
 	send    map[string]string
@@ -86,16 +87,17 @@ func New(cfg Config, nc *nats.Conn, log *slog.Logger) (*Service, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	s := &Service{
-		cfg:      st,
-		nc:       nc,
-		log:      log.With("component", subject.ServiceAutoreply),
-		echo:     newEchoGuard(st.Now),
-		sem:      make(chan struct{}, st.MaxConcurrent),
-		ready:    make(chan struct{}),
-		inbound:  map[string]string{},
-		send:     map[string]string{},
-		typing:   map[string]string{},
-		inflight: map[string]bool{},
+		cfg:       st,
+		nc:        nc,
+		log:       log.With("component", subject.ServiceAutoreply),
+		echo:      newEchoGuard(st.Now),
+		sem:       make(chan struct{}, st.MaxConcurrent),
+		ready:     make(chan struct{}),
+		consuming: make(chan struct{}),
+		inbound:   map[string]string{},
+		send:      map[string]string{},
+		typing:    map[string]string{},
+		inflight:  map[string]bool{},
 	}
 	for _, p := range st.Providers {
 		in, err1 := subject.ProviderInbound(p)
@@ -109,7 +111,7 @@ func New(cfg Config, nc *nats.Conn, log *slog.Logger) (*Service, error) {
 	return s, nil
 }
 
-// Ready is closed once Run consumes the inbound stream.
+// Ready is closed once Run answers on the bus; it consumes the inbound stream soon after.
 func (s *Service) Ready() <-chan struct{} { return s.ready }
 
 // consumerConfig is the durable consumer of the inbound stream: explicit acks, redelivery
@@ -137,17 +139,7 @@ func (s *Service) consumerConfig() jetstream.ConsumerConfig {
 // worker (their messages are handed back to the stream) and returns nil. It returns an error
 // only when the service cannot be set up. Run must not be called twice.
 func (s *Service) Run(ctx context.Context) error {
-	store := jsstore.Config{Replicas: s.cfg.Replicas, Log: s.log}
-	cons, err := jsstore.InboundConsumer(ctx, s.nc, store, s.consumerConfig())
-	if err != nil {
-		if ctx.Err() != nil {
-			return nil // stopped while JetStream was not ready
-		}
-		return fmt.Errorf("autoreply: %w", err)
-	}
-	if s.cfg.LegacyJournalPath != "" {
-		s.migrate(ctx)
-	}
+	// The service is ready once it answers on the bus; the consumer is created after.
 	svc, err := micro.AddService(s.nc, micro.Config{
 		Name:        subject.ServiceAutoreply,
 		Version:     Version,
@@ -167,7 +159,22 @@ func (s *Service) Run(ctx context.Context) error {
 	}
 	defer runs.Close()
 	s.runs = runs
+	if err := s.nc.Flush(); err != nil {
+		return fmt.Errorf("autoreply: flush subscriptions: %w", err)
+	}
 	close(s.ready)
+	store := jsstore.Config{Replicas: s.cfg.Replicas, Log: s.log}
+	cons, err := jsstore.InboundConsumer(ctx, s.nc, store, s.consumerConfig())
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil // stopped while JetStream was not ready
+		}
+		return fmt.Errorf("autoreply: %w", err)
+	}
+	if s.cfg.LegacyJournalPath != "" {
+		s.migrate(ctx)
+	}
+	close(s.consuming)
 	s.log.Info("autoreply service started", "providers", strings.Join(s.cfg.Providers, ","),
 		"consumer", ConsumerName, "stream", jsstore.InboundStream)
 	s.consume(ctx, cons, store)

@@ -99,6 +99,7 @@ type Core struct {
 	log      *slog.Logger
 	retrying string
 	ready    chan struct{}
+	setUp    *wire.SetUp // finished once the inbound stream and the records are open
 
 	reconnect backoff.Policy // cfg.Reconnect with its defaults
 
@@ -182,6 +183,7 @@ func New(cfg Config, nc *nats.Conn, log *slog.Logger) (*Core, error) {
 		log:       log.With("component", id),
 		retrying:  retrying,
 		ready:     make(chan struct{}),
+		setUp:     wire.NewSetUp(),
 		state:     wire.ProviderState{Provider: id, State: initial},
 		slots:     make(chan struct{}, maxInFlight),
 		restart:   make(chan struct{}, 1),
@@ -206,6 +208,14 @@ func New(cfg Config, nc *nats.Conn, log *slog.Logger) (*Core, error) {
 // Ready is closed once Run has subscribed every endpoint on the server.
 func (c *Core) Ready() <-chan struct{} { return c.ready }
 
+// Opened is closed once Run, after Ready, opened the inbound stream and the records; the
+// network starts then.
+func (c *Core) Opened() <-chan struct{} { return c.setUp.Done() }
+
+// setUpWait bounds how long a send that arrives while the provider opens the inbound stream
+// and the records waits for them.
+const setUpWait = 5 * time.Second
+
 // State returns the latest provider state.
 func (c *Core) State() wire.ProviderState {
 	c.mu.Lock()
@@ -217,12 +227,6 @@ func (c *Core) State() wire.ProviderState {
 // ctx ends; then it stops the network and every goroutine it started and returns nil. It
 // returns an error only when it cannot be set up. Run must not be called twice.
 func (c *Core) Run(ctx context.Context) error {
-	if err := c.open(ctx); err != nil {
-		if ctx.Err() != nil {
-			return nil // stopped while JetStream was not ready
-		}
-		return err
-	}
 	owner, err := c.claimOwnership(ctx)
 	if err != nil {
 		if ctx.Err() != nil {
@@ -231,11 +235,24 @@ func (c *Core) Run(ctx context.Context) error {
 		return err
 	}
 	defer func() { _ = owner.Unsubscribe() }()
+	// The endpoints are subscribed first, so that the provider is ready at once; a send
+	// waits until the stream and the records are open (setUp), the network starts after.
 	svc, err := c.serve(ctx)
 	if err != nil {
 		return fmt.Errorf("provider %w", err)
 	}
 	close(c.ready)
+	if err := c.open(ctx); err != nil {
+		c.setUp.Finish(err)
+		if err := svc.Stop(); err != nil {
+			c.log.Warn("stopping micro service failed", "err", err)
+		}
+		if ctx.Err() != nil {
+			return nil // stopped while JetStream was not ready
+		}
+		return err
+	}
+	c.setUp.Finish(nil)
 	c.log.Info("provider started")
 
 	superCtx, stopSuper := context.WithCancel(context.Background())
@@ -316,7 +333,12 @@ func (c *Core) migrate(ctx context.Context) {
 
 // serve registers the micro service and its endpoints.
 func (c *Core) serve(ctx context.Context) (micro.Service, error) {
-	send := func(_ context.Context, data []byte, _ nats.Header) (any, error) { return c.handleSend(ctx, data) }
+	send := func(_ context.Context, data []byte, _ nats.Header) (any, error) {
+		if err := c.setUp.Wait(c.id+" provider", setUpWait); err != nil {
+			return nil, err
+		}
+		return c.handleSend(ctx, data)
+	}
 	status := func(context.Context, []byte, nats.Header) (any, error) { return c.State(), nil }
 	typing := func(_ context.Context, data []byte, _ nats.Header) (any, error) { return c.handleTyping(ctx, data) }
 	endpoints := []wire.Endpoint{

@@ -57,7 +57,7 @@ type Config struct {
 	HTTPClient *http.Client
 	// DialLogin, when set, makes the connection of a web login instead of dialling
 	// WhatsApp's servers: tests put a fake WhatsApp here (package whatsapptest).
-	DialLogin func(ctx context.Context, dev *store.Device, log *slog.Logger) LoginConn
+	DialLogin LoginDialer
 }
 
 // linkState is what the last look at the store said.

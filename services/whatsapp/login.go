@@ -63,6 +63,9 @@ type LoginResult struct {
 	JID    string // the account's JID, without the device part
 }
 
+// LoginDialer makes the connection of a web login for the device dev (Config.DialLogin).
+type LoginDialer func(ctx context.Context, dev *store.Device, log *slog.Logger) LoginConn
+
 // LoginConn is what a login needs of a whatsmeow connection: the QR channel, connecting,
 // the Connected event that follows pairing, and the JID it paired as. It is WhatsApp at
 // the network boundary of a login: tests put a fake here (package whatsapptest).
