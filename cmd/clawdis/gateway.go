@@ -302,7 +302,7 @@ func runGateway(ctx context.Context, df daemonFlags, log *slog.Logger) error {
 	if wcLn != nil {
 		wc, err := webchat.New(webchat.Config{Listener: wcLn, GatewayURL: "ws://" + dialAddr(ln.Addr()),
 			Token: s.token, AuthRateLimit: authRateLimit(s.cfg.Gateway), MaxConnections: s.cfg.Gateway.MaxConnections,
-			PingInterval: s.cfg.Gateway.TickInterval(), Version: version, Log: log})
+			PingInterval: s.cfg.Gateway.TickInterval(), Version: version, Log: log, Schemas: sl.set})
 		if err != nil {
 			return err
 		}
