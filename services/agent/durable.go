@@ -165,15 +165,13 @@ func (s *Service) consume(ctx context.Context, stop <-chan struct{}, started cha
 			started = nil
 		}
 		if err == nil {
-			select {
-			case <-stop:
+			if err = s.awaitLoss(ctx, stop, lost); err == nil {
 				cc.Drain()
 				<-cc.Closed()
 				return
-			case err = <-lost:
-				cc.Stop()
-				attempt = 1
 			}
+			cc.Stop()
+			attempt = 1
 		}
 		s.log.Warn("consuming the accepted runs failed; consuming again", "err", err)
 		cons, ok := s.reopen(ctx, stop, retry.Delay(attempt, nil))
@@ -181,6 +179,30 @@ func (s *Service) consume(ctx context.Context, stop <-chan struct{}, started cha
 			return
 		}
 		s.cons = cons
+	}
+}
+
+// awaitLoss waits until stop is closed (it returns nil) or the consumer is lost (it returns
+// why). A deletion is reported twice, by the advisory and by the pull, and the second report
+// may come after the consumer was created again: a report while the consumer in use is on
+// the server, as created, is stale. Restarting the pull then would strand the deliveries the
+// stopped pull had fetched until the ack wait.
+func (s *Service) awaitLoss(ctx context.Context, stop <-chan struct{}, lost <-chan error) error {
+	created := s.cons.CachedInfo().Created
+	for {
+		select {
+		case <-stop:
+			return nil
+		case err := <-lost:
+			ictx, cancel := context.WithTimeout(ctx, storeTimeout)
+			info, ierr := s.cons.Info(ictx)
+			cancel()
+			if ierr == nil && info.Created.Equal(created) {
+				s.log.Debug("the consumer of accepted runs is there; report ignored", "err", err)
+				continue
+			}
+			return err
+		}
 	}
 }
 

@@ -72,7 +72,7 @@ func startWith(t testing.TB, cfg Config, collect bool) *harness {
 func (h *harness) startService(cfg Config) {
 	t := h.t
 	t.Helper()
-	svc, err := New(cfg, h.bus.Conn("agent"), slog.New(slog.DiscardHandler))
+	svc, err := New(cfg, h.bus.Conn("agent"), testLogger())
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
@@ -380,4 +380,11 @@ func serveProvider(t testing.TB, nc *nats.Conn, id string, fail *wire.Error) *fa
 		},
 	})
 	return p
+}
+
+func testLogger() *slog.Logger {
+	if os.Getenv("AGENT_TEST_LOG") != "" {
+		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	return slog.New(slog.DiscardHandler)
 }
