@@ -196,7 +196,8 @@ func (s *Service) Run(ctx context.Context) error {
 	defer s.nc.RemoveStatusListener(reconnected)
 
 	get := func(context.Context, []byte, nats.Header) (any, error) {
-		return s.health(s.state.get(), time.Now()), nil
+		data, err := s.health(s.state.get(), time.Now())
+		return json.RawMessage(data), err
 	}
 	status := func(context.Context, []byte, nats.Header) (any, error) { return s.status(ctx), nil }
 	svc, err := wire.AddService(s.nc, micro.Config{
@@ -266,14 +267,21 @@ func (s *Service) subscribe(advisories chan *nats.Msg) ([]*nats.Subscription, er
 	return subs, nil
 }
 
-// health returns the HealthSummary of snap at the current time.
-func (s *Service) health(snap snapshot, start time.Time) schemas.HealthSummary {
+// health encodes the HealthSummary of snap at the current time, within its byte budget:
+// once, unless it is over the budget (then the summary is trimmed and encoded again).
+func (s *Service) health(snap snapshot, start time.Time) ([]byte, error) {
 	now := s.cfg.Now()
 	sum := snap.health(now)
 	sum.Ts = now.UnixMilli()
-	boundHealth(&sum, healthBudget(s.cfg.MaxBytes))
 	sum.DurationMs = time.Since(start).Milliseconds()
-	return sum
+	budget := healthBudget(s.cfg.MaxBytes)
+	data, err := json.Marshal(sum)
+	if err != nil || len(data) <= budget {
+		return data, err
+	}
+	boundHealth(&sum, budget)
+	sum.DurationMs = time.Since(start).Milliseconds()
+	return json.Marshal(sum)
 }
 
 // status builds the StatusSummary; it asks the presence service for the queued system
@@ -331,9 +339,8 @@ func (s *Service) publishLoop(ctx context.Context) {
 	}
 }
 
-// publish sends sum as a health event.
-func (s *Service) publish(sum schemas.HealthSummary) {
-	data, err := json.Marshal(sum)
+// publish sends the encoded summary data as a health event.
+func (s *Service) publish(data []byte, err error) {
 	if err != nil {
 		s.log.Error("encode health event", "err", err)
 		return
