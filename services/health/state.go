@@ -245,7 +245,11 @@ func (s snapshot) meta(name, key string) string { return s.service(name).meta[ke
 
 // heartbeatSeconds is the WhatsApp provider's heartbeat interval, or the default.
 func (s snapshot) heartbeatSeconds() int64 {
-	if n, err := strconv.Atoi(s.meta(providerWhatsApp, wire.MetaHeartbeatSeconds)); err == nil && n > 0 {
+	v := s.meta(providerWhatsApp, wire.MetaHeartbeatSeconds)
+	if v == "" { // WhatsApp off or not seen yet: no failed parse (and its error) per request
+		return defaultHeartbeatSeconds
+	}
+	if n, err := strconv.Atoi(v); err == nil && n > 0 {
 		return int64(n)
 	}
 	return defaultHeartbeatSeconds
