@@ -305,9 +305,8 @@ func (c *Conn) writeExpired() {
 	if dl == 0 {
 		return
 	}
-	if left := time.Until(time.Unix(0, dl)); left > 0 {
-		c.wtimer.Reset(left)
-		return
+	if time.Now().UnixNano() < dl {
+		return // a late fire: a write armed since has a fire of its own
 	}
 	c.Log().Debug("write timed out; closing")
 	_ = c.ws.CloseNow()

@@ -58,7 +58,9 @@ func (s *Server) Joined(c *Conn) {
 	if h.Client.Mode == "cli" { // one a minute from a container health check: not news
 		level = slog.LevelDebug
 	}
-	c.Log().Log(context.Background(), level, "client connected", "client", h.Client.Name, "mode", h.Client.Mode, "version", h.Client.Version)
+	if c.baseLog.Enabled(context.Background(), level) { // Log() builds a logger: only when it logs
+		c.Log().Log(context.Background(), level, "client connected", "client", h.Client.Name, "mode", h.Client.Mode, "version", h.Client.Version)
+	}
 	s.announce(c, wire.ClientConnect)
 }
 

@@ -104,12 +104,14 @@ func (o Options) withDefaults() Options {
 	return o
 }
 
-func moduleVersion() string {
+// moduleVersion is read from the build info once: parsing it is most of a Dial's
+// allocations otherwise.
+var moduleVersion = sync.OnceValue(func() string {
 	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
 		return bi.Main.Version
 	}
 	return "dev"
-}
+})
 
 // Client is a connection to the gateway. All methods are safe for concurrent use.
 type Client struct {

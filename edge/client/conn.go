@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"math"
 	"sync"
 	"sync/atomic"
@@ -120,6 +121,10 @@ func (c *Client) handshake(ctx context.Context, conn *websocket.Conn) (schemas.H
 	if c.opts.FrameHook != nil {
 		c.opts.FrameHook(data)
 	}
+	if bytes.HasPrefix(data, []byte(`{"type":"hello-ok",`)) {
+		// The gateway's hello-ok: decoded once, without a first pass for its type.
+		return c.helloOK(conn, data)
+	}
 	var head struct {
 		Type string `json:"type"`
 	}
@@ -128,16 +133,7 @@ func (c *Client) handshake(ctx context.Context, conn *websocket.Conn) (schemas.H
 	}
 	switch head.Type {
 	case schemas.TypeHelloOK:
-		var ok schemas.HelloOK
-		if err := json.Unmarshal(data, &ok); err != nil {
-			return schemas.HelloOK{}, c.handshakeErr("decode hello-ok", err)
-		}
-		if ok.Protocol != schemas.ProtocolVersion {
-			_ = conn.Close(websocket.StatusProtocolError, "protocol mismatch")
-			return schemas.HelloOK{}, fmt.Errorf("gateway handshake at %s: gateway chose protocol %d, client speaks %d",
-				c.opts.URL, ok.Protocol, schemas.ProtocolVersion)
-		}
-		return ok, nil
+		return c.helloOK(conn, data)
 	case schemas.TypeHelloError:
 		var he schemas.HelloError
 		if err := json.Unmarshal(data, &he); err != nil {
@@ -147,6 +143,23 @@ func (c *Client) handshake(ctx context.Context, conn *websocket.Conn) (schemas.H
 	default:
 		return schemas.HelloOK{}, fmt.Errorf("gateway handshake at %s: unexpected %q frame before hello-ok", c.opts.URL, head.Type)
 	}
+}
+
+// helloOK decodes and checks a hello-ok.
+func (c *Client) helloOK(conn *websocket.Conn, data []byte) (schemas.HelloOK, error) {
+	var ok schemas.HelloOK
+	if err := json.Unmarshal(data, &ok); err != nil {
+		return schemas.HelloOK{}, c.handshakeErr("decode hello-ok", err)
+	}
+	if ok.Type != schemas.TypeHelloOK {
+		return schemas.HelloOK{}, fmt.Errorf("gateway handshake at %s: unexpected %q frame before hello-ok", c.opts.URL, ok.Type)
+	}
+	if ok.Protocol != schemas.ProtocolVersion {
+		_ = conn.Close(websocket.StatusProtocolError, "protocol mismatch")
+		return schemas.HelloOK{}, fmt.Errorf("gateway handshake at %s: gateway chose protocol %d, client speaks %d",
+			c.opts.URL, ok.Protocol, schemas.ProtocolVersion)
+	}
+	return ok, nil
 }
 
 func (c *Client) handshakeErr(op string, err error) error {
@@ -162,8 +175,10 @@ func (c *Client) install(s *session) {
 	c.cur = s
 	c.hello = s.hello
 	c.mu.Unlock()
-	c.log.Info("connected", "url", c.opts.URL, "conn_id", s.hello.Server.ConnID,
-		"server_version", s.hello.Server.Version, "tick_interval_ms", s.hello.Policy.TickIntervalMs)
+	if c.log.Enabled(context.Background(), slog.LevelInfo) {
+		c.log.Info("connected", "url", c.opts.URL, "conn_id", s.hello.Server.ConnID,
+			"server_version", s.hello.Server.Version, "tick_interval_ms", s.hello.Policy.TickIntervalMs)
+	}
 	if f := c.opts.OnConnect; f != nil {
 		hello := s.hello
 		c.disp.push(func() { f(hello) })
@@ -407,16 +422,20 @@ func (c *Client) drop(s *session, cause error) {
 	pending := s.pending
 	s.pending = nil
 	c.mu.Unlock()
-	err := fmt.Errorf("%w: %w", ErrDisconnected, cause)
-	c.mu.Lock()
-	for _, cl := range pending {
-		cl.err = err
+	if len(pending) > 0 {
+		err := fmt.Errorf("%w: %w", ErrDisconnected, cause)
+		c.mu.Lock()
+		for _, cl := range pending {
+			cl.err = err
+		}
+		c.mu.Unlock()
+		for _, cl := range pending {
+			cl.wake <- struct{}{}
+		}
 	}
-	c.mu.Unlock()
-	for _, cl := range pending {
-		cl.wake <- struct{}{}
+	if c.log.Enabled(context.Background(), slog.LevelInfo) {
+		c.log.Info("disconnected", "conn_id", s.hello.Server.ConnID, "pending_failed", len(pending), "cause", cause)
 	}
-	c.log.Info("disconnected", "conn_id", s.hello.Server.ConnID, "pending_failed", len(pending), "cause", cause)
 	if f := c.opts.OnDisconnect; f != nil {
 		c.disp.push(func() { f(cause) })
 	}
