@@ -101,7 +101,9 @@ type Conn struct {
 	wdeadline atomic.Int64
 	inflight  chan struct{}
 	reqWG     sync.WaitGroup
-	ctx       context.Context // ends when the reader ends
+	reqMu     sync.Mutex
+	reqs      map[*reqCtx]struct{} // bus requests under way (requestContext); nil until the first
+	ctx       context.Context      // ends when the reader ends
 	cancel    context.CancelFunc
 	limit     int64            // current inbound frame limit
 	lr        io.LimitedReader // the reader's, reused for every frame
@@ -179,6 +181,7 @@ func (h *Hub) Serve(ws *websocket.Conn, remoteAddr string, cfg *ConnConfig, b Ba
 
 	timer.Stop()
 	c.cancel()
+	c.endRequests()
 	if c.registered.Load() {
 		h.mu.Lock()
 		delete(h.conns, c)
