@@ -211,16 +211,29 @@ func (c *Client) RequestFinal(ctx context.Context, method string, params any, on
 }
 
 // call is one pending request. The reader hands it at most two responses (ack and final)
-// and the drop at most one error, each followed by a signal on wake.
+// and the drop at most one error, each followed by a signal on wake. Calls are reused:
+// once forgotten nobody hands a call anything, but a signal sent just before may still
+// arrive during its next use, so a signal only means "look again" (next).
 type call struct {
 	twoStage bool
-	wake     chan struct{} // capacity 3: never blocks a sender
+	wake     chan struct{} // capacity 3; sends never block (wakeCall)
 	// Guarded by Client.mu:
 	acked bool                // the reader saw the ok ack
 	res   [2]schemas.Response // received, not yet taken
 	head  int                 // res[head:n] wait to be taken
 	n     int
 	err   error // set when the connection dropped
+}
+
+var callPool = sync.Pool{New: func() any { return &call{wake: make(chan struct{}, 3)} }}
+
+// wakeCall signals cl without blocking: a full channel already holds signals that make
+// the waiter look again.
+func wakeCall(cl *call) {
+	select {
+	case cl.wake <- struct{}{}:
+	default:
+	}
 }
 
 // next takes the call's next response, or its error once the connection dropped; ok is
@@ -296,7 +309,8 @@ func (c *Client) do(ctx context.Context, method string, params any, twoStage boo
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("%s: %w", method, err)
 	}
-	cl := &call{twoStage: twoStage, wake: make(chan struct{}, 3)}
+	cl := callPool.Get().(*call)
+	cl.twoStage = twoStage
 
 	c.mu.Lock()
 	s := c.cur
@@ -362,13 +376,16 @@ func putFrame(b *bytes.Buffer) {
 	}
 }
 
-// forget removes a finished call from its session's pending table.
+// forget removes a finished call from its session's pending table and puts it back for
+// reuse: nothing finds it any more.
 func (c *Client) forget(s *session, id uint64, cl *call) {
 	c.mu.Lock()
 	if s.pending[id] == cl {
 		delete(s.pending, id)
 	}
+	*cl = call{wake: cl.wake}
 	c.mu.Unlock()
+	callPool.Put(cl)
 }
 
 func encodeParams(params any) (json.RawMessage, error) {

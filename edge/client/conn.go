@@ -385,7 +385,7 @@ func (c *Client) resolve(s *session, rawID []byte, res schemas.Response) {
 		c.log.Debug("response for no pending request", "id", string(rawID))
 		return
 	}
-	cl.wake <- struct{}{} // never blocks: capacity 3, at most three sends per call
+	wakeCall(cl)
 }
 
 func (c *Client) event(s *session, ev schemas.Event) {
@@ -421,17 +421,16 @@ func (c *Client) drop(s *session, cause error) {
 	}
 	pending := s.pending
 	s.pending = nil
-	c.mu.Unlock()
 	if len(pending) > 0 {
+		// Under the same lock that took them: a call forgotten later is not touched.
 		err := fmt.Errorf("%w: %w", ErrDisconnected, cause)
-		c.mu.Lock()
 		for _, cl := range pending {
 			cl.err = err
 		}
-		c.mu.Unlock()
-		for _, cl := range pending {
-			cl.wake <- struct{}{}
-		}
+	}
+	c.mu.Unlock()
+	for _, cl := range pending {
+		wakeCall(cl)
 	}
 	if c.log.Enabled(context.Background(), slog.LevelInfo) {
 		c.log.Info("disconnected", "conn_id", s.hello.Server.ConnID, "pending_failed", len(pending), "cause", cause)
