@@ -79,8 +79,9 @@ type ConnConfig struct {
 	Metrics *Metrics
 }
 
-// Conn is one client connection: a reader (the goroutine of Hub.Serve), a writer goroutine
-// draining the bounded queue, and one goroutine per request in flight.
+// Conn is one client connection: a reader (the goroutine of Hub.Serve), a writer draining
+// the bounded queue, and one goroutine per request in flight. The writer is a goroutine of
+// its own, or the request goroutine whose res found no writer running (it writes one batch).
 type Conn struct {
 	hub      *Hub
 	b        Backend
@@ -92,12 +93,20 @@ type Conn struct {
 	baseLog  *slog.Logger // the server's; Log adds the connection id
 	queue    *outq.Queue
 	writers  sync.WaitGroup // the writer goroutine, while one runs
-	inflight chan struct{}
-	reqWG    sync.WaitGroup
-	ctx      context.Context // ends when the reader ends
-	cancel   context.CancelFunc
-	limit    int64            // current inbound frame limit
-	lr       io.LimitedReader // the reader's, reused for every frame
+	wbuf     [][]byte       // the current writer's batch, reused; only the writer touches it
+	// The write watchdog: one timer per connection, armed around each batch of writes,
+	// instead of a context with a timer per write. wdeadline is the batch's deadline (Unix
+	// ns), 0 while no write is under way.
+	wtimer    *time.Timer
+	wdeadline atomic.Int64
+	inflight  chan struct{}
+	reqWG     sync.WaitGroup
+	reqMu     sync.Mutex
+	reqs      map[*reqCtx]struct{} // bus requests under way (requestContext); nil until the first
+	ctx       context.Context      // ends when the reader ends
+	cancel    context.CancelFunc
+	limit     int64            // current inbound frame limit
+	lr        io.LimitedReader // the reader's, reused for every frame
 
 	hello      schemas.Hello
 	registered atomic.Bool  // hello-ok queued; receives events
@@ -172,6 +181,7 @@ func (h *Hub) Serve(ws *websocket.Conn, remoteAddr string, cfg *ConnConfig, b Ba
 
 	timer.Stop()
 	c.cancel()
+	c.endRequests()
 	if c.registered.Load() {
 		h.mu.Lock()
 		delete(h.conns, c)
@@ -181,6 +191,9 @@ func (h *Hub) Serve(ws *websocket.Conn, remoteAddr string, cfg *ConnConfig, b Ba
 	c.reqWG.Wait()
 	c.queue.Shut() // no writer starts after this
 	c.writers.Wait()
+	if c.wtimer != nil {
+		c.wtimer.Stop()
+	}
 	// Let a close handshake that is under way finish; otherwise drop the socket.
 	started := true
 	c.closeOnce.Do(func() { started = false; close(c.closeDone) })
@@ -223,29 +236,27 @@ func (c *Conn) spawnWriter() {
 	c.writers.Add(1)
 	go func() {
 		defer c.writers.Done()
-		c.writeLoop()
+		c.writeLoop(false)
 	}()
 }
 
 // writeLoop writes what is queued until the queue is empty (then it returns; the next frame
-// starts a new writer), shut, or asks for the close.
-func (c *Conn) writeLoop() {
-	var buf [][]byte
+// starts a new writer), shut, or asks for the close. An inline writer (a request's goroutine
+// that claimed the queue with its res) writes one batch and hands the rest to a writer
+// goroutine, so that it never carries other requests' frames or the close handshake.
+func (c *Conn) writeLoop(inline bool) {
 	for {
-		frames, cr, done, stop := c.queue.Take(buf)
+		frames, cr, done, stop := c.queue.Take(c.wbuf)
 		if done || stop {
 			return
 		}
 		// One deadline for what was taken at once: under load that is many frames.
-		ctx, cancel := context.WithTimeout(context.Background(), c.cfg.WriteTimeout*time.Duration(max(1, min(len(frames), 8))))
+		c.armWrite(c.cfg.WriteTimeout * time.Duration(max(1, min(len(frames), 8))))
 		for _, f := range frames {
-			if done {
-				break
-			}
 			c.cfg.Metrics.FrameOut() // before the write: a client that has read it sees it counted
-			err := c.ws.Write(ctx, websocket.MessageText, f)
+			err := c.ws.Write(context.Background(), websocket.MessageText, f)
 			if err != nil {
-				cancel()
+				c.disarmWrite()
 				c.Log().Debug("write failed", "err", err)
 				c.queue.Shut()
 				_ = c.ws.CloseNow()
@@ -256,9 +267,13 @@ func (c *Conn) writeLoop() {
 				c.Log().Debug("frame out", "bytes", len(f), "frame", truncate(f))
 			}
 		}
-		cancel()
+		c.disarmWrite()
 		clear(frames)
-		buf = frames
+		c.wbuf = frames[:0]
+		if inline {
+			c.queue.Handoff()
+			return
+		}
 		if cr != nil {
 			c.closeOnce.Do(func() {
 				defer close(c.closeDone)
@@ -267,6 +282,37 @@ func (c *Conn) writeLoop() {
 			return
 		}
 	}
+}
+
+// armWrite starts the write watchdog: unless disarmed within d, the connection is closed
+// at once, which fails the write under way (as a cancelled write context would).
+func (c *Conn) armWrite(d time.Duration) {
+	c.wdeadline.Store(time.Now().Add(d).UnixNano())
+	if c.wtimer == nil {
+		c.wtimer = time.AfterFunc(d, c.writeExpired)
+		return
+	}
+	c.wtimer.Reset(d)
+}
+
+// disarmWrite stops the write watchdog after a batch.
+func (c *Conn) disarmWrite() {
+	c.wdeadline.Store(0)
+	c.wtimer.Stop()
+}
+
+// writeExpired runs when the watchdog fires: a batch that is still being written past its
+// deadline closes the connection; a late fire for a finished or re-armed batch does not.
+func (c *Conn) writeExpired() {
+	dl := c.wdeadline.Load()
+	if dl == 0 {
+		return
+	}
+	if time.Now().UnixNano() < dl {
+		return // a late fire: a write armed since has a fire of its own
+	}
+	c.Log().Debug("write timed out; closing")
+	_ = c.ws.CloseNow()
 }
 
 // readLoop reads frames until the connection ends. A frame is read into a buffer from the
@@ -438,16 +484,35 @@ func (c *Conn) sendEvent(event string, prefix []byte, droppable bool) {
 	}
 }
 
-// push queues a frame; a full queue closes the connection as a slow consumer.
+// push queues a frame; a full queue closes the connection as a slow consumer. It never
+// writes: the reader goroutine uses it.
 func (c *Conn) push(frame []byte, id string) {
 	if c.queue.Push(frame, false) == outq.Overflow {
-		c.Log().Warn("slow consumer: closing", "res", id)
-		c.closeNow(websocket.StatusPolicyViolation, "slow consumer")
+		c.slowRes(id)
 	}
 }
 
+// pushRes queues a request's res from the request's own goroutine; when no writer runs,
+// that goroutine writes it (and whatever else is queued) at once instead of handing it to
+// a new writer goroutine.
+func (c *Conn) pushRes(frame []byte, id string) {
+	switch r, claimed := c.queue.PushClaim(frame); {
+	case claimed:
+		c.writeLoop(true)
+	case r == outq.Overflow:
+		c.slowRes(id)
+	}
+}
+
+func (c *Conn) slowRes(id string) {
+	c.Log().Warn("slow consumer: closing", "res", id)
+	c.closeNow(websocket.StatusPolicyViolation, "slow consumer")
+}
+
 // SendOK answers request id with payload, which must be JSON (empty: null). The frame is
-// built by appending the payload bytes; nothing is re-encoded.
+// built by appending the payload bytes; nothing is re-encoded. SendOK, SendError and
+// SendFailure are called on the request's goroutine (Backend.Serve), and may write the
+// frame before they return.
 func (c *Conn) SendOK(id string, payload []byte) {
 	if len(payload) == 0 {
 		payload = nullJSON
@@ -458,7 +523,7 @@ func (c *Conn) SendOK(id string, payload []byte) {
 	frame = append(frame, `,"ok":true,"payload":`...)
 	frame = append(frame, payload...)
 	frame = append(frame, '}')
-	c.push(frame, id)
+	c.pushRes(frame, id)
 }
 
 // SendError answers request id with a protocol error.
@@ -468,7 +533,17 @@ func (c *Conn) SendError(id string, e *wire.Error) {
 
 // SendFailure answers request id with ok:false, the error and an optional payload.
 func (c *Conn) SendFailure(id string, e *schemas.ErrorShape, payload json.RawMessage) {
-	c.push(mustJSON(schemas.Response{Type: schemas.TypeRes, ID: id, OK: false, Payload: payload, Error: e}), id)
+	c.pushRes(failureFrame(id, e, payload), id)
+}
+
+// queueError answers request id with a protocol error from the reader goroutine: the
+// frame is queued for the writer, never written here.
+func (c *Conn) queueError(id string, e *wire.Error) {
+	c.push(failureFrame(id, ErrorShape(e), nil), id)
+}
+
+func failureFrame(id string, e *schemas.ErrorShape, payload json.RawMessage) []byte {
+	return mustJSON(schemas.Response{Type: schemas.TypeRes, ID: id, OK: false, Payload: payload, Error: e})
 }
 
 var nullJSON = []byte("null")
@@ -483,7 +558,7 @@ func (c *Conn) handleFrame(data []byte) bool {
 		c.close(websocket.StatusPolicyViolation, "malformed JSON")
 		return false
 	case frameLongNumber:
-		c.SendError(frameID(data), wire.Invalid("invalid request frame: %s", longNumberDetail))
+		c.queueError(frameID(data), wire.Invalid("invalid request frame: %s", longNumberDetail))
 		return true
 	case frameOther:
 		var ok bool
@@ -492,7 +567,7 @@ func (c *Conn) handleFrame(data []byte) bool {
 		}
 	}
 	if !c.hub.drain.start() {
-		c.SendError(req.ID, wire.Unavailable(true, "gateway shutting down"))
+		c.queueError(req.ID, wire.Unavailable(true, "gateway shutting down"))
 		return true
 	}
 	select {
@@ -501,7 +576,7 @@ func (c *Conn) handleFrame(data []byte) bool {
 		c.hub.drain.done()
 		e := wire.Unavailable(true, "too many requests in flight")
 		e.RetryAfterMs = 100
-		c.SendError(req.ID, e)
+		c.queueError(req.ID, e)
 		return true
 	}
 	c.reqWG.Add(1)
@@ -544,7 +619,7 @@ func (r *inflight) serve() {
 func (c *Conn) slowRequest(data []byte) (Request, bool) {
 	v, err := schemas.Decode(data)
 	if err != nil {
-		c.SendError("invalid", wire.Invalid("invalid request frame: not JSON"))
+		c.queueError("invalid", wire.Invalid("invalid request frame: not JSON"))
 		return Request{}, false
 	}
 	var env struct {
@@ -558,7 +633,7 @@ func (c *Conn) slowRequest(data []byte) (Request, bool) {
 		if id == "" {
 			id = "invalid"
 		}
-		c.SendError(id, wire.Invalid("invalid request frame: %s", err.Error()))
+		c.queueError(id, wire.Invalid("invalid request frame: %s", err.Error()))
 		return Request{}, false
 	}
 	method, _ := env.Method.(string)

@@ -100,6 +100,8 @@ func parseRequest(data []byte) (Request, frameStatus) {
 			}
 			if slot == 1 {
 				req.ID = string(s)
+			} else if m, known := methodNames[string(s)]; known {
+				req.Method = m // no copy of a name the route table knows
 			} else {
 				req.Method = string(s)
 			}
@@ -121,6 +123,15 @@ func parseRequest(data []byte) (Request, frameStatus) {
 	}
 	return req, frameReq
 }
+
+// methodNames interns the methods of the default route table.
+var methodNames = func() map[string]string {
+	m := make(map[string]string)
+	for _, r := range DefaultRoutes() {
+		m[r.Method] = r.Method
+	}
+	return m
+}()
 
 // skipSpace returns the index of the first non-space byte at or after p.
 func skipSpace(b []byte, p int) int {

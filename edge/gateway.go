@@ -58,7 +58,9 @@ func (s *Server) Joined(c *Conn) {
 	if h.Client.Mode == "cli" { // one a minute from a container health check: not news
 		level = slog.LevelDebug
 	}
-	c.Log().Log(context.Background(), level, "client connected", "client", h.Client.Name, "mode", h.Client.Mode, "version", h.Client.Version)
+	if c.baseLog.Enabled(context.Background(), level) { // Log() builds a logger: only when it logs
+		c.Log().Log(context.Background(), level, "client connected", "client", h.Client.Name, "mode", h.Client.Mode, "version", h.Client.Version)
+	}
 	s.announce(c, wire.ClientConnect)
 }
 
@@ -134,7 +136,7 @@ func (s *Server) Serve(ctx context.Context, c *Conn, req Request, release func()
 		waiter = s.runs.Watch(p.IdempotencyKey)
 		defer waiter.Stop()
 	}
-	reply, we := s.request(ctx, route, subj, body, route.deadline(req.Params))
+	reply, we := s.request(ctx, c, route, subj, body, route.deadline(req.Params))
 	if we != nil {
 		a.fail(we)
 		return
@@ -239,9 +241,16 @@ func (s *Server) validateParams(method string, params []byte) error {
 }
 
 // request sends one bus request and maps every failure to a wire error.
-func (s *Server) request(ctx context.Context, route Route, subj string, body []byte, deadline time.Duration) (*nats.Msg, *wire.Error) {
-	ctx, cancel := context.WithTimeout(ctx, deadline)
-	defer cancel()
+func (s *Server) request(ctx context.Context, c *Conn, route Route, subj string, body []byte, deadline time.Duration) (*nats.Msg, *wire.Error) {
+	if ctx == c.ctx { // Serve's ctx: the connection's, whose requests it ends itself
+		x := c.requestContext(deadline)
+		defer c.release(x)
+		ctx = x
+	} else {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, deadline)
+		defer cancel()
+	}
 	reply, err := wire.RequestMsg(ctx, s.nc, &nats.Msg{Subject: subj, Data: body})
 	if err != nil {
 		var we *wire.Error

@@ -122,6 +122,14 @@ func FuzzHandshake(f *testing.F) {
 	})
 }
 
+// holdWriter makes the test the queue's writer: with a writer counted as running, a
+// request's res is queued for the test to Take rather than written by the request's
+// goroutine (the connection has no socket).
+func holdWriter(q *outq.Queue) {
+	q.Push(nil, false)
+	q.Take(nil)
+}
+
 // echoBackend answers every request it is given with ok and the method's name.
 type echoBackend struct{ admitAll }
 
@@ -142,6 +150,7 @@ func frameOutcome(set *schemas.Set, data []byte) (ok bool, frames [][]byte, cr *
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	defer c.cancel()
 	c.queue = outq.New(cfg.MaxBufferedBytes, func() {})
+	holdWriter(c.queue)
 	c.registered.Store(true)
 	ok = c.handleFrame(data)
 	c.reqWG.Wait()

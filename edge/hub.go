@@ -137,6 +137,9 @@ func (h *Hub) Shutdown(budget, closeWait time.Duration, log func(msg string, arg
 			log("shutdown: in-flight requests did not finish in time; failing them", "budget", budget)
 		}
 		h.reqCancel()
+		for _, c := range h.snapshot() {
+			c.endRequests() // their contexts end with reqCtx, those of bus requests here
+		}
 		<-drained
 	}
 	timer.Stop()

@@ -6,6 +6,7 @@
 package client
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -17,8 +18,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"github.com/coder/websocket"
+	"unicode/utf8"
 
 	"github.com/clawdis/clawdis/schemas"
 )
@@ -104,12 +104,14 @@ func (o Options) withDefaults() Options {
 	return o
 }
 
-func moduleVersion() string {
+// moduleVersion is read from the build info once: parsing it is most of a Dial's
+// allocations otherwise.
+var moduleVersion = sync.OnceValue(func() string {
 	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
 		return bi.Main.Version
 	}
 	return "dev"
-}
+})
 
 // Client is a connection to the gateway. All methods are safe for concurrent use.
 type Client struct {
@@ -208,13 +210,89 @@ func (c *Client) RequestFinal(ctx context.Context, method string, params any, on
 	return c.do(ctx, method, params, true, onAck)
 }
 
-// call is one pending request.
+// call is one pending request. The reader hands it at most two responses (ack and final)
+// and the drop at most one error, each followed by a signal on wake. Calls are reused:
+// once forgotten nobody hands a call anything, but a signal sent just before may still
+// arrive during its next use, so a signal only means "look again" (next).
 type call struct {
 	twoStage bool
-	acked    bool                  // guarded by Client.mu; the reader saw the ok ack
-	res      chan schemas.Response // capacity 2: ack and final
-	failed   chan struct{}         // closed with err set when the connection dropped
-	err      error
+	wake     chan struct{} // capacity 3; sends never block (wakeCall)
+	// Guarded by Client.mu:
+	acked bool                // the reader saw the ok ack
+	res   [2]schemas.Response // received, not yet taken
+	head  int                 // res[head:n] wait to be taken
+	n     int
+	err   error // set when the connection dropped
+}
+
+var callPool = sync.Pool{New: func() any { return &call{wake: make(chan struct{}, 3)} }}
+
+// wakeCall signals cl without blocking: a full channel already holds signals that make
+// the waiter look again.
+func wakeCall(cl *call) {
+	select {
+	case cl.wake <- struct{}{}:
+	default:
+	}
+}
+
+// next takes the call's next response, or its error once the connection dropped; ok is
+// false when neither is there yet.
+func (c *Client) next(cl *call) (res schemas.Response, err error, ok bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if cl.head < cl.n {
+		res = cl.res[cl.head]
+		cl.res[cl.head] = schemas.Response{}
+		cl.head++
+		return res, nil, true // answered before a drop: the answer wins
+	}
+	if cl.err != nil {
+		return res, cl.err, true
+	}
+	return res, nil, false
+}
+
+// framePool holds the buffers req frames are built in; a frame is written before its
+// buffer goes back.
+var framePool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+// appendRequest builds a req frame in b, as json.Marshal of schemas.Request would (params
+// compacted and checked to be JSON).
+func appendRequest(b *bytes.Buffer, id uint64, method string, params json.RawMessage) error {
+	b.WriteString(`{"type":"req","id":"`)
+	b.Write(strconv.AppendUint(b.AvailableBuffer(), id, 10))
+	b.WriteString(`","method":`)
+	if plainJSONString(method) {
+		b.WriteByte('"')
+		b.WriteString(method)
+		b.WriteByte('"')
+	} else {
+		m, err := json.Marshal(method)
+		if err != nil {
+			return err
+		}
+		b.Write(m)
+	}
+	if len(params) > 0 {
+		b.WriteString(`,"params":`)
+		if err := json.Compact(b, params); err != nil {
+			return err
+		}
+	}
+	b.WriteByte('}')
+	return nil
+}
+
+// plainJSONString reports whether s needs no escaping in JSON (json.Marshal also escapes
+// <, > and &).
+func plainJSONString(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' || c >= utf8.RuneSelf {
+			return false
+		}
+	}
+	return true
 }
 
 func (c *Client) do(ctx context.Context, method string, params any, twoStage bool, onAck func(json.RawMessage)) (json.RawMessage, error) {
@@ -222,15 +300,17 @@ func (c *Client) do(ctx context.Context, method string, params any, twoStage boo
 	if err != nil {
 		return nil, fmt.Errorf("%s: encode params: %w", method, err)
 	}
-	id := strconv.FormatUint(c.nextID.Add(1), 10)
-	frame, err := json.Marshal(schemas.Request{Type: schemas.TypeReq, ID: id, Method: method, Params: raw})
-	if err != nil {
+	id := c.nextID.Add(1)
+	frame := framePool.Get().(*bytes.Buffer)
+	defer putFrame(frame)
+	if err := appendRequest(frame, id, method, raw); err != nil {
 		return nil, fmt.Errorf("%s: encode request: %w", method, err)
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("%s: %w", method, err)
 	}
-	cl := &call{twoStage: twoStage, res: make(chan schemas.Response, 2), failed: make(chan struct{})}
+	cl := callPool.Get().(*call)
+	cl.twoStage = twoStage
 
 	c.mu.Lock()
 	s := c.cur
@@ -243,27 +323,26 @@ func (c *Client) do(ctx context.Context, method string, params any, twoStage boo
 	c.mu.Unlock()
 	defer c.forget(s, id, cl)
 
-	wctx, cancel := context.WithTimeout(context.Background(), writeTimeout)
-	err = s.conn.Write(wctx, websocket.MessageText, frame)
-	cancel()
-	if err != nil {
+	if err := s.write(frame.Bytes()); err != nil {
 		return nil, fmt.Errorf("%s: %w: send: %w", method, ErrDisconnected, err)
 	}
-	c.log.Debug("request sent", "method", method, "id", id, "bytes", len(frame))
+	if c.log.Enabled(ctx, slog.LevelDebug) {
+		c.log.Debug("request sent", "method", method, "id", id, "bytes", frame.Len())
+	}
 
 	acked := false
 	for {
-		var res schemas.Response
-		select {
-		case res = <-cl.res:
-		case <-cl.failed:
+		res, err, ok := c.next(cl)
+		if !ok {
 			select {
-			case res = <-cl.res: // answered just before the drop
-			default:
-				return nil, fmt.Errorf("%s: %w", method, cl.err)
+			case <-cl.wake:
+			case <-ctx.Done():
+				return nil, fmt.Errorf("%s: %w", method, ctx.Err())
 			}
-		case <-ctx.Done():
-			return nil, fmt.Errorf("%s: %w", method, ctx.Err())
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", method, err)
 		}
 		if !res.OK {
 			return nil, responseError(res)
@@ -290,13 +369,23 @@ func (c *Client) downErr() error {
 	return fmt.Errorf("%w: reconnecting", ErrDisconnected)
 }
 
-// forget removes a finished call from its session's pending table.
-func (c *Client) forget(s *session, id string, cl *call) {
+func putFrame(b *bytes.Buffer) {
+	if b.Cap() <= 64<<10 {
+		b.Reset()
+		framePool.Put(b)
+	}
+}
+
+// forget removes a finished call from its session's pending table and puts it back for
+// reuse: nothing finds it any more.
+func (c *Client) forget(s *session, id uint64, cl *call) {
 	c.mu.Lock()
 	if s.pending[id] == cl {
 		delete(s.pending, id)
 	}
+	*cl = call{wake: cl.wake}
 	c.mu.Unlock()
+	callPool.Put(cl)
 }
 
 func encodeParams(params any) (json.RawMessage, error) {

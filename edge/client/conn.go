@@ -1,9 +1,14 @@
 package client
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
+	"log/slog"
+	"math"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/coder/websocket"
@@ -22,9 +27,45 @@ const (
 type session struct {
 	conn    *websocket.Conn
 	hello   schemas.HelloOK
-	pending map[string]*call // guarded by Client.mu; nil once the session dropped
+	pending map[uint64]*call // guarded by Client.mu; nil once the session dropped
 	ticks   chan struct{}    // capacity 1; the reader saw a tick
 	lastSeq int64            // reader goroutine only
+	rbuf    bytes.Buffer     // reader goroutine only: each frame is read into it
+
+	// Writes take wmu and run under a watchdog (one timer for the session, armed around
+	// each write, instead of a context with its own timer per write): a write still under
+	// way at wdeadline closes the connection, as a cancelled write context would.
+	wmu       sync.Mutex
+	wtimer    *time.Timer // guarded by wmu
+	wdeadline atomic.Int64
+}
+
+// write sends one text frame within writeTimeout.
+func (s *session) write(frame []byte) error {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	s.wdeadline.Store(time.Now().Add(writeTimeout).UnixNano())
+	if s.wtimer == nil {
+		s.wtimer = time.AfterFunc(writeTimeout, s.writeExpired)
+	} else {
+		s.wtimer.Reset(writeTimeout)
+	}
+	err := s.conn.Write(context.Background(), websocket.MessageText, frame)
+	s.wdeadline.Store(0)
+	s.wtimer.Stop()
+	return err
+}
+
+// writeExpired closes the connection when a write is still under way past its deadline.
+func (s *session) writeExpired() {
+	dl := s.wdeadline.Load()
+	if dl == 0 {
+		return
+	}
+	if time.Now().UnixNano() < dl {
+		return // a late fire: a write armed since has a fire of its own
+	}
+	_ = s.conn.CloseNow()
 }
 
 // connect dials the gateway and completes the handshake within DialTimeout.
@@ -45,7 +86,7 @@ func (c *Client) connect(ctx context.Context) (*session, error) {
 	return &session{
 		conn:    conn,
 		hello:   hello,
-		pending: make(map[string]*call),
+		pending: make(map[uint64]*call),
 		ticks:   make(chan struct{}, 1),
 	}, nil
 }
@@ -80,6 +121,10 @@ func (c *Client) handshake(ctx context.Context, conn *websocket.Conn) (schemas.H
 	if c.opts.FrameHook != nil {
 		c.opts.FrameHook(data)
 	}
+	if bytes.HasPrefix(data, []byte(`{"type":"hello-ok",`)) {
+		// The gateway's hello-ok: decoded once, without a first pass for its type.
+		return c.helloOK(conn, data)
+	}
 	var head struct {
 		Type string `json:"type"`
 	}
@@ -88,16 +133,7 @@ func (c *Client) handshake(ctx context.Context, conn *websocket.Conn) (schemas.H
 	}
 	switch head.Type {
 	case schemas.TypeHelloOK:
-		var ok schemas.HelloOK
-		if err := json.Unmarshal(data, &ok); err != nil {
-			return schemas.HelloOK{}, c.handshakeErr("decode hello-ok", err)
-		}
-		if ok.Protocol != schemas.ProtocolVersion {
-			_ = conn.Close(websocket.StatusProtocolError, "protocol mismatch")
-			return schemas.HelloOK{}, fmt.Errorf("gateway handshake at %s: gateway chose protocol %d, client speaks %d",
-				c.opts.URL, ok.Protocol, schemas.ProtocolVersion)
-		}
-		return ok, nil
+		return c.helloOK(conn, data)
 	case schemas.TypeHelloError:
 		var he schemas.HelloError
 		if err := json.Unmarshal(data, &he); err != nil {
@@ -107,6 +143,23 @@ func (c *Client) handshake(ctx context.Context, conn *websocket.Conn) (schemas.H
 	default:
 		return schemas.HelloOK{}, fmt.Errorf("gateway handshake at %s: unexpected %q frame before hello-ok", c.opts.URL, head.Type)
 	}
+}
+
+// helloOK decodes and checks a hello-ok.
+func (c *Client) helloOK(conn *websocket.Conn, data []byte) (schemas.HelloOK, error) {
+	var ok schemas.HelloOK
+	if err := json.Unmarshal(data, &ok); err != nil {
+		return schemas.HelloOK{}, c.handshakeErr("decode hello-ok", err)
+	}
+	if ok.Type != schemas.TypeHelloOK {
+		return schemas.HelloOK{}, fmt.Errorf("gateway handshake at %s: unexpected %q frame before hello-ok", c.opts.URL, ok.Type)
+	}
+	if ok.Protocol != schemas.ProtocolVersion {
+		_ = conn.Close(websocket.StatusProtocolError, "protocol mismatch")
+		return schemas.HelloOK{}, fmt.Errorf("gateway handshake at %s: gateway chose protocol %d, client speaks %d",
+			c.opts.URL, ok.Protocol, schemas.ProtocolVersion)
+	}
+	return ok, nil
 }
 
 func (c *Client) handshakeErr(op string, err error) error {
@@ -122,8 +175,10 @@ func (c *Client) install(s *session) {
 	c.cur = s
 	c.hello = s.hello
 	c.mu.Unlock()
-	c.log.Info("connected", "url", c.opts.URL, "conn_id", s.hello.Server.ConnID,
-		"server_version", s.hello.Server.Version, "tick_interval_ms", s.hello.Policy.TickIntervalMs)
+	if c.log.Enabled(context.Background(), slog.LevelInfo) {
+		c.log.Info("connected", "url", c.opts.URL, "conn_id", s.hello.Server.ConnID,
+			"server_version", s.hello.Server.Version, "tick_interval_ms", s.hello.Policy.TickIntervalMs)
+	}
 	if f := c.opts.OnConnect; f != nil {
 		hello := s.hello
 		c.disp.push(func() { f(hello) })
@@ -199,9 +254,18 @@ func (c *Client) closeConn(s *session, code websocket.StatusCode, reason string)
 func (c *Client) readLoop(s *session) error {
 	for {
 		// Never a cancellable context here: cancelling it would tear the connection down.
-		_, data, err := s.conn.Read(context.Background())
+		_, r, err := s.conn.Reader(context.Background())
 		if err != nil {
 			return err
+		}
+		s.rbuf.Reset()
+		if _, err := s.rbuf.ReadFrom(r); err != nil {
+			return err
+		}
+		// One exact copy per frame: payloads handed out alias it.
+		data := bytes.Clone(s.rbuf.Bytes())
+		if s.rbuf.Cap() > 64<<10 {
+			s.rbuf = bytes.Buffer{} // do not keep a large frame's buffer
 		}
 		c.handleFrame(s, data)
 	}
@@ -224,6 +288,10 @@ func (c *Client) handleFrame(s *session, data []byte) {
 	if c.opts.FrameHook != nil {
 		c.opts.FrameHook(data)
 	}
+	if id, payload, ok := okRes(data); ok {
+		c.resolve(s, id, schemas.Response{Type: schemas.TypeRes, OK: true, Payload: payload})
+		return
+	}
 	var f inFrame
 	if err := json.Unmarshal(data, &f); err != nil {
 		c.log.Warn("malformed frame from the gateway", "bytes", len(data), "err", err)
@@ -231,7 +299,7 @@ func (c *Client) handleFrame(s *session, data []byte) {
 	}
 	switch f.Type {
 	case schemas.TypeRes:
-		c.resolve(s, schemas.Response{Type: f.Type, ID: f.ID, OK: f.OK, Payload: f.Payload, Error: f.Error})
+		c.resolve(s, []byte(f.ID), schemas.Response{Type: f.Type, ID: f.ID, OK: f.OK, Payload: f.Payload, Error: f.Error})
 	case schemas.TypeEvent:
 		c.event(s, schemas.Event{Type: f.Type, Event: f.Event, Payload: f.Payload, Seq: f.Seq, StateVersion: f.StateVersion})
 	default:
@@ -249,23 +317,75 @@ func isAck(payload json.RawMessage) bool {
 	return json.Unmarshal(payload, &p) == nil && p.Status == schemas.RunAccepted
 }
 
+// okRes recognises the common res frame, as the gateway builds it: exactly
+// {"type":"res","id":"<id>","ok":true,"payload":<one JSON value>} with an id without
+// escapes. It returns the id's bytes and the payload (aliasing data). Anything else is
+// left to the decoder.
+func okRes(data []byte) (id, payload []byte, ok bool) {
+	const prefix, mid = `{"type":"res","id":"`, `","ok":true,"payload":`
+	rest, found := bytes.CutPrefix(data, []byte(prefix))
+	if !found {
+		return nil, nil, false
+	}
+	end := bytes.IndexByte(rest, '"')
+	if end < 0 || bytes.IndexByte(rest[:end], '\\') >= 0 {
+		return nil, nil, false
+	}
+	id = rest[:end]
+	rest, found = bytes.CutPrefix(rest[end:], []byte(mid))
+	if !found || len(rest) < 2 || rest[len(rest)-1] != '}' {
+		return nil, nil, false
+	}
+	payload = rest[:len(rest)-1]
+	if !json.Valid(payload) { // also rules out a second key after the payload
+		return nil, nil, false
+	}
+	return id, payload, true
+}
+
+// callID parses the decimal id of one of our requests (no sign, no leading zero).
+func callID(b []byte) (uint64, bool) {
+	if len(b) == 0 || len(b) > 20 || b[0] == '0' && len(b) > 1 {
+		return 0, false
+	}
+	var n uint64
+	for _, c := range b {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		d := uint64(c - '0')
+		if n > (math.MaxUint64-d)/10 {
+			return 0, false
+		}
+		n = n*10 + d
+	}
+	return n, true
+}
+
 // resolve hands a res to its pending call. A two-stage call stays pending after an ok ack.
-func (c *Client) resolve(s *session, res schemas.Response) {
+func (c *Client) resolve(s *session, rawID []byte, res schemas.Response) {
+	id, valid := callID(rawID)
 	c.mu.Lock()
-	cl := s.pending[res.ID]
+	var cl *call
+	if valid {
+		cl = s.pending[id]
+	}
 	if cl != nil {
 		if cl.twoStage && res.OK && !cl.acked && isAck(res.Payload) {
 			cl.acked = true
 		} else {
-			delete(s.pending, res.ID)
+			delete(s.pending, id)
 		}
+		// At most two responses reach a call: the ack and the final.
+		cl.res[cl.n] = res
+		cl.n++
 	}
 	c.mu.Unlock()
 	if cl == nil {
-		c.log.Debug("response for no pending request", "id", res.ID)
+		c.log.Debug("response for no pending request", "id", string(rawID))
 		return
 	}
-	cl.res <- res // never blocks: capacity 2, at most two sends per call
+	wakeCall(cl)
 }
 
 func (c *Client) event(s *session, ev schemas.Event) {
@@ -301,13 +421,20 @@ func (c *Client) drop(s *session, cause error) {
 	}
 	pending := s.pending
 	s.pending = nil
-	c.mu.Unlock()
-	err := fmt.Errorf("%w: %w", ErrDisconnected, cause)
-	for _, cl := range pending {
-		cl.err = err
-		close(cl.failed)
+	if len(pending) > 0 {
+		// Under the same lock that took them: a call forgotten later is not touched.
+		err := fmt.Errorf("%w: %w", ErrDisconnected, cause)
+		for _, cl := range pending {
+			cl.err = err
+		}
 	}
-	c.log.Info("disconnected", "conn_id", s.hello.Server.ConnID, "pending_failed", len(pending), "cause", cause)
+	c.mu.Unlock()
+	for _, cl := range pending {
+		wakeCall(cl)
+	}
+	if c.log.Enabled(context.Background(), slog.LevelInfo) {
+		c.log.Info("disconnected", "conn_id", s.hello.Server.ConnID, "pending_failed", len(pending), "cause", cause)
+	}
 	if f := c.opts.OnDisconnect; f != nil {
 		c.disp.push(func() { f(cause) })
 	}

@@ -62,6 +62,40 @@ func (q *Queue) Push(frame []byte, droppable bool) Result {
 	return Pushed
 }
 
+// PushClaim is Push for a producer that can write the frame itself: when no writer runs,
+// it takes the writer's role instead of starting one (claimed), and must then call Take,
+// write, and Handoff. A full queue is Overflow.
+func (q *Queue) PushClaim(frame []byte) (r Result, claimed bool) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.closed || q.closeAfter != nil {
+		return Closing, false
+	}
+	n := int64(len(frame))
+	if q.bytes+n > q.max {
+		return Overflow, false
+	}
+	q.frames = append(q.frames, frame)
+	q.bytes += n
+	if q.running {
+		return Pushed, false
+	}
+	q.running = true
+	return Pushed, true
+}
+
+// Handoff ends a claimed writer's turn after one Take: when frames or a close request
+// wait, a writer is started for them; otherwise no writer runs any more.
+func (q *Queue) Handoff() {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if !q.closed && (len(q.frames) > 0 || q.closeAfter != nil) {
+		q.spawn() // running stays true: the new writer takes over
+		return
+	}
+	q.running = false
+}
+
 // CloseAfterFlush asks the writer to close the connection after what is queued now.
 func (q *Queue) CloseAfterFlush(code int, reason string) {
 	q.mu.Lock()

@@ -56,3 +56,47 @@ func TestOutQueueBound(t *testing.T) {
 		t.Errorf("push after shut: %v, writers %d", r, spawned)
 	}
 }
+
+func TestPushClaim(t *testing.T) {
+	spawned := 0
+	q := New(10, func() { spawned++ })
+	r, claimed := q.PushClaim(make([]byte, 4))
+	if r != Pushed || !claimed || spawned != 0 {
+		t.Fatalf("idle queue: %v claimed=%v spawned=%d, want pushed, claimed, no writer started", r, claimed, spawned)
+	}
+	// While the claimant writes, other frames are only queued.
+	if r, claimed := q.PushClaim(make([]byte, 4)); r != Pushed || claimed {
+		t.Fatalf("while claimed: %v claimed=%v", r, claimed)
+	}
+	if r := q.Push(make([]byte, 1), false); r != Pushed || spawned != 0 {
+		t.Fatalf("push while claimed: %v, writers started %d", r, spawned)
+	}
+	if r, _ := q.PushClaim(make([]byte, 2)); r != Overflow {
+		t.Fatalf("over the bound: %v, want overflow", r)
+	}
+	frames, _, _, _ := q.Take(nil)
+	if len(frames) != 3 {
+		t.Fatalf("take: %d frames", len(frames))
+	}
+	q.Written(9)
+	q.Handoff()
+	if spawned != 0 {
+		t.Fatalf("handoff of an empty queue started a writer")
+	}
+	if _, claimed := q.PushClaim(make([]byte, 1)); !claimed {
+		t.Fatal("after the handoff the queue must be claimable again")
+	}
+	q.Take(nil)
+	q.Push(make([]byte, 1), false) // queued meanwhile: the handoff starts a writer for it
+	q.Handoff()
+	if spawned != 1 {
+		t.Fatalf("handoff with frames waiting: writers started %d, want 1", spawned)
+	}
+	if _, claimed := q.PushClaim(make([]byte, 1)); claimed {
+		t.Fatal("a started writer runs: nothing to claim")
+	}
+	q.CloseAfterFlush(1000, "bye")
+	if r, claimed := q.PushClaim(make([]byte, 1)); r != Closing || claimed {
+		t.Fatalf("after CloseAfterFlush: %v claimed=%v", r, claimed)
+	}
+}
