@@ -10,7 +10,9 @@ ulimit -n "$(ulimit -Hn)"
 port=28789
 run() { # bin label
   local bin=$1 label=$2 dir; dir=$(mktemp -d)
-  HOME=$dir "$bin" gateway --state-dir "$dir/state" --port $port --no-providers --no-webchat --log-format json >"$dir/log" 2>&1 &
+  # 10,000 connections need a connection cap above the default 1024 (gateway.maxConnections).
+  printf '{ "gateway": { "maxConnections": 12000 } }\n' >"$dir/clawdis.json"
+  HOME=$dir CLAWDIS_CONFIG_PATH=$dir/clawdis.json "$bin" gateway --state-dir "$dir/state" --port $port --no-providers --no-webchat --log-format json >"$dir/log" 2>&1 &
   local pid=$!
   for _ in $(seq 1 100); do grep -q listening "$dir/log" 2>/dev/null && break; sleep 0.1; done
   local url=ws://127.0.0.1:$port
