@@ -17,6 +17,7 @@ import (
 
 	"github.com/clawdis/clawdis/bus/wire"
 	"github.com/clawdis/clawdis/edge/internal/outq"
+	"github.com/clawdis/clawdis/edge/internal/watchdog"
 	"github.com/clawdis/clawdis/schemas"
 )
 
@@ -92,21 +93,17 @@ type Conn struct {
 	remoteIP string
 	baseLog  *slog.Logger // the server's; Log adds the connection id
 	queue    *outq.Queue
-	writers  sync.WaitGroup // the writer goroutine, while one runs
-	wbuf     [][]byte       // the current writer's batch, reused; only the writer touches it
-	// The write watchdog: one timer per connection, armed around each batch of writes,
-	// instead of a context with a timer per write. wdeadline is the batch's deadline (Unix
-	// ns), 0 while no write is under way.
-	wtimer    *time.Timer
-	wdeadline atomic.Int64
-	inflight  chan struct{}
-	reqWG     sync.WaitGroup
-	reqMu     sync.Mutex
-	reqs      map[*reqCtx]struct{} // bus requests under way (requestContext); nil until the first
-	ctx       context.Context      // ends when the reader ends
-	cancel    context.CancelFunc
-	limit     int64            // current inbound frame limit
-	lr        io.LimitedReader // the reader's, reused for every frame
+	writers  sync.WaitGroup    // the writer goroutine, while one runs
+	wbuf     [][]byte          // the current writer's batch, reused; only the writer touches it
+	wdog     watchdog.Watchdog // bounds each batch of writes
+	inflight chan struct{}
+	reqWG    sync.WaitGroup
+	reqMu    sync.Mutex
+	reqs     map[*reqCtx]struct{} // bus requests under way (requestContext); nil until the first
+	ctx      context.Context      // ends when the reader ends
+	cancel   context.CancelFunc
+	limit    int64            // current inbound frame limit
+	lr       io.LimitedReader // the reader's, reused for every frame
 
 	hello      schemas.Hello
 	registered atomic.Bool  // hello-ok queued; receives events
@@ -157,6 +154,10 @@ func (h *Hub) Serve(ws *websocket.Conn, remoteAddr string, cfg *ConnConfig, b Ba
 	}
 	c.lastSeen.Store(time.Now().UnixNano())
 	c.queue = outq.New(cfg.MaxBufferedBytes, c.spawnWriter)
+	c.wdog.Expire = func() {
+		c.Log().Debug("write timed out; closing")
+		_ = c.ws.CloseNow()
+	}
 	c.ctx, c.cancel = context.WithCancel(h.reqCtx)
 	c.baseLog = log
 	h.mu.Lock()
@@ -191,9 +192,7 @@ func (h *Hub) Serve(ws *websocket.Conn, remoteAddr string, cfg *ConnConfig, b Ba
 	c.reqWG.Wait()
 	c.queue.Shut() // no writer starts after this
 	c.writers.Wait()
-	if c.wtimer != nil {
-		c.wtimer.Stop()
-	}
+	c.wdog.Disarm()
 	// Let a close handshake that is under way finish; otherwise drop the socket.
 	started := true
 	c.closeOnce.Do(func() { started = false; close(c.closeDone) })
@@ -251,12 +250,12 @@ func (c *Conn) writeLoop(inline bool) {
 			return
 		}
 		// One deadline for what was taken at once: under load that is many frames.
-		c.armWrite(c.cfg.WriteTimeout * time.Duration(max(1, min(len(frames), 8))))
+		c.wdog.Arm(c.cfg.WriteTimeout * time.Duration(max(1, min(len(frames), 8))))
 		for _, f := range frames {
 			c.cfg.Metrics.FrameOut() // before the write: a client that has read it sees it counted
 			err := c.ws.Write(context.Background(), websocket.MessageText, f)
 			if err != nil {
-				c.disarmWrite()
+				c.wdog.Disarm()
 				c.Log().Debug("write failed", "err", err)
 				c.queue.Shut()
 				_ = c.ws.CloseNow()
@@ -267,7 +266,7 @@ func (c *Conn) writeLoop(inline bool) {
 				c.Log().Debug("frame out", "bytes", len(f), "frame", truncate(f))
 			}
 		}
-		c.disarmWrite()
+		c.wdog.Disarm()
 		clear(frames)
 		c.wbuf = frames[:0]
 		if inline {
@@ -282,37 +281,6 @@ func (c *Conn) writeLoop(inline bool) {
 			return
 		}
 	}
-}
-
-// armWrite starts the write watchdog: unless disarmed within d, the connection is closed
-// at once, which fails the write under way (as a cancelled write context would).
-func (c *Conn) armWrite(d time.Duration) {
-	c.wdeadline.Store(time.Now().Add(d).UnixNano())
-	if c.wtimer == nil {
-		c.wtimer = time.AfterFunc(d, c.writeExpired)
-		return
-	}
-	c.wtimer.Reset(d)
-}
-
-// disarmWrite stops the write watchdog after a batch.
-func (c *Conn) disarmWrite() {
-	c.wdeadline.Store(0)
-	c.wtimer.Stop()
-}
-
-// writeExpired runs when the watchdog fires: a batch that is still being written past its
-// deadline closes the connection; a late fire for a finished or re-armed batch does not.
-func (c *Conn) writeExpired() {
-	dl := c.wdeadline.Load()
-	if dl == 0 {
-		return
-	}
-	if time.Now().UnixNano() < dl {
-		return // a late fire: a write armed since has a fire of its own
-	}
-	c.Log().Debug("write timed out; closing")
-	_ = c.ws.CloseNow()
 }
 
 // readLoop reads frames until the connection ends. A frame is read into a buffer from the

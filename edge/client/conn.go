@@ -8,11 +8,11 @@ import (
 	"log/slog"
 	"math"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/coder/websocket"
 
+	"github.com/clawdis/clawdis/edge/internal/watchdog"
 	"github.com/clawdis/clawdis/schemas"
 )
 
@@ -32,40 +32,20 @@ type session struct {
 	lastSeq int64            // reader goroutine only
 	rbuf    bytes.Buffer     // reader goroutine only: each frame is read into it
 
-	// Writes take wmu and run under a watchdog (one timer for the session, armed around
-	// each write, instead of a context with its own timer per write): a write still under
-	// way at wdeadline closes the connection, as a cancelled write context would.
-	wmu       sync.Mutex
-	wtimer    *time.Timer // guarded by wmu
-	wdeadline atomic.Int64
+	// Writes take wmu and run under the session's write watchdog (one timer, armed around
+	// each write, instead of a context with its own timer per write).
+	wmu  sync.Mutex
+	wdog watchdog.Watchdog // Expire closes conn
 }
 
 // write sends one text frame within writeTimeout.
 func (s *session) write(frame []byte) error {
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
-	s.wdeadline.Store(time.Now().Add(writeTimeout).UnixNano())
-	if s.wtimer == nil {
-		s.wtimer = time.AfterFunc(writeTimeout, s.writeExpired)
-	} else {
-		s.wtimer.Reset(writeTimeout)
-	}
+	s.wdog.Arm(writeTimeout)
 	err := s.conn.Write(context.Background(), websocket.MessageText, frame)
-	s.wdeadline.Store(0)
-	s.wtimer.Stop()
+	s.wdog.Disarm()
 	return err
-}
-
-// writeExpired closes the connection when a write is still under way past its deadline.
-func (s *session) writeExpired() {
-	dl := s.wdeadline.Load()
-	if dl == 0 {
-		return
-	}
-	if time.Now().UnixNano() < dl {
-		return // a late fire: a write armed since has a fire of its own
-	}
-	_ = s.conn.CloseNow()
 }
 
 // connect dials the gateway and completes the handshake within DialTimeout.
@@ -83,12 +63,14 @@ func (c *Client) connect(ctx context.Context) (*session, error) {
 		return nil, err
 	}
 	conn.SetReadLimit(max(hello.Policy.MaxPayload*2, minReadLimit))
-	return &session{
+	s := &session{
 		conn:    conn,
 		hello:   hello,
 		pending: make(map[uint64]*call),
 		ticks:   make(chan struct{}, 1),
-	}, nil
+	}
+	s.wdog.Expire = func() { _ = conn.CloseNow() }
+	return s, nil
 }
 
 func (c *Client) helloFrame() schemas.Hello {
