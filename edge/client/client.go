@@ -216,7 +216,7 @@ func (c *Client) RequestFinal(ctx context.Context, method string, params any, on
 // arrive during its next use, so a signal only means "look again" (next).
 type call struct {
 	twoStage bool
-	wake     chan struct{} // capacity 3; sends never block (wakeCall)
+	wake     chan struct{} // capacity 3; sends never block (wakeCall); never written after New
 	// Guarded by Client.mu:
 	acked bool                // the reader saw the ok ack
 	res   [2]schemas.Response // received, not yet taken
@@ -383,7 +383,9 @@ func (c *Client) forget(s *session, id uint64, cl *call) {
 	if s.pending[id] == cl {
 		delete(s.pending, id)
 	}
-	*cl = call{wake: cl.wake}
+	// Every field but wake, which the reader may still be signalling on after it let go
+	// of c.mu (wake is never written after the call is made).
+	cl.twoStage, cl.acked, cl.res, cl.head, cl.n, cl.err = false, false, [2]schemas.Response{}, 0, 0, nil
 	c.mu.Unlock()
 	callPool.Put(cl)
 }

@@ -477,7 +477,13 @@ func TestConcurrencyBound(t *testing.T) {
 	publish(t, pub, m1)
 	p1 := recv(t, agent.started, "first AgentRun")
 	publish(t, pub, m2)
-	if pending, unacked := consumerState(t, pub); pending != 1 || unacked != 1 {
+	// The consumer counts a stored message a moment after the publish's ack: ask until
+	// both messages are counted, then check where each one is.
+	pending, unacked := consumerState(t, pub)
+	for deadline := time.Now().Add(waitFor); pending+unacked < 2 && time.Now().Before(deadline); {
+		pending, unacked = consumerState(t, pub)
+	}
+	if pending != 1 || unacked != 1 {
 		t.Fatalf("consumer: %d waiting, %d being answered; want 1 and 1", pending, unacked)
 	}
 	agent.reply(t, p1.IdempotencyKey, "r1")
