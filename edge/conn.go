@@ -548,7 +548,7 @@ func (c *Conn) handleFrame(data []byte) bool {
 		return true
 	}
 	c.reqWG.Add(1)
-	go (&inflight{c: c, req: req}).serve()
+	requestWorkers.run(&inflight{c: c, req: req})
 	return true
 }
 
