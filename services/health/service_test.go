@@ -513,3 +513,29 @@ func TestStatusQueuedSystemEvents(t *testing.T) {
 		})
 	}
 }
+
+// TestHealthAnswerFollowsChangesWithinAMillisecond: answers within one millisecond share one
+// encoding, but only while the state is unchanged: with the clock standing still, a
+// provider state that arrives between two requests is in the second answer.
+func TestHealthAnswerFollowsChangesWithinAMillisecond(t *testing.T) {
+	h := startHarness(t)
+	cfg := fastConfig()
+	now := time.UnixMilli(1_750_000_000_000)
+	cfg.Now = func() time.Time { return now }
+	h.run(t, cfg)
+	h.waitEvent(t, "the first summary", func(schemas.HealthSummary) bool { return true })
+	before, raw1 := h.health(t)
+	if _, raw2 := h.health(t); string(raw2) != string(raw1) {
+		t.Fatalf("two answers in one millisecond of one state differ:\n%s\n%s", raw1, raw2)
+	}
+	subj, _ := subject.ProviderState(providerWhatsApp)
+	data, _ := json.Marshal(wire.ProviderState{Provider: providerWhatsApp, State: schemas.WebConnected, Ts: 1})
+	if err := h.client.Publish(subj, data); err != nil {
+		t.Fatal(err)
+	}
+	h.waitEvent(t, "the connected state", func(s schemas.HealthSummary) bool { return s.Web.State == schemas.WebConnected })
+	after, _ := h.health(t)
+	if before.Web.State == schemas.WebConnected || after.Web.State != schemas.WebConnected {
+		t.Fatalf("web state before %q, after %q; want the change in the answer", before.Web.State, after.Web.State)
+	}
+}

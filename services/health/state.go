@@ -70,6 +70,7 @@ type state struct {
 	index       map[string]int // service name -> position in snap.services
 	probed      bool           // every service was checked once
 	sessionsGen uint64         // +1 on every sessions changed event
+	version     uint64         // +1 on every change of snap or probed (changedLocked)
 	// allAnswered is closed once every listed service has answered a check.
 	allAnswered chan struct{}
 	closedAll   bool
@@ -107,6 +108,16 @@ func (st *state) noteAnsweredLocked() {
 	close(st.allAnswered)
 }
 
+// changedLocked notes a change of the state; st.mu is held.
+func (st *state) changedLocked() { st.version++ }
+
+// currentVersion is the number of changes so far: equal numbers, equal state.
+func (st *state) currentVersion() uint64 {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	return st.version
+}
+
 // get returns a copy of the current state.
 func (st *state) get() snapshot {
 	st.mu.Lock()
@@ -135,6 +146,7 @@ func (st *state) setProbed() {
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	st.probed = true
+	st.changedLocked()
 }
 
 // record applies a liveness check of name and returns what was known before. appeared is
@@ -156,6 +168,7 @@ func (st *state) record(name string, r checkResult) (prev serviceState, appeared
 		cur.meta = maps.Clone(r.meta)
 	}
 	st.noteAnsweredLocked()
+	st.changedLocked()
 	return prev, appeared
 }
 
@@ -167,6 +180,7 @@ func (st *state) forgetInstances() {
 	for i := range st.snap.services {
 		st.snap.services[i].id = ""
 	}
+	st.changedLocked()
 }
 
 // setProvider applies a provider state. It reports false for providers it does not track,
@@ -191,6 +205,7 @@ func (st *state) setProvider(ps wire.ProviderState) bool {
 		st.snap.telegramSeen = true
 	}
 	*cur = ps
+	st.changedLocked()
 	return true
 }
 
@@ -207,6 +222,7 @@ func (st *state) setSessions(sum wire.SessionsSummary) {
 	defer st.mu.Unlock()
 	st.snap.sessions = sessionsOf(sum)
 	st.sessionsGen++
+	st.changedLocked()
 }
 
 // catchUpSessions applies the answer to a summary request sent at generation gen, unless
@@ -219,6 +235,7 @@ func (st *state) catchUpSessions(sum wire.SessionsSummary, gen uint64) bool {
 		return false
 	}
 	st.snap.sessions = sessionsOf(sum)
+	st.changedLocked()
 	return true
 }
 
