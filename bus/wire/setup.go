@@ -18,6 +18,9 @@ type SetUp struct {
 	err  error
 }
 
+// SetUpWait is how long a request that arrives during a service's set-up waits for it.
+const SetUpWait = 5 * time.Second
+
 // NewSetUp returns a set-up in progress.
 func NewSetUp() *SetUp { return &SetUp{done: make(chan struct{})} }
 

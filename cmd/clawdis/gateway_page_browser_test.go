@@ -12,10 +12,7 @@ import (
 // TestGatewayPageInBrowser opens the gateway port in Chromium: it shows a page linking to
 // WebChat instead of "426 upgrade required", and the page it links to is a WebChat that connects.
 func TestGatewayPageInBrowser(t *testing.T) {
-	exe := chromePath()
-	if exe == "" {
-		t.Skip("no Chromium: install chromium-headless-shell or set CLAWDIS_CHROME")
-	}
+	exe := needChrome(t)
 	t.Setenv("HOME", t.TempDir())
 	wcPort := freePort(t)
 	d := startDaemon(t, t.TempDir(), "", func(df *daemonFlags) { df.noWebchat = false; df.webchatPort = wcPort })

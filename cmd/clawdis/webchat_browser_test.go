@@ -26,6 +26,16 @@ import (
 
 // chromePath finds a Chromium for the browser tests: $CLAWDIS_CHROME, then the usual
 // Debian locations.
+// needChrome returns the Chromium to drive, or skips the test when there is none.
+func needChrome(t *testing.T) string {
+	t.Helper()
+	exe := chromePath()
+	if exe == "" {
+		t.Skip("no Chromium: install chromium-headless-shell or set CLAWDIS_CHROME")
+	}
+	return exe
+}
+
 func chromePath() string {
 	for _, p := range []string{os.Getenv("CLAWDIS_CHROME"), "/usr/bin/chromium-headless-shell",
 		"/usr/lib/chromium/headless_shell", "/usr/bin/chromium", "/usr/bin/chromium-browser"} {
@@ -102,10 +112,7 @@ const timingProbe = `(() => {
 })()`
 
 func TestWebChatInBrowser(t *testing.T) {
-	exe := chromePath()
-	if exe == "" {
-		t.Skip("no Chromium: install chromium-headless-shell or set CLAWDIS_CHROME")
-	}
+	exe := needChrome(t)
 	t.Setenv("HOME", t.TempDir())
 	state := t.TempDir()
 	d := startDaemon(t, state, agentConfig(t), nil)
@@ -233,10 +240,7 @@ func startWebChatStop(t *testing.T, gatewayURL, token string) (string, func()) {
 // TestWebChatShowsAgentFailure: a failing agent turn ends the pending reply with clear error
 // text instead of leaving it waiting.
 func TestWebChatShowsAgentFailure(t *testing.T) {
-	exe := chromePath()
-	if exe == "" {
-		t.Skip("no Chromium: install chromium-headless-shell or set CLAWDIS_CHROME")
-	}
+	exe := needChrome(t)
 	t.Setenv("HOME", t.TempDir())
 	d := startDaemon(t, t.TempDir(), `{agent: {backend: "command", command: ["/bin/sh", "-c", "echo agent exploded >&2; exit 3"]}}`, nil)
 	bctx := browser(t, exe)
@@ -418,10 +422,7 @@ func TestWebChatCmd(t *testing.T) {
 // address bar, keeps it in localStorage for the next visit, and without one asks for it
 // with a form.
 func TestWebChatTokenInBrowser(t *testing.T) {
-	exe := chromePath()
-	if exe == "" {
-		t.Skip("no Chromium: install chromium-headless-shell or set CLAWDIS_CHROME")
-	}
+	exe := needChrome(t)
 	t.Setenv("HOME", t.TempDir())
 	const token = "browser-gateway/token+1&x=%41" // characters the fragment must escape
 	d := startDaemon(t, t.TempDir(), "", func(df *daemonFlags) { df.token = token })

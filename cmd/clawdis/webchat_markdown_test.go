@@ -76,10 +76,7 @@ var markdownCases = []struct{ name, in, want string }{
 // The 100 KB inputs finishing at all (within the test's polling timeout) is the check that
 // the renderer stays linear.
 func TestWebChatMarkdownRenderer(t *testing.T) {
-	exe := chromePath()
-	if exe == "" {
-		t.Skip("no Chromium: install chromium-headless-shell or set CLAWDIS_CHROME")
-	}
+	exe := needChrome(t)
 	t.Setenv("HOME", t.TempDir())
 	// The page is static: no gateway is needed to load the renderer.
 	dead := closedURL(t)

@@ -63,10 +63,7 @@ func sendText(t *testing.T, ctx context.Context, text string) {
 // a reply rendered as Markdown, timestamps, messages that came from a provider, with
 // screenshots at desktop and phone width in light and dark.
 func TestWebChatPage(t *testing.T) {
-	exe := chromePath()
-	if exe == "" {
-		t.Skip("no Chromium: install chromium-headless-shell or set CLAWDIS_CHROME")
-	}
+	exe := needChrome(t)
 	t.Setenv("HOME", t.TempDir())
 	d := startDaemon(t, t.TempDir(), agentConfig(t), nil)
 	page := startWebChat(t, d.url)
@@ -227,10 +224,7 @@ const allUnknown = `(() => {
 // TestWebChatNoGateway: a standalone WebChat in front of a gateway that is not running says
 // which gateway it tries and why it fails, instead of "connecting…" forever.
 func TestWebChatNoGateway(t *testing.T) {
-	exe := chromePath()
-	if exe == "" {
-		t.Skip("no Chromium: install chromium-headless-shell or set CLAWDIS_CHROME")
-	}
+	exe := needChrome(t)
 	t.Setenv("HOME", t.TempDir())
 	dead := closedURL(t)
 	bctx := browser(t, exe)
@@ -257,10 +251,7 @@ func monospace(family string) bool {
 // TestWebChatRelayGone: when the browser loses the WebChat server itself, every status says
 // so too.
 func TestWebChatRelayGone(t *testing.T) {
-	exe := chromePath()
-	if exe == "" {
-		t.Skip("no Chromium: install chromium-headless-shell or set CLAWDIS_CHROME")
-	}
+	exe := needChrome(t)
 	t.Setenv("HOME", t.TempDir())
 	t.Setenv("CLAWDIS_GATEWAY_TOKEN", "")
 	t.Setenv("HTTPS_PROXY", "http://127.0.0.1:9") // WhatsApp runs unlinked; nothing may reach its servers

@@ -24,10 +24,7 @@ import (
 // switching conversations, starting a new one, and linking WhatsApp by its QR codes (WhatsApp
 // itself faked at the network boundary, whatsapptest).
 func TestWebChatServerMethods(t *testing.T) {
-	exe := chromePath()
-	if exe == "" {
-		t.Skip("no Chromium: install chromium-headless-shell or set CLAWDIS_CHROME")
-	}
+	exe := needChrome(t)
 	// Nothing may reach WhatsApp's servers: the connection after linking dials a closed
 	// local port instead (whatsmeow takes its proxy from the environment).
 	t.Setenv("HTTPS_PROXY", "http://127.0.0.1:9")

@@ -6,7 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
-	"math"
+	"strconv"
 	"sync"
 	"time"
 
@@ -327,21 +327,11 @@ func okRes(data []byte) (id, payload []byte, ok bool) {
 
 // callID parses the decimal id of one of our requests (no sign, no leading zero).
 func callID(b []byte) (uint64, bool) {
-	if len(b) == 0 || len(b) > 20 || b[0] == '0' && len(b) > 1 {
+	if len(b) == 0 || b[0] == '0' && len(b) > 1 {
 		return 0, false
 	}
-	var n uint64
-	for _, c := range b {
-		if c < '0' || c > '9' {
-			return 0, false
-		}
-		d := uint64(c - '0')
-		if n > (math.MaxUint64-d)/10 {
-			return 0, false
-		}
-		n = n*10 + d
-	}
-	return n, true
+	n, err := strconv.ParseUint(string(b), 10, 64) // digits only: no sign, no underscores in base 10
+	return n, err == nil
 }
 
 // resolve hands a res to its pending call. A two-stage call stays pending after an ok ack.

@@ -117,7 +117,7 @@ func (s *Service) Run(ctx context.Context) error {
 		return err
 	}
 	setUp := s.setUp
-	gate := func(h micro.Handler) micro.Handler { return setUp.Gate("agent service", setUpWait, h) }
+	gate := func(h micro.Handler) micro.Handler { return setUp.Gate("agent service", wire.SetUpWait, h) }
 	svc, err := wire.AddService(s.nc, micro.Config{
 		Name:        subject.ServiceAgent,
 		Version:     Version,
@@ -323,10 +323,6 @@ func (s *Service) accept(j *job, params []byte) (*idem.Result, error) {
 
 // heldWait bounds how long accept waits for the stored run's delivery.
 const heldWait = time.Second
-
-// setUpWait bounds how long a request that arrives while the service opens its records and
-// stream waits for them.
-const setUpWait = 5 * time.Second
 
 // storeTimeout bounds one read or write of the idempotency records.
 const storeTimeout = 5 * time.Second

@@ -208,14 +208,6 @@ func New(cfg Config, nc *nats.Conn, log *slog.Logger) (*Core, error) {
 // Ready is closed once Run has subscribed every endpoint on the server.
 func (c *Core) Ready() <-chan struct{} { return c.ready }
 
-// Opened is closed once Run, after Ready, opened the inbound stream and the records; the
-// network starts then.
-func (c *Core) Opened() <-chan struct{} { return c.setUp.Done() }
-
-// setUpWait bounds how long a send that arrives while the provider opens the inbound stream
-// and the records waits for them.
-const setUpWait = 5 * time.Second
-
 // State returns the latest provider state.
 func (c *Core) State() wire.ProviderState {
 	c.mu.Lock()
@@ -334,7 +326,7 @@ func (c *Core) migrate(ctx context.Context) {
 // serve registers the micro service and its endpoints.
 func (c *Core) serve(ctx context.Context) (micro.Service, error) {
 	send := func(_ context.Context, data []byte, _ nats.Header) (any, error) {
-		if err := c.setUp.Wait(c.id+" provider", setUpWait); err != nil {
+		if err := c.setUp.Wait(c.id+" provider", wire.SetUpWait); err != nil {
 			return nil, err
 		}
 		return c.handleSend(ctx, data)

@@ -46,6 +46,16 @@ func New(max int64, spawn func()) *Queue {
 func (q *Queue) Push(frame []byte, droppable bool) Result {
 	q.mu.Lock()
 	defer q.mu.Unlock()
+	r := q.appendLocked(frame, droppable)
+	if r == Pushed {
+		q.wakeLocked()
+	}
+	return r
+}
+
+// appendLocked appends a frame unless the queue is closing or that would put more than max
+// bytes in it; q.mu is held.
+func (q *Queue) appendLocked(frame []byte, droppable bool) Result {
 	if q.closed || q.closeAfter != nil {
 		return Closing
 	}
@@ -58,7 +68,6 @@ func (q *Queue) Push(frame []byte, droppable bool) Result {
 	}
 	q.frames = append(q.frames, frame)
 	q.bytes += n
-	q.wakeLocked()
 	return Pushed
 }
 
@@ -68,17 +77,8 @@ func (q *Queue) Push(frame []byte, droppable bool) Result {
 func (q *Queue) PushClaim(frame []byte) (r Result, claimed bool) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	if q.closed || q.closeAfter != nil {
-		return Closing, false
-	}
-	n := int64(len(frame))
-	if q.bytes+n > q.max {
-		return Overflow, false
-	}
-	q.frames = append(q.frames, frame)
-	q.bytes += n
-	if q.running {
-		return Pushed, false
+	if r = q.appendLocked(frame, false); r != Pushed || q.running {
+		return r, false
 	}
 	q.running = true
 	return Pushed, true
