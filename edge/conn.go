@@ -36,11 +36,12 @@ type Backend interface {
 	// included); they run on the connection's reader goroutine.
 	Joined(c *Conn)
 	Left(c *Conn)
-	// Serve answers one request through c: exactly once, or twice for a two-stage method.
-	// release frees the request's in-flight slot early (an acknowledged run no longer
-	// counts); ctx ends when the connection closes or the drain budget of a shutdown ends.
-	// It runs on a goroutine of its own; a panic in it is answered UNAVAILABLE.
-	Serve(ctx context.Context, c *Conn, req Request, release func())
+	// Serve answers one request (r.Conn's) exactly once, twice for a two-stage method.
+	// It runs on the connection's reader and must not block: it answers at once, or starts
+	// what answers later and marks the call held, or goes on on a worker with r.Go. The
+	// call's in-flight slot is freed when it ends (or early with r.Release: an acknowledged
+	// run no longer counts). A panic in it is answered UNAVAILABLE.
+	Serve(r *Call)
 }
 
 // Refusal is a hello-error and the close code and reason that follow it.
@@ -80,9 +81,10 @@ type ConnConfig struct {
 	Metrics *Metrics
 }
 
-// Conn is one client connection: a reader (the goroutine of Hub.Serve), a writer draining
-// the bounded queue, and one goroutine per request in flight. The writer is a goroutine of
-// its own, or the request goroutine whose res found no writer running (it writes one batch).
+// Conn is one client connection: a reader (the goroutine of Hub.Serve) that starts every
+// request, and a writer draining the bounded queue. The writer is a worker of the writer
+// pool while frames wait, or a request's worker whose res found no writer running (it
+// writes one batch).
 type Conn struct {
 	hub      *Hub
 	b        Backend
@@ -99,8 +101,8 @@ type Conn struct {
 	inflight chan struct{}
 	reqWG    sync.WaitGroup
 	reqMu    sync.Mutex
-	reqs     map[*reqCtx]struct{} // bus requests under way (requestContext); nil until the first
-	ctx      context.Context      // ends when the reader ends
+	calls    map[*busCall]uint64 // bus requests under way, with their numbers; nil until the first
+	ctx      context.Context     // ends when the reader ends
 	cancel   context.CancelFunc
 	limit    int64            // current inbound frame limit
 	lr       io.LimitedReader // the reader's, reused for every frame
@@ -229,14 +231,18 @@ func (c *Conn) closeNow(code websocket.StatusCode, reason string) {
 	})
 }
 
-// spawnWriter starts a writer goroutine; the queue calls it (under its lock) when frames
-// wait and no writer runs.
+// spawnWriter starts a writer on a worker of the writer pool; the queue calls it (under
+// its lock) when frames wait and no writer runs.
 func (c *Conn) spawnWriter() {
 	c.writers.Add(1)
-	go func() {
-		defer c.writers.Done()
-		c.writeLoop(false)
-	}()
+	writeWorkers.run(c)
+}
+
+// write is a writer pool's job: write what is queued, then let the next frame start a
+// writer again.
+func (c *Conn) write() {
+	defer c.writers.Done()
+	c.writeLoop(false)
 }
 
 // writeLoop writes what is queued until the queue is empty (then it returns; the next frame
@@ -460,9 +466,8 @@ func (c *Conn) push(frame []byte, id string) {
 	}
 }
 
-// pushRes queues a request's res from the request's own goroutine; when no writer runs,
-// that goroutine writes it (and whatever else is queued) at once instead of handing it to
-// a new writer goroutine.
+// pushRes queues a request's res from the worker that serves it; when no writer runs, that
+// worker writes it (and whatever else is queued) at once instead of handing it to a writer.
 func (c *Conn) pushRes(frame []byte, id string) {
 	switch r, claimed := c.queue.PushClaim(frame); {
 	case claimed:
@@ -477,11 +482,15 @@ func (c *Conn) slowRes(id string) {
 	c.closeNow(websocket.StatusPolicyViolation, "slow consumer")
 }
 
-// SendOK answers request id with payload, which must be JSON (empty: null). The frame is
-// built by appending the payload bytes; nothing is re-encoded. SendOK, SendError and
-// SendFailure are called on the request's goroutine (Backend.Serve), and may write the
-// frame before they return.
-func (c *Conn) SendOK(id string, payload []byte) {
+// queueError answers request id with a protocol error from the reader goroutine: the
+// frame is queued for the writer, never written here.
+func (c *Conn) queueError(id string, e *wire.Error) {
+	c.push(failureFrame(id, ErrorShape(e), nil), id)
+}
+
+// okFrame is the res frame answering request id with ok:true and payload, which must be
+// JSON (empty: null). It is built by appending the payload bytes; nothing is re-encoded.
+func okFrame(id string, payload []byte) []byte {
 	if len(payload) == 0 {
 		payload = nullJSON
 	}
@@ -490,24 +499,7 @@ func (c *Conn) SendOK(id string, payload []byte) {
 	frame = appendJSONString(frame, id)
 	frame = append(frame, `,"ok":true,"payload":`...)
 	frame = append(frame, payload...)
-	frame = append(frame, '}')
-	c.pushRes(frame, id)
-}
-
-// SendError answers request id with a protocol error.
-func (c *Conn) SendError(id string, e *wire.Error) {
-	c.SendFailure(id, ErrorShape(e), nil)
-}
-
-// SendFailure answers request id with ok:false, the error and an optional payload.
-func (c *Conn) SendFailure(id string, e *schemas.ErrorShape, payload json.RawMessage) {
-	c.pushRes(failureFrame(id, e, payload), id)
-}
-
-// queueError answers request id with a protocol error from the reader goroutine: the
-// frame is queued for the writer, never written here.
-func (c *Conn) queueError(id string, e *wire.Error) {
-	c.push(failureFrame(id, ErrorShape(e), nil), id)
+	return append(frame, '}')
 }
 
 func failureFrame(id string, e *schemas.ErrorShape, payload json.RawMessage) []byte {
@@ -548,38 +540,25 @@ func (c *Conn) handleFrame(data []byte) bool {
 		return true
 	}
 	c.reqWG.Add(1)
-	requestWorkers.run(&inflight{c: c, req: req})
+	c.serve(&Call{Request: req, c: c})
 	return true
 }
 
-// inflight is one request being served; it holds a slot of the connection's in-flight limit
-// until released.
-type inflight struct {
-	c        *Conn
-	req      Request
-	released atomic.Bool
-}
-
-// release frees the request's in-flight slot; later calls do nothing.
-func (r *inflight) release() {
-	if r.released.CompareAndSwap(false, true) {
-		<-r.c.inflight
-	}
-}
-
-// serve runs one request on the backend and frees its slot and drain count.
-func (r *inflight) serve() {
-	c, req := r.c, r.req
-	defer c.reqWG.Done()
-	defer c.hub.drain.done()
-	defer r.release()
+// serve hands r to the backend on the reader; a call the backend neither answered
+// elsewhere nor handed on ends when Serve returns.
+func (c *Conn) serve(r *Call) {
 	defer func() {
 		if p := recover(); p != nil {
-			c.Log().Error("panic handling request", "method", req.Method, "panic", p)
-			c.SendError(req.ID, wire.Unavailable(false, "internal error handling %s", schemas.Clip(req.Method, maxEchoMethod)))
+			c.Log().Error("panic handling request", "method", r.Method, "panic", p)
+			if !r.held {
+				r.SendError(wire.Unavailable(false, "internal error handling %s", schemas.Clip(r.Method, maxEchoMethod)))
+			}
+		}
+		if !r.held {
+			r.end()
 		}
 	}()
-	c.b.Serve(c.ctx, c, req, r.release)
+	c.b.Serve(r)
 }
 
 // slowRequest validates a frame that is valid JSON but not in the common shape against the

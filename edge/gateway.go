@@ -89,73 +89,81 @@ func (s *Server) announce(c *Conn, event string) {
 }
 
 // Serve routes one request to the bus and answers it exactly once (twice for a two-stage
-// method: the ack, then the final). An acknowledged two-stage run frees its in-flight slot.
-// The request is counted in the metrics, with its result code and latency, just before its
-// last res is sent.
-func (s *Server) Serve(ctx context.Context, c *Conn, req Request, release func()) {
-	a := answer{c: c, id: req.ID, method: req.Method, start: s.cfg.Now(), s: s}
-	route, ok := s.routes[req.Method]
-	if service, absent := s.absent[req.Method]; !ok && absent {
-		a.fail(notRouted(req.Method, service))
+// method: the ack, then the final). It runs on the reader: a one-stage request is published
+// there and answered by its reply (busCalls); a two-stage one waits for its run's final on a
+// worker, and its acknowledged run frees its in-flight slot. The request is counted in the
+// metrics, with its result code and latency, just before its last res is sent.
+func (s *Server) Serve(r *Call) {
+	r.start = s.cfg.Now()
+	a := answer{r: r, method: r.Method, s: s}
+	route, ok := s.routes[r.Method]
+	if service, absent := s.absent[r.Method]; !ok && absent {
+		a.fail(notRouted(r.Method, service))
 		return
 	}
 	if !ok {
 		a.method = "unknown" // a client's typos must not grow the metrics without bound
-		a.fail(wire.Invalid("unknown method: %s", schemas.Clip(req.Method, maxEchoMethod)))
+		a.fail(wire.Invalid("unknown method: %s", schemas.Clip(r.Method, maxEchoMethod)))
 		return
 	}
-	if req.Params != nil || !s.paramsNilOK[route.Method] {
-		if err := s.validateParams(route.Method, req.Params); err != nil {
+	if r.Params != nil || !s.paramsNilOK[route.Method] {
+		if err := s.validateParams(route.Method, r.Params); err != nil {
 			a.fail(wire.Invalid("invalid %s params: %s", route.Method, err.Error()))
 			return
 		}
 	}
-	subj, body := route.Subject, req.Params
+	subj, body := route.Subject, r.Params
 	var err error
 	if route.SubjectFor != nil {
-		if subj, err = route.SubjectFor(req.Params); err != nil {
+		if subj, err = route.SubjectFor(r.Params); err != nil {
 			a.fail(invalidParams(route.Method, err))
 			return
 		}
 	}
 	if route.Rewrite != nil {
-		if body, err = route.Rewrite(req.Params, s.cfg.MaxPayload); err != nil {
+		if body, err = route.Rewrite(r.Params, s.cfg.MaxPayload); err != nil {
 			a.fail(invalidParams(route.Method, err))
 			return
 		}
 	}
-	var waiter *wire.RunWaiter
-	if route.TwoStage {
-		var p struct {
-			IdempotencyKey string `json:"idempotencyKey"`
-		}
-		if json.Unmarshal(req.Params, &p) != nil || p.IdempotencyKey == "" {
-			a.fail(wire.Invalid("invalid %s params: idempotencyKey required", route.Method))
-			return
-		}
-		waiter = s.runs.Watch(p.IdempotencyKey)
-		defer waiter.Stop()
-	}
-	reply, we := s.request(ctx, c, route, subj, body, route.deadline(req.Params))
-	if we != nil {
-		a.fail(we)
+	if !route.TwoStage {
+		r.hold()
+		s.calls.start(r, subj, body, route.deadline(r.Params), nil)
 		return
 	}
-	if waiter == nil {
-		a.ok(reply.Data)
+	var p struct {
+		IdempotencyKey string `json:"idempotencyKey"`
+	}
+	if json.Unmarshal(r.Params, &p) != nil || p.IdempotencyKey == "" {
+		a.fail(wire.Invalid("invalid %s params: idempotencyKey required", route.Method))
+		return
+	}
+	waiter := s.runs.Watch(p.IdempotencyKey)
+	r.Go(func(ctx context.Context) {
+		defer waiter.Stop()
+		s.serveRun(ctx, a, waiter, subj, body, route.deadline(r.Params))
+	})
+}
+
+// serveRun sends a two-stage request and answers its ack and then its run's final.
+func (s *Server) serveRun(ctx context.Context, a answer, waiter *wire.RunWaiter, subj string, body []byte, deadline time.Duration) {
+	r := a.r
+	reply, we := s.calls.request(r, subj, body, deadline)
+	if we != nil {
+		a.fail(we)
 		return
 	}
 	if reply.Header.Get(wire.HeaderRunFinal) != "" {
 		var fin wire.RunFinal
 		if err := json.Unmarshal(reply.Data, &fin); err != nil {
-			a.fail(wire.Unavailable(false, "%s: malformed final from the service", route.Method))
+			a.fail(wire.Unavailable(false, "%s: malformed final from the service", r.Method))
 			return
 		}
 		a.final(fin)
 		return
 	}
-	c.SendOK(req.ID, reply.Data) // the ack: not the request's last res
-	release()
+	r.SendOK(reply.Data) // the ack: not the request's last res
+	r.Release()
 	fin, err := waiter.Wait(ctx)
 	if err != nil {
 		a.fail(wire.Unavailable(true, "gateway shutting down"))
@@ -164,30 +172,41 @@ func (s *Server) Serve(ctx context.Context, c *Conn, req Request, release func()
 	a.final(fin)
 }
 
+// answerCall answers a one-stage request with its bus reply and ends it (busCalls.done).
+func (s *Server) answerCall(r *Call, reply *nats.Msg, we *wire.Error) {
+	defer r.end()
+	a := answer{r: r, method: r.Method, s: s}
+	if we != nil {
+		a.fail(we)
+		return
+	}
+	a.ok(reply.Data)
+}
+
 // answer sends a request's last res and counts the request in the metrics just before.
 type answer struct {
 	s      *Server
-	c      *Conn
-	id     string
+	r      *Call
 	method string // the metrics' method label
-	start  time.Time
 }
 
 // codeOK is the metrics' result code of a request answered with ok:true.
 const codeOK = "OK"
 
-func (a answer) count(code string) { a.s.metrics.Request(a.method, code, a.s.cfg.Now().Sub(a.start)) }
+func (a answer) count(code string) {
+	a.s.metrics.Request(a.method, code, a.s.cfg.Now().Sub(a.r.start))
+}
 
 // ok answers with ok:true and payload.
 func (a answer) ok(payload []byte) {
 	a.count(codeOK)
-	a.c.SendOK(a.id, payload)
+	a.r.SendOK(payload)
 }
 
 // fail answers with ok:false and we.
 func (a answer) fail(we *wire.Error) {
 	a.count(we.Code)
-	a.c.SendError(a.id, we)
+	a.r.SendError(we)
 }
 
 // final answers with the final of a two-stage run.
@@ -200,7 +219,7 @@ func (a answer) final(fin wire.RunFinal) {
 		fin.Error = wire.Unavailable(false, "%s run failed", a.method)
 	}
 	a.count(fin.Error.Code)
-	a.c.SendFailure(a.id, ErrorShape(fin.Error), fin.Payload)
+	a.r.SendFailure(ErrorShape(fin.Error), fin.Payload)
 }
 
 // notRouted says why a method of the protocol is not served here: the service that answers
@@ -238,30 +257,4 @@ func (s *Server) validateParams(method string, params []byte) error {
 		}
 	}
 	return s.cfg.Schemas.Params(method, v)
-}
-
-// request sends one bus request and maps every failure to a wire error.
-func (s *Server) request(ctx context.Context, c *Conn, route Route, subj string, body []byte, deadline time.Duration) (*nats.Msg, *wire.Error) {
-	if ctx == c.ctx { // Serve's ctx: the connection's, whose requests it ends itself
-		x := c.requestContext(deadline)
-		defer c.release(x)
-		ctx = x
-	} else {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, deadline)
-		defer cancel()
-	}
-	reply, err := wire.RequestMsg(ctx, s.nc, &nats.Msg{Subject: subj, Data: body})
-	if err != nil {
-		var we *wire.Error
-		if !errors.As(err, &we) {
-			s.log.Debug("bus request failed", "method", route.Method, "err", err)
-			we = wire.Unavailable(true, "%s failed: the service could not be reached", route.Method)
-		}
-		if s.hub.Stopping() && errors.Is(ctx.Err(), context.Canceled) {
-			we = wire.Unavailable(true, "gateway shutting down")
-		}
-		return nil, we
-	}
-	return reply, nil
 }

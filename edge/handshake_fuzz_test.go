@@ -24,8 +24,7 @@ func (admitAll) Admit(*Conn, *schemas.Hello) *Refusal { return nil }
 func (admitAll) HelloOK(*Conn) []byte                 { return []byte(`{"type":"hello-ok"}`) }
 func (admitAll) Joined(*Conn)                         {}
 func (admitAll) Left(*Conn)                           {}
-func (admitAll) Serve(context.Context, *Conn, Request, func()) {
-}
+func (admitAll) Serve(*Call)                          {}
 
 const fuzzToken = "s3cret-token-0123"
 
@@ -123,8 +122,8 @@ func FuzzHandshake(f *testing.F) {
 }
 
 // holdWriter makes the test the queue's writer: with a writer counted as running, a
-// request's res is queued for the test to Take rather than written by the request's
-// goroutine (the connection has no socket).
+// request's res is queued for the test to Take rather than handed to a writer (the
+// connection has no socket).
 func holdWriter(q *outq.Queue) {
 	q.Push(nil, false)
 	q.Take(nil)
@@ -133,9 +132,7 @@ func holdWriter(q *outq.Queue) {
 // echoBackend answers every request it is given with ok and the method's name.
 type echoBackend struct{ admitAll }
 
-func (echoBackend) Serve(_ context.Context, c *Conn, req Request, _ func()) {
-	c.SendOK(req.ID, []byte(`{"served":true}`))
-}
+func (echoBackend) Serve(r *Call) { r.SendOK([]byte(`{"served":true}`)) }
 
 // frameOutcome runs the post-auth path of one admitted connection on a frame: what it
 // queued for the client and how it closes.

@@ -138,7 +138,8 @@ type Server struct {
 	health       []byte // last HealthSummary, nil until known
 	stateVersion schemas.StateVersion
 
-	runs *wire.Runs // follows every run: broadcasts its events, ends two-stage waits
+	runs  *wire.Runs // follows every run: broadcasts its events, ends two-stage waits
+	calls *busCalls  // the bus requests of clients under way
 
 	metrics *Metrics // the gateway's Prometheus metrics, served on /metrics
 }
@@ -216,6 +217,10 @@ func (s *Server) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	if s.calls, err = followReplies(s.nc, s.answerCall); err != nil {
+		return fmt.Errorf("edge: %w", err)
+	}
+	subs = append(subs, s.calls.sub)
 	defer func() {
 		for _, sub := range subs {
 			_ = sub.Unsubscribe()

@@ -2,12 +2,6 @@ package edge
 
 import "sync/atomic"
 
-// requestWorkers serves the requests of every connection. A request's goroutine grows its
-// stack to a few KiB while it decodes, asks the bus and writes its answer; a new goroutine
-// per request paid for that growth every time (runtime.newstack was 9 % of the gateway's CPU
-// in a profile under load). A worker keeps its stack for the next request.
-var requestWorkers = newWorkerPool(64, (*inflight).serve)
-
 // workerPool runs jobs on goroutines that wait for the next job when done. At most maxIdle
 // wait at once (parked, they cost no CPU and hold no timer); a worker that finds that many
 // waiting ends after its job.

@@ -64,39 +64,44 @@ func (s *Server) Joined(c *edge.Conn) {
 func (s *Server) Left(c *edge.Conn) { c.Log().Debug("tab closed") }
 
 // Serve sends one request upstream under the client's own id and answers the tab under the
-// tab's id: once, or twice for the two-stage agent method (the ack, then the final).
-func (s *Server) Serve(ctx context.Context, c *edge.Conn, req edge.Request, release func()) {
+// tab's id: once, or twice for the two-stage agent method (the ack, then the final). It waits
+// for the upstream reply on a worker.
+func (s *Server) Serve(r *edge.Call) {
+	r.Go(func(ctx context.Context) { s.relay(ctx, r) })
+}
+
+func (s *Server) relay(ctx context.Context, r *edge.Call) {
 	cl := s.cl.Load()
 	if cl == nil {
-		c.SendError(req.ID, wire.Unavailable(true, "gateway not connected"))
+		r.SendError(wire.Unavailable(true, "gateway not connected"))
 		return
 	}
-	params := json.RawMessage(req.Params)
+	params := json.RawMessage(r.Params)
 	var payload json.RawMessage
 	var err error
-	if req.Method == schemas.MethodAgent {
-		payload, err = cl.RequestFinal(ctx, req.Method, params, func(ack json.RawMessage) {
-			c.SendOK(req.ID, ack)
-			release()
+	if r.Method == schemas.MethodAgent {
+		payload, err = cl.RequestFinal(ctx, r.Method, params, func(ack json.RawMessage) {
+			r.SendOK(ack)
+			r.Release()
 		})
 	} else {
-		payload, err = cl.Request(ctx, req.Method, params)
+		payload, err = cl.Request(ctx, r.Method, params)
 	}
 	if err == nil {
-		c.SendOK(req.ID, payload)
+		r.SendOK(payload)
 		return
 	}
 	var re *client.ResponseError
 	switch {
 	case errors.As(err, &re):
 		shape := re.Shape
-		c.SendFailure(req.ID, &shape, re.Payload)
+		r.SendFailure(&shape, re.Payload)
 	case ctx.Err() != nil:
 		// The tab is gone, or the server is stopping: nobody to answer.
 	case errors.Is(err, client.ErrDisconnected), errors.Is(err, client.ErrClosed):
-		c.SendError(req.ID, wire.Unavailable(true, "gateway not connected"))
+		r.SendError(wire.Unavailable(true, "gateway not connected"))
 	default:
-		c.Log().Warn("relay failed", "method", schemas.Clip(req.Method, 64), "err", err)
-		c.SendError(req.ID, wire.Unavailable(false, "%s failed in the webchat relay", schemas.Clip(req.Method, 64)))
+		r.Conn().Log().Warn("relay failed", "method", schemas.Clip(r.Method, 64), "err", err)
+		r.SendError(wire.Unavailable(false, "%s failed in the webchat relay", schemas.Clip(r.Method, 64)))
 	}
 }

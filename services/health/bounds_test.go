@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/nats-io/nats.go"
 
@@ -41,6 +42,7 @@ func TestSummariesWithinMaxBytes(t *testing.T) {
 	}
 	cfg := fastConfig(subject.ServiceSessions)
 	cfg.MaxBytes = maxBytes
+	cfg.QueueWait = time.Minute // a loaded machine must not make status list no events
 	h.run(t, cfg)
 	ev := h.waitEvent(t, "the sessions known", func(s schemas.HealthSummary) bool { return s.Sessions.Count == 5 })
 	if b, _ := json.Marshal(ev); len(b) > maxBytes/4 {

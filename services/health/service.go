@@ -31,9 +31,6 @@ import (
 // Version is the version the service registers with nats micro.
 const Version = "1.0.0"
 
-// queueTimeout bounds the request for the queued system events made by status.
-const queueTimeout = 250 * time.Millisecond
-
 // Config configures the health service. The zero value works: no services are watched and
 // every default below applies.
 type Config struct {
@@ -60,6 +57,9 @@ type Config struct {
 	// presence list) and the status answer within it, the oldest recent sessions and
 	// queued system events left out. Default 524288.
 	MaxBytes int
+	// QueueWait bounds status's request for the queued system events; past it status lists
+	// none. Default 250ms.
+	QueueWait time.Duration
 	// ReadyWait bounds how long Ready waits for every listed service to answer once, so
 	// that the first status after start-up is complete. Default 3s.
 	ReadyWait time.Duration
@@ -80,6 +80,7 @@ func (cfg Config) withDefaults() (Config, error) {
 		{"MinEventInterval", &cfg.MinEventInterval, time.Second},
 		{"MaxEventInterval", &cfg.MaxEventInterval, 60 * time.Second},
 		{"ReadyWait", &cfg.ReadyWait, 3 * time.Second},
+		{"QueueWait", &cfg.QueueWait, 250 * time.Millisecond},
 	}
 	for _, d := range durations {
 		if *d.v < 0 {
@@ -314,9 +315,9 @@ func (s *Service) healthReply() ([]byte, error) {
 }
 
 // status builds the StatusSummary; it asks the presence service for the queued system
-// events and lists none when presence does not answer within queueTimeout.
+// events and lists none when presence does not answer within QueueWait.
 func (s *Service) status(ctx context.Context) schemas.StatusSummary {
-	ctx, cancel := context.WithTimeout(ctx, queueTimeout)
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.QueueWait)
 	defer cancel()
 	var q wire.SystemEventQueue
 	if err := wire.RequestJSON(ctx, s.nc, subject.PresenceQueue, struct{}{}, &q); err != nil {
