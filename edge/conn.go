@@ -369,17 +369,19 @@ func (c *Conn) handshake(data []byte) bool {
 				websocket.StatusPolicyViolation, "too many failed auth attempts"})
 		}
 	}
-	v, err := schemas.Decode(data)
-	if err != nil {
-		c.close(websocket.StatusPolicyViolation, "malformed JSON")
-		return false
-	}
-	if err := c.cfg.Schemas.Hello(v); err != nil {
-		return c.refuse(&Refusal{schemas.HelloError{Reason: "invalid hello: " + err.Error()}, websocket.StatusPolicyViolation, "invalid hello"})
-	}
-	var h schemas.Hello
-	if err := json.Unmarshal(data, &h); err != nil {
-		return c.refuse(&Refusal{schemas.HelloError{Reason: "invalid hello"}, websocket.StatusPolicyViolation, "invalid hello"})
+	h, common := parseHello(data) // one pass for the usual hello; the schema for any other
+	if !common {
+		v, err := schemas.Decode(data)
+		if err != nil {
+			c.close(websocket.StatusPolicyViolation, "malformed JSON")
+			return false
+		}
+		if err := c.cfg.Schemas.Hello(v); err != nil {
+			return c.refuse(&Refusal{schemas.HelloError{Reason: "invalid hello: " + err.Error()}, websocket.StatusPolicyViolation, "invalid hello"})
+		}
+		if err := json.Unmarshal(data, &h); err != nil {
+			return c.refuse(&Refusal{schemas.HelloError{Reason: "invalid hello"}, websocket.StatusPolicyViolation, "invalid hello"})
+		}
 	}
 	if h.MinProtocol > schemas.ProtocolVersion || h.MaxProtocol < schemas.ProtocolVersion {
 		return c.refuse(&Refusal{schemas.HelloError{Reason: "protocol mismatch", ExpectedProtocol: schemas.ProtocolVersion},

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -166,6 +167,90 @@ func FuzzLongNumberScan(f *testing.F) {
 		}
 		if got := hasLongNumber(data); got != want {
 			t.Fatalf("hasLongNumber(%q) = %v, want %v", data, got, want)
+		}
+	})
+}
+
+func TestParseHello(t *testing.T) {
+	for _, tt := range []struct {
+		frame  string
+		common bool
+	}{
+		{`{"type":"hello","minProtocol":1,"maxProtocol":1,"client":{"name":"cli","version":"1.0","platform":"linux","mode":"cli"}}`, true},
+		{` {"client":{"mode":"node","instanceId":"i-1","platform":"p","version":"2","name":"ünï"},"maxProtocol":3 ,"minProtocol":1,"type":"hello",` +
+			`"caps":["a","b"],"auth":{"token":"t0k"},"locale":"","userAgent":"ua/1"} `, true},
+		{`{"type":"hello","minProtocol":1,"maxProtocol":1,"client":{"name":"c","version":"1","platform":"p","mode":"cli"},"caps":[],"auth":{}}`, true},
+		// Outside the common shape: the schema path decides (and words the error).
+		{`{"type":"hello","minProtocol":1,"maxProtocol":1,"client":{"name":"c","version":"1","platform":"p","mode":"cli"},"auth":{"token":""}}`, false},
+		{`{"type":"hello","minProtocol":1,"maxProtocol":1,"client":{"name":"c","version":"1","platform":"p","mode":"cli"},"auth":{"token":"a","token":"b"}}`, false},
+		{`{"type":"hello","minProtocol":1.0,"maxProtocol":1,"client":{"name":"c","version":"1","platform":"p","mode":"cli"}}`, false},
+		{`{"type":"hello","minProtocol":0,"maxProtocol":1,"client":{"name":"c","version":"1","platform":"p","mode":"cli"}}`, false},
+		{`{"type":"hello","minProtocol":1234567890,"maxProtocol":1,"client":{"name":"c","version":"1","platform":"p","mode":"cli"}}`, false},
+		{`{"type":"hello","minProtocol":1,"maxProtocol":1,"client":{"name":"","version":"1","platform":"p","mode":"cli"}}`, false},
+		{`{"type":"hello","minProtocol":1,"maxProtocol":1,"client":{"name":"c","version":"1","platform":"p"}}`, false},
+		{`{"type":"hello","minProtocol":1,"maxProtocol":1,"client":{"name":"c","version":"1","platform":"p","mode":"cli","x":1}}`, false},
+		{`{"type":"hello","minProtocol":1,"maxProtocol":1,"client":{"name":"c","name":"d","version":"1","platform":"p","mode":"cli"}}`, false},
+		{`{"type":"hello","minProtocol":1,"maxProtocol":1,"client":{"name":"\u0063","version":"1","platform":"p","mode":"cli"}}`, false},
+		{`{"type":"hello","minProtocol":1,"maxProtocol":1,"client":{"name":"c","version":"1","platform":"p","mode":"cli"},"caps":[""]}`, false},
+		{`{"type":"hello","minProtocol":1,"maxProtocol":1,"client":{"name":"c","version":"1","platform":"p","mode":"cli"},"auth":null}`, false},
+		{`{"type":"hello","minProtocol":1,"maxProtocol":1,"client":{"name":"c","version":"1","platform":"p","mode":"cli"},"Type":"hello"}`, false},
+		{`{"type":"hello","type":"hello","minProtocol":1,"maxProtocol":1,"client":{"name":"c","version":"1","platform":"p","mode":"cli"}}`, false},
+		{`{"type":"req","minProtocol":1,"maxProtocol":1,"client":{"name":"c","version":"1","platform":"p","mode":"cli"}}`, false},
+		{`{"minProtocol":1,"maxProtocol":1,"client":{"name":"c","version":"1","platform":"p","mode":"cli"}}`, false},
+		{`[{"type":"hello"}]`, false},
+	} {
+		h, common := parseHello([]byte(tt.frame))
+		if common != tt.common {
+			t.Errorf("%s: common %v, want %v", tt.frame, common, tt.common)
+			continue
+		}
+		if common {
+			var want schemas.Hello
+			if err := json.Unmarshal([]byte(tt.frame), &want); err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(h, want) {
+				t.Errorf("%s: parsed %+v, want %+v", tt.frame, h, want)
+			}
+		}
+	}
+}
+
+// FuzzParseHello: the one-pass hello decoder agrees with the schema path. A hello it takes as
+// common passes the hello schema and decodes to the same value; it never panics.
+func FuzzParseHello(f *testing.F) {
+	files, _ := filepath.Glob(filepath.Join("..", "schemas", "testdata", "*", "*hello*.json"))
+	for _, name := range files {
+		if data, err := os.ReadFile(name); err == nil {
+			f.Add(data)
+		}
+	}
+	f.Add([]byte(`{"type":"hello","minProtocol":1,"maxProtocol":2,"client":{"name":"c","version":"1","platform":"p","mode":"cli","instanceId":"x"},"caps":["a"],"auth":{"token":"t"},"locale":"en","userAgent":""}`))
+	set, err := schemas.Load()
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		if !json.Valid(data) {
+			return // the handshake refuses it before
+		}
+		h, common := parseHello(data)
+		if !common {
+			return
+		}
+		v, err := schemas.Decode(data)
+		if err != nil {
+			t.Fatalf("taken as a hello but not decodable: %q: %v", data, err)
+		}
+		if err := set.Hello(v); err != nil {
+			t.Fatalf("taken as a hello but fails the hello schema: %q: %v", data, err)
+		}
+		var want schemas.Hello
+		if err := json.Unmarshal(data, &want); err != nil {
+			t.Fatalf("unmarshal %q: %v", data, err)
+		}
+		if !reflect.DeepEqual(h, want) {
+			t.Fatalf("%q: parsed %+v, want %+v", data, h, want)
 		}
 	})
 }

@@ -124,11 +124,13 @@ type Client struct {
 	disp   *dispatcher
 	nextID atomic.Uint64
 
-	mu       sync.Mutex
-	cur      *session // nil while disconnected
-	hello    schemas.HelloOK
-	finished bool
-	finalErr error
+	mu        sync.Mutex
+	cur       *session        // nil while disconnected
+	hello     schemas.HelloOK // the latest, its snapshot decoded once helloFull
+	helloRaw  []byte
+	helloFull bool
+	finished  bool
+	finalErr  error
 }
 
 // Dial connects to the gateway and completes the hello handshake (protocol 1..1). ctx
@@ -162,6 +164,9 @@ func Dial(ctx context.Context, opts Options) (*Client, error) {
 func (c *Client) Hello() schemas.HelloOK {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if !c.helloFull {
+		c.hello, c.helloFull = fullHello(c.hello, c.helloRaw), true
+	}
 	return c.hello
 }
 

@@ -26,7 +26,8 @@ const (
 // session is one WebSocket connection after a successful handshake.
 type session struct {
 	conn    *websocket.Conn
-	hello   schemas.HelloOK
+	hello   schemas.HelloOK  // without its snapshot (fullHello adds it)
+	raw     []byte           // the hello-ok as received
 	pending map[uint64]*call // guarded by Client.mu; nil once the session dropped
 	ticks   chan struct{}    // capacity 1; the reader saw a tick
 	lastSeq int64            // reader goroutine only
@@ -57,7 +58,7 @@ func (c *Client) connect(ctx context.Context) (*session, error) {
 		return nil, unreachable(c.opts.URL, err)
 	}
 	conn.SetReadLimit(handshakeReadLimit)
-	hello, err := c.handshake(ctx, conn)
+	hello, raw, err := c.handshake(ctx, conn)
 	if err != nil {
 		_ = conn.CloseNow()
 		return nil, err
@@ -66,6 +67,7 @@ func (c *Client) connect(ctx context.Context) (*session, error) {
 	s := &session{
 		conn:    conn,
 		hello:   hello,
+		raw:     raw,
 		pending: make(map[uint64]*call),
 		ticks:   make(chan struct{}, 1),
 	}
@@ -87,52 +89,63 @@ func (c *Client) helloFrame() schemas.Hello {
 	return h
 }
 
-// handshake sends hello and reads the gateway's answer.
-func (c *Client) handshake(ctx context.Context, conn *websocket.Conn) (schemas.HelloOK, error) {
+// handshake sends hello and reads the gateway's answer: the hello-ok without its snapshot,
+// and the hello-ok as received.
+func (c *Client) handshake(ctx context.Context, conn *websocket.Conn) (hello schemas.HelloOK, raw []byte, err error) {
 	frame, err := json.Marshal(c.helloFrame())
 	if err != nil {
-		return schemas.HelloOK{}, fmt.Errorf("encode hello: %w", err)
+		return schemas.HelloOK{}, nil, fmt.Errorf("encode hello: %w", err)
 	}
 	if err := conn.Write(ctx, websocket.MessageText, frame); err != nil {
-		return schemas.HelloOK{}, c.handshakeErr("send hello", err)
+		return schemas.HelloOK{}, nil, c.handshakeErr("send hello", err)
 	}
 	_, data, err := conn.Read(ctx)
 	if err != nil {
-		return schemas.HelloOK{}, c.handshakeErr("read hello answer", err)
+		return schemas.HelloOK{}, nil, c.handshakeErr("read hello answer", err)
 	}
 	if c.opts.FrameHook != nil {
 		c.opts.FrameHook(data)
 	}
 	if bytes.HasPrefix(data, []byte(`{"type":"hello-ok",`)) {
 		// The gateway's hello-ok: decoded once, without a first pass for its type.
-		return c.helloOK(conn, data)
+		hello, err = c.helloOK(conn, data)
+		return hello, data, err
 	}
 	var head struct {
 		Type string `json:"type"`
 	}
 	if err := json.Unmarshal(data, &head); err != nil {
-		return schemas.HelloOK{}, c.handshakeErr("decode hello answer", err)
+		return schemas.HelloOK{}, nil, c.handshakeErr("decode hello answer", err)
 	}
 	switch head.Type {
 	case schemas.TypeHelloOK:
-		return c.helloOK(conn, data)
+		hello, err = c.helloOK(conn, data)
+		return hello, data, err
 	case schemas.TypeHelloError:
 		var he schemas.HelloError
 		if err := json.Unmarshal(data, &he); err != nil {
-			return schemas.HelloOK{}, c.handshakeErr("decode hello-error", err)
+			return schemas.HelloOK{}, nil, c.handshakeErr("decode hello-error", err)
 		}
-		return schemas.HelloOK{}, &HelloError{Reason: he.Reason, ExpectedProtocol: he.ExpectedProtocol, MinClient: he.MinClient}
+		return schemas.HelloOK{}, nil, &HelloError{Reason: he.Reason, ExpectedProtocol: he.ExpectedProtocol, MinClient: he.MinClient}
 	default:
-		return schemas.HelloOK{}, fmt.Errorf("gateway handshake at %s: unexpected %q frame before hello-ok", c.opts.URL, head.Type)
+		return schemas.HelloOK{}, nil, fmt.Errorf("gateway handshake at %s: unexpected %q frame before hello-ok", c.opts.URL, head.Type)
 	}
 }
 
-// helloOK decodes and checks a hello-ok.
+// helloOK decodes and checks a hello-ok: all but its snapshot, which stays raw until Hello
+// or OnConnect asks for it (decoding the snapshot was most of the client's CPU in a connect).
 func (c *Client) helloOK(conn *websocket.Conn, data []byte) (schemas.HelloOK, error) {
-	var ok schemas.HelloOK
-	if err := json.Unmarshal(data, &ok); err != nil {
+	var head struct {
+		Type     string             `json:"type"`
+		Protocol int                `json:"protocol"`
+		Server   schemas.ServerInfo `json:"server"`
+		Features schemas.Features   `json:"features"`
+		Policy   schemas.Policy     `json:"policy"`
+	}
+	if err := json.Unmarshal(data, &head); err != nil {
 		return schemas.HelloOK{}, c.handshakeErr("decode hello-ok", err)
 	}
+	ok := schemas.HelloOK{Type: head.Type, Protocol: head.Protocol, Server: head.Server, Features: head.Features, Policy: head.Policy}
 	if ok.Type != schemas.TypeHelloOK {
 		return schemas.HelloOK{}, fmt.Errorf("gateway handshake at %s: unexpected %q frame before hello-ok", c.opts.URL, ok.Type)
 	}
@@ -142,6 +155,18 @@ func (c *Client) helloOK(conn *websocket.Conn, data []byte) (schemas.HelloOK, er
 			c.opts.URL, ok.Protocol, schemas.ProtocolVersion)
 	}
 	return ok, nil
+}
+
+// fullHello is the hello-ok with its snapshot decoded from raw (left empty when the
+// snapshot does not decode).
+func fullHello(head schemas.HelloOK, raw []byte) schemas.HelloOK {
+	var snap struct {
+		Snapshot schemas.Snapshot `json:"snapshot"`
+	}
+	if json.Unmarshal(raw, &snap) == nil {
+		head.Snapshot = snap.Snapshot
+	}
+	return head
 }
 
 func (c *Client) handshakeErr(op string, err error) error {
@@ -155,15 +180,14 @@ func (c *Client) handshakeErr(op string, err error) error {
 func (c *Client) install(s *session) {
 	c.mu.Lock()
 	c.cur = s
-	c.hello = s.hello
+	c.hello, c.helloRaw, c.helloFull = s.hello, s.raw, false
 	c.mu.Unlock()
 	if c.log.Enabled(context.Background(), slog.LevelInfo) {
 		c.log.Info("connected", "url", c.opts.URL, "conn_id", s.hello.Server.ConnID,
 			"server_version", s.hello.Server.Version, "tick_interval_ms", s.hello.Policy.TickIntervalMs)
 	}
 	if f := c.opts.OnConnect; f != nil {
-		hello := s.hello
-		c.disp.push(func() { f(hello) })
+		c.disp.push(func() { f(fullHello(s.hello, s.raw)) })
 	}
 }
 
