@@ -3,6 +3,7 @@ package edge
 import (
 	"context"
 	"encoding/json"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -22,6 +23,28 @@ type Call struct {
 	worker   bool // runs on a worker, whose answers may write to the socket themselves
 	fn       func(ctx context.Context)
 	released atomic.Bool
+	// refs counts the reader (until Serve returned) and the call's owner (until it ended);
+	// the last to let go recycles the call, unless it went on a worker (Go), whose function
+	// may have handed the call to callbacks that outlive it.
+	refs atomic.Int32
+}
+
+var calls = sync.Pool{New: func() any { return new(Call) }}
+
+// newCall returns a call of c for req, counted for the reader and its owner.
+func newCall(c *Conn, req Request) *Call {
+	r := calls.Get().(*Call)
+	r.Request, r.c = req, c
+	r.refs.Store(2)
+	return r
+}
+
+// unref lets go of r; the last one recycles it.
+func (r *Call) unref() {
+	if r.refs.Add(-1) == 0 && r.fn == nil {
+		*r = Call{}
+		calls.Put(r)
+	}
 }
 
 // Conn is the connection the call came on.
@@ -45,11 +68,13 @@ func (r *Call) Release() {
 	}
 }
 
-// end ends the call: exactly once, after its last res is queued.
+// end ends the call: exactly once, after its last res is queued. Nothing may use r after.
 func (r *Call) end() {
 	r.Release()
-	r.c.hub.drain.done()
-	r.c.reqWG.Done()
+	c := r.c
+	r.unref()
+	c.hub.drain.done()
+	c.reqWG.Done()
 }
 
 // run is a request worker's job: the function Go was given.

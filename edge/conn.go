@@ -271,6 +271,7 @@ func (c *Conn) writeLoop(inline bool) {
 			if c.cfg.Verbose {
 				c.Log().Debug("frame out", "bytes", len(f), "frame", truncate(f))
 			}
+			frameBufs.put(f)
 		}
 		c.wdog.Disarm()
 		clear(frames)
@@ -446,7 +447,7 @@ func (c *Conn) refuse(r *Refusal) bool {
 // encoded event up to and including `"seq":`.
 func (c *Conn) sendEvent(event string, prefix []byte, droppable bool) {
 	c.seq++
-	frame := make([]byte, 0, len(prefix)+24)
+	frame := frameBufs.get(len(prefix) + 24)
 	frame = append(frame, prefix...)
 	frame = strconv.AppendInt(frame, c.seq, 10)
 	frame = append(frame, '}')
@@ -496,7 +497,7 @@ func okFrame(id string, payload []byte) []byte {
 	if len(payload) == 0 {
 		payload = nullJSON
 	}
-	frame := make([]byte, 0, len(payload)+len(id)+48)
+	frame := frameBufs.get(len(payload) + len(id) + 48)
 	frame = append(frame, `{"type":"res","id":`...)
 	frame = appendJSONString(frame, id)
 	frame = append(frame, `,"ok":true,"payload":`...)
@@ -542,7 +543,7 @@ func (c *Conn) handleFrame(data []byte) bool {
 		return true
 	}
 	c.reqWG.Add(1)
-	c.serve(&Call{Request: req, c: c})
+	c.serve(newCall(c, req))
 	return true
 }
 
@@ -559,6 +560,7 @@ func (c *Conn) serve(r *Call) {
 		if !r.held {
 			r.end()
 		}
+		r.unref() // the reader's: r may be recycled from here on
 	}()
 	c.b.Serve(r)
 }

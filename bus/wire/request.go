@@ -99,8 +99,8 @@ func ReplyError(msg *nats.Msg) *Error {
 }
 
 // HandlerFunc handles one bus request: it gets the request body and headers and returns a
-// value to send as JSON (a json.RawMessage or a Reply is sent as is), or an error (an *Error
-// is sent as is, anything else as UNAVAILABLE).
+// value to send as JSON (a json.RawMessage, an *Encoded or a Reply is sent as is), or an
+// error (an *Error is sent as is, anything else as UNAVAILABLE).
 type HandlerFunc func(ctx context.Context, data []byte, hdr nats.Header) (any, error)
 
 // Handler adapts fn to a micro.Handler. It always answers exactly once: panics and
@@ -129,7 +129,9 @@ func Handler(name string, fn HandlerFunc) micro.Handler {
 			return
 		}
 		var data []byte
-		if raw, ok := out.(json.RawMessage); ok {
+		if enc, ok := out.(*Encoded); ok {
+			data = enc.Data
+		} else if raw, ok := out.(json.RawMessage); ok {
 			data = raw
 		} else if data, err = json.Marshal(out); err != nil {
 			RespondError(req, name, fmt.Errorf("encode reply: %w", err))
@@ -138,6 +140,11 @@ func Handler(name string, fn HandlerFunc) micro.Handler {
 		_ = req.Respond(data)
 	})
 }
+
+// Encoded is a handler's answer already encoded as JSON. A handler that answers many
+// requests with the same bytes returns the same *Encoded each time, which costs nothing to
+// return as an interface value (a json.RawMessage costs an allocation per answer).
+type Encoded struct{ Data []byte }
 
 // Reply is a handler's answer sent with headers: Data as is.
 type Reply struct {

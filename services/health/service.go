@@ -198,10 +198,7 @@ func (s *Service) Run(ctx context.Context) error {
 	reconnected := s.nc.StatusChanged(nats.CONNECTED)
 	defer s.nc.RemoveStatusListener(reconnected)
 
-	get := func(context.Context, []byte, nats.Header) (any, error) {
-		data, err := s.healthReply()
-		return json.RawMessage(data), err
-	}
+	get := func(context.Context, []byte, nats.Header) (any, error) { return s.healthReply() }
 	status := func(context.Context, []byte, nats.Header) (any, error) { return s.status(ctx), nil }
 	svc, err := wire.AddService(s.nc, micro.Config{
 		Name:        subject.ServiceHealth,
@@ -291,27 +288,29 @@ func (s *Service) health(snap snapshot, now, start time.Time) ([]byte, error) {
 type cachedHealth struct {
 	version uint64
 	ms      int64
-	data    []byte
+	answer  wire.Encoded
 }
 
 // healthReply answers health.get. The answers within one millisecond to an unchanged state
 // are the same bytes (the summary's ages and ts count milliseconds), so they share one
 // encoding: under load many requests arrive per millisecond, and building and encoding the
 // summary for each was ~6 % of the gateway's CPU.
-func (s *Service) healthReply() ([]byte, error) {
+func (s *Service) healthReply() (*wire.Encoded, error) {
 	start := time.Now()
 	now := s.cfg.Now()
 	version := s.state.currentVersion()
 	if c := s.cached.Load(); c != nil && c.version == version && c.ms == now.UnixMilli() {
-		return c.data, nil
+		return &c.answer, nil
 	}
 	data, err := s.health(s.state.get(), now, start)
-	if err == nil {
-		// The state may have changed since version was read; the answer is then newer
-		// than its key, which only the next change's requests (another key) could tell.
-		s.cached.Store(&cachedHealth{version: version, ms: now.UnixMilli(), data: data})
+	if err != nil {
+		return nil, err
 	}
-	return data, err
+	// The state may have changed since version was read; the answer is then newer than
+	// its key, which only the next change's requests (another key) could tell.
+	c := &cachedHealth{version: version, ms: now.UnixMilli(), answer: wire.Encoded{Data: data}}
+	s.cached.Store(c)
+	return &c.answer, nil
 }
 
 // status builds the StatusSummary; it asks the presence service for the queued system
