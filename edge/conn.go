@@ -38,9 +38,10 @@ type Backend interface {
 	Left(c *Conn)
 	// Serve answers one request (r.Conn's) exactly once, twice for a two-stage method.
 	// It runs on the connection's reader and must not block: it answers at once, or starts
-	// what answers later and marks the call held, or goes on on a worker with r.Go. The
-	// call's in-flight slot is freed when it ends (or early with r.Release: an acknowledged
-	// run no longer counts). A panic in it is answered UNAVAILABLE.
+	// what answers later and marks the call held (the gateway's bus requests), or goes on
+	// on a worker with r.Go. The call's in-flight slot is freed when it ends (or early with
+	// r.Release: an acknowledged run no longer counts). A panic in it is answered
+	// UNAVAILABLE.
 	Serve(r *Call)
 }
 
@@ -246,9 +247,9 @@ func (c *Conn) write() {
 }
 
 // writeLoop writes what is queued until the queue is empty (then it returns; the next frame
-// starts a new writer), shut, or asks for the close. An inline writer (a request's goroutine
-// that claimed the queue with its res) writes one batch and hands the rest to a writer
-// goroutine, so that it never carries other requests' frames or the close handshake.
+// starts a new writer), shut, or asks for the close. An inline writer (a request's worker
+// that claimed the queue with its res) writes one batch and hands the rest to a writer, so
+// that it never carries other requests' frames or the close handshake.
 func (c *Conn) writeLoop(inline bool) {
 	for {
 		frames, cr, done, stop := c.queue.Take(c.wbuf)
