@@ -28,7 +28,8 @@ type Backend interface {
 	// check; it may block briefly (the relay waits for its upstream). A non-nil refusal
 	// is sent as hello-error and closes the connection.
 	Admit(c *Conn, h *schemas.Hello) *Refusal
-	// HelloOK encodes the hello-ok frame for c from the server's current state. It is
+	// HelloOK encodes the hello-ok frame for c from the server's current state, in a new
+	// slice: the connection owns it, and reuses its buffer once it is written. It is
 	// called with the hub's lock held, and the connection starts receiving events right
 	// after it, so the snapshot and the events never overlap or leave a gap.
 	HelloOK(c *Conn) []byte

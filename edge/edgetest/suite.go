@@ -84,15 +84,14 @@ func (l smallSendBuf) Accept() (net.Conn, error) {
 	return c, err
 }
 
+// loadSchemas loads the protocol schemas once for every client of the test binary (clients
+// may be dialled from several goroutines at once).
 var loadSchemas = func() func(testing.TB) *schemas.Set {
-	var set *schemas.Set
+	load := sync.OnceValues(schemas.Load)
 	return func(t testing.TB) *schemas.Set {
-		if set == nil {
-			s, err := schemas.Load()
-			if err != nil {
-				t.Fatal(err)
-			}
-			set = s
+		set, err := load()
+		if err != nil {
+			t.Fatal(err)
 		}
 		return set
 	}
