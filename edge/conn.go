@@ -501,7 +501,7 @@ func okFrame(id string, payload []byte) []byte {
 	}
 	frame := frameBufs.get(len(payload) + len(id) + 48)
 	frame = append(frame, `{"type":"res","id":`...)
-	frame = appendJSONString(frame, id)
+	frame = schemas.AppendString(frame, id)
 	frame = append(frame, `,"ok":true,"payload":`...)
 	frame = append(frame, payload...)
 	return append(frame, '}')

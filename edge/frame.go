@@ -59,35 +59,14 @@ func parseRequest(data []byte) (Request, frameStatus) {
 		return Request{}, frameLongNumber
 	}
 	var req Request
-	p := skipSpace(data, 0)
-	if p >= len(data) || data[p] != '{' {
-		return req, frameOther
-	}
-	p++
 	var seen [4]bool // type, id, method, params
-	for {
-		p = skipSpace(data, p)
-		if data[p] == '}' {
-			break
-		}
-		if data[p] == ',' {
-			p = skipSpace(data, p+1)
-		}
-		key, next, ok := plainString(data, p)
-		if !ok {
-			return req, frameOther
-		}
-		p = skipSpace(data, next)
-		p = skipSpace(data, p+1) // the ':'
-		start := p
-		p = skipValue(data, p)
-		val := data[start:p]
+	ok := members(data, skipSpace(data, 0), func(key, val []byte) bool {
 		slot := -1
 		switch string(key) {
 		case "type":
 			slot = 0
 			if string(val) != `"req"` {
-				return req, frameOther
+				return false
 			}
 		case "id", "method":
 			slot = 1
@@ -96,7 +75,7 @@ func parseRequest(data []byte) (Request, frameStatus) {
 			}
 			s, _, ok := plainString(val, 0)
 			if !ok || len(s) == 0 {
-				return req, frameOther
+				return false
 			}
 			if slot == 1 {
 				req.ID = string(s)
@@ -111,15 +90,16 @@ func parseRequest(data []byte) (Request, frameStatus) {
 				req.Params = bytes.Clone(val) // the frame's buffer is reused for the next one
 			}
 		default:
-			return req, frameOther
+			return false
 		}
 		if seen[slot] {
-			return req, frameOther
+			return false
 		}
 		seen[slot] = true
-	}
-	if !seen[0] || !seen[1] || !seen[2] {
-		return req, frameOther
+		return true
+	})
+	if !ok || !seen[0] || !seen[1] || !seen[2] {
+		return Request{}, frameOther
 	}
 	return req, frameReq
 }
@@ -144,6 +124,55 @@ func skipSpace(b []byte, p int) int {
 		}
 	}
 	return p
+}
+
+// members calls fn with the key and the raw value of each member of the JSON object at p,
+// in order, while fn returns true; false when b[p] starts no object, a key has escapes, or fn
+// said no. b is valid JSON.
+func members(b []byte, p int, fn func(key, val []byte) bool) bool {
+	return each(b, p, '{', fn)
+}
+
+// elements calls fn with each raw element of the JSON array b while fn returns true; false
+// when b is no array or fn said no. b is valid JSON.
+func elements(b []byte, fn func(val []byte) bool) bool {
+	return each(b, 0, '[', func(_, val []byte) bool { return fn(val) })
+}
+
+// each walks the JSON object or array (open '{' or '[') at p, calling fn with each member's
+// key (nil in an array) and raw value while fn returns true.
+func each(b []byte, p int, open byte, fn func(key, val []byte) bool) bool {
+	if p >= len(b) || b[p] != open {
+		return false
+	}
+	end := byte('}')
+	if open == '[' {
+		end = ']'
+	}
+	p++
+	for {
+		p = skipSpace(b, p)
+		if b[p] == end {
+			return true
+		}
+		if b[p] == ',' {
+			p = skipSpace(b, p+1)
+		}
+		var key []byte
+		if open == '{' {
+			k, next, ok := plainString(b, p)
+			if !ok {
+				return false
+			}
+			key = k
+			p = skipSpace(b, skipSpace(b, next)+1) // past the ':'
+		}
+		start := p
+		p = skipValue(b, p)
+		if !fn(key, b[start:p]) {
+			return false
+		}
+	}
 }
 
 // plainString reads the JSON string at p when it has no escapes and is valid UTF-8: its contents and the index
@@ -203,18 +232,4 @@ func skipValue(b []byte, p int) int {
 		p++
 	}
 	return p
-}
-
-// appendJSONString appends s as a JSON string: as is between quotes when nothing in it
-// needs escaping, else encoded.
-func appendJSONString(dst []byte, s string) []byte {
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; c < 0x20 || c == '"' || c == '\\' || c >= utf8.RuneSelf {
-			b, _ := json.Marshal(s)
-			return append(dst, b...)
-		}
-	}
-	dst = append(dst, '"')
-	dst = append(dst, s...)
-	return append(dst, '"')
 }

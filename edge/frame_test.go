@@ -59,16 +59,6 @@ func TestParseRequest(t *testing.T) {
 	}
 }
 
-func TestAppendJSONString(t *testing.T) {
-	for _, s := range []string{"", "abc-1", `q"uote`, `back\slash`, "ctl\x01", "ünï", "<&>"} {
-		got := appendJSONString([]byte("x"), s)
-		var back string
-		if err := json.Unmarshal(got[1:], &back); err != nil || back != s {
-			t.Errorf("appendJSONString(%q) = %s (%v)", s, got, err)
-		}
-	}
-}
-
 // FuzzParseRequest: the one-pass decoder agrees with the schema path. A frame it takes as a
 // req in the common shape passes the request schema with the same id, method and params;
 // a frame it calls malformed is not JSON; it never panics.

@@ -37,7 +37,7 @@ func (s *Server) HelloOK(c *Conn) []byte {
 	}
 	b := make([]byte, 0, len(s.helloPrefix)+len(presence)+len(health)+160)
 	b = append(b, s.helloPrefix...)
-	b = appendJSONString(b, c.id)
+	b = schemas.AppendString(b, c.id)
 	b = append(b, `},"snapshot":{"presence":`...)
 	b = append(b, presence...)
 	b = append(b, `,"health":`...)

@@ -96,7 +96,7 @@ func (h *Hub) BroadcastLocked(event string, payload []byte, sv *schemas.StateVer
 	}
 	prefix := make([]byte, 0, len(payload)+96)
 	prefix = append(prefix, `{"type":"event","event":`...)
-	prefix = appendJSONString(prefix, event)
+	prefix = schemas.AppendString(prefix, event)
 	if len(payload) > 0 {
 		prefix = append(prefix, `,"payload":`...)
 		prefix = append(prefix, payload...)
@@ -138,7 +138,7 @@ func (h *Hub) Shutdown(budget, closeWait time.Duration, log func(msg string, arg
 		}
 		h.reqCancel()
 		for _, c := range h.snapshot() {
-			c.endRequests() // their contexts end with reqCtx, those of bus requests here
+			c.endRequests() // workers' contexts end with reqCtx, the bus requests here
 		}
 		<-drained
 	}

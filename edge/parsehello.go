@@ -99,58 +99,6 @@ func parseClientInfo(b []byte) (ci schemas.ClientInfo, ok bool) {
 	return ci, ok && seen[0] && seen[1] && seen[2] && seen[3]
 }
 
-// members calls fn with the key and the raw value of each member of the JSON object at p,
-// in order, while fn returns true; false when b[p] starts no object, a key has escapes, or fn
-// said no. b is valid JSON.
-func members(b []byte, p int, fn func(key, val []byte) bool) bool {
-	if p >= len(b) || b[p] != '{' {
-		return false
-	}
-	p++
-	for {
-		p = skipSpace(b, p)
-		if b[p] == '}' {
-			return true
-		}
-		if b[p] == ',' {
-			p = skipSpace(b, p+1)
-		}
-		key, next, ok := plainString(b, p)
-		if !ok {
-			return false
-		}
-		p = skipSpace(b, skipSpace(b, next)+1) // past the ':'
-		start := p
-		p = skipValue(b, p)
-		if !fn(key, b[start:p]) {
-			return false
-		}
-	}
-}
-
-// elements calls fn with each raw element of the JSON array b while fn returns true; false
-// when b is no array or fn said no. b is valid JSON.
-func elements(b []byte, fn func(val []byte) bool) bool {
-	if len(b) == 0 || b[0] != '[' {
-		return false
-	}
-	p := 1
-	for {
-		p = skipSpace(b, p)
-		if b[p] == ']' {
-			return true
-		}
-		if b[p] == ',' {
-			p = skipSpace(b, p+1)
-		}
-		start := p
-		p = skipValue(b, p)
-		if !fn(b[start:p]) {
-			return false
-		}
-	}
-}
-
 // str is the JSON string b when it has no escapes and is valid UTF-8.
 func str(b []byte) (string, bool) {
 	s, next, ok := plainString(b, 0)

@@ -18,7 +18,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-	"unicode/utf8"
 
 	"github.com/clawdis/clawdis/schemas"
 )
@@ -268,17 +267,7 @@ func appendRequest(b *bytes.Buffer, id uint64, method string, params json.RawMes
 	b.WriteString(`{"type":"req","id":"`)
 	b.Write(strconv.AppendUint(b.AvailableBuffer(), id, 10))
 	b.WriteString(`","method":`)
-	if plainJSONString(method) {
-		b.WriteByte('"')
-		b.WriteString(method)
-		b.WriteByte('"')
-	} else {
-		m, err := json.Marshal(method)
-		if err != nil {
-			return err
-		}
-		b.Write(m)
-	}
+	b.Write(schemas.AppendString(b.AvailableBuffer(), method))
 	if len(params) > 0 {
 		b.WriteString(`,"params":`)
 		if err := json.Compact(b, params); err != nil {
@@ -287,17 +276,6 @@ func appendRequest(b *bytes.Buffer, id uint64, method string, params json.RawMes
 	}
 	b.WriteByte('}')
 	return nil
-}
-
-// plainJSONString reports whether s needs no escaping in JSON (json.Marshal also escapes
-// <, > and &).
-func plainJSONString(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; c < 0x20 || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' || c >= utf8.RuneSelf {
-			return false
-		}
-	}
-	return true
 }
 
 func (c *Client) do(ctx context.Context, method string, params any, twoStage bool, onAck func(json.RawMessage)) (json.RawMessage, error) {
